@@ -1,0 +1,1 @@
+"""Central aggregator (issue 4). Installed as `hazardwatch.central`."""

@@ -1,0 +1,1 @@
+"""The edge worker: ingest, patrol, detect, confirm, publish. Installed as `hazardwatch.edge`."""

@@ -1,0 +1,258 @@
+"""Edge configuration: one YAML file, validated strictly, exported as JSON Schema.
+
+Unknown keys are errors (`extra="forbid"`), cross-checks run after field validation, and paths are
+resolved relative to the config file so a config can be moved with its models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from hazardwatch.contract import Hazard, RiskLevel
+from hazardwatch.contract.messages import Id
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+Polygon = Annotated[list[Point], Field(min_length=3, max_length=256)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:
+    if path is None or path.is_absolute():
+        return path
+    base = (info.context or {}).get("config_dir")
+    return (Path(base) / path) if base else path
+
+
+class TlsConfig(Strict):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_hostname_check: bool = False
+
+    _paths = field_validator("ca_file", "cert_file", "key_file")(_resolve)
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate authentication)")
+        return self
+
+
+class BrokerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: TlsConfig | None = None
+    username: str | None = None
+    password: str | None = Field(default=None, description="Prefer password_env or password_file")
+    password_env: str | None = None
+    password_file: Path | None = None
+    client_id: str | None = Field(default=None, description="Default: hazardwatch-edge-<edge_id>")
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT version; 3.1.1 for old brokers")
+    topic_prefix: str = Field(default="hazardwatch", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    keepalive_s: int = Field(default=30, ge=5, le=600)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    max_inflight: int = Field(default=20, ge=1, le=1000)
+
+    _pw_file = field_validator("password_file")(_resolve)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> BrokerConfig:
+        given = [k for k in ("password", "password_env", "password_file") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give the broker password one way only, not {' and '.join(given)}")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+
+class ConfirmConfig(Strict):
+    """Sliding-window vote (after Pyronear): the last `window` looks at a camera decide."""
+
+    window: int = Field(default=5, ge=1, le=50, description="Number of recent looks in the vote")
+    min_votes: int = Field(default=3, ge=1, description="Looks whose region must overlap the candidate")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Summed score / window must reach this")
+    ongoing_factor: float = Field(default=0.8, gt=0, le=1, description="Threshold factor while alerting")
+    min_iou: float = Field(default=0.0, ge=0, lt=1, description="Overlap needed to count as the same region")
+    end_after_s: float = Field(default=120.0, gt=0, description="Clear period that ends an alert")
+    update_score_delta: float = Field(default=0.1, gt=0, le=1, description="Score rise that sends an update")
+
+    @model_validator(mode="after")
+    def _votes(self) -> ConfirmConfig:
+        if self.min_votes > self.window:
+            raise ValueError(f"min_votes ({self.min_votes}) cannot exceed window ({self.window})")
+        return self
+
+
+class HazardSettings(Strict):
+    enabled: bool = True
+    interval_s: float | None = Field(default=None, gt=0, description="Revisit interval; default from patrol")
+    threshold: float | None = Field(default=None, gt=0, lt=1, description="Per-look threshold override")
+    zones: list[Id] | None = Field(default=None, description="Restrict to these zones; None: whole view")
+    confirm: ConfirmConfig | None = None
+
+
+class Zone(Strict):
+    id: Id
+    polygon: Polygon
+
+
+class Location(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class CameraConfig(Strict):
+    id: Id
+    name: str = ""
+    source: str = Field(description="rtsp://..., http(s)://... JPEG snapshot, a video file or image folder")
+    mode: Literal["snapshot", "persistent"] = Field(
+        default="snapshot", description="snapshot: connect, one frame, disconnect; persistent: stay open"
+    )
+    decode: Literal["keyframes", "all"] = Field(
+        default="keyframes", description="Persistent mode: decode key frames only (cheap) or every frame"
+    )
+    enabled: bool = True
+    location: Location | None = None
+    bearing_deg: float | None = Field(default=None, ge=0, lt=360)
+    fov_deg: float | None = Field(default=None, gt=0, le=360)
+    hazards: dict[Hazard, HazardSettings] = Field(min_length=1)
+    zones: list[Zone] = Field(default_factory=list, max_length=64)
+    masks: list[Polygon] = Field(default_factory=list, max_length=64, description="Regions never analysed")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str, info: ValidationInfo) -> str:
+        if "://" in v:
+            scheme = v.split("://", 1)[0].lower()
+            if scheme not in ("rtsp", "rtsps", "http", "https", "file"):
+                raise ValueError(f"unsupported source scheme {scheme!r}: use rtsp, http(s) or a local path")
+            AnyUrl(v)
+            return v
+        resolved = _resolve(Path(v), info)
+        return str(resolved)
+
+    @model_validator(mode="after")
+    def _zones(self) -> CameraConfig:
+        ids = [z.id for z in self.zones]
+        if len(ids) != len(set(ids)):
+            raise ValueError("zone ids must be unique within a camera")
+        for hazard, settings in self.hazards.items():
+            for zone in settings.zones or []:
+                if zone not in ids:
+                    raise ValueError(f"hazards.{hazard.value}.zones names unknown zone {zone!r}")
+        return self
+
+
+class BackoffConfig(Strict):
+    initial_s: float = Field(default=1.0, gt=0)
+    max_s: float = Field(default=60.0, gt=0)
+    jitter: float = Field(default=0.2, ge=0, le=1, description="Random +- share of each delay")
+
+
+class PatrolConfig(Strict):
+    intervals_s: dict[Hazard, float] = Field(
+        default_factory=lambda: {
+            Hazard.SMOKE: 30.0,
+            Hazard.FIRE: 30.0,
+            Hazard.WATERLOGGING: 60.0,
+            Hazard.FALLEN_TREE: 60.0,
+        },
+        description="Default revisit interval per hazard",
+    )
+    burst_interval_s: float = Field(default=2.0, gt=0, description="Re-check cadence after a candidate")
+    risk_factors: dict[RiskLevel, float] = Field(
+        default_factory=lambda: {RiskLevel.NORMAL: 1.0, RiskLevel.ELEVATED: 0.5, RiskLevel.HIGH: 0.25},
+        description="Interval multiplier per risk level",
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="Threads for connect, decode and inference")
+    max_concurrent_visits: int = Field(default=16, ge=1, le=1024, description="Snapshot visits in flight")
+    open_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    read_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    offline_after_s: float = Field(default=15.0, gt=0, description="No frame for this long: offline")
+    backoff: BackoffConfig = BackoffConfig()
+
+    @model_validator(mode="after")
+    def _factors(self) -> PatrolConfig:
+        for level in RiskLevel:
+            if level not in self.risk_factors:
+                raise ValueError(f"risk_factors needs a value for {level.value}")
+        return self
+
+
+class ModelRef(Strict):
+    manifest: Path = Field(description="Path to the model's manifest JSON (the ONNX file sits beside it)")
+    threshold: float | None = Field(default=None, gt=0, lt=1, description="Override the manifest's threshold")
+    threads: int = Field(default=2, ge=1, le=64, description="ONNX Runtime intra-op threads")
+
+    _path = field_validator("manifest")(_resolve)
+
+
+class OutboxConfig(Strict):
+    path: Path = Field(default=Path("var/edge-outbox.db"), validate_default=True)
+    max_messages: int = Field(default=100_000, ge=100)
+
+    _path = field_validator("path")(_resolve)
+
+
+class HttpConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535, description="0 picks a free port")
+
+
+class SnapshotConfig(Strict):
+    max_side: int = Field(default=640, ge=64, le=4096)
+    jpeg_quality: int = Field(default=80, ge=20, le=100)
+    max_bytes: int = Field(default=200_000, ge=10_000, le=300_000)
+
+
+class EdgeConfig(Strict):
+    edge_id: Id
+    site: str = ""
+    broker: BrokerConfig | None = Field(
+        default_factory=BrokerConfig, description="null: no MQTT; alerts wait in the outbox"
+    )
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=5000)
+    patrol: PatrolConfig = PatrolConfig()
+    confirm: dict[Hazard, ConfirmConfig] = Field(default_factory=dict, description="Per-hazard defaults")
+    models: list[ModelRef] = Field(min_length=1)
+    outbox: OutboxConfig = OutboxConfig()
+    http: HttpConfig = HttpConfig()
+    snapshot: SnapshotConfig = SnapshotConfig()
+    heartbeat_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_relative_to_file(cls, data: object) -> object:
+        # Validating an explicit empty section resolves its default paths against the config file.
+        if isinstance(data, dict) and "outbox" not in data:
+            data = {**data, "outbox": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _cross(self) -> EdgeConfig:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def confirm_for(self, camera: CameraConfig, hazard: Hazard) -> ConfirmConfig:
+        settings = camera.hazards.get(hazard)
+        if settings and settings.confirm:
+            return settings.confirm
+        return self.confirm.get(hazard, ConfirmConfig())

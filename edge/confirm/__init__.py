@@ -1,0 +1,1 @@
+"""Temporal confirmation: a sliding-window vote, then an alert lifecycle (new / update / end)."""

@@ -1,0 +1,188 @@
+"""ONNX Runtime detector driven by a model manifest.
+
+Load-time checks refuse a model whose sha256, input shape or output shape disagree with its
+manifest, and a warm-up inference proves the graph runs before any camera depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from hazardwatch.edge.detect.decode import regions_from_map, sigmoid, softmax, yolo_boxes
+from hazardwatch.edge.detect.detector import ImageResult
+from hazardwatch.edge.detect.regions import RegionFilter
+
+from hazardwatch.manifest import ManifestError, ModelManifest, OutputKind, verify_model_file
+
+log = logging.getLogger(__name__)
+
+
+def _dim_ok(actual: object, expected: int) -> bool:
+    """A symbolic or unknown dimension accepts any size."""
+    return not isinstance(actual, int) or actual in (expected, -1, 0)
+
+
+class OnnxDetector:
+    """One ONNX hazard model; `detect` is thread-safe (ONNX Runtime sessions are)."""
+
+    def __init__(self, manifest_path: Path, threshold: float | None = None, threads: int = 2) -> None:
+        self.manifest_path = Path(manifest_path)
+        self.manifest: ModelManifest
+        self.manifest, self.model_path = verify_model_file(self.manifest_path)
+        m = self.manifest
+        self.name, self.version, self.hazard = m.name, m.version, m.hazard
+        self.threshold = threshold if threshold is not None else m.threshold
+        self._class_idx = [m.output.classes.index(c) for c in m.output.hazard_classes]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        # Spinning threads burn a core between sparse patrol inferences.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own opaque types
+            raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load the model: {exc}") from None
+        self._input = self._session.get_inputs()[0]
+        self._output = self._session.get_outputs()[0]
+        self._check_shapes()
+        self._warm_up()
+
+    # -- load-time checks -------------------------------------------------------------------------
+    def _fail(self, reason: str) -> None:
+        raise ManifestError(f"{self.model_path}: {reason} (manifest {self.manifest_path})")
+
+    def _expected_input(self) -> list[int]:
+        i = self.manifest.input
+        c = 1 if i.color == "GRAY" else 3
+        return [1, c, i.height, i.width] if i.layout == "NCHW" else [1, i.height, i.width, c]
+
+    def _check_shapes(self) -> None:
+        shape = list(self._input.shape)
+        expected = self._expected_input()
+        if len(shape) != 4 or not all(_dim_ok(a, e) for a, e in zip(shape[1:], expected[1:], strict=True)):
+            self._fail(f"input shape {shape} does not match the manifest's {expected}")
+        want_type = "tensor(float)" if self.manifest.input.dtype == "float32" else "tensor(uint8)"
+        if self._input.type != want_type:
+            self._fail(f"input type {self._input.type} does not match the manifest's {want_type}")
+        self._check_output_shape(list(self._output.shape))
+
+    def _check_output_shape(self, shape: list) -> None:
+        out = self.manifest.output
+        n = len(out.classes)
+        kind = out.kind
+        ok = True
+        if kind == OutputKind.CLASS_SCORES:
+            ok = len(shape) == 2 and _dim_ok(shape[1], n)
+        elif kind == OutputKind.TILE_SCORES:
+            ok = len(shape) == 3 or (len(shape) == 4 and _dim_ok(shape[1], n))
+            if len(shape) == 3 and n != 1:
+                ok = False
+        elif kind == OutputKind.SEGMENTATION:
+            ok = len(shape) == 4 and _dim_ok(shape[1], n)
+        elif kind == OutputKind.YOLO_BOXES:
+            extra = 4 if out.yolo_format == "v8" else 5
+            axis = 1 if out.yolo_format == "v8" else 2
+            ok = len(shape) == 3 and _dim_ok(shape[axis], n + extra)
+        if not ok:
+            self._fail(f"output shape {shape} does not fit output kind {kind.value} with {n} classes")
+
+    def _warm_up(self) -> None:
+        i = self.manifest.input
+        blank = np.zeros((i.height, i.width, 3), np.uint8)
+        try:
+            raw = self._run([blank])
+        except Exception as exc:
+            self._fail(f"warm-up inference failed: {exc}")
+        self._check_output_shape(list(raw.shape))
+
+    # -- inference --------------------------------------------------------------------------------
+    def preprocess(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        i = self.manifest.input
+        batch = []
+        for frame in frames:
+            img = cv2.resize(frame, (i.width, i.height), interpolation=cv2.INTER_AREA)
+            if i.color == "RGB":
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            elif i.color == "GRAY":
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
+            batch.append(img)
+        x = np.stack(batch)
+        if i.dtype == "float32":
+            channels = x.shape[-1]
+            mean = np.array(i.mean[:channels], np.float32)
+            std = np.array(i.std[:channels], np.float32)
+            x = (x.astype(np.float32) / 255.0 - mean) / std
+        if i.layout == "NCHW":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return x
+
+    def _run(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        x = self.preprocess(frames)
+        fixed = self.manifest.input.batch
+        if fixed is None or fixed == len(frames):
+            return self._session.run([self._output.name], {self._input.name: x})[0]
+        parts = [
+            self._session.run([self._output.name], {self._input.name: x[k : k + 1]})[0] for k in range(len(x))
+        ]
+        return np.concatenate(parts)
+
+    def detect(
+        self, frames: Sequence[np.ndarray], regions: Sequence[RegionFilter] | None = None
+    ) -> list[ImageResult]:
+        """Score frames; `regions[k]` masks and zones frame k (default: whole view)."""
+        if not frames:
+            return []
+        raw = self._run(frames)
+        out = self.manifest.output
+        results = []
+        for k in range(len(frames)):
+            region = regions[k] if regions else RegionFilter()
+            results.append(self._decode(raw[k], out.kind, region))
+        return results
+
+    def _decode(self, raw: np.ndarray, kind: OutputKind, region: RegionFilter) -> ImageResult:
+        out = self.manifest.output
+        if kind == OutputKind.YOLO_BOXES:
+            i = self.manifest.input
+            top, dets = yolo_boxes(
+                raw,
+                out.yolo_format or "v8",
+                self._class_idx,
+                (i.width, i.height),
+                self.threshold,
+                out.nms_iou,
+            )
+            dets = region.apply(dets)
+            return ImageResult(max([d.score for d in dets], default=min(top, self.threshold * 0.999)), dets)
+        if kind == OutputKind.CLASS_SCORES:
+            # A whole-image score has no place to mask; masks and zones apply to region outputs only.
+            probs = self._activate(raw, axis=0)
+            score = float(probs[self._class_idx].max())
+            return self._map_result(np.full((1, 1), score, np.float32), RegionFilter())
+        # Score maps: tiles or pixels.
+        probs = self._activate(raw if raw.ndim == 3 else raw[None], axis=0)
+        return self._map_result(probs[self._class_idx].max(axis=0), region)
+
+    def _activate(self, raw: np.ndarray, axis: int) -> np.ndarray:
+        act = self.manifest.output.activation
+        if act == "sigmoid":
+            return sigmoid(raw)
+        if act == "softmax":
+            return softmax(raw, axis=axis)
+        return raw
+
+    def _map_result(self, score_map: np.ndarray, region: RegionFilter) -> ImageResult:
+        score_map = np.clip(score_map.astype(np.float32), 0.0, 1.0)
+        if not region.is_noop:
+            score_map = np.where(region.allowed_grid(*score_map.shape), score_map, 0.0)
+        dets = regions_from_map(score_map, self.threshold)
+        if region.zones:
+            dets = region.apply(dets)
+        return ImageResult(float(score_map.max()), dets)

@@ -1,0 +1,448 @@
+"""The I/O engine around the predictor: cameras in, MQTT out.
+
+One asyncio loop owns the patrol: it asks the scheduler which cameras are due, runs their visits
+(connect and decode) on an I/O thread pool, and queues the frames for inference. One inference
+thread drains that queue in batches, so frames from several cameras share one model call and the
+predictor's temporal state is only ever touched from that thread. Alerts and camera status go
+through the persistent outbox; the MQTT link drains it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from hazardwatch.edge.config import CameraConfig, EdgeConfig
+from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+from hazardwatch.edge.health import CameraHealth, HealthChange
+from hazardwatch.edge.metrics import EdgeMetrics
+from hazardwatch.edge.patrol.scheduler import PatrolScheduler, Visit
+from hazardwatch.edge.predictor import AlertEvent, LookOutcome, LookRequest, Predictor
+from hazardwatch.edge.publish.mqtt_link import MqttLink
+from hazardwatch.edge.publish.outbox import Outbox, OutboxError
+from hazardwatch.edge.snapshot import downscale, snapshot_b64
+from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader, SourceError, open_source
+
+from hazardwatch.contract import (
+    Alert,
+    Box,
+    CameraStatus,
+    Hazard,
+    Heartbeat,
+    RiskLevel,
+    SetRiskCommand,
+    Topics,
+    parse_message,
+)
+from hazardwatch.contract.messages import ContractError
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 16
+PREVIEW_SIDE = 480
+RISK_CODES = {RiskLevel.NORMAL: 0, RiskLevel.ELEVATED: 1, RiskLevel.HIGH: 2}
+
+
+class EngineSetupError(Exception):
+    """The config and the models do not fit together; the text says what to change."""
+
+
+@dataclass
+class CameraRuntime:
+    cfg: CameraConfig
+    source: FrameSource
+    health: CameraHealth
+    reader: PersistentReader | None = None
+    preview: np.ndarray | None = field(default=None, repr=False)
+    scores: dict[Hazard, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    request: LookRequest
+    future: asyncio.Future[LookOutcome]
+
+
+def load_detectors(cfg: EdgeConfig) -> dict[Hazard, OnnxDetector]:
+    """Load and verify every configured model; check every enabled hazard has one."""
+    detectors: dict[Hazard, OnnxDetector] = {}
+    for ref in cfg.models:
+        det = OnnxDetector(ref.manifest, threshold=ref.threshold, threads=ref.threads)
+        if det.hazard in detectors:
+            raise EngineSetupError(f"two models for hazard {det.hazard.value}: {ref.manifest} and another")
+        detectors[det.hazard] = det
+    for cam in cfg.cameras:
+        for hazard, settings in cam.hazards.items():
+            if settings.enabled and cam.enabled and hazard not in detectors:
+                raise EngineSetupError(
+                    f"camera {cam.id} enables hazard {hazard.value} but no model under models serves it"
+                )
+    return detectors
+
+
+class EdgeEngine:
+    def __init__(self, cfg: EdgeConfig, detectors: dict[Hazard, OnnxDetector] | None = None) -> None:
+        self.cfg = cfg
+        self.started = time.time()
+        self.metrics = EdgeMetrics()
+        self.detectors = detectors if detectors is not None else load_detectors(cfg)
+        cams = [c for c in cfg.cameras if c.enabled]
+        self.predictor = Predictor(
+            cams, self.detectors, {(c.id, h): cfg.confirm_for(c, h) for c in cams for h in c.hazards}
+        )
+        self.scheduler = PatrolScheduler(cams, cfg.patrol, self.started, random.Random())
+        self.cameras = {
+            c.id: CameraRuntime(
+                c, open_source(c, cfg.patrol), CameraHealth(c.id, cfg.patrol.offline_after_s, self.started)
+            )
+            for c in cams
+        }
+        self.topics = Topics(cfg.broker.topic_prefix if cfg.broker else "hazardwatch", cfg.edge_id)
+        self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_messages)
+        self.link = (
+            MqttLink(cfg.broker, cfg.edge_id, self.outbox, self._command_from_network) if cfg.broker else None
+        )
+        self._io_pool = ThreadPoolExecutor(cfg.patrol.max_concurrent_visits, thread_name_prefix="visit")
+        self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._visits: set[asyncio.Task[None]] = set()
+        self.storage_error: str | None = None
+
+    # -- run --------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
+        for cam in self.cameras.values():
+            if cam.cfg.mode == "persistent":
+                cam.reader = PersistentReader(
+                    cam.source, cam.cfg.decode == "keyframes", self.cfg.patrol.backoff
+                )
+                cam.reader.start()
+        if self.link:
+            self.link.start()
+        tasks = [
+            asyncio.create_task(self._patrol(stop), name="patrol"),
+            asyncio.create_task(self._inference(), name="inference"),
+            asyncio.create_task(self._housekeeping(stop), name="housekeeping"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.close()
+
+    async def close(self) -> None:
+        for task in list(self._visits):
+            task.cancel()
+        await asyncio.gather(*self._visits, return_exceptions=True)
+        for cam in self.cameras.values():
+            if cam.reader:
+                cam.reader.stop()
+        if self.link:
+            self.link.stop()
+        self._io_pool.shutdown(wait=False, cancel_futures=True)
+        self._infer_pool.shutdown(wait=True)
+        self.outbox.close()
+
+    async def _patrol(self, stop: asyncio.Event) -> None:
+        assert self._wake is not None
+        limit = self.cfg.patrol.max_concurrent_visits
+        while not stop.is_set():
+            now = time.time()
+            for visit in self.scheduler.due(now, limit - len(self._visits)):
+                task = asyncio.create_task(self._visit(visit))
+                self._visits.add(task)
+                task.add_done_callback(self._visit_done)
+            delay = min(1.0, max(0.005, self.scheduler.next_wakeup(now) - time.time()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _visit_done(self, task: asyncio.Task[None]) -> None:
+        self._visits.discard(task)
+        if not task.cancelled() and task.exception():
+            log.error("visit crashed", exc_info=task.exception())
+        if self._wake:
+            self._wake.set()
+
+    async def _visit(self, visit: Visit) -> None:
+        cam = self.cameras[visit.camera_id]
+        loop = asyncio.get_running_loop()
+        try:
+            frame = await loop.run_in_executor(self._io_pool, self._grab, cam)
+        except SourceError as exc:
+            now = time.time()
+            delay = self.scheduler.fail(cam.cfg.id, now)
+            self.metrics.visit_failures.labels(cam.cfg.id).inc()
+            log.warning("camera %s: %s (retry in %.1f s)", cam.cfg.id, exc, delay)
+            self._health_changed(cam.health.on_failure(str(exc), now))
+            return
+        except BaseException:
+            self.scheduler.fail(cam.cfg.id, time.time())
+            raise
+        self._health_changed(cam.health.on_frame(frame.captured_at, time.time()))
+        self.metrics.frames.labels(cam.cfg.id).inc()
+        self.metrics.connect_cpu.inc(frame.connect_cpu_s)
+        self.metrics.decode_cpu.inc(frame.decode_cpu_s)
+        cam.preview = downscale(frame.image, PREVIEW_SIDE)
+        outcome = await self._infer(LookRequest(cam.cfg.id, frame.image, frame.captured_at, visit.hazards))
+        cam.scores.update(outcome.scores)
+        self.scheduler.finish(cam.cfg.id, visit.hazards, outcome.candidates, time.time())
+        for event in outcome.events:
+            self._emit_alert(event)
+
+    def _grab(self, cam: CameraRuntime) -> Frame:
+        if cam.reader is None:
+            return cam.source.snapshot()
+        frame = cam.reader.latest()
+        if frame is None or time.time() - frame.captured_at > self.cfg.patrol.offline_after_s:
+            raise SourceError(
+                cam.reader.last_error or f"{cam.source.safe_url}: no fresh frame from the stream"
+            )
+        return frame
+
+    # -- inference --------------------------------------------------------------------------------
+    async def _infer(self, request: LookRequest) -> LookOutcome:
+        assert self._queue is not None
+        future: asyncio.Future[LookOutcome] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(request, future))
+        return await future
+
+    async def _inference(self) -> None:
+        """Drain the queue in batches on the single inference thread."""
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            started = time.perf_counter()
+            try:
+                outcomes = await loop.run_in_executor(
+                    self._infer_pool, self.predictor.process, [p.request for p in batch]
+                )
+            except Exception as exc:
+                log.exception("inference failed for a batch of %d frames", len(batch))
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            self.metrics.batch_size.observe(len(batch))
+            for name in {d.name for d in self.detectors.values()}:
+                self.metrics.inference.labels(name).observe(time.perf_counter() - started)
+            for p, outcome in zip(batch, outcomes, strict=True):
+                if not p.future.done():
+                    p.future.set_result(outcome)
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_heartbeat = 0.0
+        while not stop.is_set():
+            now = time.time()
+            for cam in self.cameras.values():
+                self._health_changed(cam.health.check(now, expect_frames=cam.reader is not None))
+            for event in await loop.run_in_executor(self._infer_pool, self.predictor.expire, now):
+                self._emit_alert(event)
+            if now >= next_heartbeat:
+                self._heartbeat(now)
+                next_heartbeat = now + self.cfg.heartbeat_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    def _heartbeat(self, now: float) -> None:
+        if not self.link:
+            return
+        beat = Heartbeat(
+            edge_id=self.cfg.edge_id,
+            sent_at=now,
+            uptime_s=now - self.started,
+            cameras_total=len(self.cameras),
+            cameras_online=sum(
+                1 for c in self.cameras.values() if c.health.state and c.health.state.value == "online"
+            ),
+            outbox_depth=self.outbox.depth(),
+            models={d.name: d.version for d in self.detectors.values()},
+        )
+        self.link.publish_now(self.topics.heartbeat, beat.model_dump_json().encode(), qos=0)
+
+    # -- output -----------------------------------------------------------------------------------
+    def _emit_alert(self, event: AlertEvent) -> None:
+        cam = self.cameras[event.camera_id].cfg
+        snapshot = snapshot_b64(event.frame, self.cfg.snapshot) if event.frame is not None else None
+
+        def build(seq: int) -> bytes:
+            return (
+                Alert(
+                    edge_id=self.cfg.edge_id,
+                    sent_at=time.time(),
+                    alert_id=event.alert_id,
+                    seq=seq,
+                    state=event.state,
+                    camera_id=cam.id,
+                    camera_name=cam.name,
+                    site=self.cfg.site,
+                    hazard=event.hazard,
+                    score=round(event.score, 4),
+                    boxes=[
+                        Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, score=round(b.score, 4)) for b in event.boxes
+                    ],
+                    zone=event.zone,
+                    first_frame_at=event.first_frame_at,
+                    last_frame_at=event.last_frame_at,
+                    model_name=event.model_name,
+                    model_version=event.model_version,
+                    lat=cam.location.lat if cam.location else None,
+                    lon=cam.location.lon if cam.location else None,
+                    bearing_deg=cam.bearing_deg,
+                    fov_deg=cam.fov_deg,
+                    snapshot_jpeg_b64=snapshot,
+                )
+                .model_dump_json()
+                .encode()
+            )
+
+        try:
+            seq = self.outbox.put_alert(self.topics.alerts(cam.id), build)
+        except OutboxError as exc:
+            self.storage_error = str(exc)
+            self.metrics.outbox_errors.labels("alert").inc()
+            log.error("alert %s %s could not be stored: %s", event.alert_id, event.state.value, exc)
+            return
+        self.storage_error = None
+        self.metrics.alerts.labels(event.hazard.value, event.state.value).inc()
+        log.info(
+            "alert %s %s camera=%s hazard=%s score=%.2f seq=%d",
+            event.alert_id[:8],
+            event.state.value,
+            cam.id,
+            event.hazard.value,
+            event.score,
+            seq,
+        )
+        if self.link:
+            self.link.wake()
+
+    def _health_changed(self, change: HealthChange | None) -> None:
+        if change is None:
+            return
+        log.info("camera %s is %s %s", change.camera_id, change.state.value, change.reason)
+        status = CameraStatus(
+            edge_id=self.cfg.edge_id,
+            sent_at=time.time(),
+            camera_id=change.camera_id,
+            state=change.state,
+            reason=change.reason[:256],
+            since=change.since,
+            last_frame_at=change.last_frame_at,
+        )
+        try:
+            self.outbox.put_status(
+                self.topics.camera_status(change.camera_id), status.model_dump_json().encode()
+            )
+        except OutboxError as exc:
+            self.storage_error = str(exc)
+            self.metrics.outbox_errors.labels("status").inc()
+            return
+        if self.link:
+            self.link.wake()
+
+    # -- commands ---------------------------------------------------------------------------------
+    def _command_from_network(self, payload: bytes) -> None:
+        """Called on paho's thread: validate there, apply on the loop."""
+        try:
+            command = parse_message(payload)
+        except ContractError as exc:
+            self.metrics.commands.labels("invalid").inc()
+            log.warning("rejected command: %s", exc)
+            return
+        if not isinstance(command, SetRiskCommand) or command.edge_id != self.cfg.edge_id:
+            self.metrics.commands.labels("invalid").inc()
+            log.warning("rejected command of kind %s for edge %s", command.kind, command.edge_id)
+            return
+        if self._loop:
+            self._loop.call_soon_threadsafe(self.apply_command, command)
+
+    def apply_command(self, command: SetRiskCommand) -> list[str]:
+        now = time.time()
+        if command.until is not None and command.until <= now:
+            self.metrics.commands.labels("expired").inc()
+            return []
+        changed = self.scheduler.set_risk(
+            command.hazard, command.level, command.cameras, command.until, command.reason, now
+        )
+        self.metrics.commands.labels("applied").inc()
+        log.info(
+            "risk %s for %s on %d cameras (%s)",
+            command.level.value,
+            command.hazard.value,
+            len(changed),
+            command.reason,
+        )
+        if self._wake:
+            self._wake.set()
+        return changed
+
+    # -- views for the HTTP API and metrics --------------------------------------------------------
+    def refresh_metrics(self) -> None:
+        now = time.time()
+        m = self.metrics
+        for cam in self.cameras.values():
+            h = cam.health
+            if h.last_frame_at is not None:
+                m.last_frame_age.labels(cam.cfg.id).set(now - h.last_frame_at)
+            for state in ("online", "degraded", "offline"):
+                m.camera_state.labels(cam.cfg.id, state).set(1 if h.state and h.state.value == state else 0)
+        for (cam_id, hazard), interval in self.scheduler.intervals(now).items():
+            m.interval.labels(cam_id, hazard.value).set(interval)
+            risk = self.scheduler.risk(cam_id, hazard, now)
+            m.risk.labels(cam_id, hazard.value).set(RISK_CODES[risk.level] if risk else 0)
+        m.outbox_depth.set(self.outbox.depth())
+        for kind, count in self.outbox.dropped().items():
+            m.outbox_dropped.labels(kind).set(count)
+        m.mqtt_connected.set(1 if self.link and self.link.connected else 0)
+        m.mqtt_published.set(self.link.published if self.link else 0)
+
+    def camera_views(self) -> list[dict]:
+        now = time.time()
+        views = []
+        for cam in self.cameras.values():
+            h = cam.health
+            views.append(
+                {
+                    "id": cam.cfg.id,
+                    "name": cam.cfg.name,
+                    "mode": cam.cfg.mode,
+                    "source": cam.source.safe_url,
+                    "state": h.state.value if h.state else "starting",
+                    "reason": h.reason,
+                    "since": h.since or None,
+                    "last_frame_at": h.last_frame_at,
+                    "last_frame_age_s": round(now - h.last_frame_at, 3) if h.last_frame_at else None,
+                    "frames": h.frames,
+                    "failures": h.failures,
+                    "scores": {k.value: round(v, 4) for k, v in cam.scores.items()},
+                    "hazards": {
+                        hz.value: {
+                            "interval_s": self.scheduler.interval(cam.cfg.id, hz, now),
+                            "risk": (
+                                r.level.value if (r := self.scheduler.risk(cam.cfg.id, hz, now)) else "normal"
+                            ),
+                        }
+                        for hz in cam.cfg.hazards
+                        if cam.cfg.hazards[hz].enabled
+                    },
+                }
+            )
+        return views

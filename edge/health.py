@@ -1,0 +1,61 @@
+"""Camera health as the edge sees it: online, degraded (failing but recently seen) or offline.
+
+State changes are returned to the caller, which publishes them retained on the camera's status
+topic; the status changes within `offline_after_s` of the last good frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hazardwatch.contract import CameraState
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    camera_id: str
+    state: CameraState
+    reason: str
+    since: float
+    last_frame_at: float | None
+
+
+@dataclass
+class CameraHealth:
+    camera_id: str
+    offline_after_s: float
+    started_at: float
+    state: CameraState | None = None  # None until the first look or failure
+    reason: str = "starting"
+    since: float = 0.0
+    last_frame_at: float | None = None
+    frames: int = 0
+    failures: int = 0
+
+    def on_frame(self, frame_at: float, now: float) -> HealthChange | None:
+        self.last_frame_at = frame_at
+        self.frames += 1
+        return self._set(CameraState.ONLINE, "", now)
+
+    def on_failure(self, reason: str, now: float) -> HealthChange | None:
+        self.failures += 1
+        seen = self.last_frame_at if self.last_frame_at is not None else self.started_at
+        if now - seen >= self.offline_after_s or self.last_frame_at is None:
+            return self._set(CameraState.OFFLINE, reason, now)
+        return self._set(CameraState.DEGRADED, f"retrying: {reason}", now)
+
+    def check(self, now: float, expect_frames: bool) -> HealthChange | None:
+        """Periodic check: a camera that should be delivering and has not for too long is offline."""
+        if not expect_frames:
+            return None
+        seen = self.last_frame_at if self.last_frame_at is not None else self.started_at
+        if now - seen >= self.offline_after_s and self.state != CameraState.OFFLINE:
+            return self._set(CameraState.OFFLINE, f"no frame for {now - seen:.0f} s", now)
+        return None
+
+    def _set(self, state: CameraState, reason: str, now: float) -> HealthChange | None:
+        # Only state changes are news; a new reason within the same state is not (no flapping topic).
+        if state == self.state:
+            return None
+        self.state, self.reason, self.since = state, reason, now
+        return HealthChange(self.camera_id, state, reason, now, self.last_frame_at)

@@ -1,0 +1,71 @@
+"""The edge's small HTTP server: health, Prometheus metrics and camera status for field engineers."""
+
+from __future__ import annotations
+
+import cv2
+from aiohttp import web
+from hazardwatch.edge.engine import EdgeEngine
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+ENGINE = web.AppKey("engine", EdgeEngine)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    problems = []
+    if engine.storage_error:
+        problems.append(f"outbox: {engine.storage_error}")
+    body = {
+        "status": "degraded" if problems else "ok",
+        "problems": problems,
+        "edge_id": engine.cfg.edge_id,
+        "mqtt_connected": bool(engine.link and engine.link.connected),
+        "outbox_depth": engine.outbox.depth(),
+        "models": {d.hazard.value: f"{d.name}@{d.version}" for d in engine.detectors.values()},
+    }
+    return web.json_response(body, status=503 if problems else 200)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    engine.refresh_metrics()
+    body = generate_latest(engine.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def cameras(request: web.Request) -> web.Response:
+    return web.json_response({"cameras": request.app[ENGINE].camera_views()})
+
+
+async def camera_snapshot(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    cam = engine.cameras.get(request.match_info["camera_id"])
+    if cam is None:
+        raise web.HTTPNotFound(text="no such camera")
+    if cam.preview is None:
+        raise web.HTTPNotFound(text="no frame yet")
+    ok, buf = cv2.imencode(".jpg", cam.preview, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise web.HTTPInternalServerError(text="JPEG encoding failed")
+    return web.Response(body=buf.tobytes(), content_type="image/jpeg")
+
+
+def make_app(engine: EdgeEngine) -> web.Application:
+    app = web.Application()
+    app[ENGINE] = engine
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/cameras", cameras)
+    app.router.add_get("/api/cameras/{camera_id}/snapshot.jpg", camera_snapshot)
+    return app
+
+
+async def start_http(engine: EdgeEngine) -> tuple[web.AppRunner, int]:
+    """Start the server; return the runner (for cleanup) and the bound port."""
+    runner = web.AppRunner(make_app(engine), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, engine.cfg.http.host, engine.cfg.http.port)
+    await site.start()
+    server = site._server
+    port = server.sockets[0].getsockname()[1] if server and server.sockets else engine.cfg.http.port
+    return runner, port

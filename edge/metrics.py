@@ -1,0 +1,81 @@
+"""Prometheus metrics of one edge, in a registry of its own (no module-level globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class EdgeMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.frames = Counter("hazardwatch_edge_frames_total", "Frames looked at", ["camera"], registry=r)
+        self.visit_failures = Counter(
+            "hazardwatch_edge_visit_failures_total", "Looks that got no frame", ["camera"], registry=r
+        )
+        self.connect_cpu = Counter(
+            "hazardwatch_edge_connect_cpu_seconds_total", "CPU spent connecting to cameras", registry=r
+        )
+        self.decode_cpu = Counter(
+            "hazardwatch_edge_decode_cpu_seconds_total", "CPU spent decoding", registry=r
+        )
+        self.inference = Histogram(
+            "hazardwatch_edge_inference_seconds",
+            "Wall time of one batched inference",
+            ["model"],
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "hazardwatch_edge_inference_batch_size",
+            "Frames per inference",
+            buckets=(1, 2, 4, 8, 16, 32),
+            registry=r,
+        )
+        self.alerts = Counter(
+            "hazardwatch_edge_alerts_total", "Alert events", ["hazard", "state"], registry=r
+        )
+        self.last_frame_age = Gauge(
+            "hazardwatch_edge_camera_last_frame_age_seconds",
+            "Seconds since the last frame",
+            ["camera"],
+            registry=r,
+        )
+        self.camera_state = Gauge(
+            "hazardwatch_edge_camera_state",
+            "1 for the camera's current state",
+            ["camera", "state"],
+            registry=r,
+        )
+        self.interval = Gauge(
+            "hazardwatch_edge_patrol_interval_seconds",
+            "Current revisit interval",
+            ["camera", "hazard"],
+            registry=r,
+        )
+        self.risk = Gauge(
+            "hazardwatch_edge_risk_level", "0 normal, 1 elevated, 2 high", ["camera", "hazard"], registry=r
+        )
+        self.outbox_depth = Gauge(
+            "hazardwatch_edge_outbox_depth", "Messages waiting in the outbox", registry=r
+        )
+        self.outbox_dropped = Gauge(
+            "hazardwatch_edge_outbox_dropped_total",
+            "Messages dropped because the outbox was full",
+            ["kind"],
+            registry=r,
+        )
+        self.outbox_errors = Counter(
+            "hazardwatch_edge_outbox_write_errors_total",
+            "Messages that could not be stored",
+            ["kind"],
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "hazardwatch_edge_mqtt_connected", "1 when connected to the broker", registry=r
+        )
+        self.mqtt_published = Gauge(
+            "hazardwatch_edge_mqtt_published_total", "Messages acknowledged by the broker", registry=r
+        )
+        self.commands = Counter(
+            "hazardwatch_edge_commands_total", "Commands received", ["result"], registry=r
+        )

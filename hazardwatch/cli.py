@@ -1,0 +1,126 @@
+"""The `hazardwatch` command. Subcommands import their side lazily, so `central` never loads the
+edge runtime (OpenCV, ONNX Runtime) and a config check works on a box without them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from hazardwatch.configfile import ConfigError
+from hazardwatch.manifest import ManifestError
+
+SCHEMA_DIR = Path("configs/schemas")
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from hazardwatch.configfile import load_config
+    from hazardwatch.edge.config import EdgeConfig
+    from hazardwatch.edge.engine import EdgeEngine, EngineSetupError
+    from hazardwatch.edge.http_api import start_http
+    from hazardwatch.edge.publish.outbox import OutboxError
+    from hazardwatch.edge.sources import SourceError
+
+    cfg = load_config(args.config, EdgeConfig)
+    try:
+        engine = EdgeEngine(cfg)
+    except (EngineSetupError, OutboxError, SourceError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runner, port = await start_http(engine)
+        print(
+            f"edge {cfg.edge_id}: {len(engine.cameras)} cameras, http://{cfg.http.host}:{port}/", flush=True
+        )
+        try:
+            await engine.run(stop)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from hazardwatch.configfile import load_config
+    from hazardwatch.edge.config import EdgeConfig
+    from hazardwatch.manifest import verify_model_file
+
+    path = Path(args.file)
+    cfg = load_config(path, EdgeConfig)
+    for ref in cfg.models:
+        verify_model_file(ref.manifest)
+    print(f"{path}: ok (edge {cfg.edge_id}, {len(cfg.cameras)} cameras, {len(cfg.models)} models)")
+    return 0
+
+
+def _schemas_export(args: argparse.Namespace) -> int:
+    from hazardwatch.contract.messages import contract_json_schema
+    from hazardwatch.edge.config import EdgeConfig
+    from hazardwatch.manifest import ModelManifest
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    docs = {
+        "edge-config.schema.json": _titled(EdgeConfig.model_json_schema(), "hazardwatch edge config"),
+        "model-manifest.schema.json": _titled(
+            ModelManifest.model_json_schema(), "hazardwatch model manifest"
+        ),
+        "mqtt-contract.schema.json": contract_json_schema(),
+    }
+    for name, schema in docs.items():
+        (out / name).write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(out / name)
+    return 0
+
+
+def _titled(schema: dict, title: str) -> dict:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": title}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hazardwatch", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    edge = sub.add_parser("edge", help="run the edge worker")
+    edge.add_argument("--config", required=True, type=Path, help="edge YAML config")
+    edge.set_defaults(func=_edge)
+
+    config = sub.add_parser("config", help="work with config files")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file and the models it names")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=_config_check)
+
+    schemas = sub.add_parser("schemas", help="JSON Schemas of configs, manifests and the MQTT contract")
+    schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True)
+    export = schemas_sub.add_parser("export", help="write the schemas (default: configs/schemas)")
+    export.add_argument("--out", default=str(SCHEMA_DIR))
+    export.set_defaults(func=_schemas_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return 2
+    except ManifestError as exc:
+        print(f"model error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Payload models of the MQTT contract, schema version 1.
+
+Every payload carries `schema_version` and `kind`, so a consumer can reject an unknown version
+before reading further. Models forbid unknown fields: a change to the contract is a new version,
+never a silent extension. Sizes are bounded so a hostile payload cannot exhaust a consumer.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 512 * 1024
+MAX_SNAPSHOT_B64 = 400 * 1024
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Text = Annotated[str, Field(max_length=256)]
+UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Hazard(StrEnum):
+    SMOKE = "smoke"
+    FIRE = "fire"
+    WATERLOGGING = "waterlogging"
+    FALLEN_TREE = "fallen_tree"
+
+
+class AlertState(StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+    END = "end"
+
+
+class CameraState(StrEnum):
+    ONLINE = "online"
+    DEGRADED = "degraded"
+    OFFLINE = "offline"
+
+
+class RiskLevel(StrEnum):
+    """Raised watch shortens a hazard's revisit interval (see the edge's patrol settings)."""
+
+    NORMAL = "normal"
+    ELEVATED = "elevated"
+    HIGH = "high"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    edge_id: Id
+    sent_at: float = Field(description="Unix time (s) the edge created this message")
+
+
+class Box(BaseModel):
+    """A region in relative image coordinates (0..1), top-left origin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    x1: UnitFloat
+    y1: UnitFloat
+    x2: UnitFloat
+    y2: UnitFloat
+    score: UnitFloat
+
+    @field_validator("x2")
+    @classmethod
+    def _x_order(cls, v: float, info) -> float:  # noqa: ANN001 - pydantic's ValidationInfo
+        if "x1" in info.data and v < info.data["x1"]:
+            raise ValueError("x2 must be >= x1")
+        return v
+
+    @field_validator("y2")
+    @classmethod
+    def _y_order(cls, v: float, info) -> float:  # noqa: ANN001
+        if "y1" in info.data and v < info.data["y1"]:
+            raise ValueError("y2 must be >= y1")
+        return v
+
+
+class Alert(_Message):
+    """One lifecycle event of an alert; `seq` increases by one per edge across all alert events."""
+
+    kind: Literal["alert"] = "alert"
+    alert_id: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    seq: int = Field(ge=0, description="Per-edge sequence number of alert events (dedup and order)")
+    state: AlertState
+    camera_id: Id
+    camera_name: Text = ""
+    site: Text = ""
+    hazard: Hazard
+    score: UnitFloat
+    boxes: list[Box] = Field(default_factory=list, max_length=64)
+    zone: Id | None = None
+    first_frame_at: float
+    last_frame_at: float
+    model_name: Text
+    model_version: Text
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    bearing_deg: float | None = Field(default=None, ge=0, lt=360)
+    fov_deg: float | None = Field(default=None, gt=0, le=360)
+    snapshot_jpeg_b64: str | None = Field(default=None, max_length=MAX_SNAPSHOT_B64)
+
+
+class CameraStatus(_Message):
+    kind: Literal["camera_status"] = "camera_status"
+    camera_id: Id
+    state: CameraState
+    reason: Text = ""
+    since: float
+    last_frame_at: float | None = None
+
+
+class Availability(_Message):
+    kind: Literal["availability"] = "availability"
+    state: Literal["online", "offline"]
+
+
+class Heartbeat(_Message):
+    kind: Literal["heartbeat"] = "heartbeat"
+    uptime_s: float = Field(ge=0)
+    cameras_total: int = Field(ge=0)
+    cameras_online: int = Field(ge=0)
+    outbox_depth: int = Field(ge=0)
+    models: dict[Id, Text] = Field(default_factory=dict, max_length=32, description="model name -> version")
+
+
+class SetRiskCommand(_Message):
+    """Central raises or restores the watch level of a hazard on some (or all) cameras of an edge."""
+
+    kind: Literal["set_risk"] = "set_risk"
+    command_id: Id
+    hazard: Hazard
+    level: RiskLevel
+    cameras: list[Id] | None = Field(default=None, max_length=10000, description="None: every camera")
+    until: float | None = Field(default=None, description="Unix time the level falls back to normal")
+    reason: Text = ""
+
+
+Command = SetRiskCommand
+AnyMessage = Annotated[
+    Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand, Field(discriminator="kind")
+]
+_ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+
+
+class ContractError(ValueError):
+    """A payload that is not a valid v1 message; the text names the field and the reason."""
+
+
+def parse_message(payload: bytes | str) -> Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand:
+    """Validate one payload with size and version checks before field validation."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(raw)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"payload is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ContractError("payload must be a JSON object")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ContractError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
+    try:
+        return _ADAPTER.validate_python(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ContractError(f"{where}: {first['msg']}") from None
+
+
+def contract_json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of every v1 payload, for third parties."""
+    schema = _ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://hazardwatch.example/schemas/mqtt-contract-v1.json"
+    schema["title"] = "hazardwatch MQTT contract v1"
+    schema["description"] = (
+        "Payloads on hazardwatch/v1/{edge_id}/... topics: alert, camera_status, availability, "
+        "heartbeat (edge to central) and set_risk (central to edge). See docs/contract.md."
+    )
+    return schema

@@ -1,0 +1,143 @@
+"""The model manifest: what a model file is, where its data came from and how well it measured.
+
+A manifest sits beside its ONNX file as `<name>.json`. The edge refuses a model whose sha256 or
+tensor shapes disagree with its manifest, because a model file is code-like input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hazardwatch.contract import Hazard
+
+MAX_MANIFEST_BYTES = 256 * 1024
+
+
+class OutputKind(StrEnum):
+    CLASS_SCORES = "class_scores"  # [N, C] for the whole image
+    TILE_SCORES = "tile_scores"  # [N, C, Gh, Gw] or [N, Gh, Gw]: one score per image tile
+    YOLO_BOXES = "yolo_boxes"  # [N, 4+C, A] (YOLOv8+) or [N, A, 5+C] (YOLOv5)
+    SEGMENTATION = "segmentation"  # [N, C, H, W] per-pixel class scores
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """How a BGR uint8 frame becomes the model's input tensor: resize, RGB/BGR, (x/255 - mean) / std."""
+
+    width: int = Field(gt=0, le=4096)
+    height: int = Field(gt=0, le=4096)
+    color: Literal["RGB", "BGR", "GRAY"] = "RGB"
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    dtype: Literal["float32", "uint8"] = "float32"
+    batch: int | None = Field(default=None, description="Fixed batch size, or None for a dynamic batch")
+
+    @model_validator(mode="after")
+    def _std_positive(self) -> InputSpec:
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be > 0")
+        return self
+
+
+class OutputSpec(_Strict):
+    kind: OutputKind
+    classes: list[str] = Field(min_length=1, max_length=1000)
+    hazard_classes: list[str] = Field(
+        min_length=1, description="Classes whose score is the hazard's score (their max is taken)"
+    )
+    activation: Literal["none", "sigmoid", "softmax"] = "none"
+    yolo_format: Literal["v8", "v5"] | None = None
+    nms_iou: float = Field(default=0.45, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> OutputSpec:
+        unknown = set(self.hazard_classes) - set(self.classes)
+        if unknown:
+            raise ValueError(f"hazard_classes {sorted(unknown)} are not in classes")
+        if self.kind == OutputKind.YOLO_BOXES and self.yolo_format is None:
+            raise ValueError("yolo_boxes output needs yolo_format: v8 or v5")
+        return self
+
+
+class DataSource(_Strict):
+    name: str
+    url: str = ""
+    licence: str
+    attribution: str = ""
+    images: int | None = None
+
+
+class ModelManifest(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    version: str = Field(min_length=1, max_length=64)
+    hazard: Hazard
+    file: str = Field(description="ONNX file name, relative to the manifest")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input: InputSpec
+    output: OutputSpec
+    threshold: float = Field(gt=0, lt=1, description="Operating threshold on the hazard score")
+    precision: Literal["fp32", "int8"] = "fp32"
+    provenance: list[DataSource] = Field(default_factory=list)
+    metrics: dict[str, float | int | str] = Field(default_factory=dict)
+    training: dict[str, str] = Field(default_factory=dict, description="command, date, code revision")
+    notes: str = ""
+
+
+class ManifestError(ValueError):
+    """A manifest or model file that must not be loaded; the text says which file and why."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(path: Path) -> ModelManifest:
+    """Parse a manifest JSON file; the error names the file and the field."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc.strerror}") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: manifest is {len(raw)} bytes, over the {MAX_MANIFEST_BYTES} limit")
+    try:
+        return ModelManifest.model_validate(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not JSON: {exc}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ManifestError(f"{path}: {where}: {err['msg']}") from None
+
+
+def manifest_path_for(model_path: Path) -> Path:
+    """`models/smoke/smoke-v1.onnx` -> `models/smoke/smoke-v1.json`."""
+    return model_path.with_suffix(".json")
+
+
+def verify_model_file(manifest_path: Path) -> tuple[ModelManifest, Path]:
+    """Read a manifest and check its model file's sha256; return both."""
+    manifest = read_manifest(manifest_path)
+    model_path = (manifest_path.parent / manifest.file).resolve()
+    if not model_path.is_file():
+        raise ManifestError(f"{manifest_path}: model file {model_path} does not exist")
+    digest = sha256_file(model_path)
+    if digest != manifest.sha256:
+        raise ManifestError(
+            f"{model_path}: sha256 {digest[:12]}... does not match the manifest's {manifest.sha256[:12]}...; "
+            "the file is corrupt or not the model the manifest describes"
+        )
+    return manifest, model_path

@@ -1,0 +1,1 @@
+"""Test support: private brokers, RTSP servers and prepared media, so tests never touch shared services."""

@@ -1,0 +1,124 @@
+"""Config loading: strict keys, errors naming file, line, key path and reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hazardwatch.edge.config import EdgeConfig
+
+from hazardwatch.configfile import ConfigError, load_config
+
+pytestmark = pytest.mark.quick
+
+GOOD = """\
+edge_id: e1
+broker: {host: 127.0.0.1, port: 1883}
+models:
+  - manifest: m.json
+cameras:
+  - id: cam1
+    source: rtsp://10.0.0.1/stream
+    hazards:
+      smoke: {interval_s: 10}
+    zones:
+      - id: road
+        polygon: [[0, 0.5], [1, 0.5], [1, 1]]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "edge.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_good_config_resolves_paths_relative_to_file(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD), EdgeConfig)
+    assert cfg.models[0].manifest == tmp_path / "m.json"
+    assert cfg.cameras[0].hazards["smoke"].interval_s == 10
+    assert cfg.outbox.path == tmp_path / "var/edge-outbox.db"
+
+
+def test_unknown_key_names_line_and_path(tmp_path):
+    text = GOOD.replace("      smoke: {interval_s: 10}", "      smoke: {interval_s: 10, treshold: 0.3}")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), EdgeConfig)
+    msg = str(err.value)
+    assert f"{tmp_path / 'edge.yaml'}:9 cameras.0.hazards.smoke.treshold: unknown key" in msg
+
+
+def test_bad_values_are_all_reported(tmp_path):
+    text = GOOD.replace("port: 1883", "port: 99999").replace("rtsp://10.0.0.1/stream", "ftp://x/y")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), EdgeConfig)
+    keys = [p.key for p in err.value.problems]
+    assert "broker.port" in keys and "cameras.0.source" in keys
+    by_key = {p.key: p for p in err.value.problems}
+    assert by_key["broker.port"].line == 2
+    assert "unsupported source scheme 'ftp'" in by_key["cameras.0.source"].reason
+
+
+def test_cross_checks(tmp_path):
+    text = GOOD.replace("smoke: {interval_s: 10}", "smoke: {interval_s: 10, zones: [river]}")
+    with pytest.raises(ConfigError, match="unknown zone 'river'"):
+        load_config(write(tmp_path, text), EdgeConfig)
+    dup = GOOD + "  - id: cam1\n    source: rtsp://x/y\n    hazards: {smoke: {}}\n"
+    with pytest.raises(ConfigError, match="repeated: cam1"):
+        load_config(write(tmp_path, dup), EdgeConfig)
+
+
+def test_password_given_twice_is_an_error(tmp_path):
+    text = GOOD.replace("port: 1883}", "port: 1883, password: x, password_env: PW}")
+    with pytest.raises(ConfigError, match="one way only"):
+        load_config(write(tmp_path, text), EdgeConfig)
+
+
+def test_yaml_syntax_error_and_duplicate_key_have_lines(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "edge_id: e1\ncameras: [\n"), EdgeConfig)
+    assert "invalid YAML" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "edge_id: e1\nedge_id: e2\n"), EdgeConfig)
+    assert "duplicate key 'edge_id'" in str(err.value) and ":2" in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml", EdgeConfig)
+
+
+def test_cli_config_check_exit_codes(tmp_path):
+    bad = write(tmp_path, GOOD.replace("edge_id: e1", "edge_id: e1\nsitee: x"))
+    run = subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "config", "check", str(bad)], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert f"{bad}:2 sitee: unknown key" in run.stderr
+
+
+def test_example_config_checks_clean():
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "config", "check", str(root / "configs/edge.example.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "ok (edge edge-futian-01" in run.stdout
+
+
+def test_exported_schemas_are_current(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "schemas", "export", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    for fresh in tmp_path.glob("*.json"):
+        committed = root / "configs/schemas" / fresh.name
+        assert committed.read_text() == fresh.read_text(), (
+            f"{committed} is stale: run hazardwatch schemas export"
+        )
