@@ -124,7 +124,10 @@ class EdgeEngine:
         for cam in self.cameras.values():
             if cam.cfg.mode == "persistent":
                 cam.reader = PersistentReader(
-                    cam.source, cam.cfg.decode == "keyframes", self.cfg.patrol.backoff
+                    cam.source,
+                    keyframes_only=cam.cfg.decode == "keyframes",
+                    backoff=self.cfg.patrol.backoff,
+                    name=cam.cfg.id,
                 )
                 cam.reader.start()
         if self.link:
@@ -134,21 +137,25 @@ class EdgeEngine:
             asyncio.create_task(self._inference(), name="inference"),
             asyncio.create_task(self._housekeeping(stop), name="housekeeping"),
         ]
+        stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await stop.wait()
+            # A crashed stage must stop the process (and its supervisor restart it), not idle on.
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception():
+                    raise RuntimeError(f"edge stage {task.get_name()} crashed") from task.exception()
         finally:
-            for t in tasks:
+            for t in [*tasks, stopper]:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
             await self.close()
 
     async def close(self) -> None:
         for task in list(self._visits):
             task.cancel()
         await asyncio.gather(*self._visits, return_exceptions=True)
-        for cam in self.cameras.values():
-            if cam.reader:
-                cam.reader.stop()
+        readers = [cam.reader for cam in self.cameras.values() if cam.reader]
+        await asyncio.gather(*(asyncio.to_thread(r.stop) for r in readers))
         if self.link:
             self.link.stop()
         self._io_pool.shutdown(wait=False, cancel_futures=True)

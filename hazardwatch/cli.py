@@ -82,6 +82,14 @@ def _schemas_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_frames(args: argparse.Namespace) -> int:
+    from hazardwatch.edge.demo_scene import write_scene
+
+    paths = write_scene(Path(args.out))
+    print(f"wrote {len(paths)} frames to {args.out}")
+    return 0
+
+
 def _titled(schema: dict, title: str) -> dict:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": title}
 
@@ -106,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = schemas_sub.add_parser("export", help="write the schemas (default: configs/schemas)")
     export.add_argument("--out", default=str(SCHEMA_DIR))
     export.set_defaults(func=_schemas_export)
+    demo = sub.add_parser("demo-frames", help="render the project's own demo scene (a hillside fire)")
+    demo.add_argument("--out", default="var/demo-frames", help="folder for the frames")
+    demo.set_defaults(func=_demo_frames)
     return parser
 
 

@@ -4,6 +4,7 @@ video file made here with PyAV, the persistent reader with a test double, and th
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import threading
 import time
@@ -15,7 +16,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-
 from hazardwatch.edge.config import BackoffConfig, CameraConfig, PatrolConfig
 from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader, SourceError, open_source
 from hazardwatch.edge.sources.av_stream import AvStreamSource
@@ -59,7 +59,7 @@ def test_image_folder_empty_and_bad_image(tmp_path: Path):
     with pytest.raises(SourceError, match="no images"):
         ImageFolderSource(str(tmp_path)).snapshot()
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
-    with pytest.raises(SourceError, match="broken.jpg"):
+    with pytest.raises(SourceError, match=r"broken\.jpg"):
         ImageFolderSource(str(tmp_path)).snapshot()
     with pytest.raises(SourceError, match="missing"):
         ImageFolderSource(str(tmp_path / "missing")).snapshot()
@@ -90,7 +90,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the slow test's client gave up
+            self.wfile.write(body)
 
     def do_GET(self):
         if self.path == "/snap.jpg":
@@ -255,7 +256,7 @@ def test_video_file_url_and_missing(clip: Path, tmp_path: Path):
     with pytest.raises(SourceError, match="no such video file"):
         AvStreamSource(str(tmp_path / "gone.mp4")).snapshot()
     (tmp_path / "junk.mp4").write_bytes(b"\x00" * 1000)
-    with pytest.raises(SourceError, match="junk.mp4"):
+    with pytest.raises(SourceError, match=r"junk\.mp4"):
         AvStreamSource(str(tmp_path / "junk.mp4")).snapshot()
 
 
@@ -374,10 +375,10 @@ def test_persistent_reader_on_video_file(clip: Path):
     reader = PersistentReader(AvStreamSource(str(clip)), keyframes_only=True)
     reader.start()
     try:
-        assert wait_for(lambda: reader.frames_total >= 2, timeout=4)
+        assert wait_for(lambda: reader.frames_total >= 1, timeout=4)
         assert reader.connected and reader.last_error is None
     finally:
-        reader.stop()
+        assert reader.stop(timeout=3)  # the file pacing sleeps at most one key-frame interval (1 s)
 
 
 # --------------------------------------------------------------------------- factory
@@ -397,5 +398,5 @@ def test_factory_picks_by_scheme_and_path(tmp_path: Path, clip: Path):
     assert isinstance(open_source(camera("http://10.0.0.5/snap.jpg"), patrol), HttpSnapshotSource)
     assert isinstance(open_source(camera("rtsp://u:p@10.0.0.5:554/main"), patrol), AvStreamSource)
     missing = tmp_path / "nope.mp4"
-    with pytest.raises(SourceError, match="nope.mp4"):
+    with pytest.raises(SourceError, match=r"nope\.mp4"):
         open_source(camera(str(missing)), patrol)
