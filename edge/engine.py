@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from hazardwatch.edge.config import CameraConfig, EdgeConfig
+from hazardwatch.edge.detect import Detector
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.edge.health import CameraHealth, HealthChange
 from hazardwatch.edge.metrics import EdgeMetrics
@@ -69,9 +70,9 @@ class _Pending:
     future: asyncio.Future[LookOutcome]
 
 
-def load_detectors(cfg: EdgeConfig) -> dict[Hazard, OnnxDetector]:
+def load_detectors(cfg: EdgeConfig) -> dict[Hazard, Detector]:
     """Load and verify every configured model; check every enabled hazard has one."""
-    detectors: dict[Hazard, OnnxDetector] = {}
+    detectors: dict[Hazard, Detector] = {}
     for ref in cfg.models:
         det = OnnxDetector(ref.manifest, threshold=ref.threshold, threads=ref.threads)
         if det.hazard in detectors:
@@ -87,7 +88,7 @@ def load_detectors(cfg: EdgeConfig) -> dict[Hazard, OnnxDetector]:
 
 
 class EdgeEngine:
-    def __init__(self, cfg: EdgeConfig, detectors: dict[Hazard, OnnxDetector] | None = None) -> None:
+    def __init__(self, cfg: EdgeConfig, detectors: dict[Hazard, Detector] | None = None) -> None:
         self.cfg = cfg
         self.started = time.time()
         self.metrics = EdgeMetrics()

@@ -13,8 +13,7 @@ import numpy as np
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
 from hazardwatch.edge.confirm.lifecycle import AlertLifecycle, LifecycleEvent
 from hazardwatch.edge.confirm.vote import SlidingVote
-from hazardwatch.edge.detect import Detection, ImageResult
-from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
 
 from hazardwatch.contract import AlertState, Hazard
@@ -68,7 +67,7 @@ class Predictor:
     def __init__(
         self,
         cameras: Sequence[CameraConfig],
-        detectors: Mapping[Hazard, OnnxDetector],
+        detectors: Mapping[Hazard, Detector],
         confirm_for: Mapping[tuple[str, Hazard], ConfirmConfig],
     ) -> None:
         self.cameras = {c.id: c for c in cameras}
@@ -102,14 +101,19 @@ class Predictor:
                 continue
             results = detector.detect(
                 [requests[k].frame for k in idx],
-                [self._regions[(requests[k].camera_id, hazard)] for k in idx],
+                [
+                    LookContext(
+                        requests[k].camera_id, requests[k].at, self._regions[(requests[k].camera_id, hazard)]
+                    )
+                    for k in idx
+                ],
             )
             for k, result in zip(idx, results, strict=True):
                 self._apply(requests[k], hazard, detector, result, outcomes[k])
         return outcomes
 
     def _apply(
-        self, req: LookRequest, hazard: Hazard, detector: OnnxDetector, result: ImageResult, out: LookOutcome
+        self, req: LookRequest, hazard: Hazard, detector: Detector, result: ImageResult, out: LookOutcome
     ) -> None:
         out.scores[hazard] = result.score
         zones = {d.zone for d in result.detections}
@@ -143,7 +147,7 @@ class Predictor:
         camera_id: str,
         hazard: Hazard,
         zone: str | None,
-        detector: OnnxDetector,
+        detector: Detector,
         step: LifecycleEvent,
         frame: np.ndarray | None,
     ) -> AlertEvent:

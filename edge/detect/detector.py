@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from hazardwatch.edge.detect.regions import RegionFilter
 
 from hazardwatch.contract import Hazard
 
@@ -58,6 +59,19 @@ class ImageResult:
     detections: list[Detection] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LookContext:
+    """Which camera a frame came from, when, and which parts of it count.
+
+    Stateless models only need `region`; a detector that learns a per-camera reference (the
+    fallen-tree scene-change detector) keys its state by `camera_id`.
+    """
+
+    camera_id: str
+    at: float
+    region: RegionFilter = field(default_factory=RegionFilter)
+
+
 class Detector(Protocol):
     """The one-method plug-in contract."""
 
@@ -66,6 +80,8 @@ class Detector(Protocol):
     hazard: Hazard
     threshold: float
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[ImageResult]:
+    def detect(
+        self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None
+    ) -> list[ImageResult]:
         """Score a batch of BGR uint8 frames; one result per frame, in order."""
         ...

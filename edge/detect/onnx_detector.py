@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 from hazardwatch.edge.detect.decode import regions_from_map, sigmoid, softmax, yolo_boxes
-from hazardwatch.edge.detect.detector import ImageResult
+from hazardwatch.edge.detect.detector import ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
 
 from hazardwatch.manifest import ManifestError, ModelManifest, OutputKind, verify_model_file
@@ -134,16 +134,16 @@ class OnnxDetector:
         return np.concatenate(parts)
 
     def detect(
-        self, frames: Sequence[np.ndarray], regions: Sequence[RegionFilter] | None = None
+        self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None
     ) -> list[ImageResult]:
-        """Score frames; `regions[k]` masks and zones frame k (default: whole view)."""
+        """Score frames; `contexts[k].region` masks and zones frame k (default: whole view)."""
         if not frames:
             return []
         raw = self._run(frames)
         out = self.manifest.output
         results = []
         for k in range(len(frames)):
-            region = regions[k] if regions else RegionFilter()
+            region = contexts[k].region if contexts else RegionFilter()
             results.append(self._decode(raw[k], out.kind, region))
         return results
 

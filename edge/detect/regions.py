@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from hazardwatch.edge.detect.detector import Detection
+
+if TYPE_CHECKING:
+    from hazardwatch.edge.detect.detector import Detection
 
 Polygon = Sequence[tuple[float, float]]
 
