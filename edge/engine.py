@@ -72,9 +72,18 @@ class _Pending:
 
 def load_detectors(cfg: EdgeConfig) -> dict[Hazard, Detector]:
     """Load and verify every configured model; check every enabled hazard has one."""
+    from hazardwatch.manifest import read_manifest
+
     detectors: dict[Hazard, Detector] = {}
     for ref in cfg.models:
-        det = OnnxDetector(ref.manifest, threshold=ref.threshold, threads=ref.threads)
+        det: Detector
+        if read_manifest(ref.manifest).runtime == "scene_change":
+            # The reference fallen-tree detector: no model file, per-camera state (issue 3).
+            from hazardwatch.edge.detect.scene_change import SceneChangeDetector
+
+            det = SceneChangeDetector(ref.manifest, threshold=ref.threshold)
+        else:
+            det = OnnxDetector(ref.manifest, threshold=ref.threshold, threads=ref.threads)
         if det.hazard in detectors:
             raise EngineSetupError(f"two models for hazard {det.hazard.value}: {ref.manifest} and another")
         detectors[det.hazard] = det

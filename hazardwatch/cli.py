@@ -49,12 +49,47 @@ def _edge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_check(args: argparse.Namespace) -> int:
+def _central(args: argparse.Namespace) -> int:
+    from hazardwatch.central.config import CentralConfig
+    from hazardwatch.central.service import CentralService
+    from hazardwatch.central.store.database import StoreError
     from hazardwatch.configfile import load_config
+
+    cfg = load_config(args.config, CentralConfig)
+    try:
+        service = CentralService(cfg)
+    except (StoreError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(service.run(stop, ready))
+        await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            print(f"central {cfg.instance_id}: http://{cfg.http.host}:{service.http_port}/", flush=True)
+        await task
+
+    asyncio.run(main())
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from hazardwatch.configfile import load_config, read_yaml
     from hazardwatch.edge.config import EdgeConfig
     from hazardwatch.manifest import verify_model_file
 
     path = Path(args.file)
+    doc, _ = read_yaml(path)
+    if "edge_id" not in doc:
+        from hazardwatch.central.config import CentralConfig
+
+        central = load_config(path, CentralConfig)
+        print(f"{path}: ok (central {central.instance_id}, {len(central.receivers)} receivers)")
+        return 0
     cfg = load_config(path, EdgeConfig)
     for ref in cfg.models:
         verify_model_file(ref.manifest)
@@ -63,6 +98,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def _schemas_export(args: argparse.Namespace) -> int:
+    from hazardwatch.central.config import CentralConfig
     from hazardwatch.contract.messages import contract_json_schema
     from hazardwatch.edge.config import EdgeConfig
     from hazardwatch.manifest import ModelManifest
@@ -71,6 +107,9 @@ def _schemas_export(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     docs = {
         "edge-config.schema.json": _titled(EdgeConfig.model_json_schema(), "hazardwatch edge config"),
+        "central-config.schema.json": _titled(
+            CentralConfig.model_json_schema(), "hazardwatch central config"
+        ),
         "model-manifest.schema.json": _titled(
             ModelManifest.model_json_schema(), "hazardwatch model manifest"
         ),
@@ -102,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     edge = sub.add_parser("edge", help="run the edge worker")
     edge.add_argument("--config", required=True, type=Path, help="edge YAML config")
     edge.set_defaults(func=_edge)
+
+    central = sub.add_parser("central", help="run the central aggregator")
+    central.add_argument("--config", required=True, type=Path, help="central YAML config")
+    central.set_defaults(func=_central)
 
     config = sub.add_parser("config", help="work with config files")
     config_sub = config.add_subparsers(dest="config_command", required=True)

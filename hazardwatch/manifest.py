@@ -81,8 +81,13 @@ class ModelManifest(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     version: str = Field(min_length=1, max_length=64)
     hazard: Hazard
-    file: str = Field(description="ONNX file name, relative to the manifest")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    runtime: Literal["onnx", "scene_change"] = Field(
+        default="onnx",
+        description="onnx: run `file` with ONNX Runtime; scene_change: the reference fallen-tree detector "
+        "(edge/detect/scene_change.py), configured by `params`, with no model file",
+    )
+    file: str = Field(default="", description="ONNX file name, relative to the manifest (onnx runtime)")
+    sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
     input: InputSpec
     output: OutputSpec
     threshold: float = Field(gt=0, lt=1, description="Operating threshold on the hazard score")
@@ -90,7 +95,16 @@ class ModelManifest(_Strict):
     provenance: list[DataSource] = Field(default_factory=list)
     metrics: dict[str, float | int | str] = Field(default_factory=dict)
     training: dict[str, str] = Field(default_factory=dict, description="command, date, code revision")
+    params: dict[str, float | int | str] = Field(
+        default_factory=dict, description="Runtime parameters of a non-ONNX runtime (scene_change)"
+    )
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _file_for_onnx(self) -> ModelManifest:
+        if self.runtime == "onnx" and not (self.file and self.sha256):
+            raise ValueError("an onnx model needs file and sha256")
+        return self
 
 
 class ManifestError(ValueError):
@@ -131,6 +145,8 @@ def manifest_path_for(model_path: Path) -> Path:
 def verify_model_file(manifest_path: Path) -> tuple[ModelManifest, Path]:
     """Read a manifest and check its model file's sha256; return both."""
     manifest = read_manifest(manifest_path)
+    if manifest.runtime != "onnx":  # nothing to hash: the detector is code configured by the manifest
+        return manifest, manifest_path
     model_path = (manifest_path.parent / manifest.file).resolve()
     if not model_path.is_file():
         raise ManifestError(f"{manifest_path}: model file {model_path} does not exist")

@@ -100,3 +100,14 @@ def rtsp_server_factory() -> Iterator[RtspServerFactory]:
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on an embedded SQLite file and on a throwaway PostgreSQL database."""
+    from support.databases import postgres_unavailable_reason, temporary_database
+
+    if request.param == "postgres" and (reason := postgres_unavailable_reason()):
+        pytest.skip(reason)
+    with temporary_database(request.param, tmp_path) as url:
+        yield url

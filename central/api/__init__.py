@@ -1,0 +1,1 @@
+"""HTTP API: thin aiohttp handlers over central.services, OpenAPI in openapi.yaml."""

@@ -1,0 +1,497 @@
+"""REST API under /api/v1 (aiohttp). Handlers parse and authorise; services do the work.
+
+Every database call runs in a worker thread so the event loop never blocks. Authentication is a
+bearer token (or the `hw_token` cookie set by /api/v1/login, for the dashboard and its event
+stream); roles are viewer < operator < admin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import yaml
+from aiohttp import web
+from hazardwatch.central.api.auth import COOKIE, Principal, RateLimiter, TokenBook
+from hazardwatch.central.config import Area, CentralConfig
+from hazardwatch.central.metrics import CentralMetrics
+from hazardwatch.central.notify import queue as delivery_queue
+from hazardwatch.central.services import incidents, silences, views
+from hazardwatch.central.store import Database
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hazardwatch.contract import Hazard
+
+log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ApiContext:
+    cfg: CentralConfig
+    db: Database
+    tokens: TokenBook
+    metrics: CentralMetrics
+    extra_registries: list[Any] = field(default_factory=list)
+    on_change: Callable[[], None] = lambda: None
+    base_url: str = ""
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(20))
+    events: EventHub | None = None
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        def work() -> Any:
+            with self.db.tx() as tx:
+                return fn(tx, *args)
+
+        return await asyncio.to_thread(work)
+
+
+CTX = web.AppKey("ctx", ApiContext)
+PRINCIPAL = "principal"
+
+
+class EventHub:
+    """Server-sent events: polls the store for changed incidents (so changes made by any central
+    instance reach every dashboard) and fans them out to subscribers."""
+
+    def __init__(self, ctx: ApiContext, interval_s: float = 0.3) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self._subscribers: set[asyncio.Queue[str]] = set()
+        self._since = time.time()
+        self._wake = asyncio.Event()
+
+    def subscribe(self) -> asyncio.Queue[str]:
+        q: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
+        self._subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[str]) -> None:
+        self._subscribers.discard(q)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not self._subscribers:
+                self._since = time.time() - 1
+                continue
+            since = self._since
+            try:
+                rows, _ = await self.ctx.run(
+                    views.list_incidents, views.IncidentFilter(since=since, limit=200)
+                )
+                cams = await self.ctx.run(
+                    lambda tx: [c for c in views.cameras(tx) if c["updated_at"] >= since]
+                )
+            except Exception:
+                log.exception("event hub poll failed")
+                continue
+            for row in rows:
+                self._since = max(self._since, row["updated_at"])
+                self._publish("incident", row)
+            for cam in cams:
+                self._since = max(self._since, cam["updated_at"])
+                self._publish("camera", cam)
+
+    def _publish(self, kind: str, data: dict) -> None:
+        frame = f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+        for q in list(self._subscribers):
+            if q.full():  # a stalled client is dropped rather than growing memory
+                self._subscribers.discard(q)
+            else:
+                q.put_nowait(frame)
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def problem(status: int, detail: str) -> web.HTTPException:
+    body = json.dumps({"status": status, "detail": detail})
+    cls = {
+        400: web.HTTPBadRequest,
+        401: web.HTTPUnauthorized,
+        403: web.HTTPForbidden,
+        404: web.HTTPNotFound,
+        409: web.HTTPConflict,
+        413: web.HTTPRequestEntityTooLarge,
+        429: web.HTTPTooManyRequests,
+    }[status]
+    if status == 413:
+        return web.HTTPRequestEntityTooLarge(
+            max_size=MAX_BODY, actual_size=0, text=body, content_type="application/json"
+        )
+    return cls(text=body, content_type="application/json")
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def require(request: web.Request, role: str) -> Principal:
+    who = principal(request)
+    if not who.can(role):
+        raise problem(403, f"{who.role} may not do this; {role} role required")
+    return who
+
+
+async def body_model(request: web.Request, model: type[BaseModel]) -> Any:
+    if request.content_length and request.content_length > MAX_BODY:
+        raise problem(413, f"body over {MAX_BODY} bytes")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise problem(413, f"body over {MAX_BODY} bytes")
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise problem(400, f"{where}: {err['msg']}") from None
+
+
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise problem(400, f"query parameter {name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise problem(400, f"query parameter {name} must be between {lo} and {hi}")
+    return value
+
+
+def float_param(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise problem(400, f"query parameter {name} must be a number") from None
+
+
+def incident_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["incident_id"])
+    except ValueError:
+        raise problem(404, "no such incident") from None
+
+
+# -- request bodies ------------------------------------------------------------------------------------
+class NoteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000)
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=512)
+
+
+class SilenceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    edge_id: str | None = Field(default=None, max_length=64)
+    camera_id: str | None = Field(default=None, max_length=64)
+    hazard: Hazard | None = None
+    area: Area | None = None
+    starts_at: float | None = None
+    ends_at: float | None = None
+    duration_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    comment: str = Field(min_length=1, max_length=1000)
+
+
+# -- middleware ----------------------------------------------------------------------------------------
+PUBLIC = ("/healthz", "/metrics", "/api/v1/login", "/api/v1/openapi.yaml", "/api/v1/openapi.json")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if path in PUBLIC or path.startswith("/api/v1/evidence/") or not path.startswith("/api/"):
+        return await handler(request)
+    ctx = request.app[CTX]
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else request.cookies.get(COOKIE)
+    who = ctx.tokens.lookup(token)
+    if who is None:
+        raise problem(401, "a valid bearer token is required")
+    request[PRINCIPAL] = who
+    return await handler(request)
+
+
+# -- handlers ------------------------------------------------------------------------------------------
+async def login(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    client = request.remote or "?"
+    if ctx.limiter.blocked(client):
+        raise problem(429, "too many failed logins; wait a minute")
+    body: LoginBody = await body_model(request, LoginBody)
+    who = ctx.tokens.lookup(body.token)
+    if who is None:
+        ctx.limiter.fail(client)
+        raise problem(401, "unknown token")
+    resp = web.json_response({"name": who.name, "role": who.role})
+    resp.set_cookie(COOKIE, body.token, httponly=True, samesite="Strict", max_age=12 * 3600)
+    return resp
+
+
+async def whoami(request: web.Request) -> web.Response:
+    who = principal(request)
+    ctx = request.app[CTX]
+    return web.json_response(
+        {"name": who.name, "role": who.role, "site": ctx.cfg.site, "timezone": ctx.cfg.timezone}
+    )
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    f = views.IncidentFilter(
+        state=request.query.get("state"),
+        hazard=request.query.get("hazard"),
+        camera=request.query.get("camera"),
+        since=float_param(request, "since"),
+        limit=int_param(request, "limit", 50, 1, 500),
+        offset=int_param(request, "offset", 0, 0, 10_000_000),
+    )
+    items, total = await ctx.run(views.list_incidents, f)
+    return web.json_response({"items": items, "total": total, "limit": f.limit, "offset": f.offset})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    iid = incident_id(request)
+
+    def load(tx: Any) -> dict | None:
+        view = views.incident_view(tx, iid, ctx.base_url, ctx.cfg.site)
+        if view is not None:
+            view["timeline"] = views.timeline(tx, iid)
+        return view
+
+    view = await ctx.run(load)
+    if view is None:
+        raise problem(404, f"incident {iid} does not exist")
+    return web.json_response(view)
+
+
+def action_handler(action: str) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        ctx = request.app[CTX]
+        who = require(request, "operator")
+        iid = incident_id(request)
+        body: NoteBody = await body_model(request, NoteBody)
+        if action == "false_alarm" and not body.note.strip():
+            raise problem(400, "note: say why this is a false alarm (cloud, fog, dust, vehicle, lights...)")
+        try:
+            await ctx.run(incidents.act, iid, action, who.name, body.note, time.time())
+        except incidents.ActionError as exc:
+            raise problem(exc.status, str(exc)) from None
+        ctx.on_change()
+        view = await ctx.run(views.incident_view, iid, ctx.base_url, ctx.cfg.site)
+        return web.json_response(view)
+
+    return handle
+
+
+async def list_silences(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    include = request.query.get("include_expired") == "true"
+    items = await ctx.run(silences.listing, include, time.time())
+    return web.json_response({"items": [s.as_dict() for s in items]})
+
+
+async def create_silence(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    who = require(request, "operator")
+    body: SilenceBody = await body_model(request, SilenceBody)
+    now = time.time()
+    starts = body.starts_at or now
+    ends = body.ends_at or (starts + body.duration_s if body.duration_s else None)
+    if ends is None:
+        raise problem(400, "give ends_at or duration_s")
+    try:
+        s = await ctx.run(
+            lambda tx: silences.create(
+                tx,
+                edge_id=body.edge_id,
+                camera_id=body.camera_id,
+                hazard=body.hazard.value if body.hazard else None,
+                area=body.area,
+                starts_at=starts,
+                ends_at=ends,
+                created_by=who.name,
+                comment=body.comment,
+                now=now,
+            )
+        )
+    except ValueError as exc:
+        raise problem(400, str(exc)) from None
+    return web.json_response(s.as_dict(), status=201)
+
+
+async def expire_silence(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    who = require(request, "operator")
+    try:
+        sid = int(request.match_info["silence_id"])
+    except ValueError:
+        raise problem(404, "no such silence") from None
+    if not await ctx.run(silences.expire, sid, who.name, time.time()):
+        raise problem(404, f"silence {sid} does not exist or already expired")
+    ctx.on_change()
+    return web.json_response({"id": sid, "expired": True})
+
+
+async def list_cameras(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    return web.json_response({"items": await ctx.run(views.cameras)})
+
+
+async def list_edges(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    return web.json_response({"items": await ctx.run(views.edges)})
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    state = request.query.get("state")
+    if state not in (None, "pending", "delivered", "dead"):
+        raise problem(400, "state must be pending, delivered or dead")
+    limit = int_param(request, "limit", 100, 1, 1000)
+    offset = int_param(request, "offset", 0, 0, 10_000_000)
+    items = await ctx.run(
+        lambda tx: delivery_queue.list_deliveries(tx, state=state, limit=limit, offset=offset)
+    )
+    counts = await ctx.run(delivery_queue.counts_by_state)
+    return web.json_response({"items": items, "counts": counts})
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    require(request, "admin")
+    try:
+        did = int(request.match_info["delivery_id"])
+    except ValueError:
+        raise problem(404, "no such delivery") from None
+    if not await ctx.run(delivery_queue.retry_dead, did):
+        raise problem(404, f"delivery {did} is not a dead letter")
+    ctx.on_change()
+    return web.json_response({"id": did, "state": "pending"})
+
+
+async def evidence(request: web.Request) -> web.Response:
+    """Evidence is reachable by its unguessable id (a capability URL receivers can fetch)."""
+    ctx = request.app[CTX]
+    eid = request.match_info["evidence_id"]
+    if len(eid) > 64:
+        raise problem(404, "no such evidence")
+    row = await ctx.run(lambda tx: tx.one("SELECT content_type, data FROM evidence WHERE id = ?", (eid,)))
+    if row is None:
+        raise problem(404, "no such evidence")
+    return web.Response(
+        body=bytes(row[1]), content_type=row[0], headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    assert ctx.events is not None
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    q = ctx.events.subscribe()
+    try:
+        await resp.write(b": connected\n\n")
+        while True:
+            try:
+                frame = await asyncio.wait_for(q.get(), 15)
+            except TimeoutError:
+                frame = ": keepalive\n\n"
+            await resp.write(frame.encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        ctx.events.unsubscribe(q)
+    return resp
+
+
+def _openapi() -> dict:
+    text = resources.files("hazardwatch.central.api").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+async def openapi_yaml(request: web.Request) -> web.Response:
+    text = resources.files("hazardwatch.central.api").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    return web.Response(text=text, content_type="application/yaml")
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(_openapi())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    try:
+        await ctx.run(lambda tx: tx.execute("SELECT 1"))
+        db_ok = True
+    except Exception:
+        db_ok = False
+    status = 200 if db_ok else 503
+    return web.json_response(
+        {"status": "ok" if db_ok else "degraded", "database": db_ok, "instance_id": ctx.cfg.instance_id},
+        status=status,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    counts = await ctx.run(lambda tx: tx.execute("SELECT state, COUNT(*) FROM incidents GROUP BY state"))
+    for state in ("open", "acknowledged", "resolved", "false_alarm"):
+        ctx.metrics.incidents.labels(state).set(dict(counts).get(state, 0))
+    body = b"".join(generate_latest(r) for r in [ctx.metrics.registry, *ctx.extra_registries])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/healthz", healthz),
+    ("GET", "/metrics", metrics),
+    ("GET", "/api/v1/openapi.yaml", openapi_yaml),
+    ("GET", "/api/v1/openapi.json", openapi_json),
+    ("POST", "/api/v1/login", login),
+    ("GET", "/api/v1/me", whoami),
+    ("GET", "/api/v1/incidents", list_incidents),
+    ("GET", "/api/v1/incidents/{incident_id}", get_incident),
+    ("POST", "/api/v1/incidents/{incident_id}/acknowledge", action_handler("acknowledge")),
+    ("POST", "/api/v1/incidents/{incident_id}/resolve", action_handler("resolve")),
+    ("POST", "/api/v1/incidents/{incident_id}/false-alarm", action_handler("false_alarm")),
+    ("POST", "/api/v1/incidents/{incident_id}/reopen", action_handler("reopen")),
+    ("GET", "/api/v1/silences", list_silences),
+    ("POST", "/api/v1/silences", create_silence),
+    ("DELETE", "/api/v1/silences/{silence_id}", expire_silence),
+    ("GET", "/api/v1/cameras", list_cameras),
+    ("GET", "/api/v1/edges", list_edges),
+    ("GET", "/api/v1/deliveries", list_deliveries),
+    ("POST", "/api/v1/deliveries/{delivery_id}/retry", retry_delivery),
+    ("GET", "/api/v1/evidence/{evidence_id}.jpg", evidence),
+    ("GET", "/api/v1/events", events),
+]
+
+
+def make_app(ctx: ApiContext) -> web.Application:
+    app = web.Application(middlewares=[auth_middleware], client_max_size=MAX_BODY)
+    app[CTX] = ctx
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    return app

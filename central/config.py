@@ -1,0 +1,204 @@
+"""Central configuration: one YAML file, strict, exported as JSON Schema (configs/schemas/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from hazardwatch.contract import Hazard
+from hazardwatch.contract.messages import Id
+
+Severity = Literal["minor", "moderate", "severe", "extreme"]
+SEVERITY_ORDER: dict[str, int] = {"minor": 0, "moderate": 1, "severe": 2, "extreme": 3}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:
+    if path is None or path.is_absolute():
+        return path
+    base = (info.context or {}).get("config_dir")
+    return (Path(base) / path) if base else path
+
+
+class Secret(Strict):
+    """A secret from exactly one place: an environment variable, a file, or inline (tests only)."""
+
+    env: str | None = None
+    file: Path | None = None
+    value: str | None = Field(default=None, description="Inline; prefer env or file")
+
+    _file = field_validator("file")(_resolve)
+
+    @model_validator(mode="after")
+    def _one(self) -> Secret:
+        given = [k for k in ("env", "file", "value") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of env, file or value")
+        return self
+
+
+class TlsConfig(Strict):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    _paths = field_validator("ca_file", "cert_file", "key_file")(_resolve)
+
+
+class BrokerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: TlsConfig | None = None
+    username: str | None = None
+    password: Secret | None = None
+    client_id: str | None = Field(default=None, description="Default: hazardwatch-central-<instance_id>")
+    topic_prefix: str = "hazardwatch"
+    share_group: str = Field(
+        default="hazardwatch-central",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="MQTT 5 shared-subscription group: instances in one group split the load",
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=600)
+
+
+class DatabaseConfig(Strict):
+    url: str = Field(
+        default="sqlite:///var/central.db",
+        validate_default=True,
+        description="sqlite:///PATH (relative to the config file) or postgresql://user@host/db",
+    )
+    password: Secret | None = Field(default=None, description="Password for a postgresql URL without one")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str, info: ValidationInfo) -> str:
+        if v.startswith("sqlite:///"):
+            path = Path(v.removeprefix("sqlite:///"))
+            resolved = _resolve(path, info)
+            return f"sqlite:///{resolved}"
+        if v.startswith(("postgresql://", "postgres://")):
+            return v
+        raise ValueError("use sqlite:///PATH or postgresql://...")
+
+
+class HttpConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(default=None, description="Base URL receivers use to fetch evidence")
+
+
+class TokenConfig(Strict):
+    name: str = Field(min_length=1, max_length=64, description="Who uses it; recorded on every action")
+    role: Literal["viewer", "operator", "admin"]
+    token: Secret
+
+
+class AuthConfig(Strict):
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    login_rate_per_min: int = Field(default=20, ge=1, description="Failed logins per client per minute")
+
+
+class CorrelationConfig(Strict):
+    same_camera_window_s: float = Field(
+        default=1800, gt=0, description="Same camera+hazard, overlapping regions"
+    )
+    cross_camera_window_s: float = Field(default=1800, gt=0, description="Same hazard from another camera")
+    cross_camera_distance_km: float = Field(default=15.0, gt=0)
+    auto_resolve_after_s: float = Field(default=900, gt=0, description="Quiet time after every alert ended")
+    reopen_window_s: float = Field(
+        default=1800, ge=0, description="An auto-resolved incident reopens within this"
+    )
+
+
+class TimerConfig(Strict):
+    """Alertmanager-style notification timers."""
+
+    group_wait_s: float = Field(default=10, ge=0, description="Wait before the first notification")
+    group_interval_s: float = Field(
+        default=60, ge=0, description="Least time between updates of one incident"
+    )
+    repeat_interval_s: float = Field(default=3600, gt=0, description="Re-notify a still-open incident")
+
+
+class InhibitRule(Strict):
+    """While a camera is in one of these states, its hazards are recorded but not notified."""
+
+    camera_states: list[Literal["offline", "degraded"]] = Field(min_length=1)
+    hazards: list[Hazard] | None = Field(default=None, description="None: every hazard")
+
+
+class Area(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    radius_km: float = Field(gt=0)
+
+
+class BackoffConfig(Strict):
+    initial_s: float = Field(default=1.0, gt=0)
+    max_s: float = Field(default=300.0, gt=0)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+
+
+class ReceiverConfig(Strict):
+    name: Id
+    kind: Literal["webhook", "cap"]
+    url: str = Field(pattern=r"^https?://")
+    secret: Secret | None = Field(default=None, description="HMAC-SHA256 signing key (webhook and cap)")
+    timeout_s: float = Field(default=10, gt=0, le=120)
+    deadline_s: float = Field(default=86400, gt=0, description="Give up (dead letter) after this long")
+    backoff: BackoffConfig = BackoffConfig()
+
+
+class RouteConfig(Strict):
+    receiver: Id
+    hazards: list[Hazard] | None = None
+    min_severity: Severity = "minor"
+    area: Area | None = None
+
+
+class CentralConfig(Strict):
+    instance_id: Id = "central-1"
+    site: str = ""
+    timezone: str = "UTC"
+    broker: BrokerConfig | None = Field(default_factory=BrokerConfig)
+    database: DatabaseConfig = DatabaseConfig()
+    http: HttpConfig = HttpConfig()
+    auth: AuthConfig = AuthConfig()
+    correlation: CorrelationConfig = CorrelationConfig()
+    timers: TimerConfig = TimerConfig()
+    inhibit: list[InhibitRule] = Field(
+        default_factory=lambda: [InhibitRule(camera_states=["offline"])],
+        description="Default: an offline camera's hazards are not notified",
+    )
+    severity: dict[Hazard, Severity] = Field(
+        default_factory=lambda: {
+            Hazard.FIRE: "extreme",
+            Hazard.SMOKE: "severe",
+            Hazard.WATERLOGGING: "moderate",
+            Hazard.FALLEN_TREE: "moderate",
+        }
+    )
+    receivers: list[ReceiverConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_relative_to_file(cls, data: object) -> object:
+        if isinstance(data, dict) and "database" not in data:
+            data = {**data, "database": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _cross(self) -> CentralConfig:
+        names = [r.name for r in self.receivers]
+        if len(names) != len(set(names)):
+            raise ValueError("receiver names must be unique")
+        for i, route in enumerate(self.routes):
+            if route.receiver not in names:
+                raise ValueError(f"routes.{i}.receiver names unknown receiver {route.receiver!r}")
+        return self

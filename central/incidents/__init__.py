@@ -1,0 +1,1 @@
+"""Incident logic without I/O: geometry, correlation of alerts into incidents, severity."""

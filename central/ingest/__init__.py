@@ -1,0 +1,1 @@
+"""MQTT ingest: shared subscription, validation, batched durable writes, then acknowledgement."""

@@ -1,0 +1,297 @@
+"""MQTT ingest: receive, validate, store in batches, then acknowledge.
+
+paho runs with manual acknowledgement and a persistent MQTT 5 session, so a message is PUBACKed
+only after the transaction that stored it committed. A crash before that makes the broker redeliver
+it, and the store recognises the redelivery by (edge, alert, seq).
+
+Alerts and heartbeats arrive on a shared subscription (`$share/<group>/...`): instances in one
+group split the load. Camera status and availability are retained messages, which MQTT 5 does not
+send to shared subscriptions; every instance subscribes to them directly. Applying them is
+idempotent (a newer `since` wins).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from hazardwatch.central.config import BrokerConfig, CentralConfig
+from hazardwatch.central.metrics import CentralMetrics
+from hazardwatch.central.services import health
+from hazardwatch.central.services.incidents import apply_alert
+from hazardwatch.central.store import Database, Tx
+
+from hazardwatch.configfile import resolve_secret
+from hazardwatch.contract import Alert, Availability, CameraStatus, Heartbeat, parse_message
+from hazardwatch.contract.messages import ContractError
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+BATCH_WAIT_S = 0.02
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class Rejected(Exception):
+    """A message that can never be applied (it is acknowledged, logged and counted)."""
+
+
+def topic_kind(topic: str, prefix: str) -> tuple[str, str, str | None]:
+    """`prefix/v1/edge/alerts/cam` -> ('alert', 'edge', 'cam'); raises Rejected for anything else."""
+    parts = topic.split("/")
+    base = prefix.split("/")
+    if parts[: len(base)] != base or len(parts) < len(base) + 3 or parts[len(base)] != "v1":
+        raise Rejected(f"unexpected topic {topic!r}")
+    edge, rest = parts[len(base) + 1], parts[len(base) + 2 :]
+    if rest == ["availability"]:
+        return "availability", edge, None
+    if rest == ["heartbeat"]:
+        return "heartbeat", edge, None
+    if len(rest) == 2 and rest[0] == "alerts":
+        return "alert", edge, rest[1]
+    if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status":
+        return "camera_status", edge, rest[1]
+    raise Rejected(f"unexpected topic {topic!r}")
+
+
+def validate(msg: Incoming, prefix: str) -> Alert | CameraStatus | Availability | Heartbeat:
+    """Contract validation plus topic consistency: an edge may only speak for itself."""
+    kind, edge, camera = topic_kind(msg.topic, prefix)
+    try:
+        parsed = parse_message(msg.payload)
+    except ContractError as exc:
+        raise Rejected(str(exc)) from None
+    if parsed.kind != kind:
+        raise Rejected(f"a {parsed.kind} message on a {kind} topic")
+    if parsed.edge_id != edge:
+        raise Rejected(f"edge_id {parsed.edge_id!r} does not match the topic's edge {edge!r}")
+    if camera is not None and getattr(parsed, "camera_id", None) != camera:
+        raise Rejected(f"camera_id does not match the topic's camera {camera!r}")
+    return parsed  # type: ignore[return-value]
+
+
+class MqttIngest:
+    def __init__(
+        self,
+        cfg: CentralConfig,
+        db: Database,
+        metrics: CentralMetrics,
+        on_stored: Callable[[int], None],
+    ) -> None:
+        assert cfg.broker is not None
+        self.cfg = cfg
+        self.broker: BrokerConfig = cfg.broker
+        self.db = db
+        self.metrics = metrics
+        self._on_stored = on_stored
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=20_000)
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._client = self._make_client()
+        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+
+    def _make_client(self) -> mqtt.Client:
+        b = self.broker
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=b.client_id or f"hazardwatch-central-{self.cfg.instance_id}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.manual_ack_set(True)
+        if b.username:
+            pw = b.password
+            client.username_pw_set(
+                b.username, resolve_secret(pw.value, pw.env, pw.file, "broker password") if pw else None
+            )
+        if b.tls:
+            client.tls_set(
+                ca_certs=str(b.tls.ca_file),
+                certfile=str(b.tls.cert_file) if b.tls.cert_file else None,
+                keyfile=str(b.tls.key_file) if b.tls.key_file else None,
+            )
+        client.reconnect_delay_set(1, 10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 24 * 3600  # unacknowledged messages wait for us across a restart
+        self._client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            keepalive=self.broker.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- paho callbacks ---------------------------------------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker refused central: %s", reason)
+            return
+        p = f"{self.broker.topic_prefix}/v1"
+        shared = f"$share/{self.broker.share_group}/"
+        client.subscribe(
+            [
+                (f"{shared}{p}/+/alerts/+", mqtt.SubscribeOptions(qos=1)),
+                (f"{shared}{p}/+/heartbeat", mqtt.SubscribeOptions(qos=1)),
+                (f"{p}/+/cameras/+/status", mqtt.SubscribeOptions(qos=1)),
+                (f"{p}/+/availability", mqtt.SubscribeOptions(qos=1)),
+            ]
+        )
+        self._connected.set()
+        self.metrics.mqtt_connected.set(1)
+        log.info("central %s subscribed on %s:%d", self.cfg.instance_id, self.broker.host, self.broker.port)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        self._connected.clear()
+        self.metrics.mqtt_connected.set(0)
+        log.warning("central disconnected from broker: %s", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        # Blocks paho's thread when the store falls behind: back-pressure instead of unbounded memory.
+        self._queue.put(Incoming(message.topic, message.payload, message.mid, message.qos))
+
+    # -- the ingest thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            self._store_with_retry(batch)
+
+    def _store_with_retry(self, batch: list[Incoming]) -> None:
+        """Store, then acknowledge. A failing batch is retried message by message, so one message
+        that cannot be applied while the database is healthy is rejected instead of stalling ingest."""
+        delay = 0.5
+        pending = [batch]
+        while pending and not self._stop.is_set():
+            part = pending[0]
+            try:
+                stored = self.store(part)
+            except Exception as exc:
+                self.metrics.ingest_errors.inc()
+                if len(part) > 1:
+                    pending[0:1] = [[m] for m in part]
+                    continue
+                if self._database_ok():
+                    log.exception("message on %s cannot be applied", part[0].topic)
+                    self._reject(part[0], f"cannot be applied: {type(exc).__name__}: {exc}")
+                    self._ack(part)
+                    pending.pop(0)
+                    continue
+                log.error("database unavailable (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30)
+                continue
+            self._ack(part)
+            if stored:
+                self._on_stored(stored)
+            pending.pop(0)
+            delay = 0.5
+
+    def _ack(self, part: list[Incoming]) -> None:
+        for msg in part:
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+
+    def _database_ok(self) -> bool:
+        try:
+            with self.db.tx() as tx:
+                tx.execute("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def store(self, batch: list[Incoming]) -> int:
+        """Validate and store a batch in one transaction; return how many alerts were new."""
+        started = time.perf_counter()
+        now = time.time()
+        valid: list[tuple[Incoming, Alert | CameraStatus | Availability | Heartbeat]] = []
+        for msg in batch:
+            try:
+                valid.append((msg, validate(msg, self.broker.topic_prefix)))
+            except Rejected as exc:
+                self._reject(msg, str(exc))
+        new_alerts = 0
+        with self.db.tx() as tx:
+            for msg, parsed in valid:
+                new_alerts += self._apply(tx, msg, parsed, now)
+        self.metrics.batch.observe(len(batch))
+        self.metrics.ingest_seconds.observe(time.perf_counter() - started)
+        return new_alerts
+
+    def _apply(
+        self, tx: Tx, msg: Incoming, parsed: Alert | CameraStatus | Availability | Heartbeat, now: float
+    ) -> int:
+        if isinstance(parsed, Alert):
+            # One hazard at a time across instances, so concurrent alerts cannot split an incident.
+            tx.lock(f"hazard:{parsed.hazard.value}")
+            outcome = apply_alert(tx, parsed, self.cfg, now)
+            self.metrics.messages.labels("alert", "duplicate" if outcome.duplicate else "stored").inc()
+            if outcome.created:
+                self.metrics.incidents_created.inc()
+            return 0 if outcome.duplicate else 1
+        if isinstance(parsed, CameraStatus):
+            health.apply_camera_status(tx, parsed, now)
+        elif isinstance(parsed, Availability):
+            health.apply_availability(tx, parsed, now)
+        else:
+            health.apply_heartbeat(tx, parsed, now)
+        self.metrics.messages.labels(parsed.kind, "stored").inc()
+        return 0
+
+    def _reject(self, msg: Incoming, reason: str) -> None:
+        try:
+            kind = topic_kind(msg.topic, self.broker.topic_prefix)[0]
+        except Rejected:
+            kind = "unknown"
+        self.metrics.rejected.labels(kind).inc()
+        self.metrics.messages.labels(kind, "rejected").inc()
+        log.warning("rejected message on %s: %s", msg.topic[:200], reason[:300])
+        try:
+            with self.db.tx() as tx:
+                tx.execute(
+                    "INSERT INTO rejected_messages(topic, reason, received_at) VALUES (?, ?, ?)",
+                    (msg.topic[:512], reason[:1000], time.time()),
+                )
+        except Exception:
+            log.exception("could not record a rejected message")

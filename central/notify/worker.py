@@ -1,0 +1,419 @@
+"""The delivery worker: takes due notifications from the queue and POSTs them to their receivers.
+
+Why it works this way:
+- The database is the only shared state, so any number of central instances can run a worker on the
+  same queue: rows are leased on claim and every outcome is written with the claim's fencing token.
+- It is a pipeline, not batches: a free slot is refilled as soon as an attempt ends, so one slow receiver
+  never holds up the others, while the queue's chain rule keeps one incident's notifications in order.
+- Retries are exponential with jitter (so a fleet of instances does not hammer a recovering receiver in
+  step), honour Retry-After, and stop at the receiver's deadline counted from the row's creation; a 4xx
+  other than 408/429 is the receiver saying "never", so it becomes a dead letter at once.
+- Database calls run in worker threads (asyncio.to_thread), so the event loop never blocks on I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import math
+import random
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from hazardwatch.central.config import BackoffConfig, ReceiverConfig
+from hazardwatch.central.notify import queue
+from hazardwatch.central.notify.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
+from hazardwatch.central.notify.cap import CapOptions, reference_for, render_cap
+from hazardwatch.central.notify.queue import Delivery
+from hazardwatch.central.notify.webhook import CONTENT_TYPE as JSON_CONTENT_TYPE
+from hazardwatch.central.notify.webhook import render_body, secret_bytes, signed_headers
+from hazardwatch.central.store.database import Database
+
+log = logging.getLogger(__name__)
+
+Result = Literal["delivered", "retry", "dead"]
+ATTEMPT_HEADER = "X-Hazardwatch-Attempt"
+USER_AGENT = "hazardwatch-central/1"
+_ERROR_BODY_BYTES = 300
+
+
+class DeliveryMetrics:
+    """The worker's Prometheus series, registered in the registry the service passes in (no globals)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "hazardwatch_central_deliveries",
+            "Delivery attempts by receiver and result (delivered, retry, dead)",
+            ["receiver", "result"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "hazardwatch_central_delivery_seconds",
+            "Time of one delivery attempt (render + HTTP round trip)",
+            ["receiver"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "hazardwatch_central_deliveries_pending",
+            "Notifications waiting in the delivery queue, per receiver (updated on each claim)",
+            ["receiver"],
+            registry=registry,
+        )
+        self.dead = Gauge(
+            "hazardwatch_central_deliveries_dead",
+            "Dead letters per receiver (updated on each claim)",
+            ["receiver"],
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one HTTP attempt produced: a status (with Retry-After and a body excerpt) or a transport error."""
+
+    status: int | None = None
+    error: str = ""
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    result: Result
+    error: str = ""
+    next_attempt_at: float | None = None
+
+
+def classify(status: int) -> Result:
+    """2xx accepted; 408, 429 and 5xx are transient; anything else (other 4xx, 3xx) will never succeed."""
+    if 200 <= status < 300:
+        return "delivered"
+    if status in (408, 429) or 500 <= status < 600:
+        return "retry"
+    return "dead"
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(attempt: int, backoff: BackoffConfig, rng: random.Random) -> float:
+    """initial * 2^(attempt-1), capped at max, spread by ±jitter so instances do not retry in step."""
+    base = min(backoff.max_s, backoff.initial_s * 2 ** max(0, min(attempt - 1, 60)))
+    spread = 1.0 + backoff.jitter * (2.0 * rng.random() - 1.0)
+    return max(0.0, min(backoff.max_s, base * spread))
+
+
+def decide(
+    outcome: Outcome, delivery: Delivery, receiver: ReceiverConfig, now: float, rng: random.Random
+) -> Decision:
+    """Turn an attempt's outcome into the queue's next state, applying backoff and the deadline."""
+    if outcome.status is not None:
+        kind = classify(outcome.status)
+        error = f"HTTP {outcome.status}" + (f": {outcome.error}" if outcome.error else "")
+        if kind == "delivered":
+            return Decision("delivered")
+        if kind == "dead":
+            return Decision("dead", f"rejected, not retried: {error}")
+    else:
+        error = outcome.error or "unknown error"
+    if outcome.retry_after is not None and outcome.retry_after > 0:
+        delay = outcome.retry_after
+    else:
+        delay = backoff_delay(delivery.attempts, receiver.backoff, rng)
+    next_at = now + delay
+    deadline = delivery.created_at + receiver.deadline_s
+    if next_at > deadline:
+        return Decision(
+            "dead",
+            f"deadline of {receiver.deadline_s:g} s exceeded after {delivery.attempts} attempt(s); "
+            f"last error: {error}",
+        )
+    return Decision("retry", error, next_at)
+
+
+class DeliveryWorker:
+    """Delivers queued notifications for the configured receivers until `stop()`.
+
+    Several instances (one per central process) can share one database. `wake()` makes the loop claim at
+    once (dispatch calls it after enqueueing); otherwise it polls every `poll_interval_s`, and sooner when
+    one of its own retries falls due.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        receivers: Sequence[ReceiverConfig],
+        instance_id: str,
+        *,
+        metrics: DeliveryMetrics | CollectorRegistry | None = None,
+        concurrency: int = 16,
+        poll_interval_s: float = 1.0,
+        lease_s: float | None = None,
+        cap_options: CapOptions | None = None,
+        on_result: Callable[[Delivery, Decision], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        stop_grace_s: float = 5.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.db = db
+        self.instance_id = instance_id
+        self.receivers = {r.name: r for r in receivers}
+        self._secrets = {r.name: secret_bytes(r.secret) for r in receivers}
+        if isinstance(metrics, CollectorRegistry):
+            metrics = DeliveryMetrics(metrics)
+        self.metrics = metrics if metrics is not None else DeliveryMetrics(CollectorRegistry())
+        self.concurrency = concurrency
+        self.poll_interval_s = poll_interval_s
+        # A lease must outlive the longest attempt, or another instance would send the same row again.
+        longest = max((r.timeout_s for r in receivers), default=10.0)
+        self.lease_s = lease_s if lease_s is not None else longest + 30.0
+        self.cap_options = cap_options or CapOptions()
+        self.on_result = on_result
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stop_grace_s = stop_grace_s
+        self.results: Tally[str] = Tally()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._next_due: float | None = None
+        self._inflight: dict[asyncio.Task[None], Delivery] = {}
+
+    # -- control -----------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Claim now (safe from any thread): something was just enqueued."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming; let attempts in flight finish for `grace_s`, then cancel and release them."""
+        self._stopping = True
+        self.stop_grace_s = self.stop_grace_s if grace_s is None else grace_s
+        self.wake()
+
+    # -- loop --------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """The worker loop. Cancelling it is like a crash: in-flight rows keep their lease until it expires."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}) as session:
+            try:
+                await self._loop_until_stopped(session)
+            except asyncio.CancelledError:
+                for task in self._inflight:
+                    task.cancel()
+                raise
+            await self._drain()
+
+    async def _loop_until_stopped(self, session: aiohttp.ClientSession) -> None:
+        failures = 0
+        while not self._stopping:
+            self._wake.clear()
+            free = self.concurrency - len(self._inflight)
+            if free > 0:
+                try:
+                    claimed = await asyncio.to_thread(self._claim, free)
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    log.error("delivery claim failed (%s): %s", self.instance_id, exc)
+                    claimed = []
+                for delivery in claimed:
+                    task = asyncio.create_task(self._attempt(session, delivery))
+                    self._inflight[task] = delivery
+            await self._wait(min(self.poll_interval_s * 2**failures, 30.0) if failures else None)
+
+    async def _wait(self, timeout: float | None) -> None:
+        if timeout is None:
+            timeout = self.poll_interval_s
+            if self._next_due is not None:
+                timeout = max(0.0, min(timeout, self._next_due - self.clock()))
+                self._next_due = None
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [waker, *self._inflight], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waker.cancel()
+        for task in [t for t in self._inflight if t.done()]:
+            self._inflight.pop(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("delivery task failed: %r", task.exception())
+
+    async def _drain(self) -> None:
+        """Graceful stop: wait for attempts in flight, then cancel the rest and hand their rows back."""
+        if not self._inflight:
+            return
+        _done, pending = await asyncio.wait(list(self._inflight), timeout=self.stop_grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            released = [self._inflight[t] for t in pending]
+            await asyncio.to_thread(self._release, released)
+        self._inflight.clear()
+
+    # -- database (worker threads) -----------------------------------------------------------------
+    def _claim(self, limit: int) -> list[Delivery]:
+        with self.db.tx() as tx:
+            claimed = queue.claim_due(
+                tx, self.clock(), limit, self.lease_s, self.instance_id, receivers=list(self.receivers)
+            )
+            counts = queue.counts_by_receiver(tx)
+        for name in self.receivers:
+            self.metrics.pending.labels(name).set(counts.get((name, "pending"), 0))
+            self.metrics.dead.labels(name).set(counts.get((name, "dead"), 0))
+        return claimed
+
+    def _references(self, delivery: Delivery) -> list[Delivery]:
+        with self.db.tx() as tx:
+            return queue.earlier_delivered(tx, delivery.receiver, delivery.incident_id, delivery.id)
+
+    def _record(self, delivery: Delivery, decision: Decision) -> bool:
+        with self.db.tx() as tx:
+            if decision.result == "delivered":
+                return queue.mark_delivered(tx, delivery.id, delivery.attempts, self.clock())
+            if decision.result == "retry":
+                assert decision.next_attempt_at is not None
+                return queue.mark_retry(
+                    tx, delivery.id, delivery.attempts, decision.next_attempt_at, decision.error
+                )
+            return queue.mark_dead(tx, delivery.id, delivery.attempts, decision.error)
+
+    def _release(self, deliveries: Sequence[Delivery]) -> None:
+        with self.db.tx() as tx:
+            for d in deliveries:
+                queue.release(tx, d.id, d.attempts)
+
+    # -- one attempt -------------------------------------------------------------------------------
+    async def _render(self, delivery: Delivery, receiver: ReceiverConfig) -> tuple[bytes, str]:
+        view = delivery.view()
+        if receiver.kind == "webhook":
+            return render_body(delivery.msg_type, delivery.idempotency_key, delivery.created_at, view), (
+                JSON_CONTENT_TYPE
+            )
+        earlier = await asyncio.to_thread(self._references, delivery) if delivery.msg_type != "Alert" else []
+        refs = [
+            reference_for(e.view(), e.receiver, e.idempotency_key, e.created_at, self.cap_options)
+            for e in earlier
+        ]
+        body = render_cap(
+            view,
+            delivery.msg_type,
+            created_at=delivery.created_at,
+            receiver=delivery.receiver,
+            idempotency_key=delivery.idempotency_key,
+            references=refs,
+            options=self.cap_options,
+        )
+        return body, CAP_CONTENT_TYPE
+
+    async def _post(
+        self, session: aiohttp.ClientSession, receiver: ReceiverConfig, body: bytes, headers: dict[str, str]
+    ) -> Outcome:
+        try:
+            async with session.post(
+                receiver.url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=receiver.timeout_s),
+                allow_redirects=False,
+            ) as resp:
+                excerpt = await resp.content.read(_ERROR_BODY_BYTES)
+                text = "" if 200 <= resp.status < 300 else excerpt.decode("utf-8", "replace").strip()
+                return Outcome(
+                    status=resp.status,
+                    error=text,
+                    retry_after=parse_retry_after(resp.headers.get("Retry-After"), self.clock()),
+                )
+        except TimeoutError:
+            return Outcome(error=f"timeout after {receiver.timeout_s:g} s")
+        except aiohttp.ClientError as exc:
+            return Outcome(error=f"{type(exc).__name__}: {exc}")
+
+    async def _attempt(self, session: aiohttp.ClientSession, delivery: Delivery) -> None:
+        receiver = self.receivers[delivery.receiver]
+        started = time.monotonic()
+        try:
+            body, content_type = await self._render(delivery, receiver)
+        except (ValueError, KeyError, TypeError) as exc:
+            outcome = Outcome(status=None, error=f"cannot render {receiver.kind} message: {exc!r}")
+            decision = Decision("dead", outcome.error)
+        else:
+            headers = signed_headers(
+                body,
+                idempotency_key=delivery.idempotency_key,
+                secret=self._secrets[receiver.name],
+                content_type=content_type,
+                timestamp=int(self.clock()),
+            )
+            headers[ATTEMPT_HEADER] = str(delivery.attempts)
+            outcome = await self._post(session, receiver, body, headers)
+            decision = decide(outcome, delivery, receiver, self.clock(), self.rng)
+        self.metrics.seconds.labels(receiver.name).observe(time.monotonic() - started)
+        try:
+            kept = await asyncio.to_thread(self._record, delivery, decision)
+        except Exception as exc:
+            # The row stays leased; after the lease another attempt repeats it (same idempotency key).
+            log.error("cannot record delivery %s outcome %s: %s", delivery.id, decision.result, exc)
+            return
+        if not kept:
+            log.warning(
+                "delivery %s: lease lost before its outcome (%s) was recorded", delivery.id, decision.result
+            )
+        self.metrics.deliveries.labels(receiver.name, decision.result).inc()
+        self.results[decision.result] += 1
+        if decision.result == "retry":
+            log.info(
+                "delivery %s to %s: %s; retry at %.3f",
+                delivery.id,
+                receiver.name,
+                decision.error,
+                decision.next_attempt_at,
+            )
+            due = decision.next_attempt_at
+            if due is not None and (self._next_due is None or due < self._next_due):
+                self._next_due = due
+        elif decision.result == "dead":
+            log.warning("delivery %s to %s is a dead letter: %s", delivery.id, receiver.name, decision.error)
+        if self.on_result is not None:
+            with contextlib.suppress(Exception):
+                self.on_result(delivery, decision)

@@ -1,0 +1,170 @@
+"""The central service: wiring of store, MQTT ingest, dispatcher, delivery worker and HTTP API.
+
+Loops (each safe to run in several instances on one PostgreSQL):
+- ingest (thread): MQTT -> validate -> store in batches -> acknowledge;
+- dispatcher: plans notifications of changed or due incidents (timers, silences, inhibition);
+- housekeeping: auto-resolves quiet incidents;
+- delivery worker: sends queued notifications with retries (hazardwatch.central.notify).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiohttp import web
+from hazardwatch.central.api.app import ApiContext, EventHub, make_app
+from hazardwatch.central.api.auth import RateLimiter, TokenBook
+from hazardwatch.central.config import CentralConfig
+from hazardwatch.central.ingest.mqtt_ingest import MqttIngest
+from hazardwatch.central.metrics import CentralMetrics
+from hazardwatch.central.notify.worker import DeliveryWorker
+from hazardwatch.central.services import dispatch, incidents
+from hazardwatch.central.store import Database
+from hazardwatch.central.store.database import safe_url
+
+log = logging.getLogger(__name__)
+DISPATCH_PERIOD_S = 0.5
+HOUSEKEEPING_PERIOD_S = 5.0
+
+
+def database_url(cfg: CentralConfig) -> str:
+    url = cfg.database.url
+    pw = cfg.database.password
+    if pw and url.startswith(("postgresql://", "postgres://")) and "@" in url:
+        from hazardwatch.configfile import resolve_secret
+
+        secret = resolve_secret(pw.value, pw.env, pw.file, "database password") or ""
+        scheme, rest = url.split("://", 1)
+        user, host = rest.split("@", 1)
+        if ":" not in user:
+            from urllib.parse import quote
+
+            url = f"{scheme}://{user}:{quote(secret, safe='')}@{host}"
+    return url
+
+
+class CentralService:
+    def __init__(self, cfg: CentralConfig) -> None:
+        self.cfg = cfg
+        self.metrics = CentralMetrics()
+        self.db = Database(database_url(cfg))
+        self.schema_version = self.db.migrate()
+        log.info("database %s at schema version %d", safe_url(cfg.database.url), self.schema_version)
+        self._dispatch_wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        from prometheus_client import CollectorRegistry
+
+        self.delivery_registry = CollectorRegistry()
+        self.worker = DeliveryWorker(self.db, list(cfg.receivers), cfg.instance_id, self.delivery_registry)
+        self.ingest = MqttIngest(cfg, self.db, self.metrics, self._stored_from_thread) if cfg.broker else None
+        self.http_port = cfg.http.port
+        self.ctx = ApiContext(
+            cfg=cfg,
+            db=self.db,
+            tokens=TokenBook(cfg.auth),
+            metrics=self.metrics,
+            extra_registries=[self.delivery_registry],
+            on_change=self.changed,
+            base_url=cfg.http.public_url or "",
+            limiter=RateLimiter(cfg.auth.login_rate_per_min),
+        )
+
+    # -- change propagation -------------------------------------------------------------------------
+    def changed(self) -> None:
+        """Something in the store changed: plan notifications and push events now."""
+        if self._dispatch_wake:
+            self._dispatch_wake.set()
+        if self.ctx.events:
+            self.ctx.events.poke()
+
+    def _stored_from_thread(self, count: int) -> None:
+        if self._loop:
+            self._loop.call_soon_threadsafe(self.changed)
+
+    # -- loops ----------------------------------------------------------------------------------------
+    async def _dispatcher(self) -> None:
+        assert self._dispatch_wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dispatch_wake.wait(), DISPATCH_PERIOD_S)
+            self._dispatch_wake.clear()
+            try:
+                planned = await asyncio.to_thread(self.dispatch_once, time.time())
+            except Exception:
+                log.exception("dispatch failed; retrying")
+                continue
+            if planned:
+                self.worker.wake()
+
+    def dispatch_once(self, now: float) -> int:
+        """Plan every due incident, one transaction each; return how many notifications went out."""
+        with self.db.tx() as tx:
+            due = dispatch.due(tx, self.cfg, now)
+        enqueued = 0
+        for incident_id in due:
+            with self.db.tx() as tx:
+                plan = dispatch.plan(tx, incident_id, self.cfg, now, self.ctx.base_url)
+            if plan is None:
+                continue
+            if plan.suppressed:
+                self.metrics.suppressed.inc()
+            elif plan.receivers:
+                enqueued += len(plan.receivers)
+                self.metrics.notifications_planned.labels(plan.msg_type).inc(len(plan.receivers))
+        return enqueued
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_PERIOD_S)
+            try:
+
+                def resolve() -> list[int]:
+                    with self.db.tx() as tx:
+                        return incidents.auto_resolve(tx, self.cfg, time.time())
+
+                if await asyncio.to_thread(resolve):
+                    self.changed()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._dispatch_wake = asyncio.Event()
+        self.ctx.events = EventHub(self.ctx)
+        runner = web.AppRunner(make_app(self.ctx), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.cfg.http.host, self.cfg.http.port)
+        await site.start()
+        server = site._server
+        if server and server.sockets:
+            self.http_port = server.sockets[0].getsockname()[1]
+        if not self.ctx.base_url:
+            self.ctx.base_url = f"http://{self.cfg.http.host}:{self.http_port}"
+        if self.ingest:
+            self.ingest.start()
+        tasks = [
+            asyncio.create_task(self._dispatcher(), name="dispatcher"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+            asyncio.create_task(self.worker.run(), name="delivery"),
+            asyncio.create_task(self.ctx.events.run(), name="events"),
+        ]
+        if ready:
+            ready.set()
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception():
+                    raise RuntimeError(f"central stage {task.get_name()} crashed") from task.exception()
+        finally:
+            await self.worker.stop()
+            for t in [*tasks, stopper]:
+                t.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            if self.ingest:
+                await asyncio.to_thread(self.ingest.stop)
+            await runner.cleanup()
+            self.db.close()

@@ -1,0 +1,36 @@
+"""Edge and camera health from the edges' status, availability and heartbeat messages."""
+
+from __future__ import annotations
+
+from hazardwatch.central.store import Tx
+
+from hazardwatch.contract import Availability, CameraStatus, Heartbeat
+
+
+def apply_camera_status(tx: Tx, msg: CameraStatus, now: float) -> None:
+    """Retained statuses are replayed on every (re)subscribe: only a newer one may overwrite."""
+    tx.execute(
+        "INSERT INTO cameras(edge_id, camera_id, state, reason, since, last_frame_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET state = excluded.state, "
+        "reason = excluded.reason, since = excluded.since, last_frame_at = excluded.last_frame_at, "
+        "updated_at = excluded.updated_at WHERE cameras.since IS NULL OR cameras.since <= excluded.since",
+        (msg.edge_id, msg.camera_id, msg.state.value, msg.reason, msg.since, msg.last_frame_at, now),
+    )
+
+
+def apply_availability(tx: Tx, msg: Availability, now: float) -> None:
+    tx.execute(
+        "INSERT INTO edges(edge_id, state, since, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (edge_id) DO UPDATE "
+        "SET state = excluded.state, since = CASE WHEN edges.state = excluded.state THEN edges.since "
+        "ELSE excluded.since END, last_seen = excluded.last_seen WHERE edges.last_seen <= excluded.last_seen",
+        (msg.edge_id, msg.state, msg.sent_at, msg.sent_at),
+    )
+
+
+def apply_heartbeat(tx: Tx, msg: Heartbeat, now: float) -> None:
+    tx.execute(
+        "INSERT INTO edges(edge_id, state, since, last_seen, heartbeat) VALUES (?, 'online', ?, ?, ?) "
+        "ON CONFLICT (edge_id) DO UPDATE SET last_seen = excluded.last_seen, heartbeat = excluded.heartbeat "
+        "WHERE edges.last_seen <= excluded.last_seen",
+        (msg.edge_id, msg.sent_at, msg.sent_at, msg.model_dump_json(exclude={"schema_version", "kind"})),
+    )

@@ -1,0 +1,339 @@
+"""Incident operations on the store: attach alerts, recompute aggregates, operator actions.
+
+Every function takes an open transaction (`Tx`) so callers decide the unit of durability: the
+ingest path writes a whole batch of MQTT messages in one transaction before acknowledging them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+
+from hazardwatch.central.config import SEVERITY_ORDER, CentralConfig
+from hazardwatch.central.incidents.correlate import OPEN_STATES, SYSTEM, Candidate, Member, Region, choose
+from hazardwatch.central.incidents.geo import Sighting, estimate_location, sighting
+from hazardwatch.central.store import Tx
+
+from hazardwatch.contract import Alert
+
+SEVERITIES = list(SEVERITY_ORDER)
+
+
+class ActionError(Exception):
+    """An operator action that cannot apply (unknown incident, wrong state)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    incident_id: int | None  # None for a duplicate
+    duplicate: bool
+    created: bool = False
+    reopened: bool = False
+
+
+def add_event(tx: Tx, incident_id: int, at: float, kind: str, actor: str, detail: dict) -> None:
+    tx.execute(
+        "INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
+        (incident_id, at, kind, actor, json.dumps(detail, separators=(",", ":"))),
+    )
+
+
+def _candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Candidate]:
+    c = cfg.correlation
+    horizon = alert.last_frame_at - max(c.same_camera_window_s, c.cross_camera_window_s)
+    rows = tx.execute(
+        "SELECT id, hazard, state, last_alert_at, resolved_at, resolved_by FROM incidents "
+        "WHERE (hazard = ? AND (state IN ('open', 'acknowledged') OR resolved_at >= ?) AND last_alert_at >= ?) "
+        "OR id IN (SELECT incident_id FROM incident_alerts WHERE edge_id = ? AND alert_id = ?)",
+        (alert.hazard.value, now - c.reopen_window_s, horizon, alert.edge_id, alert.alert_id),
+    )
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    marks = ",".join("?" * len(ids))
+    members: dict[int, list[Member]] = {i: [] for i in ids}
+    for inc_id, edge_id, alert_id, camera_id, boxes, last_at, lat, lon in tx.execute(
+        "SELECT incident_id, edge_id, alert_id, camera_id, boxes, last_at, lat, lon FROM incident_alerts "
+        f"WHERE incident_id IN ({marks})",
+        ids,
+    ):
+        regions = tuple(Region(b["x1"], b["y1"], b["x2"], b["y2"]) for b in json.loads(boxes))
+        members[inc_id].append(
+            Member(edge_id, alert_id, f"{edge_id}/{camera_id}", regions, last_at, lat, lon)
+        )
+    return [Candidate(r[0], r[1], r[2], r[3], r[4], r[5], tuple(members[r[0]])) for r in rows]
+
+
+def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOutcome:
+    """Store one alert event and fold it into its incident. Idempotent by (edge, alert, seq)."""
+    if tx.one(
+        "SELECT 1 FROM alert_events WHERE edge_id = ? AND alert_id = ? AND seq = ?",
+        (alert.edge_id, alert.alert_id, alert.seq),
+    ):
+        return AlertOutcome(None, duplicate=True)
+    me = Member(
+        alert.edge_id,
+        alert.alert_id,
+        f"{alert.edge_id}/{alert.camera_id}",
+        tuple(Region(b.x1, b.y1, b.x2, b.y2) for b in alert.boxes),
+        alert.last_frame_at,
+        alert.lat,
+        alert.lon,
+    )
+    choice = choose(me, alert.hazard.value, _candidates(tx, alert, cfg, now), cfg.correlation)
+    created = reopened = False
+    if choice.action == "new":
+        incident_id = tx.scalar(
+            "INSERT INTO incidents(hazard, state, severity, opened_at, updated_at, last_alert_at, previous_id) "
+            "VALUES (?, 'open', ?, ?, ?, ?, ?) RETURNING id",
+            (
+                alert.hazard.value,
+                cfg.severity[alert.hazard],
+                now,
+                now,
+                alert.last_frame_at,
+                choice.previous_id,
+            ),
+        )
+        add_event(tx, incident_id, now, "opened", SYSTEM, {"previous_id": choice.previous_id})
+        created = True
+    else:
+        incident_id = choice.incident_id
+        assert incident_id is not None
+        if choice.action == "reopen":
+            tx.execute(
+                "UPDATE incidents SET state = 'open', resolved_at = NULL, resolved_by = NULL, "
+                "acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1, updated_at = ? WHERE id = ?",
+                (now, incident_id),
+            )
+            add_event(tx, incident_id, now, "reopened", SYSTEM, {"alert_id": alert.alert_id})
+            reopened = True
+
+    boxes = json.dumps([b.model_dump() for b in alert.boxes])
+    if alert.state.value == "end":
+        tx.execute(
+            "UPDATE incident_alerts SET active = 0, last_at = ? WHERE edge_id = ? AND alert_id = ?",
+            (alert.last_frame_at, alert.edge_id, alert.alert_id),
+        )
+    upsert = (
+        "INSERT INTO incident_alerts(incident_id, edge_id, alert_id, camera_id, active, boxes, score, last_at, "
+        "lat, lon, bearing_deg, fov_deg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (edge_id, alert_id) DO "
+    )
+    if alert.state.value == "end":
+        upsert += "NOTHING"
+    else:
+        upsert += "UPDATE SET active = 1, boxes = excluded.boxes, score = excluded.score, last_at = excluded.last_at"
+    tx.execute(
+        upsert,
+        (
+            incident_id,
+            alert.edge_id,
+            alert.alert_id,
+            alert.camera_id,
+            0 if alert.state.value == "end" else 1,
+            boxes,
+            alert.score,
+            alert.last_frame_at,
+            alert.lat,
+            alert.lon,
+            alert.bearing_deg,
+            alert.fov_deg,
+        ),
+    )
+    evidence_id = None
+    if alert.snapshot_jpeg_b64:
+        import base64
+
+        evidence_id = secrets.token_urlsafe(24)
+        tx.execute(
+            "INSERT INTO evidence(id, incident_id, content_type, data, created_at) VALUES (?, ?, 'image/jpeg', ?, ?)",
+            (evidence_id, incident_id, base64.b64decode(alert.snapshot_jpeg_b64), now),
+        )
+    tx.execute(
+        "INSERT INTO alert_events(edge_id, seq, alert_id, state, camera_id, hazard, score, boxes, zone, "
+        "first_frame_at, last_frame_at, model, received_at, incident_id, evidence_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            alert.edge_id,
+            alert.seq,
+            alert.alert_id,
+            alert.state.value,
+            alert.camera_id,
+            alert.hazard.value,
+            alert.score,
+            boxes,
+            alert.zone,
+            alert.first_frame_at,
+            alert.last_frame_at,
+            f"{alert.model_name}@{alert.model_version}",
+            now,
+            incident_id,
+            evidence_id,
+        ),
+    )
+    tx.execute(
+        "INSERT INTO cameras(edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET name = excluded.name, "
+        "lat = excluded.lat, lon = excluded.lon, bearing_deg = excluded.bearing_deg, fov_deg = excluded.fov_deg, "
+        "updated_at = excluded.updated_at",
+        (
+            alert.edge_id,
+            alert.camera_id,
+            alert.camera_name,
+            alert.lat,
+            alert.lon,
+            alert.bearing_deg,
+            alert.fov_deg,
+            now,
+        ),
+    )
+    add_event(
+        tx,
+        incident_id,
+        now,
+        "alert",
+        f"{alert.edge_id}/{alert.camera_id}",
+        {
+            "alert_id": alert.alert_id,
+            "state": alert.state.value,
+            "seq": alert.seq,
+            "score": alert.score,
+            "evidence_id": evidence_id,
+        },
+    )
+    refresh(tx, incident_id, cfg, now, already_bumped=reopened)
+    return AlertOutcome(incident_id, duplicate=False, created=created, reopened=reopened)
+
+
+def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bumped: bool = False) -> None:
+    """Recompute an incident's aggregates; bump its version when something notifiable changed.
+
+    A new incident starts at version 1 and a reopen bumps it itself (`already_bumped`).
+    """
+    row = tx.one(
+        "SELECT hazard, severity, camera_count, active_alerts, score_max, version FROM incidents WHERE id = ?",
+        (incident_id,),
+    )
+    assert row is not None
+    hazard, old_severity, old_cameras, old_active, old_score, version = row
+    members = tx.execute(
+        "SELECT edge_id, camera_id, active, boxes, score, last_at, lat, lon, bearing_deg, fov_deg "
+        "FROM incident_alerts WHERE incident_id = ?",
+        (incident_id,),
+    )
+    cameras = sorted({f"{m[0]}/{m[1]}" for m in members})
+    active = sum(1 for m in members if m[2])
+    score = max((m[4] for m in members), default=0.0)
+    last_at = max((m[5] for m in members), default=now)
+    located = [(m[6], m[7]) for m in members if m[6] is not None and m[7] is not None]
+    lat = sum(p[0] for p in located) / len(located) if located else None
+    lon = sum(p[1] for p in located) / len(located) if located else None
+    est = estimate_location(sightings_of(members))
+    base = SEVERITY_ORDER[cfg.severity.get(hazard, "moderate")]  # type: ignore[call-overload]
+    severity = SEVERITIES[min(3, base + (1 if len(cameras) >= 2 else 0))]
+    bump = not already_bumped and (
+        severity != old_severity
+        or len(cameras) != old_cameras
+        or (old_active > 0) != (active > 0)
+        or score >= old_score + 0.1
+    )
+    tx.execute(
+        "UPDATE incidents SET severity = ?, camera_count = ?, cameras = ?, active_alerts = ?, score_max = ?, "
+        "last_alert_at = ?, lat = ?, lon = ?, est_lat = ?, est_lon = ?, updated_at = ?, version = ? WHERE id = ?",
+        (
+            severity,
+            len(cameras),
+            json.dumps(cameras),
+            active,
+            max(score, old_score),
+            last_at,
+            lat,
+            lon,
+            est[0] if est else None,
+            est[1] if est else None,
+            now,
+            version + (1 if bump and old_cameras > 0 else 0),
+            incident_id,
+        ),
+    )
+
+
+def sightings_of(members: list[tuple]) -> list[Sighting]:
+    """Lines of sight of members with a position, bearing and field of view (latest region each)."""
+    out = []
+    for edge_id, camera_id, _active, boxes, _score, _last, lat, lon, bearing, fov in members:
+        regions = json.loads(boxes)
+        if None in (lat, lon, bearing, fov) or not regions:
+            continue
+        best = max(regions, key=lambda b: b["score"])
+        out.append(sighting(f"{edge_id}/{camera_id}", lat, lon, bearing, fov, best["x1"], best["x2"]))
+    return out
+
+
+# -- operator actions ---------------------------------------------------------------------------------
+ALLOWED = {
+    "acknowledge": ("open",),
+    "resolve": ("open", "acknowledged"),
+    "false_alarm": ("open", "acknowledged", "resolved"),
+    "reopen": ("resolved", "false_alarm"),
+}
+
+
+def act(tx: Tx, incident_id: int, action: str, actor: str, note: str, now: float) -> None:
+    """Acknowledge, resolve, mark false alarm or reopen; every action records who and why."""
+    tx.lock(f"incident:{incident_id}")
+    row = tx.one("SELECT state FROM incidents WHERE id = ?", (incident_id,))
+    if row is None:
+        raise ActionError(404, f"incident {incident_id} does not exist")
+    state = row[0]
+    if state not in ALLOWED[action]:
+        raise ActionError(409, f"cannot {action.replace('_', ' ')} an incident that is {state}")
+    if action == "acknowledge":
+        tx.execute(
+            "UPDATE incidents SET state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, "
+            "version = version + 1, updated_at = ? WHERE id = ?",
+            (actor, now, now, incident_id),
+        )
+    elif action in ("resolve", "false_alarm"):
+        new_state = "resolved" if action == "resolve" else "false_alarm"
+        tx.execute(
+            "UPDATE incidents SET state = ?, resolved_by = ?, resolved_at = ?, note = ?, version = version + 1, "
+            "updated_at = ? WHERE id = ?",
+            (new_state, actor, now, note, now, incident_id),
+        )
+    else:
+        tx.execute(
+            "UPDATE incidents SET state = 'open', resolved_by = NULL, resolved_at = NULL, version = version + 1, "
+            "updated_at = ? WHERE id = ?",
+            (now, incident_id),
+        )
+    add_event(tx, incident_id, now, action, actor, {"from": state, "note": note})
+
+
+def auto_resolve(tx: Tx, cfg: CentralConfig, now: float) -> list[int]:
+    """Resolve open incidents whose alerts all ended and that stayed quiet long enough."""
+    rows = tx.execute(
+        "SELECT id FROM incidents WHERE state IN ('open', 'acknowledged') AND active_alerts = 0 "
+        "AND last_alert_at < ? AND updated_at < ?",
+        (now - cfg.correlation.auto_resolve_after_s, now - cfg.correlation.auto_resolve_after_s),
+    )
+    ids = [r[0] for r in rows]
+    for incident_id in ids:
+        tx.execute(
+            "UPDATE incidents SET state = 'resolved', resolved_by = ?, resolved_at = ?, version = version + 1, "
+            "updated_at = ? WHERE id = ? AND state IN ('open', 'acknowledged')",
+            (SYSTEM, now, now, incident_id),
+        )
+        add_event(
+            tx, incident_id, now, "auto_resolved", SYSTEM, {"quiet_s": cfg.correlation.auto_resolve_after_s}
+        )
+    return ids
+
+
+__all__ = ["OPEN_STATES", "ActionError", "AlertOutcome", "act", "apply_alert", "auto_resolve", "refresh"]

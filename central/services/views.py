@@ -1,0 +1,211 @@
+"""Read models: the incident view (what the API returns and what notifications carry), lists, health."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from hazardwatch.central.services.incidents import sightings_of
+from hazardwatch.central.store import Tx
+
+INCIDENT_COLUMNS = (
+    "id, hazard, state, severity, opened_at, updated_at, last_alert_at, active_alerts, score_max, lat, lon, "
+    "est_lat, est_lon, cameras, camera_count, acknowledged_by, acknowledged_at, resolved_by, resolved_at, note, "
+    "version, previous_id"
+)
+STATE_ORDER = "CASE state WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END"
+SEVERITY_RANK = "CASE severity WHEN 'extreme' THEN 0 WHEN 'severe' THEN 1 WHEN 'moderate' THEN 2 ELSE 3 END"
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    state: str | None = None
+    hazard: str | None = None
+    camera: str | None = None  # "edge_id/camera_id"
+    since: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def evidence_url(base_url: str, evidence_id: str) -> str:
+    return f"{base_url.rstrip('/')}/api/v1/evidence/{evidence_id}.jpg"
+
+
+def _summary(row: tuple) -> dict[str, Any]:
+    (
+        iid,
+        hazard,
+        state,
+        severity,
+        opened_at,
+        updated_at,
+        last_alert_at,
+        active,
+        score,
+        lat,
+        lon,
+        est_lat,
+        est_lon,
+        cameras,
+        camera_count,
+        ack_by,
+        ack_at,
+        res_by,
+        res_at,
+        note,
+        version,
+        previous_id,
+    ) = row
+    location = None
+    if est_lat is not None:
+        location = {"lat": est_lat, "lon": est_lon, "estimated": True}
+    elif lat is not None:
+        location = {"lat": lat, "lon": lon, "estimated": False}
+    return {
+        "id": iid,
+        "hazard": hazard,
+        "state": state,
+        "severity": severity,
+        "opened_at": opened_at,
+        "updated_at": updated_at,
+        "last_alert_at": last_alert_at,
+        "alerts_active": active,
+        "score_max": score,
+        "location": location,
+        "camera_keys": json.loads(cameras),
+        "camera_count": camera_count,
+        "acknowledged_by": ack_by,
+        "acknowledged_at": ack_at,
+        "resolved_by": res_by,
+        "resolved_at": res_at,
+        "note": note,
+        "version": version,
+        "previous_id": previous_id,
+    }
+
+
+def list_incidents(tx: Tx, f: IncidentFilter) -> tuple[list[dict[str, Any]], int]:
+    """Newest and most severe first within each state; open before acknowledged before closed."""
+    where, params = [], []
+    if f.state:
+        where.append("state = ?")
+        params.append(f.state)
+    if f.hazard:
+        where.append("hazard = ?")
+        params.append(f.hazard)
+    if f.since is not None:
+        where.append("updated_at >= ?")
+        params.append(f.since)
+    if f.camera:
+        where.append("id IN (SELECT incident_id FROM incident_alerts WHERE edge_id || '/' || camera_id = ?)")
+        params.append(f.camera)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    total = tx.scalar(f"SELECT COUNT(*) FROM incidents {clause}", params)
+    rows = tx.execute(
+        f"SELECT {INCIDENT_COLUMNS} FROM incidents {clause} "
+        f"ORDER BY {STATE_ORDER}, {SEVERITY_RANK}, last_alert_at DESC, id DESC LIMIT ? OFFSET ?",
+        [*params, f.limit, f.offset],
+    )
+    return [_summary(r) for r in rows], int(total or 0)
+
+
+def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> dict[str, Any] | None:
+    """The full incident: cameras with health, sightings, evidence. Notifications carry this too."""
+    row = tx.one(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+    if row is None:
+        return None
+    view = _summary(row)
+    view["site"] = site
+    members = tx.execute(
+        "SELECT ia.edge_id, ia.camera_id, ia.active, ia.boxes, ia.score, ia.last_at, ia.lat, ia.lon, "
+        "ia.bearing_deg, ia.fov_deg, c.name, c.state FROM incident_alerts ia LEFT JOIN cameras c "
+        "ON c.edge_id = ia.edge_id AND c.camera_id = ia.camera_id WHERE ia.incident_id = ? ORDER BY ia.last_at",
+        (incident_id,),
+    )
+    cameras: dict[str, dict[str, Any]] = {}
+    for m in members:
+        key = f"{m[0]}/{m[1]}"
+        cameras[key] = {
+            "edge_id": m[0],
+            "camera_id": m[1],
+            "name": m[10] or "",
+            "lat": m[6],
+            "lon": m[7],
+            "bearing_deg": m[8],
+            "fov_deg": m[9],
+            "state": m[11] or "unknown",
+            "boxes": json.loads(m[3]),
+            "active": bool(m[2]),
+        }
+    view["cameras"] = list(cameras.values())
+    view["sightings"] = [
+        {
+            "camera": s.camera,
+            "lat": s.lat,
+            "lon": s.lon,
+            "azimuth_deg": s.azimuth_deg,
+            "half_width_deg": s.half_width_deg,
+        }
+        for s in sightings_of([m[:10] for m in members])
+    ]
+    evidence = tx.execute(
+        "SELECT e.id, ae.edge_id, ae.camera_id, ae.last_frame_at, ae.boxes FROM alert_events ae "
+        "JOIN evidence e ON e.id = ae.evidence_id WHERE ae.incident_id = ? ORDER BY ae.id DESC LIMIT 10",
+        (incident_id,),
+    )
+    view["evidence"] = [
+        {
+            "id": e[0],
+            "url": evidence_url(base_url, e[0]),
+            "camera": f"{e[1]}/{e[2]}",
+            "at": e[3],
+            "boxes": json.loads(e[4]),
+        }
+        for e in evidence
+    ]
+    return view
+
+
+def timeline(tx: Tx, incident_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    rows = tx.execute(
+        "SELECT at, kind, actor, detail FROM incident_events WHERE incident_id = ? ORDER BY id LIMIT ?",
+        (incident_id, limit),
+    )
+    return [{"at": r[0], "kind": r[1], "actor": r[2], "detail": json.loads(r[3])} for r in rows]
+
+
+def cameras(tx: Tx) -> list[dict[str, Any]]:
+    rows = tx.execute(
+        "SELECT edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, state, reason, since, last_frame_at, "
+        "updated_at FROM cameras ORDER BY edge_id, camera_id"
+    )
+    keys = (
+        "edge_id",
+        "camera_id",
+        "name",
+        "lat",
+        "lon",
+        "bearing_deg",
+        "fov_deg",
+        "state",
+        "reason",
+        "since",
+        "last_frame_at",
+        "updated_at",
+    )
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def edges(tx: Tx) -> list[dict[str, Any]]:
+    rows = tx.execute("SELECT edge_id, state, since, last_seen, heartbeat FROM edges ORDER BY edge_id")
+    return [
+        {
+            "edge_id": r[0],
+            "state": r[1],
+            "since": r[2],
+            "last_seen": r[3],
+            "heartbeat": json.loads(r[4]) if r[4] else None,
+        }
+        for r in rows
+    ]

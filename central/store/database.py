@@ -1,0 +1,166 @@
+"""A thin, synchronous database layer shared by SQLite and PostgreSQL.
+
+SQL is written once with `?` placeholders and a portable subset (ON CONFLICT, RETURNING, TEXT JSON);
+the PostgreSQL path rewrites placeholders. Callers run it from worker threads (asyncio.to_thread),
+so the event loop never blocks on I/O. Multi-instance safety on PostgreSQL comes from row
+constraints and transaction-scoped advisory locks (`Tx.lock`); SQLite serialises writers itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+Dialect = Literal["sqlite", "postgres"]
+_TYPES = {
+    "sqlite": {"{id}": "INTEGER PRIMARY KEY AUTOINCREMENT", "{blob}": "BLOB"},
+    "postgres": {"{id}": "BIGSERIAL PRIMARY KEY", "{blob}": "BYTEA"},
+}
+MIGRATION_LOCK = 815_247_001
+
+
+class StoreError(Exception):
+    """The database cannot be opened or migrated; the text names the URL (without password)."""
+
+
+def safe_url(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+class Tx:
+    """One transaction. `execute` returns all rows as tuples (empty for statements without rows)."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cur = cursor
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        if self.dialect == "postgres":
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        self._cur.execute(sql, tuple(params))
+        return list(self._cur.fetchall()) if self._cur.description else []
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        rows = self.execute(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return row[0] if row else None
+
+    def lock(self, key: str) -> None:
+        """Serialise a critical section across central instances (PostgreSQL advisory lock)."""
+        if self.dialect == "postgres":
+            self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        self.dialect: Dialect
+        self._sqlite: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._pool: Any = None
+        try:
+            if url.startswith("sqlite:///"):
+                self.dialect = "sqlite"
+                path = Path(url.removeprefix("sqlite:///"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode survives a process crash (kill -9); FULL also survives power loss.
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                self._sqlite = conn
+            elif url.startswith(("postgresql://", "postgres://")):
+                from psycopg_pool import ConnectionPool
+
+                self.dialect = "postgres"
+                self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, timeout=30)
+                self._pool.wait(timeout=30)
+            else:
+                raise StoreError(
+                    f"unsupported database URL {safe_url(url)}: use sqlite:///PATH or postgresql://..."
+                )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot open database {safe_url(url)}: {exc}") from None
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pool is not None:
+            self._pool.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """A write transaction; commits on success, rolls back on any exception."""
+        if self._sqlite is not None:
+            with self._lock:
+                cur = self._sqlite.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(cur, "sqlite")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                else:
+                    cur.execute("COMMIT")
+            return
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield Tx(cur, "postgres")
+
+    # -- migrations -------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply every migration not yet applied, in order; return the schema version."""
+        files = sorted(
+            (
+                f
+                for f in resources.files("hazardwatch.central.store").joinpath("migrations").iterdir()
+                if f.name.endswith(".sql")
+            ),
+            key=lambda f: f.name,
+        )
+        with self.tx() as tx:
+            if self.dialect == "postgres":
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            applied = {row[0] for row in tx.execute("SELECT version FROM schema_migrations")}
+            version = max(applied, default=0)
+            for f in files:
+                number = int(f.name.split("_", 1)[0])
+                if number in applied:
+                    continue
+                # Comments go first: statements are split on ';'.
+                sql = "\n".join(
+                    ln
+                    for ln in f.read_text(encoding="utf-8").splitlines()
+                    if not ln.lstrip().startswith("--")
+                )
+                for placeholder, real in _TYPES[self.dialect].items():
+                    sql = sql.replace(placeholder, real)
+                for statement in (s.strip() for s in sql.split(";")):
+                    if statement:
+                        tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, "
+                    + ("strftime('%s','now')" if self.dialect == "sqlite" else "extract(epoch from now())")
+                    + ")",
+                    (number, f.name),
+                )
+                log.info("applied migration %s", f.name)
+                version = number
+        return version
