@@ -252,9 +252,7 @@ def snapshot_phase(
     return SnapshotResult(records, failures, elapsed, cpu, s1 - s0, k1 - k0, batches, max_score, sample)
 
 
-def inference_cost(
-    detector: OnnxDetector, frames: list[np.ndarray], batch: int, reps: int
-) -> tuple[float, float]:
+def inference_cost(detector: OnnxDetector, frames: list[np.ndarray], batch: int, reps: int) -> tuple[float, float]:
     """(CPU s, wall s) per frame at a batch size; process CPU, so ONNX Runtime's own threads count."""
     imgs = [frames[k % len(frames)] for k in range(batch)]
     detector.detect(imgs)  # warm
@@ -332,13 +330,9 @@ class PersistentResult:
     server_cpu_s: float
 
 
-def persistent_phase(
-    urls: list[str], seconds: float, keyframes_only: bool, server: RtspServer
-) -> PersistentResult:
+def persistent_phase(urls: list[str], seconds: float, keyframes_only: bool, server: RtspServer) -> PersistentResult:
     sources = [CountingSource(AvStreamSource(u)) for u in urls]
-    readers = [
-        PersistentReader(s, keyframes_only=keyframes_only, name=f"bench-{k}") for k, s in enumerate(sources)
-    ]
+    readers = [PersistentReader(s, keyframes_only=keyframes_only, name=f"bench-{k}") for k, s in enumerate(sources)]
     for rd in readers:
         rd.start()
     try:
@@ -573,9 +567,7 @@ def latency_phase(
     toy_dir = workdir / "toy-model"
     manifest = red_patch_manifest(toy_dir, name="red-patch", hazard="fire")
     server = stack.enter_context(RtspServer(clips))
-    cams = [
-        {"id": f"lat{k}", "source": server.url(f"/lat{k}"), "hazards": {"fire": {}}} for k in range(trials)
-    ]
+    cams = [{"id": f"lat{k}", "source": server.url(f"/lat{k}"), "hazards": {"fire": {}}} for k in range(trials)]
     workdir.mkdir(parents=True, exist_ok=True)
     confirm = {"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 60}
     config = write_edge_config(
@@ -598,9 +590,7 @@ def latency_phase(
     watcher = MqttWatcher(broker.port, topic="hazardwatch/v1/edge-bench-latency/#", client_id="bench-latency")
     watcher.start()
     stack.callback(watcher.stop)
-    say(
-        f"D  latency: {trials} cameras, revisit {interval:g} s, burst {burst:g} s, confirm window 3 / 2 votes"
-    )
+    say(f"D  latency: {trials} cameras, revisit {interval:g} s, burst {burst:g} s, confirm window 3 / 2 votes")
     with EdgeProcess(config, workdir / "edge.log") as edge:
         # The edge's first look at each camera is done first (each starts and ends its mount's clip);
         # then the observers connect, restarting every clip at t=0 and keeping it running from there on.
@@ -675,9 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-interval", type=float, default=30, help="revisit in the latency phase (30 s)")
     ap.add_argument("--skip-validate", action="store_true")
     ap.add_argument("--skip-latency", action="store_true")
-    ap.add_argument(
-        "--cache", type=Path, default=Path.home() / ".cache" / "hazardwatch-bench", help="re-encoded clips"
-    )
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "hazardwatch-bench", help="re-encoded clips")
     args = ap.parse_args(argv)
 
     why = gst_rtsp_unavailable_reason()

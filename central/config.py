@@ -104,24 +104,18 @@ class AuthConfig(Strict):
 
 
 class CorrelationConfig(Strict):
-    same_camera_window_s: float = Field(
-        default=1800, gt=0, description="Same camera+hazard, overlapping regions"
-    )
+    same_camera_window_s: float = Field(default=1800, gt=0, description="Same camera+hazard, overlapping regions")
     cross_camera_window_s: float = Field(default=1800, gt=0, description="Same hazard from another camera")
     cross_camera_distance_km: float = Field(default=15.0, gt=0)
     auto_resolve_after_s: float = Field(default=900, gt=0, description="Quiet time after every alert ended")
-    reopen_window_s: float = Field(
-        default=1800, ge=0, description="An auto-resolved incident reopens within this"
-    )
+    reopen_window_s: float = Field(default=1800, ge=0, description="An auto-resolved incident reopens within this")
 
 
 class TimerConfig(Strict):
     """Alertmanager-style notification timers."""
 
     group_wait_s: float = Field(default=10, ge=0, description="Wait before the first notification")
-    group_interval_s: float = Field(
-        default=60, ge=0, description="Least time between updates of one incident"
-    )
+    group_interval_s: float = Field(default=60, ge=0, description="Least time between updates of one incident")
     repeat_interval_s: float = Field(default=3600, gt=0, description="Re-notify a still-open incident")
 
 

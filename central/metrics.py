@@ -37,9 +37,7 @@ class CentralMetrics:
             "Batches that could not be stored (retried)",
             registry=r,
         )
-        self.incidents_created = Counter(
-            "hazardwatch_central_incidents_created_total", "New incidents", registry=r
-        )
+        self.incidents_created = Counter("hazardwatch_central_incidents_created_total", "New incidents", registry=r)
         self.notifications_planned = Counter(
             "hazardwatch_central_notifications_planned_total",
             "Notifications enqueued",

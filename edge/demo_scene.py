@@ -21,9 +21,7 @@ def render_frame(k: int, fire: bool, rng: np.random.Generator) -> np.ndarray:
     img = np.broadcast_to(sky, (HEIGHT, WIDTH, 3)).copy()
     xs = np.arange(WIDTH)
     ridge = (HEIGHT * 0.55 + 25 * np.sin(xs / 70.0) + 12 * np.sin(xs / 23.0 + 1)).astype(np.int32)
-    hills = np.array(
-        [[x, r] for x, r in zip(xs, ridge, strict=True)] + [[WIDTH - 1, HEIGHT], [0, HEIGHT]], np.int32
-    )
+    hills = np.array([[x, r] for x, r in zip(xs, ridge, strict=True)] + [[WIDTH - 1, HEIGHT], [0, HEIGHT]], np.int32)
     cv2.fillPoly(img, [hills], (40, 85, 45))
     haze_x = int((k * 7) % (WIDTH + 200)) - 100
     cv2.ellipse(img, (haze_x, int(HEIGHT * 0.3)), (90, 18), 0, 0, 360, (225, 225, 225), -1)
@@ -47,9 +45,7 @@ def render_frame(k: int, fire: bool, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
 
-def write_scene(
-    out: Path, frames: int = 30, fire_from: int = 5, fire_to: int = 17, seed: int = 7
-) -> list[Path]:
+def write_scene(out: Path, frames: int = 30, fire_from: int = 5, fire_to: int = 17, seed: int = 7) -> list[Path]:
     """Write `frames` JPEGs; frames fire_from..fire_to-1 show the fire. Replayed in a loop by the edge."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

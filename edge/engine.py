@@ -115,9 +115,7 @@ class EdgeEngine:
         }
         self.topics = Topics(cfg.broker.topic_prefix if cfg.broker else "hazardwatch", cfg.edge_id)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_messages)
-        self.link = (
-            MqttLink(cfg.broker, cfg.edge_id, self.outbox, self._command_from_network) if cfg.broker else None
-        )
+        self.link = MqttLink(cfg.broker, cfg.edge_id, self.outbox, self._command_from_network) if cfg.broker else None
         self._io_pool = ThreadPoolExecutor(cfg.patrol.max_concurrent_visits, thread_name_prefix="visit")
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="infer")
         self._queue: asyncio.Queue[_Pending] | None = None
@@ -224,9 +222,7 @@ class EdgeEngine:
             return cam.source.snapshot()
         frame = cam.reader.latest()
         if frame is None or time.time() - frame.captured_at > self.cfg.patrol.offline_after_s:
-            raise SourceError(
-                cam.reader.last_error or f"{cam.source.safe_url}: no fresh frame from the stream"
-            )
+            raise SourceError(cam.reader.last_error or f"{cam.source.safe_url}: no fresh frame from the stream")
         return frame
 
     # -- inference --------------------------------------------------------------------------------
@@ -286,9 +282,7 @@ class EdgeEngine:
             sent_at=now,
             uptime_s=now - self.started,
             cameras_total=len(self.cameras),
-            cameras_online=sum(
-                1 for c in self.cameras.values() if c.health.state and c.health.state.value == "online"
-            ),
+            cameras_online=sum(1 for c in self.cameras.values() if c.health.state and c.health.state.value == "online"),
             outbox_depth=self.outbox.depth(),
             models={d.name: d.version for d in self.detectors.values()},
         )
@@ -312,9 +306,7 @@ class EdgeEngine:
                     site=self.cfg.site,
                     hazard=event.hazard,
                     score=round(event.score, 4),
-                    boxes=[
-                        Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, score=round(b.score, 4)) for b in event.boxes
-                    ],
+                    boxes=[Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, score=round(b.score, 4)) for b in event.boxes],
                     zone=event.zone,
                     first_frame_at=event.first_frame_at,
                     last_frame_at=event.last_frame_at,
@@ -365,9 +357,7 @@ class EdgeEngine:
             last_frame_at=change.last_frame_at,
         )
         try:
-            self.outbox.put_status(
-                self.topics.camera_status(change.camera_id), status.model_dump_json().encode()
-            )
+            self.outbox.put_status(self.topics.camera_status(change.camera_id), status.model_dump_json().encode())
         except OutboxError as exc:
             self.storage_error = str(exc)
             self.metrics.outbox_errors.labels("status").inc()
@@ -453,9 +443,7 @@ class EdgeEngine:
                     "hazards": {
                         hz.value: {
                             "interval_s": self.scheduler.interval(cam.cfg.id, hz, now),
-                            "risk": (
-                                r.level.value if (r := self.scheduler.risk(cam.cfg.id, hz, now)) else "normal"
-                            ),
+                            "risk": (r.level.value if (r := self.scheduler.risk(cam.cfg.id, hz, now)) else "normal"),
                         }
                         for hz in cam.cfg.hazards
                         if cam.cfg.hazards[hz].enabled

@@ -15,9 +15,7 @@ class EdgeMetrics:
         self.connect_cpu = Counter(
             "hazardwatch_edge_connect_cpu_seconds_total", "CPU spent connecting to cameras", registry=r
         )
-        self.decode_cpu = Counter(
-            "hazardwatch_edge_decode_cpu_seconds_total", "CPU spent decoding", registry=r
-        )
+        self.decode_cpu = Counter("hazardwatch_edge_decode_cpu_seconds_total", "CPU spent decoding", registry=r)
         self.inference = Histogram(
             "hazardwatch_edge_inference_seconds",
             "Wall time of one batched inference",
@@ -31,9 +29,7 @@ class EdgeMetrics:
             buckets=(1, 2, 4, 8, 16, 32),
             registry=r,
         )
-        self.alerts = Counter(
-            "hazardwatch_edge_alerts_total", "Alert events", ["hazard", "state"], registry=r
-        )
+        self.alerts = Counter("hazardwatch_edge_alerts_total", "Alert events", ["hazard", "state"], registry=r)
         self.last_frame_age = Gauge(
             "hazardwatch_edge_camera_last_frame_age_seconds",
             "Seconds since the last frame",
@@ -55,9 +51,7 @@ class EdgeMetrics:
         self.risk = Gauge(
             "hazardwatch_edge_risk_level", "0 normal, 1 elevated, 2 high", ["camera", "hazard"], registry=r
         )
-        self.outbox_depth = Gauge(
-            "hazardwatch_edge_outbox_depth", "Messages waiting in the outbox", registry=r
-        )
+        self.outbox_depth = Gauge("hazardwatch_edge_outbox_depth", "Messages waiting in the outbox", registry=r)
         self.outbox_dropped = Gauge(
             "hazardwatch_edge_outbox_dropped_total",
             "Messages dropped because the outbox was full",
@@ -70,12 +64,8 @@ class EdgeMetrics:
             ["kind"],
             registry=r,
         )
-        self.mqtt_connected = Gauge(
-            "hazardwatch_edge_mqtt_connected", "1 when connected to the broker", registry=r
-        )
+        self.mqtt_connected = Gauge("hazardwatch_edge_mqtt_connected", "1 when connected to the broker", registry=r)
         self.mqtt_published = Gauge(
             "hazardwatch_edge_mqtt_published_total", "Messages acknowledged by the broker", registry=r
         )
-        self.commands = Counter(
-            "hazardwatch_edge_commands_total", "Commands received", ["result"], registry=r
-        )
+        self.commands = Counter("hazardwatch_edge_commands_total", "Commands received", ["result"], registry=r)

@@ -79,9 +79,7 @@ class Predictor:
     @staticmethod
     def _region_filter(camera: CameraConfig, hazard: Hazard) -> RegionFilter:
         allowed = camera.hazards[hazard].zones
-        zones = tuple(
-            (z.id, tuple(z.polygon)) for z in camera.zones if allowed is not None and z.id in allowed
-        )
+        zones = tuple((z.id, tuple(z.polygon)) for z in camera.zones if allowed is not None and z.id in allowed)
         return RegionFilter(masks=tuple(tuple(m) for m in camera.masks), zones=zones)
 
     def _track(self, camera_id: str, hazard: Hazard, zone: str | None) -> _Track:
@@ -102,9 +100,7 @@ class Predictor:
             results = detector.detect(
                 [requests[k].frame for k in idx],
                 [
-                    LookContext(
-                        requests[k].camera_id, requests[k].at, self._regions[(requests[k].camera_id, hazard)]
-                    )
+                    LookContext(requests[k].camera_id, requests[k].at, self._regions[(requests[k].camera_id, hazard)])
                     for k in idx
                 ],
             )

@@ -37,9 +37,7 @@ def _edge(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         runner, port = await start_http(engine)
-        print(
-            f"edge {cfg.edge_id}: {len(engine.cameras)} cameras, http://{cfg.http.host}:{port}/", flush=True
-        )
+        print(f"edge {cfg.edge_id}: {len(engine.cameras)} cameras, http://{cfg.http.host}:{port}/", flush=True)
         try:
             await engine.run(stop)
         finally:
@@ -107,12 +105,8 @@ def _schemas_export(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     docs = {
         "edge-config.schema.json": _titled(EdgeConfig.model_json_schema(), "hazardwatch edge config"),
-        "central-config.schema.json": _titled(
-            CentralConfig.model_json_schema(), "hazardwatch central config"
-        ),
-        "model-manifest.schema.json": _titled(
-            ModelManifest.model_json_schema(), "hazardwatch model manifest"
-        ),
+        "central-config.schema.json": _titled(CentralConfig.model_json_schema(), "hazardwatch central config"),
+        "model-manifest.schema.json": _titled(ModelManifest.model_json_schema(), "hazardwatch model manifest"),
         "mqtt-contract.schema.json": contract_json_schema(),
     }
     for name, schema in docs.items():

@@ -89,9 +89,7 @@ def read_yaml(path: Path) -> tuple[dict, dict]:
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                path, [Problem("", None, f"file is {size} bytes, over the {MAX_CONFIG_BYTES} limit")]
-            )
+            raise ConfigError(path, [Problem("", None, f"file is {size} bytes, over the {MAX_CONFIG_BYTES} limit")])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, [Problem("", None, "file not found")]) from None

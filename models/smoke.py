@@ -42,9 +42,7 @@ class SmokeHead(nn.Module):
         self.blocks = nn.ModuleList(copy.deepcopy(list(backbone._blocks[SPLIT_BLOCK:])))
         self.conv_head = copy.deepcopy(backbone._conv_head)
         self.bn = copy.deepcopy(backbone._bn1)
-        self.mlp = nn.Sequential(
-            nn.Conv2d(2560, hidden, 1), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(hidden, 1, 1)
-        )
+        self.mlp = nn.Sequential(nn.Conv2d(2560, hidden, 1), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(hidden, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -135,9 +133,9 @@ def cache_activations(
     jobs: list[tuple[int, int]] = [(k, 0) for k in range(len(samples))]
     for k, n in enumerate(augment_copies):
         jobs += [(k, c + 1) for c in range(n)]
-    key = hashlib.sha256(
-        repr([(str(samples[k].path), c) for k, c in jobs]).encode() + f"{seed}".encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha256(repr([(str(samples[k].path), c) for k, c in jobs]).encode() + f"{seed}".encode()).hexdigest()[
+        :16
+    ]
     path = Path(cache_dir) / f"smoke-acts-{key}.npz"
     if path.is_file():
         z = np.load(path)
@@ -219,9 +217,7 @@ def train_head(
         for start in bar:
             idx = np.sort(order[start : start + batch])
             x = torch.from_numpy(cached.acts[idx].astype(np.float32))
-            loss = smoke_loss(
-                head(x), torch.from_numpy(cached.targets[idx]), torch.from_numpy(cached.positive[idx])
-            )
+            loss = smoke_loss(head(x), torch.from_numpy(cached.targets[idx]), torch.from_numpy(cached.positive[idx]))
             opt.zero_grad()
             loss.backward()
             opt.step()

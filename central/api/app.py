@@ -8,6 +8,7 @@ stream); roles are viewer < operator < admin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -82,22 +83,16 @@ class EventHub:
 
     async def run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
             if not self._subscribers:
                 self._since = time.time() - 1
                 continue
             since = self._since
             try:
-                rows, _ = await self.ctx.run(
-                    views.list_incidents, views.IncidentFilter(since=since, limit=200)
-                )
-                cams = await self.ctx.run(
-                    lambda tx: [c for c in views.cameras(tx) if c["updated_at"] >= since]
-                )
+                rows, _ = await self.ctx.run(views.list_incidents, views.IncidentFilter(since=since, limit=200))
+                cams = [c for c in await self.ctx.run(views.cameras) if c["updated_at"] >= since]
             except Exception:
                 log.exception("event hub poll failed")
                 continue
@@ -252,9 +247,7 @@ async def login(request: web.Request) -> web.Response:
 async def whoami(request: web.Request) -> web.Response:
     who = principal(request)
     ctx = request.app[CTX]
-    return web.json_response(
-        {"name": who.name, "role": who.role, "site": ctx.cfg.site, "timezone": ctx.cfg.timezone}
-    )
+    return web.json_response({"name": who.name, "role": who.role, "site": ctx.cfg.site, "timezone": ctx.cfg.timezone})
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -372,9 +365,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         raise problem(400, "state must be pending, delivered or dead")
     limit = int_param(request, "limit", 100, 1, 1000)
     offset = int_param(request, "offset", 0, 0, 10_000_000)
-    items = await ctx.run(
-        lambda tx: delivery_queue.list_deliveries(tx, state=state, limit=limit, offset=offset)
-    )
+    items = await ctx.run(lambda tx: delivery_queue.list_deliveries(tx, state=state, limit=limit, offset=offset))
     counts = await ctx.run(delivery_queue.counts_by_state)
     return web.json_response({"items": items, "counts": counts})
 
@@ -401,9 +392,7 @@ async def evidence(request: web.Request) -> web.Response:
     row = await ctx.run(lambda tx: tx.one("SELECT content_type, data FROM evidence WHERE id = ?", (eid,)))
     if row is None:
         raise problem(404, "no such evidence")
-    return web.Response(
-        body=bytes(row[1]), content_type=row[0], headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return web.Response(body=bytes(row[1]), content_type=row[0], headers={"Cache-Control": "private, max-age=3600"})
 
 
 async def events(request: web.Request) -> web.StreamResponse:

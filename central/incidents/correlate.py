@@ -32,9 +32,7 @@ class Region:
     y2: float
 
     def overlaps(self, other: Region) -> bool:
-        return min(self.x2, other.x2) > max(self.x1, other.x1) and min(self.y2, other.y2) > max(
-            self.y1, other.y1
-        )
+        return min(self.x2, other.x2) > max(self.x1, other.x1) and min(self.y2, other.y2) > max(self.y1, other.y1)
 
 
 @dataclass(frozen=True)

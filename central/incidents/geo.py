@@ -34,9 +34,7 @@ class Sighting:
     half_width_deg: float  # angular half-width of the detection, for the cone drawn on the map
 
 
-def sighting(
-    camera: str, lat: float, lon: float, bearing: float, fov: float, x1: float, x2: float
-) -> Sighting:
+def sighting(camera: str, lat: float, lon: float, bearing: float, fov: float, x1: float, x2: float) -> Sighting:
     centre = (x1 + x2) / 2
     return Sighting(camera, lat, lon, (bearing + (centre - 0.5) * fov) % 360, max(0.5, (x2 - x1) * fov / 2))
 

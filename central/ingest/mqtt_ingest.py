@@ -151,9 +151,7 @@ class MqttIngest:
         self._client.loop_stop()
 
     # -- paho callbacks ---------------------------------------------------------------------------
-    def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
-    ) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         if getattr(reason, "is_failure", False):
             log.error("broker refused central: %s", reason)
             return
@@ -259,9 +257,7 @@ class MqttIngest:
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         return new_alerts
 
-    def _apply(
-        self, tx: Tx, msg: Incoming, parsed: Alert | CameraStatus | Availability | Heartbeat, now: float
-    ) -> int:
+    def _apply(self, tx: Tx, msg: Incoming, parsed: Alert | CameraStatus | Availability | Heartbeat, now: float) -> int:
         if isinstance(parsed, Alert):
             # One hazard at a time across instances, so concurrent alerts cannot split an incident.
             tx.lock(f"hazard:{parsed.hazard.value}")

@@ -126,9 +126,7 @@ def _web(view: Mapping[str, Any], options: CapOptions) -> str | None:
 
 
 def _area_desc(view: Mapping[str, Any]) -> str:
-    names = [
-        str(c.get("name") or f"{c.get('edge_id')}/{c.get('camera_id')}") for c in view.get("cameras") or []
-    ]
+    names = [str(c.get("name") or f"{c.get('edge_id')}/{c.get('camera_id')}") for c in view.get("cameras") or []]
     site = str(view.get("site") or "").strip()
     if names:
         return f"{site}: {', '.join(names)}" if site else ", ".join(names)
@@ -151,16 +149,10 @@ def _circles(view: Mapping[str, Any]) -> list[str]:
 
 
 def _headline(view: Mapping[str, Any], msg_type: str) -> str:
-    event = EVENT.get(
-        str(view.get("hazard")), str(view.get("hazard") or "Hazard").replace("_", " ").capitalize()
-    )
+    event = EVENT.get(str(view.get("hazard")), str(view.get("hazard") or "Hazard").replace("_", " ").capitalize())
     where = str(view.get("site") or "").strip()
     cams = view.get("camera_count") or len(view.get("cameras") or [])
-    text = (
-        f"{event} detected"
-        + (f" at {where}" if where else "")
-        + f" by {cams} camera{'s' if cams != 1 else ''}"
-    )
+    text = f"{event} detected" + (f" at {where}" if where else "") + f" by {cams} camera{'s' if cams != 1 else ''}"
     if msg_type == "Cancel":
         state = view.get("state")
         text = f"{'False alarm' if state == 'false_alarm' else 'Resolved'}: {text}"

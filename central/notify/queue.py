@@ -168,8 +168,7 @@ def mark_dead(tx: Tx, delivery_id: int, attempt: int, error: str) -> bool:
 def release(tx: Tx, delivery_id: int, attempt: int) -> bool:
     """Give a claimed row back at once (graceful stop), instead of waiting for its lease to expire."""
     rows = tx.execute(
-        "UPDATE deliveries SET lease_until = NULL WHERE id = ? AND attempts = ? AND state = 'pending' "
-        "RETURNING id",
+        "UPDATE deliveries SET lease_until = NULL WHERE id = ? AND attempts = ? AND state = 'pending' RETURNING id",
         (delivery_id, attempt),
     )
     return bool(rows)
@@ -227,8 +226,7 @@ def counts_by_state(tx: Tx) -> dict[str, int]:
 def counts_by_receiver(tx: Tx, states: Sequence[State] = ("pending", "dead")) -> dict[tuple[str, str], int]:
     """{(receiver, state): n} for the metrics gauges (pending backlog, dead letters) per receiver."""
     rows = tx.execute(
-        f"SELECT receiver, state, COUNT(*) FROM deliveries WHERE state IN ({_in(states)}) "
-        "GROUP BY receiver, state",
+        f"SELECT receiver, state, COUNT(*) FROM deliveries WHERE state IN ({_in(states)}) GROUP BY receiver, state",
         list(states),
     )
     return {(r[0], r[1]): int(r[2]) for r in rows}

@@ -128,9 +128,7 @@ def backoff_delay(attempt: int, backoff: BackoffConfig, rng: random.Random) -> f
     return max(0.0, min(backoff.max_s, base * spread))
 
 
-def decide(
-    outcome: Outcome, delivery: Delivery, receiver: ReceiverConfig, now: float, rng: random.Random
-) -> Decision:
+def decide(outcome: Outcome, delivery: Delivery, receiver: ReceiverConfig, now: float, rng: random.Random) -> Decision:
     """Turn an attempt's outcome into the queue's next state, applying backoff and the deadline."""
     if outcome.status is not None:
         kind = classify(outcome.status)
@@ -150,8 +148,7 @@ def decide(
     if next_at > deadline:
         return Decision(
             "dead",
-            f"deadline of {receiver.deadline_s:g} s exceeded after {delivery.attempts} attempt(s); "
-            f"last error: {error}",
+            f"deadline of {receiver.deadline_s:g} s exceeded after {delivery.attempts} attempt(s); last error: {error}",
         )
     return Decision("retry", error, next_at)
 
@@ -268,9 +265,7 @@ class DeliveryWorker:
                 self._next_due = None
         waker = asyncio.ensure_future(self._wake.wait())
         try:
-            done, _ = await asyncio.wait(
-                [waker, *self._inflight], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait([waker, *self._inflight], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waker.cancel()
         for task in [t for t in self._inflight if t.done()]:
@@ -313,9 +308,7 @@ class DeliveryWorker:
                 return queue.mark_delivered(tx, delivery.id, delivery.attempts, self.clock())
             if decision.result == "retry":
                 assert decision.next_attempt_at is not None
-                return queue.mark_retry(
-                    tx, delivery.id, delivery.attempts, decision.next_attempt_at, decision.error
-                )
+                return queue.mark_retry(tx, delivery.id, delivery.attempts, decision.next_attempt_at, decision.error)
             return queue.mark_dead(tx, delivery.id, delivery.attempts, decision.error)
 
     def _release(self, deliveries: Sequence[Delivery]) -> None:
@@ -331,10 +324,7 @@ class DeliveryWorker:
                 JSON_CONTENT_TYPE
             )
         earlier = await asyncio.to_thread(self._references, delivery) if delivery.msg_type != "Alert" else []
-        refs = [
-            reference_for(e.view(), e.receiver, e.idempotency_key, e.created_at, self.cap_options)
-            for e in earlier
-        ]
+        refs = [reference_for(e.view(), e.receiver, e.idempotency_key, e.created_at, self.cap_options) for e in earlier]
         body = render_cap(
             view,
             delivery.msg_type,
@@ -396,9 +386,7 @@ class DeliveryWorker:
             log.error("cannot record delivery %s outcome %s: %s", delivery.id, decision.result, exc)
             return
         if not kept:
-            log.warning(
-                "delivery %s: lease lost before its outcome (%s) was recorded", delivery.id, decision.result
-            )
+            log.warning("delivery %s: lease lost before its outcome (%s) was recorded", delivery.id, decision.result)
         self.metrics.deliveries.labels(receiver.name, decision.result).inc()
         self.results[decision.result] += 1
         if decision.result == "retry":

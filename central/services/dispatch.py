@@ -42,9 +42,7 @@ def due(tx: Tx, cfg: CentralConfig, now: float, limit: int = 200) -> list[int]:
     return [r[0] for r in rows]
 
 
-def route(
-    cfg: CentralConfig, hazard: str, severity: str, lat: float | None, lon: float | None
-) -> list[ReceiverConfig]:
+def route(cfg: CentralConfig, hazard: str, severity: str, lat: float | None, lon: float | None) -> list[ReceiverConfig]:
     """Receivers whose routes match; with no routes configured every receiver gets everything."""
     if not cfg.routes:
         return list(cfg.receivers)
@@ -55,9 +53,7 @@ def route(
             continue
         if SEVERITY_ORDER[severity] < SEVERITY_ORDER[r.min_severity]:
             continue
-        if r.area and (
-            lat is None or lon is None or haversine_km(lat, lon, r.area.lat, r.area.lon) > r.area.radius_km
-        ):
+        if r.area and (lat is None or lon is None or haversine_km(lat, lon, r.area.lat, r.area.lon) > r.area.radius_km):
             continue
         if r.receiver not in names:
             names.append(r.receiver)

@@ -63,9 +63,7 @@ def _candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Ca
         ids,
     ):
         regions = tuple(Region(b["x1"], b["y1"], b["x2"], b["y2"]) for b in json.loads(boxes))
-        members[inc_id].append(
-            Member(edge_id, alert_id, f"{edge_id}/{camera_id}", regions, last_at, lat, lon)
-        )
+        members[inc_id].append(Member(edge_id, alert_id, f"{edge_id}/{camera_id}", regions, last_at, lat, lon))
     return [Candidate(r[0], r[1], r[2], r[3], r[4], r[5], tuple(members[r[0]])) for r in rows]
 
 
@@ -330,9 +328,7 @@ def auto_resolve(tx: Tx, cfg: CentralConfig, now: float) -> list[int]:
             "updated_at = ? WHERE id = ? AND state IN ('open', 'acknowledged')",
             (SYSTEM, now, now, incident_id),
         )
-        add_event(
-            tx, incident_id, now, "auto_resolved", SYSTEM, {"quiet_s": cfg.correlation.auto_resolve_after_s}
-        )
+        add_event(tx, incident_id, now, "auto_resolved", SYSTEM, {"quiet_s": cfg.correlation.auto_resolve_after_s})
     return ids
 
 

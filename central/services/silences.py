@@ -115,17 +115,11 @@ def expire(tx: Tx, silence_id: int, actor: str, now: float) -> bool:
 
 def active(tx: Tx, now: float) -> list[Silence]:
     return [
-        _row(r)
-        for r in tx.execute(
-            f"SELECT {_COLUMNS} FROM silences WHERE starts_at <= ? AND ends_at > ?", (now, now)
-        )
+        _row(r) for r in tx.execute(f"SELECT {_COLUMNS} FROM silences WHERE starts_at <= ? AND ends_at > ?", (now, now))
     ]
 
 
 def listing(tx: Tx, include_expired: bool, now: float) -> list[Silence]:
     if include_expired:
         return [_row(r) for r in tx.execute(f"SELECT {_COLUMNS} FROM silences ORDER BY id DESC LIMIT 500")]
-    return [
-        _row(r)
-        for r in tx.execute(f"SELECT {_COLUMNS} FROM silences WHERE ends_at > ? ORDER BY id DESC", (now,))
-    ]
+    return [_row(r) for r in tx.execute(f"SELECT {_COLUMNS} FROM silences WHERE ends_at > ? ORDER BY id DESC", (now,))]

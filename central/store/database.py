@@ -88,9 +88,7 @@ class Database:
                 self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, timeout=30)
                 self._pool.wait(timeout=30)
             else:
-                raise StoreError(
-                    f"unsupported database URL {safe_url(url)}: use sqlite:///PATH or postgresql://..."
-                )
+                raise StoreError(f"unsupported database URL {safe_url(url)}: use sqlite:///PATH or postgresql://...")
         except StoreError:
             raise
         except Exception as exc:
@@ -146,9 +144,7 @@ class Database:
                     continue
                 # Comments go first: statements are split on ';'.
                 sql = "\n".join(
-                    ln
-                    for ln in f.read_text(encoding="utf-8").splitlines()
-                    if not ln.lstrip().startswith("--")
+                    ln for ln in f.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("--")
                 )
                 for placeholder, real in _TYPES[self.dialect].items():
                     sql = sql.replace(placeholder, real)

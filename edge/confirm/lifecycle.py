@@ -79,8 +79,6 @@ class AlertLifecycle:
         self._open = None
         return event
 
-    def _event(
-        self, state: AlertState, score: float, boxes: tuple[Detection, ...], last_at: float
-    ) -> LifecycleEvent:
+    def _event(self, state: AlertState, score: float, boxes: tuple[Detection, ...], last_at: float) -> LifecycleEvent:
         assert self._open is not None
         return LifecycleEvent(self._open.alert_id, state, score, boxes, self._open.first_frame_at, last_at)

@@ -27,9 +27,7 @@ def regions_from_map(score_map: np.ndarray, threshold: float) -> list[Detection]
     for label in range(1, count):
         x, y, bw, bh, _area = stats[label]
         score = float(score_map[labels == label].max())
-        out.append(
-            Detection(float(x / w), float(y / h), float((x + bw) / w), float((y + bh) / h), min(1.0, score))
-        )
+        out.append(Detection(float(x / w), float(y / h), float((x + bw) / w), float((y + bh) / h), min(1.0, score)))
     return out
 
 
@@ -58,8 +56,7 @@ def yolo_boxes(
     cx, cy, bw, bh = (rows[keep, i] for i in range(4))
     scores = conf[keep]
     rects = [
-        [float(x - w / 2), float(y - h / 2), float(w), float(h)]
-        for x, y, w, h in zip(cx, cy, bw, bh, strict=True)
+        [float(x - w / 2), float(y - h / 2), float(w), float(h)] for x, y, w, h in zip(cx, cy, bw, bh, strict=True)
     ]
     picked = cv2.dnn.NMSBoxes(rects, scores.astype(float).tolist(), threshold, nms_iou)
     out = []

@@ -37,9 +37,7 @@ class Detection:
     def overlaps(self, other: Detection, min_iou: float) -> bool:
         """min_iou 0 means any overlap at all, as in Pyronear's vote."""
         if min_iou <= 0:
-            return min(self.x2, other.x2) > max(self.x1, other.x1) and min(self.y2, other.y2) > max(
-                self.y1, other.y1
-            )
+            return min(self.x2, other.x2) > max(self.x1, other.x1) and min(self.y2, other.y2) > max(self.y1, other.y1)
         return self.iou(other) >= min_iou
 
     @property
@@ -80,8 +78,6 @@ class Detector(Protocol):
     hazard: Hazard
     threshold: float
 
-    def detect(
-        self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None
-    ) -> list[ImageResult]:
+    def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
         """Score a batch of BGR uint8 frames; one result per frame, in order."""
         ...

@@ -44,9 +44,7 @@ class OnnxDetector:
         # Spinning threads burn a core between sparse patrol inferences.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), opts, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own opaque types
             raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load the model: {exc}") from None
         self._input = self._session.get_inputs()[0]
@@ -128,14 +126,10 @@ class OnnxDetector:
         fixed = self.manifest.input.batch
         if fixed is None or fixed == len(frames):
             return self._session.run([self._output.name], {self._input.name: x})[0]
-        parts = [
-            self._session.run([self._output.name], {self._input.name: x[k : k + 1]})[0] for k in range(len(x))
-        ]
+        parts = [self._session.run([self._output.name], {self._input.name: x[k : k + 1]})[0] for k in range(len(x))]
         return np.concatenate(parts)
 
-    def detect(
-        self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None
-    ) -> list[ImageResult]:
+    def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
         """Score frames; `contexts[k].region` masks and zones frame k (default: whole view)."""
         if not frames:
             return []

@@ -73,9 +73,7 @@ class SceneChangeDetector:
         self._cameras: dict[str, _CameraState] = {}
 
     # -- contract ---------------------------------------------------------------------------------
-    def detect(
-        self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None
-    ) -> list[ImageResult]:
+    def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
         """Frames of one look each; without contexts every frame is camera 'default' at wall time."""
         out = []
         for k, frame in enumerate(frames):
@@ -126,9 +124,7 @@ class SceneChangeDetector:
         allowed = region_allowed(ctx.region, h, w)
         persistent = changed & allowed & (ctx.at - since >= p["persist_s"])
         blobs = self.blobs(persistent, small, allowed)
-        dets = [
-            Detection(*b.box, score=b.score) for b in blobs if b.score >= self.threshold
-        ]
+        dets = [Detection(*b.box, score=b.score) for b in blobs if b.score >= self.threshold]
         if ctx.region.zones:
             dets = ctx.region.apply(dets)
         return ImageResult(max((b.score for b in blobs), default=0.0), dets)

@@ -58,9 +58,7 @@ class PatrolScheduler:
         for cam in cameras:
             if not cam.enabled:
                 continue
-            base = {
-                h: s.interval_s or cfg.intervals_s.get(h, 60.0) for h, s in cam.hazards.items() if s.enabled
-            }
+            base = {h: s.interval_s or cfg.intervals_s.get(h, 60.0) for h, s in cam.hazards.items() if s.enabled}
             if base:
                 # Everything is due at start-up: the first look tells whether the camera works.
                 self._plans[cam.id] = _CameraPlan(cam.id, base, dict.fromkeys(base, now))
@@ -136,16 +134,10 @@ class PatrolScheduler:
 
     def next_wakeup(self, now: float) -> float:
         """Earliest time a camera that is not in flight becomes due (now + 1 s when idle)."""
-        times = [
-            max(plan.retry_at, min(plan.next_due.values()))
-            for plan in self._plans.values()
-            if not plan.in_flight
-        ]
+        times = [max(plan.retry_at, min(plan.next_due.values())) for plan in self._plans.values() if not plan.in_flight]
         return min(times, default=now + 1.0)
 
-    def finish(
-        self, camera_id: str, hazards: Iterable[Hazard], candidates: Iterable[Hazard], now: float
-    ) -> None:
+    def finish(self, camera_id: str, hazards: Iterable[Hazard], candidates: Iterable[Hazard], now: float) -> None:
         """A look succeeded; schedule the next one per hazard (burst for candidates)."""
         plan = self._plans[camera_id]
         plan.in_flight = False
@@ -169,9 +161,7 @@ class PatrolScheduler:
 
     def intervals(self, now: float) -> dict[tuple[str, Hazard], float]:
         """Current revisit interval of every camera and hazard (for metrics and the API)."""
-        return {
-            (c, h): self.interval(c, h, now) for c, plan in self._plans.items() for h in plan.base_interval
-        }
+        return {(c, h): self.interval(c, h, now) for c, plan in self._plans.items() for h in plan.base_interval}
 
     def risk_overrides(self, now: float) -> dict[tuple[str, Hazard], RiskOverride]:
         return {k: v for k in list(self._risk) if (v := self.risk(k[0], k[1], now)) is not None}

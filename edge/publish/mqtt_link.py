@@ -93,9 +93,7 @@ class MqttLink:
         self._wake.set()
         self._pump_thread.join(timeout)
         if self._connected.is_set():
-            info = self._client.publish(
-                self.topics.availability, self._availability("offline"), qos=1, retain=True
-            )
+            info = self._client.publish(self.topics.availability, self._availability("offline"), qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
         self._client.disconnect()
@@ -134,9 +132,7 @@ class MqttLink:
             log.warning("disconnected from broker %s:%d: %s", self.cfg.host, self.cfg.port, reason)
         self._connected.clear()
 
-    def _handle_publish(
-        self, client: mqtt.Client, userdata: object, mid: int, reason: object, props: object
-    ) -> None:
+    def _handle_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object, props: object) -> None:
         # paho marks the message info as published right after this callback returns; the pump
         # settles rows by polling their info objects, which avoids racing paho's mid assignment.
         if getattr(reason, "is_failure", False):

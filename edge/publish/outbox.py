@@ -87,14 +87,10 @@ class Outbox:
     def _insert(self, topic: str, payload: bytes, kind: str, retain: bool) -> None:
         depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         while depth >= self.max_messages:
-            victim = self._db.execute(
-                "SELECT id, kind FROM outbox ORDER BY kind = 'alert', id LIMIT 1"
-            ).fetchone()
+            victim = self._db.execute("SELECT id, kind FROM outbox ORDER BY kind = 'alert', id LIMIT 1").fetchone()
             self._db.execute("DELETE FROM outbox WHERE id = ?", (victim[0],))
             self._set_meta(f"dropped_{victim[1]}", self._meta(f"dropped_{victim[1]}") + 1)
-            log.error(
-                "outbox %s is full (%d messages): dropped the oldest %s message", self.path, depth, victim[1]
-            )
+            log.error("outbox %s is full (%d messages): dropped the oldest %s message", self.path, depth, victim[1])
             depth -= 1
         self._db.execute(
             "INSERT INTO outbox(topic, payload, kind, retain, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -144,9 +144,7 @@ class SetRiskCommand(_Message):
 
 
 Command = SetRiskCommand
-AnyMessage = Annotated[
-    Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand, Field(discriminator="kind")
-]
+AnyMessage = Annotated[Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
 
 

@@ -83,9 +83,7 @@ def deliveries(db: Database) -> list[tuple]:
 def test_two_cameras_one_smoke_one_incident_with_estimated_location(db):
     first = apply(db, alert(0), 1000)
     assert first.created
-    second = apply(
-        db, alert(0, edge="e2", cam="east", alert_id="alert-east-1", place=EAST, x=(0.3, 0.4)), 1002
-    )
+    second = apply(db, alert(0, edge="e2", cam="east", alert_id="alert-east-1", place=EAST, x=(0.3, 0.4)), 1002)
     assert second.incident_id == first.incident_id and not second.created
     with db.tx() as tx:
         view = views.incident_view(tx, first.incident_id, "http://central")
@@ -218,9 +216,7 @@ def test_silence_then_expiry_and_inhibition(db):
     with db.tx() as tx:
         health.apply_camera_status(
             tx,
-            CameraStatus(
-                edge_id="e3", sent_at=1700, camera_id="west", state="offline", reason="no frame", since=1700
-            ),
+            CameraStatus(edge_id="e3", sent_at=1700, camera_id="west", state="offline", reason="no frame", since=1700),
             1700,
         )
     assert "inhibited" in plan(db, other.incident_id, 1720).suppressed

@@ -41,13 +41,9 @@ def alerts_of(watcher: MqttWatcher) -> list[dict]:
 
 @pytest.mark.rtsp
 @pytest.mark.data
-def test_rtsp_fire_video_to_alert_on_mqtt(
-    tmp_path, manifest, mosquitto, rtsp_server_factory, shared_data, media_cache
-):
+def test_rtsp_fire_video_to_alert_on_mqtt(tmp_path, manifest, mosquitto, rtsp_server_factory, shared_data, media_cache):
     clip = prepare_clip(shared_data / "media-furg-fire/fire/house6.mp4", media_cache, start=15, duration=10)
-    road = prepare_clip(
-        shared_data / "media-intel-road/traffic_road/car-detection.mp4", media_cache, duration=10
-    )
+    road = prepare_clip(shared_data / "media-intel-road/traffic_road/car-detection.mp4", media_cache, duration=10)
     server = rtsp_server_factory({"/fire": clip, "/road": road})
     cams = [
         {
@@ -61,14 +57,10 @@ def test_rtsp_fire_video_to_alert_on_mqtt(
         },
         {"id": "cam-road", "source": server.url("/road"), "mode": "persistent", "hazards": {"fire": {}}},
     ]
-    config = write_edge_config(
-        tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest
-    )
+    config = write_edge_config(tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest)
     watcher = MqttWatcher(mosquitto.port).start()
     with EdgeProcess(config, tmp_path / "edge.log") as edge:
-        new = watcher.wait_for(
-            lambda w: [a for a in alerts_of(w) if a["state"] == "new"], 60, "a new fire alert"
-        )[0]
+        new = watcher.wait_for(lambda w: [a for a in alerts_of(w) if a["state"] == "new"], 60, "a new fire alert")[0]
         assert new["camera_id"] == "cam-fire" and new["hazard"] == "fire" and new["edge_id"] == "edge-test"
         assert new["camera_name"] == "House" and new["lat"] == 22.5 and new["bearing_deg"] == 90
         assert new["model_name"] == "red-patch" and new["model_version"] == "1.0.0"
@@ -91,17 +83,11 @@ def test_rtsp_fire_video_to_alert_on_mqtt(
         assert 'hazardwatch_edge_frames_total{camera="cam-fire"}' in metrics
         assert 'hazardwatch_edge_alerts_total{hazard="fire",state="new"}' in metrics
         assert "hazardwatch_edge_outbox_depth 0.0" in metrics
-        snap = (
-            __import__("urllib.request")
-            .request.urlopen(edge.url + "/api/cameras/cam-road/snapshot.jpg")
-            .read()
-        )
+        snap = __import__("urllib.request").request.urlopen(edge.url + "/api/cameras/cam-road/snapshot.jpg").read()
         assert snap[:2] == b"\xff\xd8"
     # A clean stop says goodbye on the availability topic.
     watcher.wait_for(
-        lambda w: (
-            [m for m in w.messages if m.topic.endswith("/availability")][-1].payload["state"] == "offline"
-        ),
+        lambda w: [m for m in w.messages if m.topic.endswith("/availability")][-1].payload["state"] == "offline",
         10,
         "availability offline",
     )
@@ -117,9 +103,7 @@ def test_rtsp_server_killed_and_restarted(tmp_path, manifest, mosquitto, rtsp_se
         {"id": "cam-flaky", "source": flaky.url("/a"), "hazards": {"fire": {}}},
         {"id": "cam-steady", "source": steady.url("/b"), "hazards": {"fire": {}}},
     ]
-    config = write_edge_config(
-        tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest
-    )
+    config = write_edge_config(tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest)
     watcher = MqttWatcher(mosquitto.port).start()
     topic = "hazardwatch/v1/edge-test/cameras/cam-flaky/status"
 
@@ -162,9 +146,7 @@ def test_broker_outage_loses_and_reorders_nothing(tmp_path, manifest, shared_dat
             watcher.wait_for(lambda w: len(alerts_of(w)) >= 2, 30, "alerts before the outage")
             broker.kill()
             down_at = time.time()
-            wait_until(
-                lambda: edge.get_json("/healthz")["outbox_depth"] >= 4, 30, "alerts queued in the outbox"
-            )
+            wait_until(lambda: edge.get_json("/healthz")["outbox_depth"] >= 4, 30, "alerts queued in the outbox")
             queued = edge.get_json("/healthz")["outbox_depth"]
             broker.restart()
             wait_until(lambda: edge.get_json("/healthz")["outbox_depth"] == 0, 30, "outbox drained")
@@ -197,15 +179,11 @@ def test_edge_killed_with_alerts_in_outbox_sends_them_after_restart(tmp_path, ma
     )
     edge = EdgeProcess(config, tmp_path / "edge.log").start()
     try:
-        wait_until(
-            lambda: edge.get_json("/healthz")["outbox_depth"] >= 4, 40, "alerts waiting for the broker"
-        )
+        wait_until(lambda: edge.get_json("/healthz")["outbox_depth"] >= 4, 40, "alerts waiting for the broker")
     finally:
         edge.kill()
     db = sqlite3.connect(tmp_path / "outbox.db")
-    stored = [
-        json.loads(p) for (p,) in db.execute("SELECT payload FROM outbox WHERE kind = 'alert' ORDER BY id")
-    ]
+    stored = [json.loads(p) for (p,) in db.execute("SELECT payload FROM outbox WHERE kind = 'alert' ORDER BY id")]
     db.close()
     assert len(stored) >= 2 and [a["seq"] for a in stored] == list(range(len(stored)))
 
@@ -235,9 +213,7 @@ def test_risk_command_shortens_interval(tmp_path, manifest, mosquitto, shared_da
         {"id": "cam-a", "source": str(scene), "hazards": {"fire": {"interval_s": 20}}},
         {"id": "cam-b", "source": str(scene), "hazards": {"fire": {"interval_s": 20}}},
     ]
-    config = write_edge_config(
-        tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest
-    )
+    config = write_edge_config(tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest)
     with EdgeProcess(config, tmp_path / "edge.log") as edge:
         wait_until(lambda: edge.get_json("/healthz")["mqtt_connected"], 20, "edge connected")
         command = {
@@ -254,9 +230,7 @@ def test_risk_command_shortens_interval(tmp_path, manifest, mosquitto, shared_da
         }
         publish.single("hazardwatch/v1/edge-test/commands", json.dumps(command), qos=1, port=mosquitto.port)
         publish.single("hazardwatch/v1/edge-test/commands", b"{not json", qos=1, port=mosquitto.port)
-        cam = wait_until(
-            lambda: (c := edge.camera("cam-a"))["hazards"]["fire"]["risk"] == "high" and c, 10, "risk"
-        )
+        cam = wait_until(lambda: (c := edge.camera("cam-a"))["hazards"]["fire"]["risk"] == "high" and c, 10, "risk")
         assert cam["hazards"]["fire"]["interval_s"] == 5.0
         assert edge.camera("cam-b")["hazards"]["fire"] == {"interval_s": 20.0, "risk": "normal"}
         metrics = edge.get_text("/metrics")

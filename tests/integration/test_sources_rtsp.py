@@ -99,10 +99,7 @@ def test_persistent_keyframes_stay_live(rtsp_server_factory, road_clip, record_p
         assert latest.image.shape[:2] == (probe_clip(road_clip)["height"], probe_clip(road_clip)["width"])
     finally:
         assert reader.stop(timeout=5)
-    msg = (
-        f"persistent key frames: {frames} frames in 6 s, max age {max(ages):.2f} s, "
-        f"CPU {cpu_pct:.1f} % of a core"
-    )
+    msg = f"persistent key frames: {frames} frames in 6 s, max age {max(ages):.2f} s, CPU {cpu_pct:.1f} % of a core"
     print(msg)
     record_property("rtsp_persistent_keyframes", msg)
 

@@ -45,9 +45,7 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Path:
 @pytest.mark.rtsp
 @pytest.mark.data
 @pytest.mark.timeout(90)
-def test_rtsp_serves_shared_clips_at_their_size(
-    rtsp_server_factory, fire_clip: Path, road_clip: Path
-) -> None:
+def test_rtsp_serves_shared_clips_at_their_size(rtsp_server_factory, fire_clip: Path, road_clip: Path) -> None:
     assert probe_clip(fire_clip)["fps"] == 10
     server = rtsp_server_factory({"/fire": fire_clip, "/road": road_clip})
     fire = _first_frame(server.url("fire"))

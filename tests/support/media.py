@@ -96,9 +96,7 @@ def prepare_clip(
     if not src.is_file():
         raise FileNotFoundError(src)
     stat = src.stat()
-    key = json.dumps(
-        [str(src), stat.st_size, int(stat.st_mtime), fps, gop, width, duration, start], sort_keys=True
-    )
+    key = json.dumps([str(src), stat.st_size, int(stat.st_mtime), fps, gop, width, duration, start], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     out = Path(cache_dir) / f"{src.stem}-{fps}fps-g{gop}-{digest}.mp4"
     if out.is_file() and out.stat().st_size > 0:
@@ -171,9 +169,7 @@ def frames_to_clip(
             timeout=600,
         )
         if res.returncode != 0 or not tmp.exists():
-            raise RuntimeError(
-                f"ffmpeg failed ({res.returncode}): {res.stderr.decode(errors='replace')[-2000:]}"
-            )
+            raise RuntimeError(f"ffmpeg failed ({res.returncode}): {res.stderr.decode(errors='replace')[-2000:]}")
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

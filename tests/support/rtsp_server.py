@@ -72,18 +72,12 @@ def load_clip(path: Path) -> Clip:
     if not units or caps is None:
         raise RuntimeError(f"{path}: no H.264 video track found")
     if not units[0][3]:
-        raise RuntimeError(
-            f"{path}: the first frame is not a key frame; re-encode with tests/support/media.py"
-        )
+        raise RuntimeError(f"{path}: the first frame is not a key frame; re-encode with tests/support/media.py")
     first = units[0][1]
     fixed: list[tuple[bytes, int, int, bool]] = []
     for i, (data, pts, dur, key) in enumerate(units):
         if dur == Gst.CLOCK_TIME_NONE or dur <= 0:
-            dur = (
-                (units[i + 1][1] - pts)
-                if i + 1 < len(units)
-                else (fixed[-1][2] if fixed else Gst.SECOND // 10)
-            )
+            dur = (units[i + 1][1] - pts) if i + 1 < len(units) else (fixed[-1][2] if fixed else Gst.SECOND // 10)
         fixed.append((data, pts - first, dur, key))
     last = fixed[-1]
     return Clip(caps=caps, units=fixed, duration=last[1] + last[2])
@@ -128,9 +122,7 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
         self.set_launch("( appsrc name=src ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
         self.connect("media-configure", self.on_media_configure)
 
-    def on_media_configure(
-        self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia
-    ) -> None:
+    def on_media_configure(self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
         """Attach a fresh feeder each time the shared pipeline is (re)built."""
         appsrc = media.get_element().get_child_by_name("src")
         media.feeder = Feeder(self.clip, appsrc)  # keep it alive as long as the media

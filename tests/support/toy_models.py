@@ -32,9 +32,7 @@ def red_patch_graph(
         helper.make_node("Slice", ["image", "c2", "c3", "axis1"], ["b"]),
         helper.make_node("Max", ["g", "b"], ["gb"]),
         helper.make_node("Sub", ["r", "gb"], ["redness"]),
-        helper.make_node(
-            "AveragePool", ["redness"], ["pooled"], kernel_shape=[tile, tile], strides=[tile, tile]
-        ),
+        helper.make_node("AveragePool", ["redness"], ["pooled"], kernel_shape=[tile, tile], strides=[tile, tile]),
         helper.make_node("Sub", ["pooled", "bias"], ["centred"]),
         helper.make_node("Mul", ["centred", "gain"], ["logits"]),
         helper.make_node("Sigmoid", ["logits"], ["scores"]),

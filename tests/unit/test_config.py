@@ -119,6 +119,4 @@ def test_exported_schemas_are_current(tmp_path):
     )
     for fresh in tmp_path.glob("*.json"):
         committed = root / "configs/schemas" / fresh.name
-        assert committed.read_text() == fresh.read_text(), (
-            f"{committed} is stale: run hazardwatch schemas export"
-        )
+        assert committed.read_text() == fresh.read_text(), f"{committed} is stale: run hazardwatch schemas export"

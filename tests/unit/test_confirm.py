@@ -107,11 +107,7 @@ def test_zone_restricts_and_tags(detector):
     )
     cfg = ConfirmConfig(window=1, min_votes=1, threshold=0.5)
     pred = Predictor([cam], {Hazard.FIRE: detector}, {("c", Hazard.FIRE): cfg})
-    top = pred.process(
-        [LookRequest("c", paint_patch(img, (0.1, 0.1, 0.3, 0.3)), 0.0, frozenset({Hazard.FIRE}))]
-    )
+    top = pred.process([LookRequest("c", paint_patch(img, (0.1, 0.1, 0.3, 0.3)), 0.0, frozenset({Hazard.FIRE}))])
     assert top[0].events == []
-    low = pred.process(
-        [LookRequest("c", paint_patch(img, (0.1, 0.7, 0.3, 0.9)), 1.0, frozenset({Hazard.FIRE}))]
-    )
+    low = pred.process([LookRequest("c", paint_patch(img, (0.1, 0.7, 0.3, 0.9)), 1.0, frozenset({Hazard.FIRE}))])
     assert [e.zone for e in low[0].events] == ["road"]

@@ -18,9 +18,7 @@ def member(camera="e1/c1", alert="a1", at=1000.0, region=(0.4, 0.4, 0.6, 0.6), l
     return Member(edge, alert, camera, (Region(*region),), at, lat, lon)
 
 
-def incident(
-    iid=1, state="open", members=(), resolved_at=None, resolved_by=None, hazard="smoke"
-) -> Candidate:
+def incident(iid=1, state="open", members=(), resolved_at=None, resolved_by=None, hazard="smoke") -> Candidate:
     last = max((m.last_at for m in members), default=0)
     return Candidate(iid, hazard, state, last, resolved_at, resolved_by, tuple(members))
 
@@ -32,10 +30,7 @@ def test_same_alert_always_attaches_even_to_a_closed_incident():
 
 def test_same_camera_overlapping_region_within_window():
     inc = incident(members=[member()])
-    assert (
-        choose(member(alert="a2", at=1500, region=(0.5, 0.5, 0.7, 0.7)), "smoke", [inc], CFG).action
-        == "attach"
-    )
+    assert choose(member(alert="a2", at=1500, region=(0.5, 0.5, 0.7, 0.7)), "smoke", [inc], CFG).action == "attach"
     far_region = member(alert="a2", at=1500, region=(0.0, 0.0, 0.1, 0.1))
     assert choose(far_region, "smoke", [inc], CFG).action == "new"
     too_late = member(alert="a2", at=1000 + 601)
@@ -80,9 +75,7 @@ def test_two_cameras_cross_at_the_smoke():
     assert haversine_km(*est, *smoke) < 0.2
     # rays that diverge, or cross behind a camera, give nothing
     assert (
-        intersect(
-            sightings[0], sighting("x", 22.58, 114.16, (sightings[1].azimuth_deg + 180) % 360, 60, 0.48, 0.52)
-        )
+        intersect(sightings[0], sighting("x", 22.58, 114.16, (sightings[1].azimuth_deg + 180) % 360, 60, 0.48, 0.52))
         is None
     )
     assert estimate_location(sightings[:1]) is None

@@ -30,9 +30,7 @@ def test_wrong_input_size_is_refused(tmp_path):
     doc = json.loads(manifest.read_text())
     doc["input"]["width"] = 640
     manifest.write_text(json.dumps(doc))
-    with pytest.raises(
-        ManifestError, match=r"input shape .* does not match the manifest's \[1, 3, 240, 640\]"
-    ):
+    with pytest.raises(ManifestError, match=r"input shape .* does not match the manifest's \[1, 3, 240, 640\]"):
         OnnxDetector(manifest)
 
 
@@ -57,9 +55,7 @@ def test_bad_manifest_names_field(tmp_path):
     doc = json.loads(manifest.read_text())
     doc["output"]["hazard_classes"] = ["blue"]
     manifest.write_text(json.dumps(doc))
-    with pytest.raises(
-        ManifestError, match=r"red-patch.json: output: Value error, hazard_classes \['blue'\]"
-    ):
+    with pytest.raises(ManifestError, match=r"red-patch.json: output: Value error, hazard_classes \['blue'\]"):
         OnnxDetector(manifest)
 
 
@@ -67,8 +63,7 @@ def test_batch_equals_single(tmp_path):
     det = OnnxDetector(red_patch_manifest(tmp_path))
     rng = np.random.default_rng(0)
     frames = [
-        paint_patch(rng.integers(0, 255, (480, 640, 3), np.uint8), (0.1 * k, 0.2, 0.1 * k + 0.2, 0.5))
-        for k in range(4)
+        paint_patch(rng.integers(0, 255, (480, 640, 3), np.uint8), (0.1 * k, 0.2, 0.1 * k + 0.2, 0.5)) for k in range(4)
     ]
     batched = det.detect(frames)
     single = [det.detect([f])[0] for f in frames]
