@@ -62,6 +62,7 @@ CLIPS = {
     "fire": Path("media-furg-fire/fire/house6.mp4"),
 }
 PATCH_BOX = (0.42, 0.38, 0.58, 0.62)  # relative x1, y1, x2, y2 of the "hazard" (a solid red patch)
+FULL_VIEW = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
 COPY_TO_NULL = ("-c", "copy", "-f", "null", "-")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 T0 = time.monotonic()
@@ -402,6 +403,9 @@ def validate(
             "source": mount_urls[k % len(mount_urls)],
             # Per camera, because write_edge_config's `confirm` only covers the fire hazard.
             "hazards": {hazard: {"confirm": confirm}},
+            # The whole view is masked: the model still runs on every visit, but red cars and flames
+            # cannot start bursts or alerts that would change the cadence being measured.
+            "masks": [FULL_VIEW],
         }
         for k in range(entries)
     ]
@@ -466,7 +470,8 @@ def validate(
     never = sum(1 for times in seen.values() if len(times) < 2)
     achieved = frames / elapsed
     slack_p50 = pct(slack, 0.5)
-    equiv = int(achieved * (30.0 + slack_p50)) if slack else 0
+    # M entries looked at every I + slack stand for achieved x (30 + slack) cameras at a 30 s revisit.
+    equiv = int(achieved * (30.0 + statistics.fmean(slack))) if slack else 0
     result.update(
         {
             "window_s": round(elapsed, 1),
@@ -474,11 +479,13 @@ def validate(
             "achieved_ratio": round(achieved / target_rate, 3),
             "visit_failures": int(fails),
             "cameras_not_revisited": never,
+            "slack_s_mean": r(statistics.fmean(slack), 2) if slack else None,
             "slack_s_p50": r(slack_p50, 2),
             "slack_s_p90": r(pct(slack, 0.9), 2),
             "slack_s_max": r(max(slack) if slack else float("nan"), 2),
             "cameras": equiv,
             "edge_cpu_s_per_visit": r(cpu / frames if frames else float("nan")),
+            "cameras_per_2_cores_from_edge_cpu": int(60 * frames / cpu) if cpu > 0 else None,
             "edge_connect_decode_cpu_s_per_visit": r(conn_dec / frames if frames else float("nan")),
             "edge_inference_wall_s_per_batch": r(inf_sum / inf_n if inf_n else float("nan")),
             "edge_frames_per_batch": r(frames / inf_n if inf_n else float("nan"), 2),
@@ -487,12 +494,16 @@ def validate(
             "keepalive_clients_cpu_pct_of_one_core": round(100 * keep_cpu / elapsed, 1),
         }
     )
+    # Kept up: no backlog builds. Every look starts within one GOP (the key-frame wait) plus 1 s of its due
+    # time for 90 % of looks (half of them within GOP + 0.5 s), every camera is revisited, next to no
+    # visit fails. The slack a look has even on an idle box (the key-frame wait, inference) is part of
+    # every revisit at 30 s too, so the visit rate is not compared with K / 30 but turned into cameras.
     result["kept_up"] = bool(
         slack
-        and pct(slack, 0.9) <= gop_s + 0.5
-        and never <= 0.01 * entries
+        and pct(slack, 0.9) <= gop_s + 1.0
+        and slack_p50 <= gop_s + 0.5
+        and never == 0
         and fails <= 0.01 * max(frames, 1)
-        and achieved >= 0.9 * target_rate
     )
     say(
         f"C  K={k_cameras}: {achieved:.1f}/{target_rate:.1f} visits/s, slack p50 {result['slack_s_p50']} "
@@ -660,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=int, default=25, help="stream frame rate (25)")
     ap.add_argument("--gop-s", type=float, default=1.0, help="key-frame interval in seconds (1.0)")
     ap.add_argument("--concurrency", type=int, default=16, help="snapshot visits in flight in phase A (16)")
-    ap.add_argument("--validate-seconds", type=float, default=20, help="measurement window of phase C (20)")
+    ap.add_argument("--validate-seconds", type=float, default=15, help="measurement window of phase C (15)")
     ap.add_argument("--latency-trials", type=int, default=8, help="cameras in the latency phase (8)")
     ap.add_argument("--latency-interval", type=float, default=30, help="revisit in the latency phase (30 s)")
     ap.add_argument("--skip-validate", action="store_true")
@@ -822,21 +833,22 @@ def main(argv: list[str] | None = None) -> int:
 
         # ---- C: validation
         if not args.skip_validate:
-            quiet = [urls[m] for m, s in a.max_score.items() if s < detector.threshold] or list(urls.values())
-            if len(quiet) < len(urls):
-                say(f"C  using the {len(quiet)} mounts where the model stays quiet (no bursts, no alerts)")
             attempts = []
-            k = max(16, int(0.9 * k_shared))
+            # Start from what one core could do: a single edge process was seen to be bound near one
+            # core (the GIL); then step up after a pass and down after a failure, three runs at most.
+            k = max(16, int(0.9 * min(k_shared, 30 / total)))
             for _ in range(3):
                 res = validate(
-                    k, quiet, manifest, detector.hazard.value, gop / args.fps, args.validate_seconds,
+                    k, list(urls.values()), manifest, detector.hazard.value, gop / args.fps, args.validate_seconds,
                     broker, server, keepalive, tmp / f"validate-{k}",
                 )  # fmt: skip
                 attempts.append(res)
-                if res["kept_up"]:
+                passed = [x for x in attempts if x["kept_up"]]
+                failed = [x for x in attempts if not x["kept_up"]]
+                if passed and failed:
                     break
-                k = max(16, int(0.85 * min(k, res["cameras"] or k)))
-            best = next((x for x in attempts if x["kept_up"]), attempts[-1])
+                k = int(1.3 * k) if res["kept_up"] else max(16, int(0.85 * min(k, res["cameras"] or k)))
+            best = max((x for x in attempts if x["kept_up"]), key=lambda x: x["cameras"], default=attempts[-1])
             keys = ("target_cameras", "cameras", "kept_up", "slack_s_p90")
             out["validated_cameras"] = {**best, "attempts": [{k: x[k] for k in keys} for x in attempts]}
         else:

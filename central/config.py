@@ -155,6 +155,17 @@ class RouteConfig(Strict):
     area: Area | None = None
 
 
+class DashboardConfig(Strict):
+    """The duty officer's web page. With no tile URL its map is a plain projection (works offline)."""
+
+    tile_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]*\{z\}[^\s]*\{x\}[^\s]*\{y\}",
+        description="Optional XYZ (Web Mercator) tile server, e.g. http://tiles.example/{z}/{x}/{y}.png",
+    )
+    tile_attribution: str = Field(default="", max_length=200, description="Shown under the map when tiles are used")
+
+
 class CentralConfig(Strict):
     instance_id: Id = "central-1"
     site: str = ""
@@ -179,6 +190,7 @@ class CentralConfig(Strict):
     )
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
+    dashboard: DashboardConfig = DashboardConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from hazardwatch.central.api.auth import RateLimiter, TokenBook
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
+from hazardwatch.central.notify.cap import CapOptions
 from hazardwatch.central.notify.worker import DeliveryWorker
 from hazardwatch.central.services import dispatch, incidents
 from hazardwatch.central.store import Database
@@ -58,7 +59,18 @@ class CentralService:
         from prometheus_client import CollectorRegistry
 
         self.delivery_registry = CollectorRegistry()
-        self.worker = DeliveryWorker(self.db, list(cfg.receivers), cfg.instance_id, self.delivery_registry)
+        self.worker = DeliveryWorker(
+            self.db,
+            list(cfg.receivers),
+            cfg.instance_id,
+            metrics=self.delivery_registry,
+            cap_options=CapOptions(
+                sender=f"hazardwatch@{cfg.instance_id}",
+                sender_name=cfg.site or "hazardwatch central",
+                timezone=cfg.timezone,
+                web_base=cfg.http.public_url,
+            ),
+        )
         self.ingest = MqttIngest(cfg, self.db, self.metrics, self._stored_from_thread) if cfg.broker else None
         self.http_port = cfg.http.port
         self.ctx = ApiContext(

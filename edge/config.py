@@ -175,6 +175,13 @@ class PatrolConfig(Strict):
         description="Default revisit interval per hazard",
     )
     burst_interval_s: float = Field(default=2.0, gt=0, description="Re-check cadence after a candidate")
+    phase_jitter_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="Random delay added to each next look, so looks do not lock onto the stream's key-frame "
+        "phase and wait a whole key-frame interval every visit (see bench/README.md)",
+    )
     risk_factors: dict[RiskLevel, float] = Field(
         default_factory=lambda: {RiskLevel.NORMAL: 1.0, RiskLevel.ELEVATED: 0.5, RiskLevel.HIGH: 0.25},
         description="Interval multiplier per risk level",

@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-frames", help="render the project's own demo scene (a hillside fire)")
     demo.add_argument("--out", default="var/demo-frames", help="folder for the frames")
     demo.set_defaults(func=_demo_frames)
+
+    from hazardwatch.models.cli import register as register_models  # argparse only; torch stays lazy
+
+    register_models(sub)
     return parser
 
 

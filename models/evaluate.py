@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from hazardwatch.models.data import list_images, read_bgr
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -34,9 +33,14 @@ class Scored:
 
 def load_detector(manifest: Path, threads: int = 2) -> object:
     """The detector the edge would build from this manifest (ONNX or scene-change)."""
-    from hazardwatch.edge.engine import detector_from_manifest
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.edge.detect.scene_change import SceneChangeDetector
 
-    return detector_from_manifest(manifest, threads=threads)
+    from hazardwatch.manifest import read_manifest
+
+    if read_manifest(manifest).runtime == "scene_change":
+        return SceneChangeDetector(manifest)
+    return OnnxDetector(manifest, threads=threads)
 
 
 def score_paths(detector: object, paths: Sequence[Path], batch: int = 8) -> Scored:

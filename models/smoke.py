@@ -21,10 +21,9 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from hazardwatch.models.backbone import EfficientNetLite0, load_pretrained, to_input
 from hazardwatch.models.data import Sample
+from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +132,8 @@ def cache_activations(
     jobs: list[tuple[int, int]] = [(k, 0) for k in range(len(samples))]
     for k, n in enumerate(augment_copies):
         jobs += [(k, c + 1) for c in range(n)]
-    key = hashlib.sha256(repr([(str(samples[k].path), c) for k, c in jobs]).encode() + f"{seed}".encode()).hexdigest()[
-        :16
-    ]
+    listing = repr([(str(samples[k].path.resolve()), c) for k, c in jobs]) + f"{seed}"
+    key = hashlib.sha256(listing.encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"smoke-acts-{key}.npz"
     if path.is_file():
         z = np.load(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 from aiohttp import web
+from hazardwatch.central.api import dashboard
 from hazardwatch.central.api.auth import COOKIE, Principal, RateLimiter, TokenBook
 from hazardwatch.central.config import Area, CentralConfig
 from hazardwatch.central.metrics import CentralMetrics
@@ -365,8 +367,11 @@ async def list_deliveries(request: web.Request) -> web.Response:
         raise problem(400, "state must be pending, delivered or dead")
     limit = int_param(request, "limit", 100, 1, 1000)
     offset = int_param(request, "offset", 0, 0, 10_000_000)
-    items = await ctx.run(lambda tx: delivery_queue.list_deliveries(tx, state=state, limit=limit, offset=offset))
+    rows = await ctx.run(lambda tx: delivery_queue.list_deliveries(tx, state=state, limit=limit, offset=offset))
     counts = await ctx.run(delivery_queue.counts_by_state)
+    items = [
+        {k: v for k, v in dataclasses.asdict(d).items() if k not in ("payload", "lease_until")} for d in rows
+    ]
     return web.json_response({"items": items, "counts": counts})
 
 
@@ -483,4 +488,5 @@ def make_app(ctx: ApiContext) -> web.Application:
     app[CTX] = ctx
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    dashboard.add_routes(app, ctx.cfg.dashboard)  # the page; public like every path outside /api/
     return app

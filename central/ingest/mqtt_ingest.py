@@ -44,6 +44,10 @@ class Incoming:
     qos: int
 
 
+Message = Alert | CameraStatus | Availability | Heartbeat
+Valid = tuple[Incoming, Message]
+
+
 class Rejected(Exception):
     """A message that can never be applied (it is acknowledged, logged and counted)."""
 
@@ -194,9 +198,17 @@ class MqttIngest:
                     batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
-            self._store_with_retry(batch)
+            valid = []
+            for msg in batch:
+                try:
+                    valid.append((msg, validate(msg, self.broker.topic_prefix)))
+                except Rejected as exc:
+                    self._reject(msg, str(exc))
+                    self._ack([msg])
+            if valid:
+                self._store_with_retry(valid)
 
-    def _store_with_retry(self, batch: list[Incoming]) -> None:
+    def _store_with_retry(self, batch: list[Valid]) -> None:
         """Store, then acknowledge. A failing batch is retried message by message, so one message
         that cannot be applied while the database is healthy is rejected instead of stalling ingest."""
         delay = 0.5
@@ -211,16 +223,16 @@ class MqttIngest:
                     pending[0:1] = [[m] for m in part]
                     continue
                 if self._database_ok():
-                    log.exception("message on %s cannot be applied", part[0].topic)
-                    self._reject(part[0], f"cannot be applied: {type(exc).__name__}: {exc}")
-                    self._ack(part)
+                    log.exception("message on %s cannot be applied", part[0][0].topic)
+                    self._reject(part[0][0], f"cannot be applied: {type(exc).__name__}: {exc}")
+                    self._ack([part[0][0]])
                     pending.pop(0)
                     continue
                 log.error("database unavailable (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 30)
                 continue
-            self._ack(part)
+            self._ack([msg for msg, _ in part])
             if stored:
                 self._on_stored(stored)
             pending.pop(0)
@@ -239,19 +251,13 @@ class MqttIngest:
         except Exception:
             return False
 
-    def store(self, batch: list[Incoming]) -> int:
-        """Validate and store a batch in one transaction; return how many alerts were new."""
+    def store(self, batch: list[Valid]) -> int:
+        """Store validated messages in one transaction; return how many alerts were new."""
         started = time.perf_counter()
         now = time.time()
-        valid: list[tuple[Incoming, Alert | CameraStatus | Availability | Heartbeat]] = []
-        for msg in batch:
-            try:
-                valid.append((msg, validate(msg, self.broker.topic_prefix)))
-            except Rejected as exc:
-                self._reject(msg, str(exc))
         new_alerts = 0
         with self.db.tx() as tx:
-            for msg, parsed in valid:
+            for msg, parsed in batch:
                 new_alerts += self._apply(tx, msg, parsed, now)
         self.metrics.batch.observe(len(batch))
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)

@@ -228,10 +228,9 @@ def render_cap(
     _sub(info, "responseType", "AllClear" if msg_type == "Cancel" else RESPONSE.get(hazard, "Monitor"))
     _sub(info, "urgency", "Past" if msg_type == "Cancel" else "Immediate")
     _sub(info, "severity", SEVERITY.get(str(view.get("severity")), "Unknown"))
+    certainty = "Observed" if cams >= 2 else "Likely"
     if view.get("state") == "false_alarm":
         certainty = "Unlikely"
-    else:
-        certainty = "Observed" if cams >= 2 else "Likely"
     _sub(info, "certainty", certainty)
     _sub(info, "senderName", opts.sender_name + (f" ({view['site']})" if view.get("site") else ""))
     _sub(info, "headline", _headline(view, msg_type))

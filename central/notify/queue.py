@@ -15,6 +15,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -105,21 +106,22 @@ def claim_due(
     if limit <= 0 or (receivers is not None and not receivers):
         return []
     tx.lock(CLAIM_LOCK)
-    params: list[Any] = [now, now]
+    # The heads of the chains first (one aggregate over pending rows), then which of them are due and free.
+    # This shape keeps a linear plan even when the planner's statistics are stale after a burst; the
+    # NOT EXISTS form degraded to a quadratic nested loop on PostgreSQL (0.7 s for 1,000 pending rows).
+    params: list[Any] = []
     receiver_sql = ""
     if receivers is not None:
-        receiver_sql = f" AND d.receiver IN ({_in(receivers)})"
+        receiver_sql = f" AND receiver IN ({_in(receivers)})"
         params.extend(receivers)
-    params.append(int(limit))
+    params.extend([now, now, int(limit)])
     ids = [
         int(r[0])
         for r in tx.execute(
-            "SELECT d.id FROM deliveries d "
-            "WHERE d.state = 'pending' AND d.next_attempt_at <= ? "
-            "AND (d.lease_until IS NULL OR d.lease_until <= ?)"
-            f"{receiver_sql} "
-            "AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.receiver = d.receiver "
-            "AND p.incident_id = d.incident_id AND p.state = 'pending' AND p.id < d.id) "
+            "SELECT d.id FROM deliveries d JOIN ("
+            f"SELECT MIN(id) AS id FROM deliveries WHERE state = 'pending'{receiver_sql} "
+            "GROUP BY receiver, incident_id) h ON h.id = d.id "
+            "WHERE d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) "
             "ORDER BY d.next_attempt_at, d.id LIMIT ?",
             params,
         )
@@ -242,7 +244,7 @@ def earlier_delivered(tx: Tx, receiver: str, incident_id: int, before_id: int) -
     return [Delivery.from_row(r) for r in rows]
 
 
-def retry_dead(tx: Tx, delivery_id: int, now: float) -> bool:
+def retry_dead(tx: Tx, delivery_id: int, now: float | None = None) -> bool:
     """Re-queue a dead letter for an immediate attempt (admin action). False when it is not dead.
 
     The deadline still counts from `created_at`, so a re-queued letter gets one attempt now and goes
@@ -251,6 +253,6 @@ def retry_dead(tx: Tx, delivery_id: int, now: float) -> bool:
     rows = tx.execute(
         "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL "
         "WHERE id = ? AND state = 'dead' RETURNING id",
-        (now, delivery_id),
+        (time.time() if now is None else now, delivery_id),
     )
     return bool(rows)

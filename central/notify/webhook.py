@@ -11,12 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
-
-from hazardwatch.central.config import Secret
 
 SCHEMA = "hazardwatch.webhook/1"
 CONTENT_TYPE = "application/json"
@@ -25,32 +22,6 @@ TIMESTAMP_HEADER = "X-Hazardwatch-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_S = 300.0
-
-
-class SecretError(Exception):
-    """A receiver's signing secret cannot be read (missing variable or file); names where it looked."""
-
-
-def secret_bytes(secret: Secret | None) -> bytes | None:
-    """Read a configured secret once (at worker start, so a missing one fails early and clearly)."""
-    if secret is None:
-        return None
-    if secret.value is not None:
-        return secret.value.encode()
-    if secret.env is not None:
-        value = os.environ.get(secret.env)
-        if not value:
-            raise SecretError(f"environment variable {secret.env} is not set or empty")
-        return value.encode()
-    if secret.file is not None:
-        try:
-            value = secret.file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SecretError(f"cannot read secret file {secret.file}: {exc.strerror or exc}") from None
-        if not value:
-            raise SecretError(f"secret file {secret.file} is empty")
-        return value.encode()
-    raise SecretError("secret has neither env, file nor value")
 
 
 def render_body(msg_type: str, idempotency_key: str, created_at: float, incident: Mapping[str, Any]) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import heapq
 import logging
 import math
 import random
@@ -26,16 +27,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from hazardwatch.central.config import BackoffConfig, ReceiverConfig
 from hazardwatch.central.notify import queue
 from hazardwatch.central.notify.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
 from hazardwatch.central.notify.cap import CapOptions, reference_for, render_cap
 from hazardwatch.central.notify.queue import Delivery
 from hazardwatch.central.notify.webhook import CONTENT_TYPE as JSON_CONTENT_TYPE
-from hazardwatch.central.notify.webhook import render_body, secret_bytes, signed_headers
+from hazardwatch.central.notify.webhook import render_body, signed_headers
 from hazardwatch.central.store.database import Database
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from hazardwatch.configfile import resolve_secret
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ Result = Literal["delivered", "retry", "dead"]
 ATTEMPT_HEADER = "X-Hazardwatch-Attempt"
 USER_AGENT = "hazardwatch-central/1"
 _ERROR_BODY_BYTES = 300
+GAUGE_PERIOD_S = 1.0  # the backlog gauges are refreshed with a claim at most this often
 
 
 class DeliveryMetrics:
@@ -166,8 +169,8 @@ class DeliveryWorker:
         db: Database,
         receivers: Sequence[ReceiverConfig],
         instance_id: str,
-        *,
         metrics: DeliveryMetrics | CollectorRegistry | None = None,
+        *,
         concurrency: int = 16,
         poll_interval_s: float = 1.0,
         lease_s: float | None = None,
@@ -182,7 +185,13 @@ class DeliveryWorker:
         self.db = db
         self.instance_id = instance_id
         self.receivers = {r.name: r for r in receivers}
-        self._secrets = {r.name: secret_bytes(r.secret) for r in receivers}
+        # Read once, here: a missing secret fails the start with a clear message, not the first delivery.
+        self._secrets = {
+            r.name: resolve_secret(r.secret.value, r.secret.env, r.secret.file, f"receivers.{r.name}.secret")
+            if r.secret
+            else None
+            for r in receivers
+        }
         if isinstance(metrics, CollectorRegistry):
             metrics = DeliveryMetrics(metrics)
         self.metrics = metrics if metrics is not None else DeliveryMetrics(CollectorRegistry())
@@ -200,8 +209,11 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
-        self._next_due: float | None = None
+        self._finished: asyncio.Event | None = None
+        self._dues: list[float] = []  # heap of this worker's own retry times, to wake up for them
         self._inflight: dict[asyncio.Task[None], Delivery] = {}
+        self._min_claim = max(1, concurrency // 4)
+        self._gauges_at = -math.inf
 
     # -- control -----------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -219,32 +231,49 @@ class DeliveryWorker:
             loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Stop claiming; let attempts in flight finish for `grace_s`, then cancel and release them."""
+        """Stop claiming; let attempts in flight finish for `grace_s`, then cancel and release them.
+
+        Returns once `run()` has wound down (when it runs on this loop), so a caller may cancel its task
+        afterwards without turning a clean shutdown into a crash.
+        """
         self._stopping = True
-        self.stop_grace_s = self.stop_grace_s if grace_s is None else grace_s
+        if grace_s is not None:
+            self.stop_grace_s = grace_s
         self.wake()
+        finished = self._finished
+        if finished is not None and self._loop is asyncio.get_running_loop():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self.stop_grace_s + 10.0)
 
     # -- loop --------------------------------------------------------------------------------------
     async def run(self) -> None:
         """The worker loop. Cancelling it is like a crash: in-flight rows keep their lease until it expires."""
         self._loop = asyncio.get_running_loop()
-        self._stopping = False
+        self._finished = asyncio.Event()
         connector = aiohttp.TCPConnector(limit=self.concurrency)
-        async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}) as session:
-            try:
-                await self._loop_until_stopped(session)
-            except asyncio.CancelledError:
-                for task in self._inflight:
-                    task.cancel()
-                raise
-            await self._drain()
+        try:
+            async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}) as session:
+                try:
+                    await self._loop_until_stopped(session)
+                except asyncio.CancelledError:
+                    for task in self._inflight:
+                        task.cancel()
+                    self._inflight.clear()
+                    raise
+                await self._drain()
+        finally:
+            self._finished.set()
 
     async def _loop_until_stopped(self, session: aiohttp.ClientSession) -> None:
         failures = 0
         while not self._stopping:
             self._wake.clear()
+            now = self.clock()
+            while self._dues and self._dues[0] <= now:
+                heapq.heappop(self._dues)
             free = self.concurrency - len(self._inflight)
-            if free > 0:
+            # Under load, refill slots a few at a time: each claim scans the pending rows once.
+            if free >= self._min_claim or (free > 0 and not self._inflight):
                 try:
                     claimed = await asyncio.to_thread(self._claim, free)
                     failures = 0
@@ -260,12 +289,11 @@ class DeliveryWorker:
     async def _wait(self, timeout: float | None) -> None:
         if timeout is None:
             timeout = self.poll_interval_s
-            if self._next_due is not None:
-                timeout = max(0.0, min(timeout, self._next_due - self.clock()))
-                self._next_due = None
+            if self._dues:
+                timeout = max(0.0, min(timeout, self._dues[0] - self.clock()))
         waker = asyncio.ensure_future(self._wake.wait())
         try:
-            done, _ = await asyncio.wait([waker, *self._inflight], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([waker, *self._inflight], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waker.cancel()
         for task in [t for t in self._inflight if t.done()]:
@@ -288,11 +316,14 @@ class DeliveryWorker:
 
     # -- database (worker threads) -----------------------------------------------------------------
     def _claim(self, limit: int) -> list[Delivery]:
+        now = self.clock()
+        refresh = now - self._gauges_at >= GAUGE_PERIOD_S
         with self.db.tx() as tx:
-            claimed = queue.claim_due(
-                tx, self.clock(), limit, self.lease_s, self.instance_id, receivers=list(self.receivers)
-            )
-            counts = queue.counts_by_receiver(tx)
+            claimed = queue.claim_due(tx, now, limit, self.lease_s, self.instance_id, receivers=list(self.receivers))
+            counts = queue.counts_by_receiver(tx) if refresh else None
+        if counts is None:
+            return claimed
+        self._gauges_at = now
         for name in self.receivers:
             self.metrics.pending.labels(name).set(counts.get((name, "pending"), 0))
             self.metrics.dead.labels(name).set(counts.get((name, "dead"), 0))
@@ -397,9 +428,8 @@ class DeliveryWorker:
                 decision.error,
                 decision.next_attempt_at,
             )
-            due = decision.next_attempt_at
-            if due is not None and (self._next_due is None or due < self._next_due):
-                self._next_due = due
+            if decision.next_attempt_at is not None:
+                heapq.heappush(self._dues, decision.next_attempt_at)
         elif decision.result == "dead":
             log.warning("delivery %s to %s is a dead letter: %s", delivery.id, receiver.name, decision.error)
         if self.on_result is not None:

@@ -28,8 +28,9 @@ DEFAULTS: dict[str, float] = {
     "persist_s": 120.0,  # a region must stay at least this long (patrol looks, not video frames)
     "reference_tau_s": 300.0,  # time constant of the reference update for clear pixels
     "absorb_s": 3600.0,  # an object still there after this long becomes part of the reference
-    "diff_threshold": 28.0,  # per-pixel Lab distance that counts as changed
-    "min_area": 0.04,  # smallest object, as a fraction of the zone (or of the view without zones)
+    "diff_threshold": 18.0,  # per-pixel Lab distance that counts as changed
+    "min_area": 0.04,  # an object this large (fraction of the zone, or of the view) counts fully
+    "min_length": 0.3,  # ...and so does one this long (fraction of the view's width): a bare trunk
     "warmup_looks": 3,  # looks before the reference is trusted
 }
 
@@ -144,28 +145,33 @@ class SceneChangeDetector:
         for label in range(1, count):
             x, y, bw, bh, area_px = stats[label]
             area = area_px / zone_area
-            if area < self.params["min_area"] * 0.5:
-                continue
             comp = labels == label
+            (_, _), (rw, rh), _ = cv2.minAreaRect(np.argwhere(comp)[:, ::-1].astype(np.float32))
+            length = max(rw, rh) / w
+            if area < self.params["min_area"] * 0.25 and length < self.params["min_length"] * 0.5:
+                continue
             contours, _ = cv2.findContours(comp.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             hull_area = max(1.0, float(cv2.contourArea(cv2.convexHull(np.vstack(contours)))))
             solidity = min(1.0, area_px / hull_area)
-            (_, _), (rw, rh), _ = cv2.minAreaRect(np.vstack(contours))
             extent = min(1.0, area_px / max(1.0, rw * rh))
             vegetation = float((green | brown)[comp].mean())
             texture = float(np.clip(texture_map[comp].mean() / 25.0, 0, 1))
-            score = self._score(area, solidity, extent, vegetation, texture)
+            score = self._score(area, length, solidity, extent, vegetation, texture)
             out.append(
                 Blob((x / w, y / h, (x + bw) / w, (y + bh) / h), area, solidity, extent, vegetation, texture, score)
             )
         return out
 
-    def _score(self, area: float, solidity: float, extent: float, vegetation: float, texture: float) -> float:
+    def _score(
+        self, area: float, length: float, solidity: float, extent: float, vegetation: float, texture: float
+    ) -> float:
         """Vehicles are solid, box-filling and smooth; a fallen tree is ragged, branched and green/brown."""
-        size = min(1.0, area / self.params["min_area"])
+        size = min(1.0, max(area / self.params["min_area"], length / self.params["min_length"]))
         vehicle_like = max(0.0, min(1.0, (solidity - 0.75) / 0.2)) * max(0.0, min(1.0, (extent - 0.6) / 0.25))
         looks = 0.6 * vegetation + 0.25 * texture + 0.15 * (1.0 - solidity)
-        return float(np.clip(size * looks * (1.0 - 0.8 * vehicle_like) * 1.4, 0.0, 1.0))
+        # Leafy texture in vegetation colours is not paint: a solid clump of foliage is not a car.
+        penalty = 0.8 * vehicle_like * (1.0 - vegetation * texture)
+        return float(np.clip(size * looks * (1.0 - penalty) * 1.4, 0.0, 1.0))
 
 
 def region_allowed(region: RegionFilter, h: int, w: int) -> np.ndarray:

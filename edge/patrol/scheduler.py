@@ -144,9 +144,10 @@ class PatrolScheduler:
         plan.failures = 0
         plan.retry_at = 0.0
         plan.burst = set(candidates) & set(plan.base_interval)
+        jitter = self._rng.uniform(0, self.cfg.phase_jitter_s) if not plan.burst else 0.0
         for hazard in hazards:
             plan.last_look[hazard] = now
-            plan.next_due[hazard] = now + self.interval(camera_id, hazard, now)
+            plan.next_due[hazard] = now + self.interval(camera_id, hazard, now) + jitter
 
     def fail(self, camera_id: str, now: float) -> float:
         """A look failed; return the backoff delay before this camera is tried again."""

@@ -136,6 +136,9 @@ class AvStreamSource(FrameSource):
         container, stream = self._open()
         try:
             stream.codec_context.skip_frame = "NONKEY" if self.live else "DEFAULT"
+            # One decode thread: FFmpeg's slice threads cost a start-up per visit and hide their CPU
+            # from thread_time(), so the decode figures would under-count (bench/edge_patrol.py).
+            stream.codec_context.thread_count = 1
             if self.live:
                 connect_cpu = time.thread_time() - c0
                 d0 = time.thread_time()
@@ -188,6 +191,8 @@ class AvStreamSource(FrameSource):
         container, stream = self._open()
         try:
             stream.codec_context.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
+            if keyframes_only:
+                stream.codec_context.thread_count = 1  # a key frame a second needs no thread pool
             if self.live:
                 yield from self._live_frames(container, stream)
             else:

@@ -161,6 +161,8 @@ def parse_message(payload: bytes | str) -> Alert | CameraStatus | Availability |
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError(f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise ContractError("payload nests too deeply") from None
     if not isinstance(doc, dict):
         raise ContractError("payload must be a JSON object")
     version = doc.get("schema_version")

@@ -18,6 +18,7 @@ def cam(cid: str, **hazards) -> CameraConfig:
 
 
 def sched(cameras, **kw) -> PatrolScheduler:
+    kw.setdefault("phase_jitter_s", 0)
     cfg = PatrolConfig(**kw)
     return PatrolScheduler(cameras, cfg, now=0.0, rng=random.Random(1))
 
@@ -94,3 +95,11 @@ def test_failures_back_off_exponentially_with_jitter_and_reset():
     v = s.due(now, 10)[0]
     s.finish("a", v.hazards, (), now)
     assert s.fail("a", now) <= 1.2
+
+
+def test_phase_jitter_spreads_next_looks():
+    s = sched([cam(str(k)) for k in range(50)], intervals_s={"smoke": 30}, phase_jitter_s=0.5)
+    for v in s.due(0.0, 100):
+        s.finish(v.camera_id, v.hazards, (), 0.0)
+    due = [s._plans[str(k)].next_due[Hazard.SMOKE] for k in range(50)]
+    assert all(30 <= d <= 30.5 for d in due) and len(set(due)) > 40

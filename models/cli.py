@@ -1,0 +1,155 @@
+"""`hazardwatch models ...`: train, eval, export, check. torch is imported only inside train/export,
+so `hazardwatch --help`, `models eval` and the edge never load it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HAZARDS = ("smoke", "waterlogging", "fallen_tree")
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("training needs torch: pip install 'hazardwatch[train]'", file=sys.stderr)
+        return 2
+    from hazardwatch.models import train
+
+    command = train.command_line()
+    data = [Path(d) for d in args.data]
+    for d in data:
+        if not d.is_dir():
+            print(f"no such data folder: {d}", file=sys.stderr)
+            return 2
+    out = Path(args.out)
+    work = Path(args.work) / out.name
+    if args.hazard == "smoke":
+        summary = train.train_smoke(data, out, args.epochs, work, Path(args.cache), command)
+    elif args.hazard == "waterlogging":
+        summary = train.train_waterlogging(data, out, work, command)
+    else:
+        summary = train.build_fallen_tree(data[0], out, command)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from hazardwatch.models.evaluate import DEFAULT_MODELS, MODELS_DIR, evaluate_folders, load_detector, plot_pr
+
+    if not args.model and args.hazard not in DEFAULT_MODELS:
+        print(f"no shipped {args.hazard} model: pass --model", file=sys.stderr)
+        return 2
+    model = Path(args.model) if args.model else MODELS_DIR / DEFAULT_MODELS[args.hazard]
+    if model.suffix == ".onnx":
+        model = model.with_suffix(".json")
+    det = load_detector(model)
+    if getattr(det, "hazard", None) is not None and det.hazard.value != args.hazard:  # type: ignore[attr-defined]
+        print(f"{model} is a {det.hazard.value} model, not {args.hazard}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 2
+    res = evaluate_folders(det, [Path(p) for p in args.positives], [Path(n) for n in args.negatives])
+    if res["n_pos"] + res["n_neg"] == 0:
+        print("no images under the given folders (jpg, jpeg, png, tif)", file=sys.stderr)
+        return 2
+    message = plot_pr(res, Path(args.plot)) if args.plot else None
+    public = {k: v for k, v in res.items() if not k.startswith("_")}
+    if args.json:
+        print(json.dumps(public))
+    else:
+        for k, v in public.items():
+            print(f"{k:>13}: {v}")
+    if message:
+        print(message, file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Re-export a trained head (var/models/NAME/head.pt) without retraining."""
+    try:
+        import torch
+    except ImportError:
+        print("export needs torch: pip install 'hazardwatch[train]'", file=sys.stderr)
+        return 2
+    from hazardwatch.models import train
+
+    out = Path(args.out)
+    head = Path(args.work) / out.name / "head.pt"
+    if not head.is_file():
+        print(f"no trained head at {head}: run `hazardwatch models train` first", file=sys.stderr)
+        return 2
+    manifest = json.loads((out / f"{out.name}.json").read_text())
+    data_root = Path(args.data_root)
+    pos, neg = train.read_validation_list(out / "validation.txt", data_root)
+    from hazardwatch.models.data import Sample
+
+    val = [Sample(p, True) for p in pos] + [Sample(n, False) for n in neg]
+    state = torch.load(head, weights_only=True)
+    if args.hazard == "smoke":
+        from hazardwatch.models import smoke
+
+        net = smoke.build(state)
+        example = torch.zeros(1, 3, smoke.HEIGHT, smoke.WIDTH)
+        policy = {"min_precision": 0.9, "max_fpr": 0.005}
+    elif args.hazard == "waterlogging":
+        from hazardwatch.models import flood
+        from hazardwatch.models.backbone import load_pretrained
+
+        net = flood.FloodNet(load_pretrained())
+        net.head.load_state_dict(state)
+        net.eval()
+        example = torch.zeros(1, 3, flood.HEIGHT, flood.WIDTH)
+        policy = {"min_precision": 0.9, "max_fpr": 0.05}
+    else:
+        print("fallen_tree has no ONNX model to export (runtime scene_change)", file=sys.stderr)
+        return 2
+    base = {k: v for k, v in manifest.items() if k not in ("file", "sha256", "metrics", "threshold", "precision")}
+    calib = (neg[:: max(1, len(neg) // 32)] + pos[:: max(1, len(pos) // 32)])[:64]
+    summary = train.ship(net, example, out, base, val, calib, policy)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from hazardwatch.models.backbone import sanity_check
+
+    top = sanity_check()
+    ok = 281 <= top["chelsea"] <= 287 and top["coffee"] == 967
+    print(json.dumps({**top, "ok": ok}))
+    return 0 if ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `models` with its subcommands to the `hazardwatch` parser."""
+    models = subparsers.add_parser("models", help="train, evaluate and export the hazard models")
+    sub = models.add_subparsers(dest="models_command", required=True)
+
+    tr = sub.add_parser("train", help="split, train, export fp32 + int8 and write manifests (needs [train])")
+    tr.add_argument("hazard", choices=HAZARDS)
+    tr.add_argument("--data", nargs="+", action="extend", required=True, help="data folder(s)")
+    tr.add_argument("--out", required=True, help="model folder, e.g. models/smoke-hpwren")
+    tr.add_argument("--epochs", type=int, default=6)
+    tr.add_argument("--work", default="var/models", help="checkpoints (never shipped)")
+    tr.add_argument("--cache", default="var/cache", help="cached activations")
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="measure a model on folders of positives and negatives, as the edge runs it")
+    ev.add_argument("hazard", choices=(*HAZARDS, "fire"))
+    ev.add_argument("--positives", action="append", default=[], required=True)
+    ev.add_argument("--negatives", action="append", default=[], required=True)
+    ev.add_argument("--model", help="manifest or ONNX path (default: the shipped model)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--plot", help="write a precision-recall curve PNG (needs matplotlib)")
+    ev.set_defaults(func=_eval)
+
+    ex = sub.add_parser("export", help="re-export a trained head to fp32 + int8 ONNX with manifests")
+    ex.add_argument("hazard", choices=HAZARDS)
+    ex.add_argument("--out", required=True, help="model folder holding the manifest and validation.txt")
+    ex.add_argument("--work", default="var/models")
+    ex.add_argument("--data-root", default="../shared/data", help="root the validation list is relative to")
+    ex.set_defaults(func=_export)
+
+    ck = sub.add_parser("check-backbone", help="classify two sample photos to prove the weights load (needs [train])")
+    ck.set_defaults(func=_check)

@@ -1,0 +1,386 @@
+"""The duty officer's dashboard end to end: headless Chromium (Debian's package, driven by Playwright)
+against a real `hazardwatch central` process on SQLite fed by a real private Mosquitto.
+
+One broker, one central and one browser serve the whole module (starting them is most of the cost);
+each test opens its own browser context, so cookies and page state do not leak between tests.
+Screenshots of the main views go to test-artifacts/dashboard/ (docs/img/dashboard-*.png are copies).
+The page's Content-Security-Policy forbids eval, so waits use locators or Python-side polling, never
+``page.wait_for_function`` with a string.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from support.browser import artifact_dir, browser_unavailable_reason, launch
+from support.central_proc import (
+    OPERATOR,
+    VIEWER,
+    CentralProcess,
+    Publisher,
+    alert_payload,
+    alert_topic,
+    write_central_config,
+)
+from support.mosquitto import MosquittoBroker, mosquitto_binary
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+SITE_TZ = "Asia/Shanghai"  # write_central_config's time zone; the browser runs in another on purpose
+BROWSER_TZ = "America/Los_Angeles"
+SMOKE_AT = (22.625, 114.125)  # where the two smoke cameras' lines of sight cross
+CAMERAS = {  # key -> (lat, lon, fov)
+    "e1/north": (22.650, 114.080, 60.0),
+    "e1/ridge": (22.595, 114.168, 50.0),
+    "e1/east": (None, None, None),  # reports health but never sent coordinates: not on the map
+    "e2/park": (22.560, 114.060, 70.0),
+    "e2/river": (22.600, 114.020, 60.0),
+}
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def bearing_to(lat: float, lon: float, target: tuple[float, float]) -> float:
+    north = (target[0] - lat) * 111.2
+    east = (target[1] - lon) * 111.2 * math.cos(math.radians(lat))
+    return math.degrees(math.atan2(east, north)) % 360
+
+
+def snapshot_b64(kind: str, box: tuple[float, float, float, float]) -> str | None:
+    """A synthetic 640x480 JPEG (sky, ridge line and a smoke plume, fire or water inside the box)."""
+    try:
+        import cv2
+        import numpy as np
+    except ImportError:
+        return None
+    h, w = 480, 640
+    rng = np.random.default_rng(7)
+    img = np.zeros((h, w, 3), np.float32)
+    sky = np.linspace(0, 1, h)[:, None]
+    img[:] = ((1 - sky) * np.array([235, 200, 160]) + sky * np.array([200, 190, 180]))[:, None, :]
+    ridge = (h * 0.55 + 25 * np.sin(np.linspace(0, 6, w)) + 10 * np.sin(np.linspace(0, 23, w))).astype(int)
+    for x in range(w):
+        img[ridge[x] :, x] = (60, 95, 70)
+    img += rng.normal(0, 1.5, img.shape)  # a little texture; more makes the committed screenshots heavy
+    x1, y1, x2, y2 = (int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h))
+    layer = np.zeros((h, w), np.float32)
+    cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+    if kind == "smoke":
+        for i in range(14):
+            r = 6 + i * 2
+            cv2.circle(layer, (cx + int(i * 1.5), y2 - i * (y2 - y1) // 14), r, 1.0, -1)
+        color = np.array([150, 150, 158])
+    elif kind == "fire":
+        cv2.ellipse(layer, (cx, cy), ((x2 - x1) // 2, (y2 - y1) // 2), 0, 0, 360, 1.0, -1)
+        color = np.array([30, 120, 250])
+    else:
+        cv2.rectangle(layer, (x1, y1), (x2, y2), 1.0, -1)
+        color = np.array([120, 100, 70])
+    layer = cv2.GaussianBlur(layer, (0, 0), 4)[..., None] * 0.9
+    img = img * (1 - layer) + color * layer
+    ok, buf = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return base64.b64encode(buf.tobytes()).decode() if ok else None
+
+
+def alert_for(key: str, seq: int, hazard: str, x: tuple[float, float], target: tuple[float, float] | None = None,
+              score: float = 0.8) -> tuple[str, dict]:
+    edge, cam = key.split("/")
+    lat, lon, fov = CAMERAS[key]
+    bearing = bearing_to(lat, lon, target) if target else 200.0
+    # put the box centre where the target lies: azimuth = bearing + (centre - 0.5) * fov
+    centre = (x[0] + x[1]) / 2
+    bearing = (bearing - (centre - 0.5) * fov) % 360
+    payload = alert_payload(seq, edge=edge, cam=cam, alert_id=f"alert-{cam}-{hazard}-{seq:04d}", hazard=hazard, x=x,
+                            lat=lat, lon=lon, bearing=bearing, fov=fov, score=score,
+                            snapshot=snapshot_b64(hazard, (x[0], 0.4, x[1], 0.5)))
+    return alert_topic(edge, cam), payload
+
+
+def camera_status(key: str, state: str, reason: str = "", since: float | None = None) -> tuple[str, dict]:
+    edge, cam = key.split("/")
+    now = time.time()
+    return f"hazardwatch/v1/{edge}/cameras/{cam}/status", {
+        "schema_version": 1, "kind": "camera_status", "edge_id": edge, "sent_at": now, "camera_id": cam,
+        "state": state, "reason": reason, "since": now if since is None else since, "last_frame_at": now - 2,
+    }
+
+
+class Env:
+    def __init__(self, central: CentralProcess, pub: Publisher, browser: Any, shots: Path) -> None:
+        self.central = central
+        self.pub = pub
+        self.browser = browser
+        self.shots = shots
+        self.seq = 100
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def page(self, token: str | None = OPERATOR, lang: str = "en") -> Any:
+        """A fresh context (no cookies) in another time zone than the site's, signed in through the form."""
+        ctx = self.browser.new_context(viewport={"width": 1600, "height": 900}, timezone_id=BROWSER_TZ,
+                                       locale="en-US" if lang == "en" else "zh-CN")
+        page = ctx.new_page()
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+        page.on("console", lambda m: m.type == "error" and "401" not in m.text and page.errors.append(m.text))  # type: ignore[attr-defined]
+        page.goto(self.central.url + ("/?lang=zh" if lang == "zh" else "/"))
+        if token:
+            page.wait_for_selector("#login:not([hidden])")
+            page.fill("#token", token)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_selector("body[data-ready='1']")
+            page.wait_for_selector("#live[data-state='live']")
+        return page
+
+    def shot(self, page: Any, name: str) -> Path:
+        path = self.shots / f"dashboard-{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    def incident_for(self, key: str, hazard: str) -> dict:
+        items = self.central.get(f"/api/v1/incidents?camera={key}&hazard={hazard}")["items"]
+        return items[0] if items else {}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    if (reason := browser_unavailable_reason()) is not None:
+        pytest.skip(reason)
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto binary not found (run .ci/install-system.sh)")
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("dashboard")
+    broker = MosquittoBroker(workdir=tmp / "mosquitto").start()
+    cfg = write_central_config(tmp / "central.yaml", broker_port=broker.port, database_url=f"sqlite:///{tmp}/central.db")
+    central = CentralProcess(cfg, tmp / "central.log")
+    pub: Publisher | None = None
+    try:
+        central.start()
+        pub = Publisher(broker.port, client_id="dashboard-test-edge")
+        seed(central, pub)
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            try:
+                yield Env(central, pub, browser, artifact_dir("dashboard"))
+            finally:
+                browser.close()
+    finally:
+        if pub:
+            pub.close()
+        central.__exit__(None, None, None)
+        broker.close()
+
+
+def seed(central: CentralProcess, pub: Publisher) -> None:
+    """Two edges with heartbeats, five cameras online, a fire and a waterlogging incident already open."""
+    now = time.time()
+    for edge, cams, models in (("e1", 3, {"smoke": "2.1.0", "fire": "1.4.2"}),
+                               ("e2", 2, {"fire": "1.4.2", "waterlogging": "0.9.1"})):
+        pub.send(f"hazardwatch/v1/{edge}/availability",
+                 {"schema_version": 1, "kind": "availability", "edge_id": edge, "sent_at": now - 3600, "state": "online"},
+                 retain=True)
+        pub.send(f"hazardwatch/v1/{edge}/heartbeat",
+                 {"schema_version": 1, "kind": "heartbeat", "edge_id": edge, "sent_at": now, "uptime_s": 3600,
+                  "cameras_total": cams, "cameras_online": cams, "outbox_depth": 0, "models": models})
+    for key in CAMERAS:
+        pub.send(*camera_status(key, "online", since=now - 3600), retain=True)
+    pub.send(*camera_status("e2/river", "degraded", "image blurred (lens wet?)", since=now - 600), retain=True)
+    pub.send(*alert_for("e2/park", 1, "fire", (0.30, 0.42)))
+    pub.send(*alert_for("e2/river", 1, "waterlogging", (0.20, 0.70)))
+    wait_until(lambda: central.get("/api/v1/incidents")["total"] >= 2, 15, "the seeded incidents")
+    wait_until(lambda: len(central.get("/api/v1/cameras")["items"]) >= 5, 15, "the seeded cameras")
+
+
+def no_errors(page: Any) -> None:
+    assert page.errors == [], page.errors
+
+
+# -- tests ---------------------------------------------------------------------------------------------
+def test_login_page_and_a_message_on_mqtt_appears_without_reload(env: Env) -> None:
+    page = env.page(token=None)
+    page.wait_for_selector("#login:not([hidden])")
+    env.shot(page, "login")
+    page.fill("#token", "not-a-token")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-msg:has-text('not valid')")
+    page.fill("#token", OPERATOR)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#live[data-state='live']")
+    assert page.locator("li.incident").count() >= 2
+    page.evaluate("window.__sameDocument = true")
+
+    topic, payload = alert_for("e1/north", env.next_seq(), "smoke", (0.45, 0.55), target=SMOKE_AT)
+    sent = time.monotonic()
+    env.pub.send(topic, payload)
+    page.wait_for_selector("li.incident[data-hazard='smoke']", timeout=5000)
+    latency = time.monotonic() - sent
+    print(f"MQTT publish -> incident row on the page: {latency:.2f} s")
+    assert latency < 3.0, latency  # normally well under a second (central polls its store every 0.3 s)
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    row = page.locator("li.incident[data-hazard='smoke']")
+    assert "fresh" in (row.get_attribute("class") or "")
+    assert page.locator("#banner").is_visible()
+    assert int(page.evaluate("document.body.dataset.cues")) >= 1
+    assert page.evaluate("document.body.dataset.lastCueSound") == "1"  # the Web Audio beep ran (not muted)
+
+    # a second camera sees the same smoke: one incident, two cameras, two view cones on the map
+    env.pub.send(*alert_for("e1/ridge", env.next_seq(), "smoke", (0.30, 0.40), target=SMOKE_AT))
+    page.wait_for_selector("li.incident[data-hazard='smoke'] .ncams:has-text('2 cameras')", timeout=5000)
+    assert page.locator("li.incident[data-hazard='smoke']").count() == 1
+    page.locator("#map path.cone").nth(1).wait_for(timeout=5000)
+    page.wait_for_selector("#map g.inc[data-hazard='smoke']")
+
+    # muting: the next cue is visual only
+    page.click("#mute")
+    assert page.get_attribute("#mute", "aria-pressed") == "true"
+    env.shot(page, "incidents")
+    no_errors(page)
+    page.context.close()
+
+
+def test_detail_acknowledge_in_page_changes_state_in_api(env: Env) -> None:
+    inc = wait_until(lambda: env.incident_for("e1/north", "smoke"), 10, "the smoke incident")
+    page = env.page()
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.wait_for_selector("#detail .detail-head")
+    # evidence with the detected regions drawn over it
+    wait_until(lambda: page.evaluate(
+        "[...document.querySelectorAll('#detail .snap img')].some(i => i.complete && i.naturalWidth > 0)"), 5,
+        "an evidence snapshot to load")
+    assert page.locator("#detail .snap svg.boxes rect.box").count() >= 1
+    assert page.locator("#detail .timeline li.tl-alert").count() >= 2
+    assert page.locator("#detail .cam-list li").count() == 2
+    assert page.locator("#map path.cone.sel").count() == 2
+    env.shot(page, "detail")
+
+    page.fill("#detail textarea.note", "crew on the way")
+    page.click("#detail button[data-action='acknowledge']")
+    after = wait_until(
+        lambda: (v := env.central.get(f"/api/v1/incidents/{inc['id']}"))["state"] == "acknowledged" and v,
+        5, "the acknowledgement in the API",
+    )
+    assert after["acknowledged_by"] == "amy"
+    timeline = after["timeline"]
+    assert timeline[-1]["kind"] == "acknowledge" and timeline[-1]["actor"] == "amy"
+    assert timeline[-1]["detail"]["note"] == "crew on the way"
+    page.wait_for_selector(f"li.incident[data-id='{inc['id']}'][data-state='acknowledged']")
+    page.wait_for_selector("#detail .timeline li.tl-acknowledge")
+    assert page.locator("#detail button[data-action='acknowledge']").count() == 0
+
+    # false alarm without a note is refused in the page; the API state is unchanged
+    page.click("#detail button[data-action='false_alarm']")
+    page.wait_for_selector("#detail .action-msg.error")
+    assert env.central.get(f"/api/v1/incidents/{inc['id']}")["state"] == "acknowledged"
+    no_errors(page)
+    page.context.close()
+
+
+def test_silence_from_incident_list_and_expire(env: Env) -> None:
+    inc = env.incident_for("e2/park", "fire")
+    page = env.page()
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.click("#detail button[data-action='silence'][data-camera='e2/park']")
+    page.wait_for_selector("#detail .action-msg.ok")
+    (s,) = [s for s in env.central.get("/api/v1/silences")["items"] if s["camera_id"] == "park"]
+    assert (s["edge_id"], s["hazard"], s["created_by"]) == ("e2", "fire", "amy")
+    assert abs(s["ends_at"] - s["starts_at"] - 7200) < 1
+
+    page.click(".tab[data-view='silences']")
+    page.wait_for_selector(f"#silences-table tr[data-id='{s['id']}']")
+    # a second silence made in the form: every hazard on e1/east for 4 h
+    page.select_option("#silence-form select[name=camera]", "e1/east")
+    page.fill("#silence-form input[name=hours]", "4")
+    page.fill("#silence-form input[name=comment]", "maintenance on the mast")
+    page.click("#silence-form button[type=submit]")
+    page.wait_for_selector("#silence-msg.ok")
+    assert page.locator("#silences-table tbody tr").count() == 2
+    env.shot(page, "silences")
+
+    page.click(f"#silences-table tr[data-id='{s['id']}'] button[data-action='expire']")
+    wait_until(lambda: all(x["id"] != s["id"] for x in env.central.get("/api/v1/silences")["items"]), 5,
+               "the silence to expire")
+    page.locator(f"#silences-table tr[data-id='{s['id']}']").wait_for(state="detached")
+    no_errors(page)
+    page.context.close()
+
+
+def test_viewer_sees_but_has_no_action_buttons(env: Env) -> None:
+    inc = env.incident_for("e2/river", "waterlogging")
+    page = env.page(token=VIEWER)
+    assert page.get_attribute("body", "data-role") == "viewer"
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.wait_for_selector("#detail .detail-head")
+    page.wait_for_selector("#detail .viewer-note")
+    assert page.locator("button[data-action]").count() == 0
+    assert page.locator("#detail textarea").count() == 0
+    page.click(".tab[data-view='silences']")
+    page.wait_for_selector("#silences-table")
+    assert page.locator("#silence-form").is_hidden()
+    assert page.locator("button[data-action]").count() == 0
+    no_errors(page)
+    page.context.close()
+
+
+def test_camera_going_offline_turns_its_marker(env: Env) -> None:
+    page = env.page()
+    marker = "#map g.cam[data-key='e1/north']"
+    page.wait_for_selector(f"{marker}[data-state='online']")
+    fill = "getComputedStyle(document.querySelector(\"" + marker + " .cam-dot\")).fill"
+    assert page.evaluate(fill) == "rgb(34, 197, 94)"
+    now = time.time()
+    env.pub.send("hazardwatch/v1/e1/cameras/north/status",
+                 {"schema_version": 1, "kind": "camera_status", "edge_id": "e1", "sent_at": now, "camera_id": "north",
+                  "state": "offline", "reason": "no frame", "since": now}, retain=True)
+    page.wait_for_selector(f"{marker}[data-state='offline']", timeout=5000)
+    assert page.evaluate(fill) == "rgb(239, 68, 68)"
+    assert page.locator(".count.c-offline").get_attribute("data-n") == "1"
+    page.click(".tab[data-view='health']")
+    row = page.locator("#cameras-table tr[data-key='e1/north']")
+    row.wait_for()
+    assert row.get_attribute("data-state") == "offline" and "no frame" in row.inner_text()
+    assert page.locator("#edges-table tr[data-edge='e1'] .model").count() == 2
+    env.shot(page, "health")
+    no_errors(page)
+    page.context.close()
+
+
+def test_chinese_locale_renders_in_site_time_zone(env: Env) -> None:
+    inc = wait_until(lambda: env.incident_for("e1/north", "smoke"), 10, "the smoke incident")
+    page = env.page(lang="zh")
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert page.inner_text(".tab[data-view='incidents']") == "事件"
+    assert page.inner_text(f"li.incident[data-id='{inc['id']}'] .hazard") == "烟雾"
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.wait_for_selector("#detail .detail-head")
+    assert page.inner_text("#detail .badge.state") == "已确认"
+    assert "时间线" in page.inner_text("#detail")
+    # times are in the site's zone (Asia/Shanghai), not the browser's (America/Los_Angeles)
+    opened = float(page.get_attribute("#detail time[data-unix]", "data-unix"))
+    shown = page.inner_text("#detail time[data-unix]")
+    assert datetime.fromtimestamp(opened, ZoneInfo(SITE_TZ)).strftime("%H:%M:%S") in shown
+    assert datetime.fromtimestamp(opened, ZoneInfo(BROWSER_TZ)).strftime("%H:%M:%S") not in shown
+    env.shot(page, "zh")
+    # and back to English without a reload
+    page.click("#lang")
+    assert page.inner_text(".tab[data-view='incidents']") == "Incidents"
+    no_errors(page)
+    page.context.close()

@@ -1,0 +1,63 @@
+"""Every shipped model, loaded through the edge runtime, still measures what its manifest claims.
+
+ONNX Runtime only (no torch): the validation split is listed in each model folder's
+validation.txt, relative to ../shared/data; skipped with the reason when that data is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hazardwatch.manifest import read_manifest
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+SHIPPED = sorted(
+    p for p in MODELS.glob("*/*.json") if p.parent.name != "demo" and p.name != "metrics.json"
+)
+ONNX = [p for p in SHIPPED if read_manifest(p).runtime == "onnx"]
+TOLERANCE = 0.03  # precision / recall / f1, absolute: other CPUs and ORT builds round int8 differently
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+
+def test_every_hazard_has_a_shipped_model():
+    hazards = {read_manifest(p).hazard.value for p in SHIPPED}
+    assert {"smoke", "waterlogging", "fallen_tree"} <= hazards
+
+
+@pytest.mark.parametrize("manifest", ONNX, ids=[p.stem for p in ONNX])
+def test_onnx_model_matches_its_manifest(manifest, shared_data):
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.models.evaluate import evaluate_paths
+    from hazardwatch.models.train import read_validation_list
+
+    m = read_manifest(manifest)
+    assert m.provenance and all(src.licence for src in m.provenance)
+    assert m.training.get("command")
+    listing = manifest.parent / "validation.txt"
+    pos, neg = read_validation_list(listing, shared_data)
+    missing = [p for p in pos + neg if not p.is_file()]
+    if missing:
+        pytest.skip(f"{len(missing)} validation images missing under {shared_data}, e.g. {missing[0]}")
+    det = OnnxDetector(manifest)  # verifies sha256, shapes and a warm-up run
+    res = evaluate_paths(det, pos, neg)
+    assert (res["n_pos"], res["n_neg"]) == (m.metrics["n_pos"], m.metrics["n_neg"])
+    for key in ("precision", "recall", "f1"):
+        assert abs(res[key] - float(m.metrics[key])) <= TOLERANCE, (key, res[key], m.metrics[key])
+
+
+def test_fallen_tree_reference_matches_its_manifest(shared_data):
+    from hazardwatch.edge.detect.scene_change import SceneChangeDetector
+    from hazardwatch.models.fallen_tree import ROAD_VIDEO, build_scenes, evaluate_scenes
+
+    if not (shared_data / ROAD_VIDEO).is_file():
+        pytest.skip(f"{shared_data / ROAD_VIDEO} missing")
+    manifest = MODELS / "fallen-tree-scene" / "fallen-tree-scene.json"
+    m = json.loads(manifest.read_text())
+    det = SceneChangeDetector(manifest)
+    res = evaluate_scenes(det, build_scenes(shared_data, n_trees=12), det.params["persist_s"])
+    for key in ("precision", "recall"):
+        assert abs(res[key] - m["metrics"][key]) <= TOLERANCE, (key, res[key], m["metrics"][key])

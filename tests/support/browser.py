@@ -1,0 +1,55 @@
+"""Headless Chromium from Debian's package, driven by the Python `playwright` package.
+
+Playwright never downloads a browser here: it launches the system Chromium through
+``executable_path``. Flags: no sandbox (tests may run as root), no GPU, and no background traffic
+(the machine has no internet; without these Chromium keeps trying to reach Google's services).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",  # lets the dashboard's Web Audio cue run in tests
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def chromium_binary() -> str | None:
+    """$HAZARDWATCH_CHROMIUM, else Debian's /usr/bin/chromium, else chromium on PATH."""
+    for candidate in (os.environ.get("HAZARDWATCH_CHROMIUM"), "/usr/bin/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("chromium")
+
+
+def browser_unavailable_reason() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    if chromium_binary() is None:
+        return "/usr/bin/chromium not found (run .ci/install-system.sh: Debian package chromium)"
+    return None
+
+
+def launch(playwright: object):  # noqa: ANN201 - playwright's Browser, imported lazily
+    """Start the system Chromium headless through Playwright."""
+    return playwright.chromium.launch(  # type: ignore[attr-defined]
+        executable_path=chromium_binary(), args=CHROMIUM_FLAGS, headless=True
+    )
+
+
+def artifact_dir(name: str) -> Path:
+    path = ARTIFACTS / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,67 @@
+"""`hazardwatch models eval --json`: the exact keys other tools read, through the edge's code path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "models" / "demo" / "red-patch.json"
+KEYS = {"n_pos", "n_neg", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "threshold", "ms_per_image", "model"}
+
+pytestmark = pytest.mark.quick
+
+
+def _folders(tmp_path: Path) -> tuple[Path, Path]:
+    pos, neg = tmp_path / "pos", tmp_path / "neg" / "nested"
+    pos.mkdir()
+    neg.mkdir(parents=True)
+    for k in range(3):
+        img = np.full((240, 320, 3), 90, np.uint8)
+        cv2.rectangle(img, (40 + 20 * k, 40), (200, 180), (0, 0, 255), -1)  # a red patch
+        cv2.imwrite(str(pos / f"p{k}.png"), img)
+    for k, ext in enumerate(("jpg", "jpeg", "png", "tif")):
+        cv2.imwrite(str(neg / f"n{k}.{ext}"), np.full((240, 320, 3), 60 + 20 * k, np.uint8))
+    (neg / "notes.txt").write_text("not an image")
+    return pos, neg.parent
+
+
+def test_eval_json_keys_and_counts(tmp_path):
+    pos, neg = _folders(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "models", "eval", "fire", "--positives", str(pos),
+         "--negatives", str(neg), "--model", str(DEMO), "--json"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(res) == KEYS
+    assert (res["n_pos"], res["n_neg"]) == (3, 4)
+    assert (res["tp"], res["fn"], res["fp"], res["tn"]) == (3, 0, 0, 4)
+    assert res["precision"] == res["recall"] == res["f1"] == 1.0
+    assert res["threshold"] == 0.5
+    assert res["model"] == "red-patch 1.0.0"
+
+
+def test_eval_plot_writes_a_png_or_says_why(tmp_path):
+    pos, neg = _folders(tmp_path)
+    plot = tmp_path / "pr.png"
+    out = subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "models", "eval", "fire", "--positives", str(pos),
+         "--negatives", str(neg), "--model", str(DEMO), "--json", "--plot", str(plot)],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    assert plot.is_file() or "matplotlib is not installed" in out.stderr
+
+
+def test_eval_does_not_import_torch():
+    code = (
+        "import sys; from hazardwatch.models import evaluate, cli; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
