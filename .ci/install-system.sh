@@ -16,6 +16,8 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
   gstreamer1.0-tools
+  chromium          # dashboard tests: headless, driven by Playwright (tests/support/browser.py)
+  fonts-wqy-zenhei  # CJK glyphs for the Chinese dashboard screenshots
 )
 
 log() { echo "install-system: $*" >&2; }

@@ -369,9 +369,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     offset = int_param(request, "offset", 0, 0, 10_000_000)
     rows = await ctx.run(lambda tx: delivery_queue.list_deliveries(tx, state=state, limit=limit, offset=offset))
     counts = await ctx.run(delivery_queue.counts_by_state)
-    items = [
-        {k: v for k, v in dataclasses.asdict(d).items() if k not in ("payload", "lease_until")} for d in rows
-    ]
+    items = [{k: v for k, v in dataclasses.asdict(d).items() if k not in ("payload", "lease_until")} for d in rows]
     return web.json_response({"items": items, "counts": counts})
 
 

@@ -33,8 +33,14 @@ def receiver():
 
 
 def start_central(tmp_path, mosquitto, database_url, receiver, name="central-1", **extra) -> CentralProcess:
-    cfg = write_central_config(tmp_path / f"{name}.yaml", broker_port=mosquitto.port, database_url=database_url,
-                               receiver_url=receiver.url("/hook"), instance_id=name, **extra)
+    cfg = write_central_config(
+        tmp_path / f"{name}.yaml",
+        broker_port=mosquitto.port,
+        database_url=database_url,
+        receiver_url=receiver.url("/hook"),
+        instance_id=name,
+        **extra,
+    )
     return CentralProcess(cfg, tmp_path / f"{name}.log").start()
 
 
@@ -43,8 +49,12 @@ def test_two_cameras_one_smoke_one_incident_and_one_notification(tmp_path, mosqu
     pub = Publisher(mosquitto.port)
     try:
         pub.send(alert_topic(), alert_payload(0))
-        pub.send(alert_topic("e2", "east"), alert_payload(0, edge="e2", cam="east", alert_id="alert-east-0001",
-                                                          lat=22.58, lon=114.16, bearing=290, x=(0.3, 0.4)))
+        pub.send(
+            alert_topic("e2", "east"),
+            alert_payload(
+                0, edge="e2", cam="east", alert_id="alert-east-0001", lat=22.58, lon=114.16, bearing=290, x=(0.3, 0.4)
+            ),
+        )
         wait_until(lambda: notifications(receiver), 15, "the notification")
         time.sleep(1.5)
         (note,) = notifications(receiver)
@@ -76,8 +86,10 @@ def test_burst_of_duplicates_is_one_incident_and_one_notification(tmp_path, mosq
         for k in range(1000):
             pub.send(alert_topic(), payload, wait=k % 100 == 99)
         wait_until(
-            lambda: 'hazardwatch_central_messages_total{kind="alert",result="duplicate"} 999.0'
-            in central.request("GET", "/metrics")[1],
+            lambda: (
+                'hazardwatch_central_messages_total{kind="alert",result="duplicate"} 999.0'
+                in central.request("GET", "/metrics")[1]
+            ),
             60,
             "all 1000 messages processed",
         )
@@ -95,8 +107,12 @@ def test_receiver_down_then_up_gets_everything_once_in_order(tmp_path, mosquitto
     pub = Publisher(mosquitto.port)
     try:
         for k, (lat, lon) in enumerate([(22.1, 113.1), (22.9, 113.9), (23.5, 114.5)]):
-            pub.send(alert_topic(f"e{k}", "c"), alert_payload(0, edge=f"e{k}", cam="c", alert_id=f"alert-{k}-000001",
-                                                               lat=lat, lon=lon, hazard="waterlogging"))
+            pub.send(
+                alert_topic(f"e{k}", "c"),
+                alert_payload(
+                    0, edge=f"e{k}", cam="c", alert_id=f"alert-{k}-000001", lat=lat, lon=lon, hazard="waterlogging"
+                ),
+            )
         # The first notifications are queued (and failing) before the incidents are resolved.
         wait_until(lambda: central.get("/api/v1/deliveries")["counts"]["pending"] == 3, 30, "3 queued Alerts")
         for item in central.get("/api/v1/incidents")["items"]:
@@ -130,8 +146,16 @@ def test_kill9_mid_burst_loses_and_duplicates_nothing(tmp_path, mosquitto, datab
             seq = k // cameras
             pub.send(
                 alert_topic(f"edge{cam}", "c"),
-                alert_payload(seq, edge=f"edge{cam}", cam="c", alert_id=f"alert-{cam}-00000", state="new" if seq == 0
-                              else "update", lat=20 + cam, lon=110 + cam, score=0.5 + seq * 0.04),
+                alert_payload(
+                    seq,
+                    edge=f"edge{cam}",
+                    cam="c",
+                    alert_id=f"alert-{cam}-00000",
+                    state="new" if seq == 0 else "update",
+                    lat=20 + cam,
+                    lon=110 + cam,
+                    score=0.5 + seq * 0.04,
+                ),
                 wait=False,
             )
             sent += 1
@@ -139,8 +163,10 @@ def test_kill9_mid_burst_loses_and_duplicates_nothing(tmp_path, mosquitto, datab
                 central.kill()
         central = CentralProcess(central.config, tmp_path / "central-1b.log").start()
         wait_until(
-            lambda: central.get("/api/v1/incidents")["total"] == cameras
-            and sum(1 for n in notifications(receiver) if n["msg_type"] == "Alert") >= cameras,
+            lambda: (
+                central.get("/api/v1/incidents")["total"] == cameras
+                and sum(1 for n in notifications(receiver) if n["msg_type"] == "Alert") >= cameras
+            ),
             60,
             "every incident stored and notified",
         )
@@ -185,8 +211,11 @@ def test_malformed_and_hostile_messages_are_rejected_and_counted(tmp_path, mosqu
         pub.send(alert_topic(), good)
         wait_until(lambda: central.get("/api/v1/incidents")["total"] == 1, 20, "the good alert after the bad ones")
         metrics = central.request("GET", "/metrics")[1]
-        rejected = sum(float(line.split()[-1]) for line in metrics.splitlines()
-                       if line.startswith("hazardwatch_central_rejected_messages_total{"))
+        rejected = sum(
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("hazardwatch_central_rejected_messages_total{")
+        )
         assert rejected == len(bad)
         assert central.proc.poll() is None
         assert central.get("/healthz", token=None)["status"] == "ok"

@@ -32,7 +32,11 @@ from support.central_proc import (
 )
 from support.mosquitto import MosquittoBroker, mosquitto_binary
 
-pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+def e2e(fn: Callable) -> Callable:
+    """A browser test against central and Mosquitto (the plain page tests at the end need neither)."""
+    return pytest.mark.mqtt(pytest.mark.slow(fn))
+
 
 SITE_TZ = "Asia/Shanghai"  # write_central_config's time zone; the browser runs in another on purpose
 BROWSER_TZ = "America/Los_Angeles"
@@ -196,8 +200,8 @@ def seed(central: CentralProcess, pub: Publisher) -> None:
     for edge, cams, models in (("e1", 3, {"smoke": "2.1.0", "fire": "1.4.2"}),
                                ("e2", 2, {"fire": "1.4.2", "waterlogging": "0.9.1"})):
         pub.send(f"hazardwatch/v1/{edge}/availability",
-                 {"schema_version": 1, "kind": "availability", "edge_id": edge, "sent_at": now - 3600, "state": "online"},
-                 retain=True)
+                 {"schema_version": 1, "kind": "availability", "edge_id": edge, "sent_at": now - 3600,
+                  "state": "online"}, retain=True)
         pub.send(f"hazardwatch/v1/{edge}/heartbeat",
                  {"schema_version": 1, "kind": "heartbeat", "edge_id": edge, "sent_at": now, "uptime_s": 3600,
                   "cameras_total": cams, "cameras_online": cams, "outbox_depth": 0, "models": models})
@@ -215,6 +219,7 @@ def no_errors(page: Any) -> None:
 
 
 # -- tests ---------------------------------------------------------------------------------------------
+@e2e
 def test_login_page_and_a_message_on_mqtt_appears_without_reload(env: Env) -> None:
     page = env.page(token=None)
     page.wait_for_selector("#login:not([hidden])")
@@ -257,6 +262,7 @@ def test_login_page_and_a_message_on_mqtt_appears_without_reload(env: Env) -> No
     page.context.close()
 
 
+@e2e
 def test_detail_acknowledge_in_page_changes_state_in_api(env: Env) -> None:
     inc = wait_until(lambda: env.incident_for("e1/north", "smoke"), 10, "the smoke incident")
     page = env.page()
@@ -294,6 +300,7 @@ def test_detail_acknowledge_in_page_changes_state_in_api(env: Env) -> None:
     page.context.close()
 
 
+@e2e
 def test_silence_from_incident_list_and_expire(env: Env) -> None:
     inc = env.incident_for("e2/park", "fire")
     page = env.page()
@@ -323,6 +330,7 @@ def test_silence_from_incident_list_and_expire(env: Env) -> None:
     page.context.close()
 
 
+@e2e
 def test_viewer_sees_but_has_no_action_buttons(env: Env) -> None:
     inc = env.incident_for("e2/river", "waterlogging")
     page = env.page(token=VIEWER)
@@ -340,6 +348,7 @@ def test_viewer_sees_but_has_no_action_buttons(env: Env) -> None:
     page.context.close()
 
 
+@e2e
 def test_camera_going_offline_turns_its_marker(env: Env) -> None:
     page = env.page()
     marker = "#map g.cam[data-key='e1/north']"
@@ -363,6 +372,7 @@ def test_camera_going_offline_turns_its_marker(env: Env) -> None:
     page.context.close()
 
 
+@e2e
 def test_chinese_locale_renders_in_site_time_zone(env: Env) -> None:
     inc = wait_until(lambda: env.incident_for("e1/north", "smoke"), 10, "the smoke incident")
     page = env.page(lang="zh")
@@ -384,3 +394,36 @@ def test_chinese_locale_renders_in_site_time_zone(env: Env) -> None:
     assert page.inner_text(".tab[data-view='incidents']") == "Incidents"
     no_errors(page)
     page.context.close()
+
+
+# -- the page and its files, without a browser ----------------------------------------------------------
+def test_page_files_are_served_only_from_the_static_folder() -> None:
+    from hazardwatch.central.api import dashboard
+
+    assert dashboard.static_bytes("app.js")
+    for name in ("../app.py", "..", ".hidden.js", "sub/app.js", "dashboard.py", "openapi.yaml", "app.js/"):
+        assert dashboard.static_bytes(name) is None, name
+
+
+def test_page_is_offline_unless_a_tile_server_is_configured() -> None:
+    import re
+
+    from hazardwatch.central.api import dashboard
+    from hazardwatch.central.config import CentralConfig, DashboardConfig
+
+    plain = DashboardConfig()
+    csp = dashboard.content_security_policy(plain)
+    assert "img-src 'self' data: blob:;" in csp and "connect-src 'self'" in csp and "unsafe" not in csp
+    page = dashboard.render_index(plain)
+    assert '<meta name="hw-tile-url" content="">' in page
+    static = Path(dashboard.__file__).parent / "static"
+    for f in static.iterdir():  # nothing is fetched from another origin (no CDN, no web fonts)
+        text = f.read_text(encoding="utf-8")
+        assert not re.search(r"(src|href)=[\"']?(https?:)?//", text), f.name
+        assert "@import" not in text and "fonts.googleapis" not in text, f.name
+    tiles = DashboardConfig(tile_url="http://tiles.example:8081/{z}/{x}/{y}.png", tile_attribution="<b>OSM</b>")
+    assert "img-src 'self' data: blob: http://tiles.example:8081;" in dashboard.content_security_policy(tiles)
+    page = dashboard.render_index(tiles)
+    assert 'content="http://tiles.example:8081/{z}/{x}/{y}.png"' in page and "&lt;b&gt;OSM&lt;/b&gt;" in page
+    with pytest.raises(ValueError, match="tile_url"):
+        CentralConfig.model_validate({"dashboard": {"tile_url": "http://tiles.example/static.png"}})

@@ -42,7 +42,7 @@ def browser_unavailable_reason() -> str | None:
     return None
 
 
-def launch(playwright: object):  # noqa: ANN201 - playwright's Browser, imported lazily
+def launch(playwright: object):  # -> playwright Browser (imported lazily)
     """Start the system Chromium headless through Playwright."""
     return playwright.chromium.launch(  # type: ignore[attr-defined]
         executable_path=chromium_binary(), args=CHROMIUM_FLAGS, headless=True

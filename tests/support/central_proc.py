@@ -22,8 +22,15 @@ VIEWER = "viewer-token-0123456789"
 ADMIN = "admin-token-0123456789"
 
 
-def write_central_config(path: Path, *, broker_port: int | None, database_url: str, receiver_url: str | None = None,
-                         instance_id: str = "central-1", **extra: Any) -> Path:
+def write_central_config(
+    path: Path,
+    *,
+    broker_port: int | None,
+    database_url: str,
+    receiver_url: str | None = None,
+    instance_id: str = "central-1",
+    **extra: Any,
+) -> Path:
     doc: dict[str, Any] = {
         "instance_id": instance_id,
         "site": "Test district",
@@ -31,15 +38,25 @@ def write_central_config(path: Path, *, broker_port: int | None, database_url: s
         "broker": None if broker_port is None else {"host": "127.0.0.1", "port": broker_port},
         "database": {"url": database_url},
         "http": {"host": "127.0.0.1", "port": 0},
-        "auth": {"tokens": [
-            {"name": "amy", "role": "operator", "token": {"value": OPERATOR}},
-            {"name": "wall", "role": "viewer", "token": {"value": VIEWER}},
-            {"name": "root", "role": "admin", "token": {"value": ADMIN}},
-        ]},
+        "auth": {
+            "tokens": [
+                {"name": "amy", "role": "operator", "token": {"value": OPERATOR}},
+                {"name": "wall", "role": "viewer", "token": {"value": VIEWER}},
+                {"name": "root", "role": "admin", "token": {"value": ADMIN}},
+            ]
+        },
         "timers": {"group_wait_s": 1, "group_interval_s": 2, "repeat_interval_s": 3600},
-        "receivers": [] if receiver_url is None else [
-            {"name": "cmd", "kind": "webhook", "url": receiver_url, "secret": {"value": "s3cret"}, "timeout_s": 2,
-             "backoff": {"initial_s": 0.2, "max_s": 1, "jitter": 0.1}}
+        "receivers": []
+        if receiver_url is None
+        else [
+            {
+                "name": "cmd",
+                "kind": "webhook",
+                "url": receiver_url,
+                "secret": {"value": "s3cret"},
+                "timeout_s": 2,
+                "backoff": {"initial_s": 0.2, "max_s": 1, "jitter": 0.1},
+            }
         ],
     }
     doc.update(extra)
@@ -58,7 +75,9 @@ class CentralProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hazardwatch.cli", "central", "--config", str(self.config)],
-            stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
@@ -141,17 +160,46 @@ class Publisher:
         self.client.loop_stop()
 
 
-def alert_payload(seq: int, *, edge: str = "e1", cam: str = "north", alert_id: str = "alert-north-0001",
-                  state: str = "new", at: float | None = None, hazard: str = "smoke", x: tuple[float, float] = (0.45, 0.55),
-                  lat: float = 22.65, lon: float = 114.08, bearing: float = 150.0, fov: float = 60.0,
-                  score: float = 0.8, snapshot: str | None = None) -> dict:
+def alert_payload(
+    seq: int,
+    *,
+    edge: str = "e1",
+    cam: str = "north",
+    alert_id: str = "alert-north-0001",
+    state: str = "new",
+    at: float | None = None,
+    hazard: str = "smoke",
+    x: tuple[float, float] = (0.45, 0.55),
+    lat: float = 22.65,
+    lon: float = 114.08,
+    bearing: float = 150.0,
+    fov: float = 60.0,
+    score: float = 0.8,
+    snapshot: str | None = None,
+) -> dict:
     at = time.time() if at is None else at
     doc = {
-        "schema_version": 1, "kind": "alert", "edge_id": edge, "sent_at": at, "alert_id": alert_id, "seq": seq,
-        "state": state, "camera_id": cam, "camera_name": cam.title(), "site": "test", "hazard": hazard,
-        "score": score, "boxes": [{"x1": x[0], "y1": 0.4, "x2": x[1], "y2": 0.5, "score": score}],
-        "first_frame_at": at - 3, "last_frame_at": at, "model_name": "m", "model_version": "1",
-        "lat": lat, "lon": lon, "bearing_deg": bearing, "fov_deg": fov,
+        "schema_version": 1,
+        "kind": "alert",
+        "edge_id": edge,
+        "sent_at": at,
+        "alert_id": alert_id,
+        "seq": seq,
+        "state": state,
+        "camera_id": cam,
+        "camera_name": cam.title(),
+        "site": "test",
+        "hazard": hazard,
+        "score": score,
+        "boxes": [{"x1": x[0], "y1": 0.4, "x2": x[1], "y2": 0.5, "score": score}],
+        "first_frame_at": at - 3,
+        "last_frame_at": at,
+        "model_name": "m",
+        "model_version": "1",
+        "lat": lat,
+        "lon": lon,
+        "bearing_deg": bearing,
+        "fov_deg": fov,
     }
     if snapshot:
         doc["snapshot_jpeg_b64"] = snapshot

@@ -1,0 +1,89 @@
+"""Several central instances on one PostgreSQL and one MQTT shared subscription."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from support.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config
+from support.databases import postgres_unavailable_reason, temporary_database
+from support.edge_proc import wait_until
+from support.receiver import Receiver
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+
+def stored_by(central: CentralProcess) -> float:
+    for line in central.request("GET", "/metrics")[1].splitlines():
+        if line.startswith('hazardwatch_central_messages_total{kind="alert",result="stored"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_two_instances_share_load_without_splitting_incidents(tmp_path, mosquitto):
+    if reason := postgres_unavailable_reason():
+        pytest.skip(reason)
+    pairs = 30
+    with temporary_database("postgres", tmp_path) as url, Receiver(secret="s3cret") as receiver:
+        centrals = []
+        for name in ("central-a", "central-b"):
+            cfg = write_central_config(
+                tmp_path / f"{name}.yaml",
+                broker_port=mosquitto.port,
+                database_url=url,
+                receiver_url=receiver.url("/hook"),
+                instance_id=name,
+            )
+            centrals.append(CentralProcess(cfg, tmp_path / f"{name}.log").start())
+        pub = Publisher(mosquitto.port)
+        try:
+            time.sleep(0.5)
+            for k in range(pairs):
+                lat, lon = 20 + k * 0.5, 110 + k * 0.5  # pairs are 70 km apart: separate incidents
+                for side, (dlat, bearing, x) in enumerate([(0.03, 180.0, (0.45, 0.55)), (-0.03, 0.0, (0.45, 0.55))]):
+                    pub.send(
+                        alert_topic(f"edge{k}{side}", "c"),
+                        alert_payload(
+                            0,
+                            edge=f"edge{k}{side}",
+                            cam="c",
+                            alert_id=f"alert-{k}-{side}-000",
+                            lat=lat + dlat,
+                            lon=lon,
+                            bearing=bearing,
+                            x=x,
+                        ),
+                        wait=False,
+                    )
+                if k == pairs // 2:
+                    centrals[0].kill()  # one instance dies mid-burst; the other carries on
+            wait_until(lambda: centrals[1].get("/api/v1/incidents")["total"] >= pairs // 2, 30, "the survivor works")
+            centrals[0] = CentralProcess(centrals[0].config, tmp_path / "central-a2.log").start()
+            wait_until(
+                lambda: sum(1 for r in receiver.accepted() if json.loads(r.body)["msg_type"] == "Alert") >= pairs,
+                60,
+                "every incident notified",
+            )
+            time.sleep(3)
+            incidents = centrals[1].get("/api/v1/incidents?limit=500")
+            assert incidents["total"] == pairs, "an incident was split or lost"
+            assert all(item["camera_count"] == 2 for item in incidents["items"])
+            keys = [r.key for r in receiver.accepted()]
+            assert len(keys) == len(set(keys)) == pairs, "a notification was duplicated"
+            # With both up, the shared subscription splits new alerts between them.
+            before = [stored_by(c) for c in centrals]
+            for k in range(40):
+                pub.send(
+                    alert_topic(f"late{k}", "c"),
+                    alert_payload(0, edge=f"late{k}", cam="c", alert_id=f"alert-late-{k}", lat=-30 - k, lon=10),
+                )
+            wait_until(lambda: sum(stored_by(c) for c in centrals) - sum(before) >= 40, 30, "the late alerts")
+            gains = [stored_by(c) - b for c, b in zip(centrals, before, strict=True)]
+            assert all(g > 0 for g in gains), f"load not shared: {gains}"
+        finally:
+            pub.close()
+            for c in centrals:
+                c.stop()
+        logs = (tmp_path / "central-a.log").read_text() + (tmp_path / "central-b.log").read_text()
+        assert "subscribed" in logs
