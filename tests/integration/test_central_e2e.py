@@ -140,7 +140,6 @@ def test_kill9_mid_burst_loses_and_duplicates_nothing(tmp_path, mosquitto, datab
     pub = Publisher(mosquitto.port)
     cameras = 20
     try:
-        sent = 0
         for k in range(200):
             cam = k % cameras
             seq = k // cameras
@@ -158,7 +157,6 @@ def test_kill9_mid_burst_loses_and_duplicates_nothing(tmp_path, mosquitto, datab
                 ),
                 wait=False,
             )
-            sent += 1
             if k == 90:
                 central.kill()
         central = CentralProcess(central.config, tmp_path / "central-1b.log").start()
