@@ -70,6 +70,7 @@ class EventHub:
         self.interval_s = interval_s
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._since = time.time()
+        self._sent: dict[tuple, float] = {}
         self._wake = asyncio.Event()
 
     def subscribe(self) -> asyncio.Queue[str]:
@@ -98,12 +99,17 @@ class EventHub:
             except Exception:
                 log.exception("event hub poll failed")
                 continue
-            for row in rows:
-                self._since = max(self._since, row["updated_at"])
-                self._publish("incident", row)
-            for cam in cams:
-                self._since = max(self._since, cam["updated_at"])
-                self._publish("camera", cam)
+            # `since` is inclusive (changes may share a timestamp), so remember what went out at it.
+            for kind, items, key in (("incident", rows, "id"), ("camera", cams, "camera_id")):
+                for item in items:
+                    ident = (kind, item.get("edge_id"), item[key])
+                    if self._sent.get(ident) == item["updated_at"]:
+                        continue
+                    self._sent[ident] = item["updated_at"]
+                    self._since = max(self._since, item["updated_at"])
+                    self._publish(kind, item)
+            if len(self._sent) > 10_000:
+                self._sent = {k: v for k, v in self._sent.items() if v >= self._since}
 
     def _publish(self, kind: str, data: dict) -> None:
         frame = f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"

@@ -7,11 +7,20 @@ ingest path writes a whole batch of MQTT messages in one transaction before ackn
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from dataclasses import dataclass
 
 from hazardwatch.central.config import SEVERITY_ORDER, CentralConfig
-from hazardwatch.central.incidents.correlate import OPEN_STATES, SYSTEM, Candidate, Member, Region, choose
+from hazardwatch.central.incidents.correlate import (
+    OPEN_STATES,
+    SYSTEM,
+    Candidate,
+    Choice,
+    Member,
+    Region,
+    choose,
+)
 from hazardwatch.central.incidents.geo import Sighting, estimate_location, sighting
 from hazardwatch.central.store import Tx
 
@@ -44,13 +53,32 @@ def add_event(tx: Tx, incident_id: int, at: float, kind: str, actor: str, detail
 
 
 def _candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Candidate]:
+    """Incidents a new alert could join: the same camera's or those seen nearby, recently.
+
+    A bounding box around the camera (the correlation distance) narrows the search in SQL; the exact
+    rules run in `correlate.choose`.
+    """
     c = cfg.correlation
     horizon = alert.last_frame_at - max(c.same_camera_window_s, c.cross_camera_window_s)
+    clauses = ["(edge_id = ? AND camera_id = ? AND last_at >= ?)"]
+    params: list = [alert.edge_id, alert.camera_id, horizon]
+    if alert.lat is not None and alert.lon is not None:
+        dlat = c.cross_camera_distance_km / 111.0
+        dlon = c.cross_camera_distance_km / (111.0 * max(0.05, math.cos(math.radians(alert.lat))))
+        clauses.append("(lat BETWEEN ? AND ? AND lon BETWEEN ? AND ? AND last_at >= ?)")
+        params += [alert.lat - dlat, alert.lat + dlat, alert.lon - dlon, alert.lon + dlon, horizon]
+    nearby = {
+        r[0]
+        for r in tx.execute(f"SELECT DISTINCT incident_id FROM incident_alerts WHERE {' OR '.join(clauses)}", params)
+    }
+    if not nearby:
+        return []
+    ids = sorted(nearby)
+    marks = ",".join("?" * len(ids))
     rows = tx.execute(
-        "SELECT id, hazard, state, last_alert_at, resolved_at, resolved_by FROM incidents "
-        "WHERE (hazard = ? AND (state IN ('open', 'acknowledged') OR resolved_at >= ?) AND last_alert_at >= ?) "
-        "OR id IN (SELECT incident_id FROM incident_alerts WHERE edge_id = ? AND alert_id = ?)",
-        (alert.hazard.value, now - c.reopen_window_s, horizon, alert.edge_id, alert.alert_id),
+        f"SELECT id, hazard, state, last_alert_at, resolved_at, resolved_by FROM incidents WHERE id IN ({marks}) "
+        "AND hazard = ? AND (state IN ('open', 'acknowledged') OR resolved_at >= ?)",
+        [*ids, alert.hazard.value, now - c.reopen_window_s],
     )
     if not rows:
         return []
@@ -69,10 +97,12 @@ def _candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Ca
 
 def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOutcome:
     """Store one alert event and fold it into its incident. Idempotent by (edge, alert, seq)."""
-    if tx.one(
-        "SELECT 1 FROM alert_events WHERE edge_id = ? AND alert_id = ? AND seq = ?",
-        (alert.edge_id, alert.alert_id, alert.seq),
-    ):
+    seen, own = tx.one(
+        "SELECT (SELECT 1 FROM alert_events WHERE edge_id = ? AND alert_id = ? AND seq = ?), "
+        "(SELECT incident_id FROM incident_alerts WHERE edge_id = ? AND alert_id = ?)",
+        (alert.edge_id, alert.alert_id, alert.seq, alert.edge_id, alert.alert_id),
+    ) or (None, None)
+    if seen:
         return AlertOutcome(None, duplicate=True)
     me = Member(
         alert.edge_id,
@@ -83,7 +113,11 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
         alert.lat,
         alert.lon,
     )
-    choice = choose(me, alert.hazard.value, _candidates(tx, alert, cfg, now), cfg.correlation)
+    # An alert already in an incident stays there (rule 1): no search needed.
+    if own is not None:
+        choice = Choice("attach", own)
+    else:
+        choice = choose(me, alert.hazard.value, _candidates(tx, alert, cfg, now), cfg.correlation)
     created = reopened = False
     if choice.action == "new":
         incident_id = tx.scalar(
@@ -175,22 +209,8 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             evidence_id,
         ),
     )
-    tx.execute(
-        "INSERT INTO cameras(edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET name = excluded.name, "
-        "lat = excluded.lat, lon = excluded.lon, bearing_deg = excluded.bearing_deg, fov_deg = excluded.fov_deg, "
-        "updated_at = excluded.updated_at",
-        (
-            alert.edge_id,
-            alert.camera_id,
-            alert.camera_name,
-            alert.lat,
-            alert.lon,
-            alert.bearing_deg,
-            alert.fov_deg,
-            now,
-        ),
-    )
+    if alert.state.value == "new":  # camera facts ride on every alert; storing them once per alert is enough
+        _upsert_camera(tx, alert, now)
     add_event(
         tx,
         incident_id,
@@ -207,6 +227,25 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
     )
     refresh(tx, incident_id, cfg, now, already_bumped=reopened)
     return AlertOutcome(incident_id, duplicate=False, created=created, reopened=reopened)
+
+
+def _upsert_camera(tx: Tx, alert: Alert, now: float) -> None:
+    tx.execute(
+        "INSERT INTO cameras(edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET name = excluded.name, "
+        "lat = excluded.lat, lon = excluded.lon, bearing_deg = excluded.bearing_deg, fov_deg = excluded.fov_deg, "
+        "updated_at = excluded.updated_at",
+        (
+            alert.edge_id,
+            alert.camera_id,
+            alert.camera_name,
+            alert.lat,
+            alert.lon,
+            alert.bearing_deg,
+            alert.fov_deg,
+            now,
+        ),
+    )
 
 
 def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bumped: bool = False) -> None:

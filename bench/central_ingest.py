@@ -1,0 +1,160 @@
+"""Central ingest benchmark: alerts per second ingested, correlated and stored (SQLite and PostgreSQL,
+one and two instances on a shared subscription), and time from an alert's publication to the
+receiver's notification (p50, p99) with group_wait 0.
+
+    .venv/bin/python bench/central_ingest.py [--alerts 6000] [--cameras 600] [--latency-alerts 200]
+
+Everything is real: a private Mosquitto, `hazardwatch central` processes, a paho publisher and an
+aiohttp receiver. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config  # noqa: E402
+from support.databases import postgres_unavailable_reason, temporary_database  # noqa: E402
+from support.mosquitto import MosquittoBroker  # noqa: E402
+from support.receiver import Receiver  # noqa: E402
+
+
+def stored(centrals: list[CentralProcess]) -> float:
+    total = 0.0
+    for c in centrals:
+        for line in c.request("GET", "/metrics")[1].splitlines():
+            if line.startswith('hazardwatch_central_messages_total{kind="alert",result="stored"}'):
+                total += float(line.split()[-1])
+    return total
+
+
+def rss_mb(central: CentralProcess) -> float:
+    assert central.proc is not None
+    for line in Path(f"/proc/{central.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start(tmp: Path, broker: MosquittoBroker, url: str, receiver: Receiver, n: int, tag: str) -> list[CentralProcess]:
+    out = []
+    for k in range(n):
+        name = f"bench-{tag}-{k}"
+        cfg = write_central_config(
+            tmp / f"{name}.yaml", broker_port=broker.port, database_url=url, receiver_url=receiver.url("/hook"),
+            instance_id=name, timers={"group_wait_s": 0, "group_interval_s": 5, "repeat_interval_s": 3600},
+        )
+        out.append(CentralProcess(cfg, tmp / f"{name}.log").start())
+    time.sleep(0.5)
+    return out
+
+
+def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, tag: str) -> dict:
+    """Alerts from `cameras` cameras (one new, then updates), spread so each camera is its own incident."""
+    with MosquittoBroker(workdir=tmp / f"mq-{tag}") as broker, Receiver() as receiver:
+        centrals = start(tmp, broker, url, receiver, instances, tag)
+        pub = Publisher(broker.port, client_id=f"bench-pub-{tag}")
+        try:
+            t0 = time.perf_counter()
+            for k in range(alerts):
+                cam, seq = k % cameras, k // cameras
+                pub.send(
+                    alert_topic(f"e{cam}", "c"),
+                    alert_payload(seq, edge=f"e{cam}", cam="c", alert_id=f"a-{tag}-{cam:05d}",
+                                  state="new" if seq == 0 else "update", lat=-60 + (cam % 120), lon=-170 + cam // 120 * 3,
+                                  score=min(1.0, 0.5 + 0.01 * seq)),
+                    wait=k % 500 == 499,
+                )
+            published = time.perf_counter() - t0
+            deadline = time.monotonic() + 600
+            while stored(centrals) < alerts and time.monotonic() < deadline:
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - t0
+            done = stored(centrals)
+            rss = max(rss_mb(c) for c in centrals)
+        finally:
+            pub.close()
+            for c in centrals:
+                c.stop()
+    rate = done / elapsed
+    print(f"  {tag}: {done:.0f}/{alerts} alerts in {elapsed:.1f} s (published in {published:.1f} s): "
+          f"{rate:.0f} alerts/s, rss {rss:.0f} MB", flush=True)
+    return {"alerts_per_s": round(rate, 1), "stored": done, "seconds": round(elapsed, 2), "rss_mb": round(rss, 1)}
+
+
+def notify_latency(tmp: Path, url: str, count: int, rate: float) -> dict:
+    """New incidents at a steady rate; latency = receiver arrival - publication."""
+    with MosquittoBroker(workdir=tmp / "mq-lat") as broker, Receiver() as receiver:
+        centrals = start(tmp, broker, url, receiver, 1, "lat")
+        pub = Publisher(broker.port, client_id="bench-pub-lat")
+        sent: dict[str, float] = {}
+        try:
+            for k in range(count):
+                edge = f"lat{k}"
+                sent[f"{edge}/c"] = time.time()
+                pub.send(alert_topic(edge, "c"), alert_payload(0, edge=edge, cam="c", alert_id=f"a-lat-{k:05d}",
+                                                              lat=-60 + k % 120, lon=-170 + k // 120 * 3))
+                time.sleep(1 / rate)
+            deadline = time.monotonic() + 60
+            while len(receiver.accepted()) < count and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            pub.close()
+            for c in centrals:
+                c.stop()
+    latencies = []
+    for r in receiver.accepted():
+        body = json.loads(r.body)
+        cam = body["incident"]["camera_keys"][0]
+        latencies.append(r.at - sent[cam])
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    print(f"  notify latency over {len(latencies)} incidents: p50 {p50:.3f} s, p99 {p99:.3f} s", flush=True)
+    return {"p50": round(p50, 4), "p99": round(p99, 4), "n": len(latencies)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--alerts", type=int, default=6000)
+    parser.add_argument("--cameras", type=int, default=600)
+    parser.add_argument("--latency-alerts", type=int, default=200)
+    parser.add_argument("--latency-rate", type=float, default=20.0)
+    args = parser.parse_args()
+    result: dict = {"date": time.strftime("%Y-%m-%d"), "alerts": args.alerts, "cameras": args.cameras}
+    pg_reason = postgres_unavailable_reason()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        print("SQLite, one instance", flush=True)
+        with temporary_database("sqlite", tmp / "s1") as url:
+            (tmp / "s1").mkdir(exist_ok=True)
+            result["sqlite_1"] = ingest_rate(tmp, url, 1, args.alerts, args.cameras, "s1")
+        if pg_reason:
+            print(f"PostgreSQL skipped: {pg_reason}")
+        else:
+            for n in (1, 2):
+                print(f"PostgreSQL, {n} instance(s)", flush=True)
+                with temporary_database("postgres", tmp) as url:
+                    result[f"postgres_{n}"] = ingest_rate(tmp, url, n, args.alerts, args.cameras, f"p{n}")
+        print("notification latency (SQLite, group_wait 0)", flush=True)
+        with temporary_database("sqlite", tmp / "lat") as url:
+            (tmp / "lat").mkdir(exist_ok=True)
+            lat = notify_latency(tmp, url, args.latency_alerts, args.latency_rate)
+    result["alerts_per_s_sqlite"] = result["sqlite_1"]["alerts_per_s"]
+    result["alerts_per_s"] = result.get("postgres_1", {}).get("alerts_per_s")
+    result["alerts_per_s_two_instances"] = result.get("postgres_2", {}).get("alerts_per_s")
+    result["p50_notify_s"] = lat["p50"]
+    result["p99_notify_s"] = lat["p99"]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Cheap per-frame measures for camera diagnosis, computed on one downscaled copy of the frame.
+
+Why these measures: every look's frame is already decoded, so diagnosis must cost well under 2 ms
+on top of it. One two-stage downscale (nearest to twice the analysis size, then area averaging)
+makes a small BGR and grey copy; everything else is a few small filters on those.
+
+The measures are chosen to be invariant to fog, haze and exposure where the diagnosis must be:
+- sharpness is a *ratio* of two band-pass energies (fine / medium detail). Fog and exposure scale
+  both bands alike (an affine change of intensities), so the ratio stays; defocus removes the fine
+  band first, so the ratio falls.
+- structure is the gradient magnitude divided by its local mean, so faint edges seen through haze
+  weigh as much as crisp ones; it is compared with the reference for alignment and shift.
+- texture per block (8 x 6 grid) tells which parts of the view lost all detail (a cover) from
+  which only lost contrast (fog: the near blocks keep theirs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+GRID = (8, 6)  # blocks across, down
+STRUCT_SIZE = (80, 60)  # structure map for alignment and phase correlation
+ANALYSIS_WIDTH = 320
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """What one look's frame measured; arrays are small (at most 80 x 60)."""
+
+    mean: float  # grey level 0..255
+    std: float
+    dark_frac: float  # share of pixels darker than 24
+    bright_frac: float  # share of pixels at 250 or more (clipped highlights)
+    saturation: float  # mean max(B,G,R) - min(B,G,R); ~0 in IR / greyscale mode
+    fine: float  # mean fine-band energy (grey levels)
+    medium: float  # mean medium-band energy
+    block_mean: np.ndarray  # GRID grey means, shape (6, 8)
+    block_texture: np.ndarray  # GRID medium-band energy, shape (6, 8)
+    block_saturation: np.ndarray  # GRID colourfulness, shape (6, 8)
+    structure: np.ndarray  # STRUCT_SIZE normalised gradient map, zero mean, unit norm (60, 80)
+    thumb: np.ndarray  # STRUCT_SIZE grey float32 (frozen-frame comparison)
+
+    @property
+    def sharpness(self) -> float:
+        """Fine / medium band energy: falls with defocus, unchanged by fog or exposure."""
+        return self.fine / max(self.medium, 1e-3)
+
+
+def downscale(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> np.ndarray:
+    """Area-average to `width` columns; a nearest-neighbour pre-step keeps a 4K frame cheap."""
+    h, w = image.shape[:2]
+    if w <= width:
+        return image
+    tw, th = width, max(2, round(h * width / w))
+    if w > 2 * tw:
+        image = cv2.resize(image, (2 * tw, 2 * th), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+
+
+def analyse(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> FrameFeatures:
+    """Measure one BGR (or grey) uint8 frame."""
+    small = downscale(image, width)
+    if small.ndim == 2:
+        grey_u8 = small
+        colour = None
+    else:
+        grey_u8 = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        colour = small
+    grey = grey_u8.astype(np.float32)
+    mean, std = cv2.meanStdDev(grey)
+    hist = cv2.calcHist([grey_u8], [0], None, [256], [0, 256]).ravel()
+    total = float(grey_u8.size)
+    dark_frac = float(hist[:24].sum()) / total
+    bright_frac = float(hist[250:].sum()) / total
+
+    b1 = cv2.GaussianBlur(grey, (0, 0), 1.0)
+    b2 = cv2.GaussianBlur(b1, (0, 0), 1.7)
+    fine_map = cv2.absdiff(grey, b1)
+    medium_map = cv2.absdiff(b1, b2)
+    block_texture = cv2.resize(medium_map, GRID, interpolation=cv2.INTER_AREA)
+    block_mean = cv2.resize(grey, GRID, interpolation=cv2.INTER_AREA)
+
+    if colour is not None:
+        c = cv2.resize(colour, STRUCT_SIZE, interpolation=cv2.INTER_AREA)
+        chroma = (c.max(axis=2).astype(np.float32) - c.min(axis=2)).astype(np.float32)
+    else:
+        chroma = np.zeros(STRUCT_SIZE[::-1], np.float32)
+    block_saturation = cv2.resize(chroma, GRID, interpolation=cv2.INTER_AREA)
+
+    thumb = cv2.resize(grey, STRUCT_SIZE, interpolation=cv2.INTER_AREA)
+    return FrameFeatures(
+        mean=float(mean[0, 0]),
+        std=float(std[0, 0]),
+        dark_frac=dark_frac,
+        bright_frac=bright_frac,
+        saturation=float(chroma.mean()),
+        fine=float(fine_map.mean()),
+        medium=float(medium_map.mean()),
+        block_mean=block_mean,
+        block_texture=block_texture,
+        block_saturation=block_saturation,
+        structure=structure_map(b1),
+        thumb=thumb,
+    )
+
+
+def structure_map(grey: np.ndarray) -> np.ndarray:
+    """Gradient magnitude over its local mean at STRUCT_SIZE, zero mean and unit norm.
+
+    The local normalisation makes hazy, low-contrast edges count like crisp ones, so alignment with
+    the reference survives fog; the small floor keeps pure noise in flat areas (sky) low.
+    """
+    half = cv2.resize(grey, (STRUCT_SIZE[0] * 2, STRUCT_SIZE[1] * 2), interpolation=cv2.INTER_AREA)
+    gx = cv2.Sobel(half, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(half, cv2.CV_32F, 0, 1, ksize=3)
+    mag = cv2.magnitude(gx, gy)
+    local = cv2.blur(mag, (15, 15))
+    norm = mag / (local + 6.0)
+    m = cv2.resize(norm, STRUCT_SIZE, interpolation=cv2.INTER_AREA)
+    m -= m.mean()
+    n = float(np.linalg.norm(m))
+    return m / n if n > 1e-6 else m
+
+
+def align(reference: np.ndarray, current: np.ndarray, window: np.ndarray) -> tuple[float, float, float, float]:
+    """Return (zero-shift correlation, dx, dy, phase-correlation response) of two structure maps.
+
+    dx, dy are in structure-map pixels (80 across); a response well above ~0.1 means a clear peak.
+    """
+    corr0 = float((reference * current).sum())
+    (dx, dy), response = cv2.phaseCorrelate(reference, current, window)
+    return corr0, float(dx), float(dy), float(response)
+
+
+def shifted_correlation(reference: np.ndarray, current: np.ndarray, dx: float, dy: float) -> float:
+    """Correlation of the overlapping part after undoing an integer shift (dx, dy)."""
+    ix, iy = int(round(dx)), int(round(dy))
+    h, w = reference.shape
+    if abs(ix) >= w // 2 or abs(iy) >= h // 2:
+        return 0.0
+    ref = reference[max(0, -iy) : h - max(0, iy), max(0, -ix) : w - max(0, ix)]
+    cur = current[max(0, iy) : h - max(0, -iy), max(0, ix) : w - max(0, -ix)]
+    a = ref - ref.mean()
+    b = cur - cur.mean()
+    den = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float((a * b).sum()) / den if den > 1e-9 else 0.0
+
+
+def hanning(size: tuple[int, int] = STRUCT_SIZE) -> np.ndarray:
+    """The window phase correlation uses (created once per diagnoser, not per frame)."""
+    return cv2.createHanningWindow(size, cv2.CV_32F)
