@@ -29,6 +29,7 @@ from hazardwatch.central.store.database import safe_url
 log = logging.getLogger(__name__)
 DISPATCH_PERIOD_S = 0.5
 HOUSEKEEPING_PERIOD_S = 5.0
+SUBSCRIBE_WAIT_S = 10.0
 
 
 def database_url(cfg: CentralConfig) -> str:
@@ -82,7 +83,15 @@ class CentralService:
             on_change=self.changed,
             base_url=cfg.http.public_url or "",
             limiter=RateLimiter(cfg.auth.login_rate_per_min),
+            mqtt_state=self._mqtt_state,
         )
+
+    def _mqtt_state(self) -> str:
+        if self.ingest is None:
+            return "disabled"
+        if self.ingest.subscribed.is_set():
+            return "subscribed"
+        return "connected" if self.ingest.connected else "disconnected"
 
     # -- change propagation -------------------------------------------------------------------------
     def changed(self) -> None:
@@ -157,6 +166,10 @@ class CentralService:
             self.ctx.base_url = f"http://{self.cfg.http.host}:{self.http_port}"
         if self.ingest:
             self.ingest.start()
+            # Ready means subscribed, so nothing published after start-up is missed; a broker that is
+            # down does not hold the API back for long (ingest keeps reconnecting).
+            if not await asyncio.to_thread(self.ingest.subscribed.wait, SUBSCRIBE_WAIT_S):
+                log.warning("not subscribed to the broker after %.0f s; serving the API anyway", SUBSCRIBE_WAIT_S)
         tasks = [
             asyncio.create_task(self._dispatcher(), name="dispatcher"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),

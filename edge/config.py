@@ -116,6 +116,40 @@ class Location(Strict):
     lon: float = Field(ge=-180, le=180)
 
 
+class DiagnoseConfig(Strict):
+    """Camera diagnosis (docs/diagnose.md): thresholds and hysteresis, defaults tuned on bench/diagnose.py."""
+
+    enabled: bool = True
+    enter_looks: int = Field(default=2, ge=1, le=20, description="Consecutive looks that raise a diagnosis")
+    leave_looks: int = Field(default=2, ge=1, le=50, description="Consecutive clear looks that end it")
+    warmup_looks: int = Field(default=3, ge=1, le=100, description="Looks that build the reference first")
+    reference_rate: float = Field(
+        default=0.05, gt=0, le=1, description="EMA weight of one healthy look in the learnt reference"
+    )
+    black_p99: float = Field(default=40, ge=0, le=255, description="99th percentile grey below this: black")
+    overexposed_share: float = Field(default=0.5, gt=0, le=1, description="Share of clipped pixels: overexposed")
+    blank_std: float = Field(default=4.0, ge=0, description="Grey std below this (not black/white): blank")
+    covered_share: float = Field(
+        default=0.3, gt=0, le=1, description="Share of the textured view gone blank and unlike the reference"
+    )
+    blurred_ratio: float = Field(
+        default=0.72, gt=0, lt=1, description="Sharpness over the camera's usual sharpness below this: blurred"
+    )
+    shift_share: float = Field(
+        default=0.025, gt=0, lt=0.5, description="Translation (share of the width) that counts as a turned view"
+    )
+    mismatch: float = Field(
+        default=0.5, gt=0, lt=1, description="Structure correlation below this share of the usual: view changed"
+    )
+    frozen_diff: float = Field(
+        default=0.15, ge=0, description="Mean grey difference from the last look below this: same frame"
+    )
+    night_saturation: float = Field(default=3.0, ge=0, description="Colourfulness below this: night / IR mode")
+    adopt_view_after_s: float = Field(
+        default=86400.0, gt=0, description="A shifted view that persists this long becomes the new reference"
+    )
+
+
 class CameraConfig(Strict):
     id: Id
     name: str = ""
@@ -133,6 +167,7 @@ class CameraConfig(Strict):
     hazards: dict[Hazard, HazardSettings] = Field(min_length=1)
     zones: list[Zone] = Field(default_factory=list, max_length=64)
     masks: list[Polygon] = Field(default_factory=list, max_length=64, description="Regions never analysed")
+    diagnose: DiagnoseConfig | None = Field(default=None, description="Per-camera diagnosis settings; None: edge's")
 
     @field_validator("source")
     @classmethod
@@ -241,6 +276,7 @@ class EdgeConfig(Strict):
     http: HttpConfig = HttpConfig()
     snapshot: SnapshotConfig = SnapshotConfig()
     heartbeat_s: float = Field(default=30.0, gt=0)
+    diagnose: DiagnoseConfig = DiagnoseConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -257,6 +293,9 @@ class EdgeConfig(Strict):
         if dupes:
             raise ValueError(f"camera ids must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    def diagnose_for(self, camera: CameraConfig) -> DiagnoseConfig:
+        return camera.diagnose or self.diagnose
 
     def confirm_for(self, camera: CameraConfig, hazard: Hazard) -> ConfirmConfig:
         settings = camera.hazards.get(hazard)

@@ -48,6 +48,7 @@ class ApiContext:
     base_url: str = ""
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(20))
     events: EventHub | None = None
+    mqtt_state: Callable[[], str] = lambda: "disabled"
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         def work() -> Any:
@@ -448,7 +449,12 @@ async def healthz(request: web.Request) -> web.Response:
         db_ok = False
     status = 200 if db_ok else 503
     return web.json_response(
-        {"status": "ok" if db_ok else "degraded", "database": db_ok, "instance_id": ctx.cfg.instance_id},
+        {
+            "status": "ok" if db_ok else "degraded",
+            "database": db_ok,
+            "mqtt": ctx.mqtt_state(),
+            "instance_id": ctx.cfg.instance_id,
+        },
         status=status,
     )
 

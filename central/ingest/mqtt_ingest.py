@@ -103,6 +103,7 @@ class MqttIngest:
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=20_000)
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self.subscribed = threading.Event()  # set once the broker granted the subscriptions
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
 
@@ -129,6 +130,7 @@ class MqttIngest:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     @property
@@ -172,6 +174,12 @@ class MqttIngest:
         self._connected.set()
         self.metrics.mqtt_connected.set(1)
         log.info("central %s subscribed on %s:%d", self.cfg.instance_id, self.broker.host, self.broker.port)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list, props: object) -> None:
+        refused = [r for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            log.error("broker refused %d of central's subscriptions: %s", len(refused), refused)
+        self.subscribed.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object

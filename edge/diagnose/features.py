@@ -23,6 +23,7 @@ import numpy as np
 
 GRID = (8, 6)  # blocks across, down
 STRUCT_SIZE = (80, 60)  # structure map for alignment and phase correlation
+THUMB_SIZE = (160, 120)  # kept from the last look to recognise a frozen stream
 ANALYSIS_WIDTH = 320
 
 
@@ -34,6 +35,8 @@ class FrameFeatures:
     std: float
     dark_frac: float  # share of pixels darker than 24
     bright_frac: float  # share of pixels at 250 or more (clipped highlights)
+    p01: float  # 1st percentile grey level
+    p99: float  # 99th percentile grey level
     saturation: float  # mean max(B,G,R) - min(B,G,R); ~0 in IR / greyscale mode
     fine: float  # mean fine-band energy (grey levels)
     medium: float  # mean medium-band energy
@@ -41,7 +44,7 @@ class FrameFeatures:
     block_texture: np.ndarray  # GRID medium-band energy, shape (6, 8)
     block_saturation: np.ndarray  # GRID colourfulness, shape (6, 8)
     structure: np.ndarray  # STRUCT_SIZE normalised gradient map, zero mean, unit norm (60, 80)
-    thumb: np.ndarray  # STRUCT_SIZE grey float32 (frozen-frame comparison)
+    thumb: np.ndarray  # THUMB_SIZE grey uint8 (frozen-frame comparison)
 
     @property
     def sharpness(self) -> float:
@@ -75,6 +78,9 @@ def analyse(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> FrameFeatures:
     total = float(grey_u8.size)
     dark_frac = float(hist[:24].sum()) / total
     bright_frac = float(hist[250:].sum()) / total
+    cdf = np.cumsum(hist) / total
+    p01 = float(np.searchsorted(cdf, 0.01))
+    p99 = float(np.searchsorted(cdf, 0.99))
 
     b1 = cv2.GaussianBlur(grey, (0, 0), 1.0)
     b2 = cv2.GaussianBlur(b1, (0, 0), 1.7)
@@ -90,12 +96,14 @@ def analyse(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> FrameFeatures:
         chroma = np.zeros(STRUCT_SIZE[::-1], np.float32)
     block_saturation = cv2.resize(chroma, GRID, interpolation=cv2.INTER_AREA)
 
-    thumb = cv2.resize(grey, STRUCT_SIZE, interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(grey_u8, THUMB_SIZE, interpolation=cv2.INTER_AREA)
     return FrameFeatures(
         mean=float(mean[0, 0]),
         std=float(std[0, 0]),
         dark_frac=dark_frac,
         bright_frac=bright_frac,
+        p01=p01,
+        p99=p99,
         saturation=float(chroma.mean()),
         fine=float(fine_map.mean()),
         medium=float(medium_map.mean()),
@@ -125,13 +133,27 @@ def structure_map(grey: np.ndarray) -> np.ndarray:
     return m / n if n > 1e-6 else m
 
 
+def block_correlation(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Per-block (GRID) correlation of two structure maps: does each part of the view still match?"""
+    gw, gh = GRID
+    h, w = reference.shape
+    a = reference[: h - h % gh, : w - w % gw].reshape(gh, h // gh, gw, w // gw)
+    b = current[: h - h % gh, : w - w % gw].reshape(gh, h // gh, gw, w // gw)
+    a = a - a.mean(axis=(1, 3), keepdims=True)
+    b = b - b.mean(axis=(1, 3), keepdims=True)
+    num = (a * b).sum(axis=(1, 3))
+    den = np.sqrt((a * a).sum(axis=(1, 3)) * (b * b).sum(axis=(1, 3)))
+    return np.where(den > 1e-9, num / np.maximum(den, 1e-9), 0.0).astype(np.float32)
+
+
 def align(reference: np.ndarray, current: np.ndarray, window: np.ndarray) -> tuple[float, float, float, float]:
     """Return (zero-shift correlation, dx, dy, phase-correlation response) of two structure maps.
 
     dx, dy are in structure-map pixels (80 across); a response well above ~0.1 means a clear peak.
     """
     corr0 = float((reference * current).sum())
-    (dx, dy), response = cv2.phaseCorrelate(reference, current, window)
+    # phaseCorrelate applies the window in place: hand it copies.
+    (dx, dy), response = cv2.phaseCorrelate(reference.copy(), current.copy(), window)
     return corr0, float(dx), float(dy), float(response)
 
 

@@ -1,0 +1,301 @@
+"""Per-camera diagnosis: can this camera still see? Learnt reference, confidences, hysteresis.
+
+Why a per-camera reference: "blurred" or "turned away" only mean something against what this
+camera usually shows. The reference (structure map, block texture and brightness, sharpness and the
+usual alignment) is an exponential average over healthy looks, so slow changes (daylight, seasons)
+are absorbed while a sudden change is diagnosed. Night / IR looks (greyscale) keep a reference of
+their own: the IR image of a scene is not its daylight image.
+
+Why hysteresis: a passing truck or a cloud shadow can make one look odd. A diagnosis is raised after
+`enter_looks` consecutive looks with confidence >= 0.5 and cleared after `leave_looks` consecutive
+looks below it, so the status topic does not flap.
+
+How fog, haze and heavy rain are told from tampering (docs/diagnose.md):
+- a cover makes part of the view lose *all* texture and its structure stops matching the reference
+  block by block; fog lowers contrast everywhere but the remaining edges stay where they were
+  (block correlation of the contrast-normalised structure stays high), the view gets brighter and
+  greyer, and the near blocks keep their texture;
+- blur lowers the fine / medium band-energy ratio; fog and rain scale both bands alike (or add fine
+  streaks), so the ratio stays or rises;
+- a turned view moves or replaces the structure; fog leaves it in place.
+Low contrast with aligned structure is reported as the informational diagnosis `fog`, which keeps
+the camera online.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from hazardwatch.edge.config import DiagnoseConfig
+from hazardwatch.edge.diagnose.features import (
+    STRUCT_SIZE,
+    FrameFeatures,
+    align,
+    analyse,
+    block_correlation,
+    hanning,
+    shifted_correlation,
+)
+
+log = logging.getLogger(__name__)
+
+# Degraded diagnoses in the order they are named in a status reason (most fundamental first).
+DEGRADED = ("black", "overexposed", "blank", "covered", "blurred", "view_shifted", "frozen")
+# Informational diagnoses: reported, but the camera stays online.
+INFO = ("night_ir", "fog")
+ALL = DEGRADED + INFO
+_LABELS = {"view_shifted": "view shifted", "night_ir": "night-ir"}
+_NO_CONFIDENCE_IN_REASON = frozenset({"black", "overexposed", "blank", "frozen", "night_ir"})
+
+TEXTURE_FLOOR = 1.0  # medium-band energy of a block that counts as textured in the reference
+BLIND_TEXTURE = 0.3  # a block keeping less than this share of its normalised texture...
+BLIND_CORRELATION = 0.3  # ...and matching its reference structure less than this is blind
+MIN_TEXTURED_BLOCKS = 4
+TOO_DARK = 20.0  # mean grey below which reference comparisons are not trusted (non-IR night)
+
+
+def _above(x: float, threshold: float, width: float) -> float:
+    """Confidence that x exceeds threshold: 0.5 at the threshold, 1 at threshold + width."""
+    return float(min(1.0, max(0.0, 0.5 + (x - threshold) / (2 * width))))
+
+
+def _below(x: float, threshold: float, width: float) -> float:
+    return _above(-x, -threshold, width)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The diagnoses in effect after one look (immutable: safe to read from another thread)."""
+
+    active: dict[str, float] = field(default_factory=dict)  # degraded diagnoses -> confidence
+    info: dict[str, float] = field(default_factory=dict)  # night_ir / fog -> confidence
+    raw: dict[str, float] = field(default_factory=dict)  # this look's confidence of every diagnosis
+    looks: int = 0
+    cpu_s: float = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.active)
+
+    @property
+    def night(self) -> bool:
+        return "night_ir" in self.info
+
+    @property
+    def names(self) -> frozenset[str]:
+        """What a status change is about: a new confidence alone is not news."""
+        return frozenset(self.active) | frozenset(self.info)
+
+    def reason(self) -> str:
+        """'covered (0.93); frozen' for a degraded camera, 'night-ir' or 'fog (0.71)' for an online one."""
+        found = self.active if self.active else self.info
+        order = DEGRADED if self.active else INFO
+        parts = []
+        for name in order:
+            if name in found:
+                label = _LABELS.get(name, name)
+                parts.append(label if name in _NO_CONFIDENCE_IN_REASON else f"{label} ({found[name]:.2f})")
+        return "; ".join(parts)
+
+    def all_confidences(self) -> dict[str, float]:
+        """Active and informational diagnoses together (the status message's `diagnoses`)."""
+        return {k: round(v, 3) for k, v in {**self.active, **self.info}.items()}
+
+
+@dataclass
+class _Track:
+    """Hysteresis of one diagnosis."""
+
+    hits: int = 0
+    misses: int = 0
+    active: bool = False
+    confidence: float = 0.0
+    since: float = 0.0
+
+
+@dataclass
+class _Reference:
+    """What this camera usually looks like in one mode (day colour or night IR)."""
+
+    looks: int
+    structure: np.ndarray
+    block_texture: np.ndarray
+    block_mean: np.ndarray
+    block_saturation: np.ndarray
+    sharpness: float
+    mean: float
+    usual_corr: float | None = None
+
+    @classmethod
+    def first(cls, f: FrameFeatures) -> _Reference:
+        return cls(
+            1,
+            f.structure.copy(),
+            f.block_texture.copy(),
+            f.block_mean.copy(),
+            f.block_saturation.copy(),
+            f.sharpness,
+            f.mean,
+        )
+
+    def update(self, f: FrameFeatures, rate: float, corr0: float | None) -> None:
+        a = max(rate, 1.0 / (self.looks + 1))
+        self.looks += 1
+        self.structure = (1 - a) * self.structure + a * f.structure
+        self.structure -= self.structure.mean()
+        norm = float(np.linalg.norm(self.structure))
+        if norm > 1e-6:
+            self.structure /= norm
+        self.block_texture = (1 - a) * self.block_texture + a * f.block_texture
+        self.block_mean = (1 - a) * self.block_mean + a * f.block_mean
+        self.block_saturation = (1 - a) * self.block_saturation + a * f.block_saturation
+        self.sharpness = (1 - a) * self.sharpness + a * f.sharpness
+        self.mean = (1 - a) * self.mean + a * f.mean
+        if corr0 is not None:
+            c = min(1.0, max(0.3, corr0))
+            self.usual_corr = c if self.usual_corr is None else 0.9 * self.usual_corr + 0.1 * c
+
+
+class CameraDiagnoser:
+    """Diagnose one camera from the frames it is looked at with; call observe() once per look.
+
+    Not thread-safe by design: the engine calls it for one camera from one visit at a time. The
+    `current` result is immutable and may be read from any thread.
+    """
+
+    def __init__(self, cfg: DiagnoseConfig) -> None:
+        self.cfg = cfg
+        self._refs: dict[str, _Reference] = {}
+        self._tracks = {name: _Track() for name in ALL}
+        self._prev_thumb: np.ndarray | None = None
+        self._last_at: float | None = None
+        self._window = hanning()
+        self.looks = 0
+        self.current = Diagnosis()
+
+    def reset_reference(self) -> None:
+        """Forget what the camera looked like (after a deliberate re-aim)."""
+        self._refs.clear()
+
+    def observe(self, image: np.ndarray, at: float) -> Diagnosis:
+        """Diagnose one look's frame taken at `at` (Unix s); the same frame twice counts once."""
+        if self._last_at is not None and at == self._last_at:
+            return self.current  # a persistent reader handed out the frame it already gave
+        self._last_at = at
+        self.looks += 1
+        started = time.thread_time()
+        f = analyse(image)
+        raw, mode, corr0 = self._raw(f)
+        active, info = self._hysteresis(raw, at)
+        healthy = not active and max(raw[n] for n in DEGRADED) < 0.3 and raw["fog"] < 0.5
+        ref = self._refs.get(mode)
+        if ref is None:
+            if healthy:
+                self._refs[mode] = _Reference.first(f)
+        elif healthy:
+            ref.update(f, self.cfg.reference_rate, corr0 if ref.looks >= 2 else None)
+        shifted = self._tracks["view_shifted"]
+        if shifted.active and at - shifted.since >= self.cfg.adopt_view_after_s:
+            log.warning("view shifted for %.0f s: adopting the new view as the reference", at - shifted.since)
+            self._refs[mode] = _Reference.first(f)
+            self._tracks["view_shifted"] = _Track()
+            active.pop("view_shifted", None)
+        self.current = Diagnosis(
+            active=active, info=info, raw=raw, looks=self.looks, cpu_s=time.thread_time() - started
+        )
+        return self.current
+
+    # -- one look ---------------------------------------------------------------------------------
+    def _raw(self, f: FrameFeatures) -> tuple[dict[str, float], str, float | None]:
+        """This look's confidence per diagnosis, the reference mode, and the structure correlation."""
+        cfg = self.cfg
+        raw = dict.fromkeys(ALL, 0.0)
+        if self._prev_thumb is not None:
+            diff = float(np.mean(np.abs(f.thumb.astype(np.int16) - self._prev_thumb)))
+            raw["frozen"] = _below(diff, cfg.frozen_diff, max(cfg.frozen_diff / 2, 1e-3))
+        self._prev_thumb = f.thumb.astype(np.int16)
+        raw["black"] = _below(f.p99, cfg.black_p99, 8.0)
+        raw["overexposed"] = _above(f.bright_frac, cfg.overexposed_share, 0.1)
+        if raw["black"] < 0.5 and raw["overexposed"] < 0.5:
+            raw["blank"] = _below(f.std, cfg.blank_std, 1.0)
+        grey_blocks = float(f.block_saturation.max())
+        raw["night_ir"] = min(
+            _below(f.saturation, cfg.night_saturation, 1.0), _below(grey_blocks, 3 * cfg.night_saturation, 2.0)
+        )
+        mode = "ir" if raw["night_ir"] >= 0.5 else "day"
+        if max(raw["black"], raw["overexposed"], raw["blank"]) >= 0.5:
+            raw["frozen"] = 0.0  # one reason is enough: a black "no video" screen is also unchanging
+            return raw, mode, None
+        ref = self._refs.get(mode)
+        if ref is None or ref.looks < cfg.warmup_looks or (f.mean < TOO_DARK and mode == "day"):
+            return raw, mode, None
+
+        textured = ref.block_texture > TEXTURE_FLOOR
+        n_textured = int(textured.sum())
+        bcorr = block_correlation(ref.structure, f.structure)
+        # Texture relative to brightness, so dusk (both fall) is not mistaken for a cover.
+        norm_now = f.block_texture / (f.block_mean + 10.0)
+        norm_ref = ref.block_texture / (ref.block_mean + 10.0)
+        tex_ratio = norm_now / np.maximum(norm_ref, 1e-6)
+        blind = textured & (tex_ratio < BLIND_TEXTURE) & (bcorr < BLIND_CORRELATION)
+        if n_textured >= MIN_TEXTURED_BLOCKS:
+            share = float(blind.sum()) / n_textured
+            covered = _above(share, cfg.covered_share, 0.1)
+            if blind.any() and covered >= 0.5 and self._fog_like(f, ref, blind, textured, tex_ratio):
+                covered *= 0.3
+            raw["covered"] = covered
+
+        sharp_rel = f.sharpness / max(ref.sharpness, 1e-6)
+        if raw["covered"] < 0.5:
+            raw["blurred"] = _below(sharp_rel, cfg.blurred_ratio, 0.1)
+
+        corr0, dx, dy, response = align(ref.structure, f.structure, self._window)
+        usual = ref.usual_corr if ref.usual_corr is not None else 0.95
+        if raw["covered"] < 0.5:
+            moved = float(np.hypot(dx, dy)) / STRUCT_SIZE[0]
+            translated = 0.0
+            if response >= 0.15 and shifted_correlation(ref.structure, f.structure, dx, dy) > corr0 + 0.05:
+                translated = _above(moved, cfg.shift_share, cfg.shift_share / 3)
+            mismatch = _above(1.0 - corr0 / usual, 1.0 - cfg.mismatch, 0.15)
+            raw["view_shifted"] = max(translated, mismatch)
+
+        if n_textured >= MIN_TEXTURED_BLOCKS and sharp_rel > 0.85 and corr0 >= 0.7 * usual and f.mean >= ref.mean - 10:
+            contrast = float(np.median(tex_ratio[textured]))
+            raw["fog"] = _below(contrast, 0.6, 0.15)
+        return raw, mode, corr0
+
+    @staticmethod
+    def _fog_like(
+        f: FrameFeatures, ref: _Reference, blind: np.ndarray, textured: np.ndarray, tex_ratio: np.ndarray
+    ) -> bool:
+        """Blank blocks that got brighter and greyer while the rest of the view lost contrast too."""
+        brighter = float(np.mean(f.block_mean[blind] - ref.block_mean[blind])) > -5.0
+        greyer = float(np.mean(f.block_saturation[blind])) <= 0.6 * float(np.mean(ref.block_saturation[blind])) + 2.0
+        rest = textured & ~blind
+        rest_faded = not rest.any() or float(np.median(tex_ratio[rest])) < 0.7
+        return brighter and greyer and rest_faded
+
+    def _hysteresis(self, raw: dict[str, float], at: float) -> tuple[dict[str, float], dict[str, float]]:
+        enter, leave = self.cfg.enter_looks, self.cfg.leave_looks
+        active: dict[str, float] = {}
+        info: dict[str, float] = {}
+        for name, track in self._tracks.items():
+            conf = raw[name]
+            if conf >= 0.5:
+                track.hits += 1
+                track.misses = 0
+                track.confidence = conf if track.hits == 1 else 0.5 * track.confidence + 0.5 * conf
+                if not track.active and track.hits >= enter:
+                    track.active, track.since = True, at
+            else:
+                track.misses += 1
+                track.hits = 0
+                if track.active and track.misses >= leave:
+                    track.active = False
+                    track.confidence = 0.0
+            if track.active:
+                (info if name in INFO else active)[name] = track.confidence
+        return active, info
