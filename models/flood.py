@@ -10,6 +10,7 @@ masks give per-cell targets where they exist.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,6 +59,16 @@ def flood_samples(data_dirs: Sequence[Path]) -> tuple[list[Sample], list[Sample]
             elif top == "ambiguous":
                 ambiguous.append(Sample(path, False))
     return labelled, ambiguous
+
+
+def camera_of(path: Path) -> str:
+    """Camera of a flood frame: floodX is one CCTV; NC12 names carry the camera; tiles do not."""
+    if "floodx" in str(path).lower():
+        return "floodx"
+    m = re.search(r"(Canal|Buxton|Mirlo|Ocracoke|SouthDock)", path.name)
+    if m:
+        return m.group(1)
+    return "tile:" + path.name.split("_")[2] if path.name.startswith("gridthumb") else "tile:" + path.stem
 
 
 def water_mask_for(path: Path) -> np.ndarray | None:
@@ -144,7 +155,9 @@ def train_head(
     pos_w = torch.tensor(float((~labels).sum()) / max(1.0, float(labels.sum())))
     for _ in range(epochs):
         logits = head(x)[:, 0]
-        img_logit = torch.logsumexp(logits.flatten(1) * 4.0, dim=1) / 4.0
+        # Smooth max normalised by the cell count: near the mean for diffuse evidence, near the max for a
+        # strong patch. A plain max made every wet-looking cell of a negative frame count (tried: worse).
+        img_logit = (torch.logsumexp(logits.flatten(1) * 4.0, dim=1) - np.log(GRID_H * GRID_W)) / 4.0
         loss = F.binary_cross_entropy_with_logits(img_logit, y, pos_weight=pos_w)
         known = t >= 0
         if known.any():
