@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from hazardwatch.contract import Hazard
+from hazardwatch.contract import Hazard, RiskLevel
 from hazardwatch.contract.messages import Id
 
 Severity = Literal["minor", "moderate", "severe", "extreme"]
@@ -94,7 +94,9 @@ class HttpConfig(Strict):
 
 class TokenConfig(Strict):
     name: str = Field(min_length=1, max_length=64, description="Who uses it; recorded on every action")
-    role: Literal["viewer", "operator", "admin"]
+    role: Literal["viewer", "operator", "admin", "edge"] = Field(
+        description="edge: an edge box (named after its edge_id) that uploads evidence and downloads models"
+    )
     token: Secret
 
 
@@ -166,6 +168,117 @@ class DashboardConfig(Strict):
     tile_attribution: str = Field(default="", max_length=200, description="Shown under the map when tiles are used")
 
 
+CapSeverity = Literal["extreme", "severe", "moderate", "minor", "unknown"]
+
+
+class WeatherFeedConfig(Strict):
+    """A CAP document, or an ATOM/RSS index whose entries embed or link to CAP documents."""
+
+    name: Id = Field(description="Metric label and log name")
+    url: str = Field(pattern=r"^https?://")
+    poll_s: float = Field(default=60, ge=1, le=86400)
+    timeout_s: float = Field(default=10, gt=0, le=120, description="Whole request, connect to last byte")
+    max_backoff_s: float = Field(default=900, gt=0, description="Longest wait after repeated failures")
+    link_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts whose CAP links an index may point to, besides the index's own host",
+    )
+
+
+class WeatherRule(Strict):
+    """Warnings whose event matches (and whose severity is listed) raise these hazards to these levels."""
+
+    events: list[str] = Field(
+        default_factory=list, description="Case-insensitive substrings of the CAP event, e.g. rainstorm, 暴雨"
+    )
+    event_codes: list[str] = Field(default_factory=list, description="eventCode values, e.g. SAME codes FFW, TOR")
+    severities: list[CapSeverity] | None = Field(default=None, description="None: any severity")
+    levels: dict[Hazard, RiskLevel] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> WeatherRule:
+        if not self.events and not self.event_codes:
+            raise ValueError("give events or event_codes")
+        return self
+
+
+class GeocodeArea(Strict):
+    """A geocode in warnings (valueName + value, e.g. an administrative code) mapped to an area or cameras."""
+
+    value_name: str = Field(min_length=1, max_length=200)
+    value: str = Field(min_length=1, max_length=200)
+    polygon: list[tuple[float, float]] | None = Field(default=None, min_length=3, description="[[lat, lon], ...]")
+    cameras: list[str] | None = Field(default=None, description="edge_id/camera_id")
+
+    @model_validator(mode="after")
+    def _target(self) -> GeocodeArea:
+        if not self.polygon and not self.cameras:
+            raise ValueError("give polygon or cameras")
+        for key in self.cameras or []:
+            if key.count("/") != 1 or not all(key.split("/")):
+                raise ValueError(f"camera {key!r} must be edge_id/camera_id")
+        for lat, lon in self.polygon or []:
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError(f"polygon point {lat},{lon} is outside -90..90, -180..180")
+        return self
+
+
+class CameraLocation(Strict):
+    edge_id: Id
+    camera_id: Id
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+def _default_weather_rules() -> list[WeatherRule]:
+    rain = ["rainstorm", "heavy rain", "rainfall", "flash flood", "flood", "暴雨", "洪水", "内涝"]
+    wind = ["typhoon", "hurricane", "tropical storm", "tropical cyclone", "台风"]
+    fire = ["fire danger", "fire weather", "red flag", "bushfire", "wildfire", "森林火险", "火险"]
+    H, L = Hazard, RiskLevel
+    return [
+        WeatherRule(
+            events=rain, severities=["extreme", "severe"], levels={H.WATERLOGGING: L.HIGH, H.FALLEN_TREE: L.ELEVATED}
+        ),
+        WeatherRule(events=rain, severities=["moderate", "minor", "unknown"], levels={H.WATERLOGGING: L.ELEVATED}),
+        WeatherRule(events=wind, levels={H.FALLEN_TREE: L.HIGH, H.WATERLOGGING: L.HIGH}),
+        WeatherRule(
+            events=["thunderstorm", "high wind", "strong wind", "gale", "大风", "雷电"],
+            levels={H.FALLEN_TREE: L.ELEVATED},
+        ),
+        WeatherRule(events=fire, severities=["extreme", "severe"], levels={H.SMOKE: L.HIGH, H.FIRE: L.HIGH}),
+        WeatherRule(events=fire, severities=["moderate", "minor", "unknown"], levels={H.SMOKE: L.ELEVATED}),
+    ]
+
+
+class WeatherConfig(Strict):
+    """Public weather warnings (CAP) raise the patrol rate of the cameras in the warned area."""
+
+    enabled: bool = False
+    feeds: list[WeatherFeedConfig] = Field(default_factory=list)
+    push_role: Literal["operator", "admin"] = Field(
+        default="operator", description="Least role that may POST /api/v1/warnings"
+    )
+    max_document_bytes: int = Field(default=1024 * 1024, ge=1024, le=8 * 1024 * 1024)
+    strict: bool = Field(default=False, description="Reject every deviation from CAP 1.2 (see docs/weather.md)")
+    statuses: list[Literal["Actual", "Exercise", "System", "Test", "Draft"]] = Field(
+        default_factory=lambda: ["Actual"], description="CAP status values that act; others are recorded only"
+    )
+    default_duration_s: float = Field(default=6 * 3600, gt=0, description="Lifetime of a warning without expires")
+    reconcile_s: float = Field(default=5, gt=0, le=300, description="Expiry check and command resend period")
+    rules: list[WeatherRule] = Field(default_factory=_default_weather_rules)
+    geocodes: list[GeocodeArea] = Field(default_factory=list)
+    cameras: list[CameraLocation] = Field(
+        default_factory=list, description="Camera positions (edges report positions only with alerts)"
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> WeatherConfig:
+        names = [f.name for f in self.feeds]
+        if len(names) != len(set(names)):
+            raise ValueError("feed names must be unique")
+        return self
+
+
 class CentralConfig(Strict):
     instance_id: Id = "central-1"
     site: str = ""
@@ -191,6 +304,7 @@ class CentralConfig(Strict):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     dashboard: DashboardConfig = DashboardConfig()
+    weather: WeatherConfig = WeatherConfig()
 
     @model_validator(mode="before")
     @classmethod

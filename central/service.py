@@ -22,14 +22,16 @@ from hazardwatch.central.ingest.mqtt_ingest import MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.notify.cap import CapOptions
 from hazardwatch.central.notify.worker import DeliveryWorker
-from hazardwatch.central.services import dispatch, incidents
+from hazardwatch.central.services import dispatch, incidents, registry
 from hazardwatch.central.store import Database
 from hazardwatch.central.store.database import safe_url
+from hazardwatch.central.warnings.service import WeatherService
 
 log = logging.getLogger(__name__)
 DISPATCH_PERIOD_S = 0.5
 HOUSEKEEPING_PERIOD_S = 5.0
 SUBSCRIBE_WAIT_S = 10.0
+ROLLOUT_PERIOD_S = 1.0
 
 
 def database_url(cfg: CentralConfig) -> str:
@@ -73,18 +75,39 @@ class CentralService:
             ),
         )
         self.ingest = MqttIngest(cfg, self.db, self.metrics, self._stored_from_thread) if cfg.broker else None
+        self.weather = WeatherService(cfg, self.db, self._publish_command) if cfg.weather.enabled else None
         self.http_port = cfg.http.port
         self.ctx = ApiContext(
             cfg=cfg,
             db=self.db,
             tokens=TokenBook(cfg.auth),
             metrics=self.metrics,
-            extra_registries=[self.delivery_registry],
+            extra_registries=[self.delivery_registry, *([self.weather.metrics.registry] if self.weather else [])],
             on_change=self.changed,
             base_url=cfg.http.public_url or "",
             limiter=RateLimiter(cfg.auth.login_rate_per_min),
             mqtt_state=self._mqtt_state,
+            weather=self.weather,
         )
+
+    def _publish_command(self, edge_id: str, payload: bytes) -> bool:
+        return self.ingest.publish_command(edge_id, payload) if self.ingest else False
+
+    async def _rollouts(self) -> None:
+        """Drive model rollouts (central/services/registry.py): canary first, then the other edges."""
+        while True:
+            await asyncio.sleep(ROLLOUT_PERIOD_S)
+            try:
+
+                def step() -> list[registry.Send]:
+                    with self.db.tx() as tx:
+                        return registry.advance(tx, time.time())
+
+                for send in await asyncio.to_thread(step):
+                    if not await asyncio.to_thread(self._publish_command, send.edge_id, send.payload):
+                        log.warning("rollout command to %s not sent now; it is resent later", send.edge_id)
+            except Exception:
+                log.exception("rollout step failed")
 
     def _mqtt_state(self) -> str:
         if self.ingest is None:
@@ -175,7 +198,10 @@ class CentralService:
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             asyncio.create_task(self.worker.run(), name="delivery"),
             asyncio.create_task(self.ctx.events.run(), name="events"),
+            asyncio.create_task(self._rollouts(), name="rollouts"),
         ]
+        if self.weather:
+            tasks.append(asyncio.create_task(self.weather.run(), name="weather"))
         if ready:
             ready.set()
         stopper = asyncio.create_task(stop.wait())

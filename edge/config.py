@@ -130,7 +130,7 @@ class DiagnoseConfig(Strict):
     overexposed_share: float = Field(default=0.5, gt=0, le=1, description="Share of clipped pixels: overexposed")
     blank_std: float = Field(default=4.0, ge=0, description="Grey std below this (not black/white): blank")
     covered_share: float = Field(
-        default=0.3, gt=0, le=1, description="Share of the textured view gone blank and unlike the reference"
+        default=0.2, gt=0, le=1, description="Share of the textured view gone blank and unlike the reference"
     )
     blurred_ratio: float = Field(
         default=0.72, gt=0, lt=1, description="Sharpness over the camera's usual sharpness below this: blurred"
@@ -144,7 +144,7 @@ class DiagnoseConfig(Strict):
     frozen_diff: float = Field(
         default=0.15, ge=0, description="Mean grey difference from the last look below this: same frame"
     )
-    night_saturation: float = Field(default=3.0, ge=0, description="Colourfulness below this: night / IR mode")
+    night_saturation: float = Field(default=2.0, ge=0, description="Colourfulness below this: night / IR mode")
     adopt_view_after_s: float = Field(
         default=86400.0, gt=0, description="A shifted view that persists this long becomes the new reference"
     )
@@ -262,6 +262,55 @@ class SnapshotConfig(Strict):
     max_bytes: int = Field(default=200_000, ge=10_000, le=300_000)
 
 
+class CentralLinkConfig(Strict):
+    """Central's HTTP API, for evidence upload and model downloads (docs/retraining.md)."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", description="Base URL, e.g. https://central.example:8080")
+    token: str | None = Field(default=None, description="Edge token (role edge, named after edge_id); prefer env/file")
+    token_env: str | None = None
+    token_file: Path | None = None
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    ca_file: Path | None = Field(default=None, description="CA bundle for an https URL with a private CA")
+
+    _paths = field_validator("token_file", "ca_file")(_resolve)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> CentralLinkConfig:
+        given = [k for k in ("token", "token_env", "token_file") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give the edge token exactly one way: token, token_env or token_file")
+        return self
+
+
+class EvidenceConfig(Strict):
+    """Clips and full-resolution snapshots of alerts (edge/evidence.py)."""
+
+    enabled: bool = True
+    path: Path | None = Field(default=None, description="Evidence folder; default: evidence/ beside the outbox")
+    buffer_frames: int = Field(default=6, ge=1, le=200, description="Looked-at frames kept per camera")
+    buffer_bytes: int = Field(default=32 << 20, ge=1 << 20, description="Memory bound of one camera's buffer")
+    buffer_max_side: int = Field(default=960, ge=64, le=4096, description="Buffered frames are downscaled to this")
+    frames_after: int = Field(default=3, ge=0, le=100, description="Looks after the alert event added to its clip")
+    finish_after_s: float = Field(default=60.0, gt=0, description="Close a clip after this even if looks are missing")
+    clip_fps: float = Field(default=2.0, gt=0, le=30)
+    max_bytes: int = Field(default=2 << 30, ge=1 << 20, description="Disk budget of the evidence folder")
+    upload: bool = Field(default=True, description="Upload to central (needs the central section)")
+    chunk_bytes: int = Field(default=1 << 20, ge=16 << 10, le=16 << 20)
+
+    _path = field_validator("path")(_resolve)
+
+
+class RolloutConfig(Strict):
+    """Model rollouts from central (edge/rollout.py)."""
+
+    path: Path | None = Field(default=None, description="Downloaded models + active.json; default beside outbox")
+    health_frames: int = Field(default=4, ge=1, le=64, description="Recent frames the new model must score")
+    probation_batches: int = Field(default=3, ge=0, le=1000, description="Batches the new model runs on trial")
+    max_model_bytes: int = Field(default=512 << 20, ge=1 << 10)
+
+    _path = field_validator("path")(_resolve)
+
+
 class EdgeConfig(Strict):
     edge_id: Id
     site: str = ""
@@ -277,6 +326,9 @@ class EdgeConfig(Strict):
     snapshot: SnapshotConfig = SnapshotConfig()
     heartbeat_s: float = Field(default=30.0, gt=0)
     diagnose: DiagnoseConfig = DiagnoseConfig()
+    central: CentralLinkConfig | None = Field(default=None, description="Central's HTTP API (evidence, models)")
+    evidence: EvidenceConfig = EvidenceConfig()
+    rollout: RolloutConfig = RolloutConfig()
 
     @model_validator(mode="before")
     @classmethod

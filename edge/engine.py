@@ -21,12 +21,16 @@ import numpy as np
 from hazardwatch.edge.config import CameraConfig, EdgeConfig
 from hazardwatch.edge.detect import Detector
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+from hazardwatch.edge.diagnose import CameraDiagnoser, Diagnosis
+from hazardwatch.edge.diagnose.availability import AvailabilityLog, utc_day
+from hazardwatch.edge.evidence import EvidenceStore, EvidenceUploader
 from hazardwatch.edge.health import CameraHealth, HealthChange
 from hazardwatch.edge.metrics import EdgeMetrics
 from hazardwatch.edge.patrol.scheduler import PatrolScheduler, Visit
 from hazardwatch.edge.predictor import AlertEvent, LookOutcome, LookRequest, Predictor
 from hazardwatch.edge.publish.mqtt_link import MqttLink
 from hazardwatch.edge.publish.outbox import Outbox, OutboxError
+from hazardwatch.edge.rollout import CentralClient, RolloutManager
 from hazardwatch.edge.snapshot import downscale, snapshot_b64
 from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader, SourceError, open_source
 
@@ -36,7 +40,9 @@ from hazardwatch.contract import (
     CameraStatus,
     Hazard,
     Heartbeat,
+    ModelStatus,
     RiskLevel,
+    RolloutCommand,
     SetRiskCommand,
     Topics,
     parse_message,
@@ -60,6 +66,7 @@ class CameraRuntime:
     source: FrameSource
     health: CameraHealth
     reader: PersistentReader | None = None
+    diagnoser: CameraDiagnoser | None = None
     preview: np.ndarray | None = field(default=None, repr=False)
     scores: dict[Hazard, float] = field(default_factory=dict)
 
@@ -103,16 +110,25 @@ class EdgeEngine:
         self.metrics = EdgeMetrics()
         self.detectors = detectors if detectors is not None else load_detectors(cfg)
         cams = [c for c in cfg.cameras if c.enabled]
+        self.evidence = self._make_evidence(cfg)
+        self.rollout = self._make_rollout(cfg)
+        self.rollout.restore(self.detectors)  # a finished rollout's model survives a restart
         self.predictor = Predictor(
             cams, self.detectors, {(c.id, h): cfg.confirm_for(c, h) for c in cams for h in c.hazards}
         )
+        self.rollout.bind(self.predictor.detectors)
         self.scheduler = PatrolScheduler(cams, cfg.patrol, self.started, random.Random())
         self.cameras = {
             c.id: CameraRuntime(
-                c, open_source(c, cfg.patrol), CameraHealth(c.id, cfg.patrol.offline_after_s, self.started)
+                c,
+                open_source(c, cfg.patrol),
+                CameraHealth(c.id, cfg.patrol.offline_after_s, self.started),
+                diagnoser=CameraDiagnoser(d) if (d := cfg.diagnose_for(c)).enabled else None,
             )
             for c in cams
         }
+        # Daily availability per camera (edge/diagnose/availability.py), beside the outbox.
+        self.availability = AvailabilityLog(cfg.outbox.path.with_name("camera-availability.json"))
         self.topics = Topics(cfg.broker.topic_prefix if cfg.broker else "hazardwatch", cfg.edge_id)
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_messages)
         self.link = MqttLink(cfg.broker, cfg.edge_id, self.outbox, self._command_from_network) if cfg.broker else None
@@ -168,7 +184,45 @@ class EdgeEngine:
             self.link.stop()
         self._io_pool.shutdown(wait=False, cancel_futures=True)
         self._infer_pool.shutdown(wait=True)
+        self.availability.save()
+        if self.evidence:
+            await asyncio.to_thread(self.evidence.close)
         self.outbox.close()
+
+    # -- evidence and rollouts (edge/evidence.py, edge/rollout.py) --------------------------------------
+    @staticmethod
+    def _make_evidence(cfg: EdgeConfig) -> EvidenceStore | None:
+        if not cfg.evidence.enabled:
+            return None
+        uploader = None
+        if cfg.central and cfg.evidence.upload:
+            uploader = EvidenceUploader(CentralClient(cfg.central), cfg.edge_id, cfg.evidence.chunk_bytes)
+        return EvidenceStore(cfg, uploader)
+
+    def _make_rollout(self, cfg: EdgeConfig) -> RolloutManager:
+        return RolloutManager(
+            cfg,
+            run_on_inference=lambda fn: self._infer_pool.submit(fn),
+            slots=self.detectors,
+            recent_frames=self._recent_frames,
+            report=self._report_model,
+        )
+
+    def _recent_frames(self, n: int) -> list[tuple[str, np.ndarray, float]]:
+        if self.evidence:
+            return self.evidence.recent(n)
+        now = time.time()
+        return [(c.cfg.id, c.preview, now) for c in self.cameras.values() if c.preview is not None][-n:]
+
+    def _report_model(self, status: ModelStatus) -> None:
+        """Model status goes through the outbox (retained per hazard), so central hears it after an outage."""
+        try:
+            self.outbox.put_status(self.topics.model_status(status.hazard.value), status.model_dump_json().encode())
+        except OutboxError as exc:
+            log.error("model status could not be stored: %s", exc)
+            return
+        if self.link:
+            self.link.wake()
 
     async def _patrol(self, stop: asyncio.Event) -> None:
         assert self._wake is not None
@@ -195,7 +249,7 @@ class EdgeEngine:
         cam = self.cameras[visit.camera_id]
         loop = asyncio.get_running_loop()
         try:
-            frame = await loop.run_in_executor(self._io_pool, self._grab, cam)
+            frame, diagnosis = await loop.run_in_executor(self._io_pool, self._grab, cam)
         except SourceError as exc:
             now = time.time()
             delay = self.scheduler.fail(cam.cfg.id, now)
@@ -206,18 +260,33 @@ class EdgeEngine:
         except BaseException:
             self.scheduler.fail(cam.cfg.id, time.time())
             raise
-        self._health_changed(cam.health.on_frame(frame.captured_at, time.time()))
+        self._health_changed(cam.health.on_frame(frame.captured_at, time.time(), diagnosis))
+        if diagnosis is not None:
+            self.metrics.diagnose_cpu.inc(diagnosis.cpu_s)
         self.metrics.frames.labels(cam.cfg.id).inc()
         self.metrics.connect_cpu.inc(frame.connect_cpu_s)
         self.metrics.decode_cpu.inc(frame.decode_cpu_s)
         cam.preview = downscale(frame.image, PREVIEW_SIDE)
+        if self.evidence:
+            self.evidence.observe(cam.cfg.id, frame.image, frame.captured_at)
         outcome = await self._infer(LookRequest(cam.cfg.id, frame.image, frame.captured_at, visit.hazards))
         cam.scores.update(outcome.scores)
         self.scheduler.finish(cam.cfg.id, visit.hazards, outcome.candidates, time.time())
         for event in outcome.events:
             self._emit_alert(event)
 
-    def _grab(self, cam: CameraRuntime) -> Frame:
+    def _grab(self, cam: CameraRuntime) -> tuple[Frame, Diagnosis | None]:
+        """On the I/O pool: one fresh frame, diagnosed right after decode (about 1.5 ms, see docs/diagnose.md)."""
+        frame = self._fresh_frame(cam)
+        if cam.diagnoser is None:
+            return frame, None
+        try:
+            return frame, cam.diagnoser.observe(frame.image, frame.captured_at)
+        except Exception:  # diagnosis must never cost a look at the hazards
+            log.exception("camera %s: diagnosis failed", cam.cfg.id)
+            return frame, None
+
+    def _fresh_frame(self, cam: CameraRuntime) -> Frame:
         if cam.reader is None:
             return cam.source.snapshot()
         frame = cam.reader.latest()
@@ -262,12 +331,21 @@ class EdgeEngine:
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         next_heartbeat = 0.0
+        next_availability_save = time.time() + 60.0
         while not stop.is_set():
             now = time.time()
             for cam in self.cameras.values():
                 self._health_changed(cam.health.check(now, expect_frames=cam.reader is not None))
+                state = cam.health.state.value if cam.health.state else None
+                if (credited := self.availability.tick(cam.cfg.id, state, now)) and state == "online":
+                    self.metrics.online_seconds.labels(cam.cfg.id).inc(credited)
+            if now >= next_availability_save:
+                self.availability.save()
+                next_availability_save = now + 60.0
             for event in await loop.run_in_executor(self._infer_pool, self.predictor.expire, now):
                 self._emit_alert(event)
+            if self.evidence:
+                self.evidence.tick(now)
             if now >= next_heartbeat:
                 self._heartbeat(now)
                 next_heartbeat = now + self.cfg.heartbeat_s
@@ -331,6 +409,8 @@ class EdgeEngine:
             return
         self.storage_error = None
         self.metrics.alerts.labels(event.hazard.value, event.state.value).inc()
+        if self.evidence and event.state.value in ("new", "end"):
+            self.evidence.on_alert(event, cam.id, self.cfg.edge_id)
         log.info(
             "alert %s %s camera=%s hazard=%s score=%.2f seq=%d",
             event.alert_id[:8],
@@ -355,9 +435,11 @@ class EdgeEngine:
             reason=change.reason[:256],
             since=change.since,
             last_frame_at=change.last_frame_at,
+            diagnoses=change.diagnoses,
+            night=change.night,
         )
         try:
-            self.outbox.put_status(self.topics.camera_status(change.camera_id), status.model_dump_json().encode())
+            self.outbox.put_status(self.topics.camera_status(change.camera_id), status.wire_json().encode())
         except OutboxError as exc:
             self.storage_error = str(exc)
             self.metrics.outbox_errors.labels("status").inc()
@@ -374,9 +456,12 @@ class EdgeEngine:
             self.metrics.commands.labels("invalid").inc()
             log.warning("rejected command: %s", exc)
             return
-        if not isinstance(command, SetRiskCommand) or command.edge_id != self.cfg.edge_id:
+        if not isinstance(command, SetRiskCommand | RolloutCommand) or command.edge_id != self.cfg.edge_id:
             self.metrics.commands.labels("invalid").inc()
             log.warning("rejected command of kind %s for edge %s", command.kind, command.edge_id)
+            return
+        if isinstance(command, RolloutCommand):
+            self.metrics.commands.labels("applied" if self.rollout.submit(command) else "repeat").inc()
             return
         if self._loop:
             self._loop.call_soon_threadsafe(self.apply_command, command)
@@ -411,6 +496,14 @@ class EdgeEngine:
                 m.last_frame_age.labels(cam.cfg.id).set(now - h.last_frame_at)
             for state in ("online", "degraded", "offline"):
                 m.camera_state.labels(cam.cfg.id, state).set(1 if h.state and h.state.value == state else 0)
+            if cam.diagnoser:
+                d = cam.diagnoser.current
+                for name, conf in d.raw.items():
+                    m.diagnosis.labels(cam.cfg.id, name).set(round(conf, 3))
+                    m.diagnosis_active.labels(cam.cfg.id, name).set(1 if name in d.active or name in d.info else 0)
+            today = self.availability.day(cam.cfg.id, utc_day(now))
+            if today["availability"] is not None:
+                m.availability_today.labels(cam.cfg.id).set(today["availability"])
         for (cam_id, hazard), interval in self.scheduler.intervals(now).items():
             m.interval.labels(cam_id, hazard.value).set(interval)
             risk = self.scheduler.risk(cam_id, hazard, now)
@@ -439,6 +532,15 @@ class EdgeEngine:
                     "last_frame_age_s": round(now - h.last_frame_at, 3) if h.last_frame_at else None,
                     "frames": h.frames,
                     "failures": h.failures,
+                    "diagnoses": h.diagnosis.all_confidences(),
+                    "night": h.diagnosis.night,
+                    "diagnosis_raw": (
+                        {k: round(v, 3) for k, v in cam.diagnoser.current.raw.items()} if cam.diagnoser else {}
+                    ),
+                    "availability": {
+                        "today": self.availability.day(cam.cfg.id, utc_day(now)),
+                        "recent_days": self.availability.recent(cam.cfg.id, 7),
+                    },
                     "scores": {k.value: round(v, 4) for k, v in cam.scores.items()},
                     "hazards": {
                         hz.value: {

@@ -1,12 +1,17 @@
-"""Camera health as the edge sees it: online, degraded (failing but recently seen) or offline.
+"""Camera health as the edge sees it: online, degraded (failing, or delivering frames it cannot see
+with) or offline.
 
 State changes are returned to the caller, which publishes them retained on the camera's status
-topic; the status changes within `offline_after_s` of the last good frame.
+topic; the status changes within `offline_after_s` of the last good frame. A frame's diagnosis
+(edge/diagnose) makes a delivering camera degraded ("covered (0.93)") or adds information to an
+online one ("night-ir"); a change in *which* diagnoses hold is news, a new confidence is not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from hazardwatch.edge.diagnose import Diagnosis
 
 from hazardwatch.contract import CameraState
 
@@ -18,6 +23,8 @@ class HealthChange:
     reason: str
     since: float
     last_frame_at: float | None
+    diagnoses: dict[str, float] = field(default_factory=dict)
+    night: bool = False
 
 
 @dataclass
@@ -31,14 +38,19 @@ class CameraHealth:
     last_frame_at: float | None = None
     frames: int = 0
     failures: int = 0
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
 
-    def on_frame(self, frame_at: float, now: float) -> HealthChange | None:
+    def on_frame(self, frame_at: float, now: float, diagnosis: Diagnosis | None = None) -> HealthChange | None:
         self.last_frame_at = frame_at
         self.frames += 1
-        return self._set(CameraState.ONLINE, "", now)
+        previous = self.diagnosis.names
+        self.diagnosis = diagnosis or Diagnosis()
+        state = CameraState.DEGRADED if self.diagnosis.degraded else CameraState.ONLINE
+        return self._set(state, self.diagnosis.reason(), now, force=self.diagnosis.names != previous)
 
     def on_failure(self, reason: str, now: float) -> HealthChange | None:
         self.failures += 1
+        self.diagnosis = Diagnosis()
         seen = self.last_frame_at if self.last_frame_at is not None else self.started_at
         if now - seen >= self.offline_after_s or self.last_frame_at is None:
             return self._set(CameraState.OFFLINE, reason, now)
@@ -53,9 +65,18 @@ class CameraHealth:
             return self._set(CameraState.OFFLINE, f"no frame for {now - seen:.0f} s", now)
         return None
 
-    def _set(self, state: CameraState, reason: str, now: float) -> HealthChange | None:
-        # Only state changes are news; a new reason within the same state is not (no flapping topic).
-        if state == self.state:
+    def _set(self, state: CameraState, reason: str, now: float, force: bool = False) -> HealthChange | None:
+        # State changes are news, and so is a different set of diagnoses; a new reason text alone
+        # (a retry's error message, a confidence) is not, so the topic does not flap.
+        if state == self.state and not force:
             return None
         self.state, self.reason, self.since = state, reason, now
-        return HealthChange(self.camera_id, state, reason, now, self.last_frame_at)
+        return HealthChange(
+            self.camera_id,
+            state,
+            reason,
+            now,
+            self.last_frame_at,
+            self.diagnosis.all_confidences(),
+            self.diagnosis.night,
+        )

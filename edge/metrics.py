@@ -69,3 +69,27 @@ class EdgeMetrics:
             "hazardwatch_edge_mqtt_published_total", "Messages acknowledged by the broker", registry=r
         )
         self.commands = Counter("hazardwatch_edge_commands_total", "Commands received", ["result"], registry=r)
+        self.diagnose_cpu = Counter(
+            "hazardwatch_edge_diagnose_cpu_seconds_total", "CPU spent diagnosing camera frames", registry=r
+        )
+        self.diagnosis = Gauge(
+            "hazardwatch_edge_camera_diagnosis",
+            "Confidence (0..1) of each camera diagnosis at the last look",
+            ["camera", "diagnosis"],
+            registry=r,
+        )
+        self.diagnosis_active = Gauge(
+            "hazardwatch_edge_camera_diagnosis_active",
+            "1 while a diagnosis is in effect (after hysteresis)",
+            ["camera", "diagnosis"],
+            registry=r,
+        )
+        self.online_seconds = Counter(
+            "hazardwatch_edge_camera_online_seconds_total", "Seconds the camera was online", ["camera"], registry=r
+        )
+        self.availability_today = Gauge(
+            "hazardwatch_edge_camera_availability_ratio",
+            "Share of today's (UTC) observed time the camera was online",
+            ["camera"],
+            registry=r,
+        )

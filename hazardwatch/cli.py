@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import signal
@@ -18,6 +19,7 @@ SCHEMA_DIR = Path("configs/schemas")
 
 
 def _edge(args: argparse.Namespace) -> int:
+    from hazardwatch import sdnotify
     from hazardwatch.configfile import load_config
     from hazardwatch.edge.config import EdgeConfig
     from hazardwatch.edge.engine import EdgeEngine, EngineSetupError
@@ -38,9 +40,13 @@ def _edge(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         runner, port = await start_http(engine)
         print(f"edge {cfg.edge_id}: {len(engine.cameras)} cameras, http://{cfg.http.host}:{port}/", flush=True)
+        sdnotify.notify(f"READY=1\nSTATUS=patrolling {len(engine.cameras)} cameras")
+        watchdog = asyncio.create_task(sdnotify.watchdog(stop))
         try:
             await engine.run(stop)
         finally:
+            sdnotify.notify("STOPPING=1")
+            watchdog.cancel()
             await runner.cleanup()
 
     asyncio.run(main())
@@ -53,6 +59,8 @@ def _central(args: argparse.Namespace) -> int:
     from hazardwatch.central.store.database import StoreError
     from hazardwatch.configfile import load_config
 
+    if args.config is None:
+        raise SystemExit("error: hazardwatch central needs --config FILE")
     cfg = load_config(args.config, CentralConfig)
     try:
         service = CentralService(cfg)
@@ -136,9 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--config", required=True, type=Path, help="edge YAML config")
     edge.set_defaults(func=_edge)
 
-    central = sub.add_parser("central", help="run the central aggregator")
-    central.add_argument("--config", required=True, type=Path, help="central YAML config")
+    central = sub.add_parser("central", help="run the central aggregator (or: central export-dataset ...)")
+    central.add_argument("--config", type=Path, help="central YAML config (required)")
     central.set_defaults(func=_central)
+    from hazardwatch.central.cli import register as register_central  # argparse only
+
+    register_central(central)
 
     config = sub.add_parser("config", help="work with config files")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -155,10 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="var/demo-frames", help="folder for the frames")
     demo.set_defaults(func=_demo_frames)
 
+    from hazardwatch.demo import register as register_demo  # argparse only; runs its parts as processes
     from hazardwatch.models.cli import register as register_models  # argparse only; torch stays lazy
 
+    register_demo(sub)
     register_models(sub)
     return parser
+
+
+def _os_error_sentence(exc: OSError) -> str:
+    """One sentence with what to do, for the failures a field engineer meets first."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"{exc.strerror or exc}: stop the program using that port or change the port in the config"
+    if isinstance(exc, ConnectionRefusedError) or exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+        return f"could not connect ({exc}): check that the broker or database runs and its host and port in the config"
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename or exc}: no such file: check the path (relative paths are relative to the config file)"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename or exc}: permission denied: run as a user that may read and write it"
+    return f"{exc}: see the log above"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,11 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
+        if [p.reason for p in exc.problems] == ["file not found"]:
+            print(f"error: config file {exc.path} not found: pass the path of an existing one "
+                  "(examples in configs/)", file=sys.stderr)
+        else:
+            print(f"config error:\n{exc}", file=sys.stderr)
         return 2
     except ManifestError as exc:
         print(f"model error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {_os_error_sentence(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

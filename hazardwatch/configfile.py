@@ -16,6 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+# Nodes after expanding aliases. A 1 MiB file without aliases holds at most ~520k nodes; aliases may
+# repeat shared settings but must not multiply a small file into a huge document ("billion laughs").
+MAX_NODES = 1_000_000
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -51,6 +54,12 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
     mapping = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:  # `? [a, b]` keys: legal YAML, never a config key
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value", key_node.start_mark
+            ) from None
         if key in mapping:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=True)
@@ -77,6 +86,47 @@ def _key_lines(node: yaml.Node, path: tuple = (), out: dict | None = None, depth
     return out
 
 
+def _check_depth(text: str) -> None:
+    """Bound nesting from the parser's event stream (iterative), before the recursive composer runs."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nesting deeper than {MAX_DEPTH} levels (line {event.start_mark.line + 1})")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _expanded_size(node: yaml.Node) -> int:
+    """Nodes the document has once every alias is expanded, counted without expanding them.
+
+    Aliases share node objects, so sizes are memoised per node; a node reached again while it is being
+    counted is a recursive alias, which no config needs.
+    """
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(n: yaml.Node) -> int:
+        key = id(n)
+        if key in sizes:
+            return sizes[key]
+        if key in busy:
+            raise ValueError(f"recursive alias at line {n.start_mark.line + 1}")
+        busy.add(key)
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in n.value)
+        else:
+            total = 1
+        busy.discard(key)
+        sizes[key] = min(total, MAX_NODES + 1)
+        return sizes[key]
+
+    return size(node)
+
+
 def _line_for(lines: dict, loc: tuple) -> int | None:
     path = tuple(str(p) for p in loc)
     while path not in lines and path:
@@ -96,9 +146,12 @@ def read_yaml(path: Path) -> tuple[dict, dict]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [Problem("", None, f"cannot read: {exc}")]) from None
     try:
+        _check_depth(text)
         loader = _LineLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None and _expanded_size(node) > MAX_NODES:
+                raise ValueError(f"the document expands to over {MAX_NODES} nodes (aliases repeated too often?)")
             doc = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -110,6 +163,8 @@ def read_yaml(path: Path) -> tuple[dict, dict]:
         raise ConfigError(path, [Problem("", line, f"invalid YAML: {reason}")]) from None
     except ValueError as exc:
         raise ConfigError(path, [Problem("", None, str(exc))]) from None
+    except RecursionError:  # a last line of defence; _check_depth should have caught it
+        raise ConfigError(path, [Problem("", None, "nesting too deep")]) from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

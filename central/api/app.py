@@ -49,6 +49,7 @@ class ApiContext:
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(20))
     events: EventHub | None = None
     mqtt_state: Callable[[], str] = lambda: "disabled"
+    weather: Any = None  # hazardwatch.central.warnings.service.WeatherService when weather.enabled
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         def work() -> Any:
@@ -230,9 +231,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     ctx = request.app[CTX]
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else request.cookies.get(COOKIE)
+    client = request.remote or "?"
+    if token and ctx.limiter.blocked(client):  # guessing through the header is rate-limited like /login
+        raise problem(429, "too many failed authentications; wait a minute")
     who = ctx.tokens.lookup(token)
     if who is None:
+        if token:
+            ctx.limiter.fail(client)
         raise problem(401, "a valid bearer token is required")
+    if who.role == "edge" and not retraining.edge_may(path):  # edges only upload evidence and fetch models
+        raise problem(403, "an edge token may only upload evidence and download models")
     request[PRINCIPAL] = who
     return await handler(request)
 
@@ -402,7 +410,8 @@ async def evidence(request: web.Request) -> web.Response:
     row = await ctx.run(lambda tx: tx.one("SELECT content_type, data FROM evidence WHERE id = ?", (eid,)))
     if row is None:
         raise problem(404, "no such evidence")
-    return web.Response(body=bytes(row[1]), content_type=row[0], headers={"Cache-Control": "private, max-age=3600"})
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    return web.Response(body=bytes(row[1]), content_type=row[0], headers=headers)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -424,6 +433,62 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         ctx.events.unsubscribe(q)
     return resp
+
+
+# -- weather warnings (central/warnings) ---------------------------------------------------------------
+def _weather(request: web.Request) -> Any:
+    ctx = request.app[CTX]
+    if ctx.weather is None:
+        raise problem(404, "weather warnings are not enabled (weather.enabled in the central config)")
+    return ctx.weather
+
+
+async def push_warning(request: web.Request) -> web.Response:
+    """A CAP document pushed by the command platform; answers what it did (or why it was refused)."""
+    from hazardwatch.central.warnings.cap_parse import CapError
+
+    ctx = request.app[CTX]
+    weather = _weather(request)
+    who = require(request, ctx.cfg.weather.push_role)
+    limit = ctx.cfg.weather.max_document_bytes
+    if request.content_length and request.content_length > limit:
+        weather.reject(f"push by {who.name}", "oversized", f"body of {request.content_length} bytes", "push")
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=limit,
+            actual_size=request.content_length,
+            text=json.dumps({"status": 413, "detail": f"document over {limit} bytes"}),
+            content_type="application/json",
+        )
+    raw = await request.content.read(limit + 1)
+    try:
+        outcome = await asyncio.to_thread(weather.ingest, raw, f"push by {who.name}", "push")
+    except CapError as exc:
+        if exc.code == "oversized" and len(raw) > limit:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=limit,
+                actual_size=len(raw),
+                text=json.dumps({"status": 413, "detail": exc.reason}),
+                content_type="application/json",
+            ) from None
+        raise problem(400, f"{exc.code}: {exc.reason}") from None
+    ctx.on_change()
+    watch = await asyncio.to_thread(weather.watch)
+    return web.json_response(
+        {**outcome.as_dict(), "watch": watch["items"]}, status=201 if outcome.result != "duplicate" else 200
+    )
+
+
+async def list_warnings(request: web.Request) -> web.Response:
+    weather = _weather(request)
+    state = request.query.get("state")
+    if state not in (None, "active", "replaced", "cancelled", "expired", "ignored"):
+        raise problem(400, "state must be active, replaced, cancelled, expired or ignored")
+    limit = int_param(request, "limit", 100, 1, 1000)
+    return web.json_response(await asyncio.to_thread(weather.warnings, state, limit))
+
+
+async def get_watch(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(_weather(request).watch))
 
 
 def _openapi() -> dict:
@@ -490,7 +555,15 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/v1/deliveries/{delivery_id}/retry", retry_delivery),
     ("GET", "/api/v1/evidence/{evidence_id}.jpg", evidence),
     ("GET", "/api/v1/events", events),
+    ("POST", "/api/v1/warnings", push_warning),
+    ("GET", "/api/v1/warnings", list_warnings),
+    ("GET", "/api/v1/watch", get_watch),
 ]
+
+
+from hazardwatch.central.api import retraining  # noqa: E402 - its handlers use the helpers above
+
+ROUTES += retraining.ROUTES
 
 
 def make_app(ctx: ApiContext) -> web.Application:

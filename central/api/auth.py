@@ -12,7 +12,7 @@ from hazardwatch.central.config import AuthConfig
 
 from hazardwatch.configfile import resolve_secret
 
-ROLES = {"viewer": 0, "operator": 1, "admin": 2}
+ROLES = {"edge": -1, "viewer": 0, "operator": 1, "admin": 2}  # edge: evidence upload, model download
 COOKIE = "hw_token"
 
 

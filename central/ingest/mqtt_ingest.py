@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.metrics import CentralMetrics
-from hazardwatch.central.services import health
+from hazardwatch.central.services import health, registry
 from hazardwatch.central.services.incidents import apply_alert
 from hazardwatch.central.store import Database, Tx
 
 from hazardwatch.configfile import resolve_secret
-from hazardwatch.contract import Alert, Availability, CameraStatus, Heartbeat, parse_message
+from hazardwatch.contract import Alert, Availability, CameraStatus, Heartbeat, ModelStatus, parse_message
 from hazardwatch.contract.messages import ContractError
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Incoming:
     qos: int
 
 
-Message = Alert | CameraStatus | Availability | Heartbeat
+Message = Alert | CameraStatus | Availability | Heartbeat | ModelStatus
 Valid = tuple[Incoming, Message]
 
 
@@ -67,10 +67,12 @@ def topic_kind(topic: str, prefix: str) -> tuple[str, str, str | None]:
         return "alert", edge, rest[1]
     if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status":
         return "camera_status", edge, rest[1]
+    if len(rest) == 3 and rest[0] == "models" and rest[2] == "status":
+        return "model_status", edge, None
     raise Rejected(f"unexpected topic {topic!r}")
 
 
-def validate(msg: Incoming, prefix: str) -> Alert | CameraStatus | Availability | Heartbeat:
+def validate(msg: Incoming, prefix: str) -> Message:
     """Contract validation plus topic consistency: an edge may only speak for itself."""
     kind, edge, camera = topic_kind(msg.topic, prefix)
     try:
@@ -156,6 +158,23 @@ class MqttIngest:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def publish_command(self, edge_id: str, payload: bytes, timeout_s: float = 5.0) -> bool:
+        """Send a command to one edge (QoS 1, not retained); True once the broker acknowledged it.
+
+        Call from a worker thread: it waits for the PUBACK. Commands are never retained, so a stale level
+        cannot reach an edge that connects later; central resends current levels when an edge comes back.
+        """
+        if not self._connected.is_set():
+            return False
+        topic = f"{self.broker.topic_prefix}/v1/{edge_id}/commands"
+        try:
+            info = self._client.publish(topic, payload, qos=1, retain=False)
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("command to %s not sent: %s", edge_id, exc)
+            return False
+        return info.is_published()
+
     # -- paho callbacks ---------------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         if getattr(reason, "is_failure", False):
@@ -169,6 +188,7 @@ class MqttIngest:
                 (f"{shared}{p}/+/heartbeat", mqtt.SubscribeOptions(qos=1)),
                 (f"{p}/+/cameras/+/status", mqtt.SubscribeOptions(qos=1)),
                 (f"{p}/+/availability", mqtt.SubscribeOptions(qos=1)),
+                (f"{p}/+/models/+/status", mqtt.SubscribeOptions(qos=1)),  # retained: direct, idempotent
             ]
         )
         self._connected.set()
@@ -271,7 +291,7 @@ class MqttIngest:
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         return new_alerts
 
-    def _apply(self, tx: Tx, msg: Incoming, parsed: Alert | CameraStatus | Availability | Heartbeat, now: float) -> int:
+    def _apply(self, tx: Tx, msg: Incoming, parsed: Message, now: float) -> int:
         if isinstance(parsed, Alert):
             # One hazard at a time across instances, so concurrent alerts cannot split an incident.
             tx.lock(f"hazard:{parsed.hazard.value}")
@@ -284,6 +304,8 @@ class MqttIngest:
             health.apply_camera_status(tx, parsed, now)
         elif isinstance(parsed, Availability):
             health.apply_availability(tx, parsed, now)
+        elif isinstance(parsed, ModelStatus):
+            registry.apply_model_status(tx, parsed, now)
         else:
             health.apply_heartbeat(tx, parsed, now)
         self.metrics.messages.labels(parsed.kind, "stored").inc()

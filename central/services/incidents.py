@@ -45,6 +45,26 @@ class AlertOutcome:
     reopened: bool = False
 
 
+def _jpeg_or_none(alert: Alert) -> bytes | None:
+    """The snapshot's bytes if they are base64 of a JPEG; else None. Evidence is served as image/jpeg
+    to browsers and receivers, so anything else (HTML, a script, junk) is dropped and the alert kept."""
+    import base64
+    import binascii
+    import logging
+
+    try:
+        data = base64.b64decode(alert.snapshot_jpeg_b64 or "", validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if data[:3] == b"\xff\xd8\xff":
+        return data
+    logging.getLogger(__name__).warning(
+        "alert %s/%s seq %d: snapshot is not a base64 JPEG; evidence dropped, alert kept",
+        alert.edge_id, alert.camera_id, alert.seq,
+    )
+    return None
+
+
 def add_event(tx: Tx, incident_id: int, at: float, kind: str, actor: str, detail: dict) -> None:
     tx.execute(
         "INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
@@ -179,13 +199,12 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
         ),
     )
     evidence_id = None
-    if alert.snapshot_jpeg_b64:
-        import base64
-
+    image = _jpeg_or_none(alert) if alert.snapshot_jpeg_b64 else None
+    if image is not None:
         evidence_id = secrets.token_urlsafe(24)
         tx.execute(
             "INSERT INTO evidence(id, incident_id, content_type, data, created_at) VALUES (?, ?, 'image/jpeg', ?, ?)",
-            (evidence_id, incident_id, base64.b64decode(alert.snapshot_jpeg_b64), now),
+            (evidence_id, incident_id, image, now),
         )
     tx.execute(
         "INSERT INTO alert_events(edge_id, seq, alert_id, state, camera_id, hazard, score, boxes, zone, "

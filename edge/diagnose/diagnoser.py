@@ -50,7 +50,7 @@ ALL = DEGRADED + INFO
 _LABELS = {"view_shifted": "view shifted", "night_ir": "night-ir"}
 _NO_CONFIDENCE_IN_REASON = frozenset({"black", "overexposed", "blank", "frozen", "night_ir"})
 
-TEXTURE_FLOOR = 1.0  # medium-band energy of a block that counts as textured in the reference
+TEXTURE_FLOOR = 0.25  # medium-band energy (grey levels) below which a block is flat in any view
 BLIND_TEXTURE = 0.3  # a block keeping less than this share of its normalised texture...
 BLIND_CORRELATION = 0.3  # ...and matching its reference structure less than this is blind
 MIN_TEXTURED_BLOCKS = 4
@@ -191,14 +191,16 @@ class CameraDiagnoser:
         raw, mode, corr0 = self._raw(f)
         active, info = self._hysteresis(raw, at)
         healthy = not active and max(raw[n] for n in DEGRADED) < 0.3 and raw["fog"] < 0.5
-        ref = self._refs.get(mode)
-        if ref is None:
+        ref = self._refs.get(mode) if mode else None
+        if mode is None:
+            pass  # between day and IR: learn nothing
+        elif ref is None:
             if healthy:
                 self._refs[mode] = _Reference.first(f)
         elif healthy:
             ref.update(f, self.cfg.reference_rate, corr0 if ref.looks >= 2 else None)
         shifted = self._tracks["view_shifted"]
-        if shifted.active and at - shifted.since >= self.cfg.adopt_view_after_s:
+        if mode and shifted.active and at - shifted.since >= self.cfg.adopt_view_after_s:
             log.warning("view shifted for %.0f s: adopting the new view as the reference", at - shifted.since)
             self._refs[mode] = _Reference.first(f)
             self._tracks["view_shifted"] = _Track()
@@ -209,8 +211,8 @@ class CameraDiagnoser:
         return self.current
 
     # -- one look ---------------------------------------------------------------------------------
-    def _raw(self, f: FrameFeatures) -> tuple[dict[str, float], str, float | None]:
-        """This look's confidence per diagnosis, the reference mode, and the structure correlation."""
+    def _raw(self, f: FrameFeatures) -> tuple[dict[str, float], str | None, float | None]:
+        """This look's confidence per diagnosis, the reference mode (None while switching), the alignment."""
         cfg = self.cfg
         raw = dict.fromkeys(ALL, 0.0)
         if self._prev_thumb is not None:
@@ -218,22 +220,31 @@ class CameraDiagnoser:
             raw["frozen"] = _below(diff, cfg.frozen_diff, max(cfg.frozen_diff / 2, 1e-3))
         self._prev_thumb = f.thumb.astype(np.int16)
         raw["black"] = _below(f.p99, cfg.black_p99, 8.0)
-        raw["overexposed"] = _above(f.bright_frac, cfg.overexposed_share, 0.1)
+        # Clipped highlights over most of the view, or a washed-out bright view with many clipped.
+        raw["overexposed"] = max(
+            _above(f.bright_frac, cfg.overexposed_share, 0.1),
+            min(_above(f.mean, 200.0, 15.0), _above(f.bright_frac, cfg.overexposed_share / 2, 0.1)),
+        )
         if raw["black"] < 0.5 and raw["overexposed"] < 0.5:
             raw["blank"] = _below(f.std, cfg.blank_std, 1.0)
+        # Schmitt trigger on colourfulness: a camera near the threshold does not flip modes each look.
+        night_now = self._tracks["night_ir"].active
+        limit = cfg.night_saturation * (2.0 if night_now else 1.0)
         grey_blocks = float(f.block_saturation.max())
-        raw["night_ir"] = min(
-            _below(f.saturation, cfg.night_saturation, 1.0), _below(grey_blocks, 3 * cfg.night_saturation, 2.0)
-        )
-        mode = "ir" if raw["night_ir"] >= 0.5 else "day"
+        raw["night_ir"] = min(_below(f.saturation, limit, 1.0), _below(grey_blocks, 3 * limit, 2.0))
+        mode = "ir" if night_now else "day"
         if max(raw["black"], raw["overexposed"], raw["blank"]) >= 0.5:
             raw["frozen"] = 0.0  # one reason is enough: a black "no video" screen is also unchanging
             return raw, mode, None
         ref = self._refs.get(mode)
+        switching = (raw["night_ir"] >= 0.5) != night_now  # day/IR switch under way: no comparisons
+        if switching:
+            return raw, None, None
         if ref is None or ref.looks < cfg.warmup_looks or (f.mean < TOO_DARK and mode == "day"):
             return raw, mode, None
 
-        textured = ref.block_texture > TEXTURE_FLOOR
+        # Textured: clearly above this view's typical block (so a sky is not), and above noise.
+        textured = ref.block_texture > max(TEXTURE_FLOOR, 0.6 * float(np.median(ref.block_texture)))
         n_textured = int(textured.sum())
         bcorr = block_correlation(ref.structure, f.structure)
         # Texture relative to brightness, so dusk (both fall) is not mistaken for a cover.
@@ -241,30 +252,45 @@ class CameraDiagnoser:
         norm_ref = ref.block_texture / (ref.block_mean + 10.0)
         tex_ratio = norm_now / np.maximum(norm_ref, 1e-6)
         blind = textured & (tex_ratio < BLIND_TEXTURE) & (bcorr < BLIND_CORRELATION)
-        if n_textured >= MIN_TEXTURED_BLOCKS:
-            share = float(blind.sum()) / n_textured
-            covered = _above(share, cfg.covered_share, 0.1)
+        # A block the edge of a cover runs through is half blind: count it half.
+        half = textured & ~blind & (tex_ratio < 2 * BLIND_TEXTURE) & (bcorr < 2 * BLIND_CORRELATION)
+        corr0, dx, dy, response = align(ref.structure, f.structure, self._window)
+        enough = n_textured >= MIN_TEXTURED_BLOCKS
+        sharp_rel = f.sharpness / max(ref.sharpness, 1e-6)
+        contrast = float(np.median(tex_ratio[textured])) if enough else 1.0
+        most_detail = float(np.percentile(tex_ratio[textured], 75)) if enough else 1.0
+        # Defocus lowers the fine / medium band ratio. Heavy defocus leaves only noise in the fine
+        # band, so a second cue: detail gone everywhere while block brightness stayed (fog and dusk
+        # change block brightness, a cover changes it where it sits; blur only spreads it).
+        moved_means = float(np.median(np.abs(f.block_mean - ref.block_mean) / (ref.block_mean + 10.0)))
+        smeared = min(_below(most_detail, 0.45, 0.1), _below(moved_means, 0.1, 0.05)) if enough else 0.0
+        view_corr = corr0
+        if enough:
+            share = (float(blind.sum()) + 0.5 * float(half.sum())) / n_textured
+            covered = _above(share, cfg.covered_share, 0.08)
             if blind.any() and covered >= 0.5 and self._fog_like(f, ref, blind, textured, tex_ratio):
                 covered *= 0.3
-            raw["covered"] = covered
-
-        sharp_rel = f.sharpness / max(ref.sharpness, 1e-6)
+            raw["covered"] = covered if smeared < 0.5 else 0.0
+            # Alignment from the most structured blocks still seen: the median ignores a passing
+            # truck, and the blind blocks are the cover's business.
+            strong = textured & (ref.block_texture >= np.median(ref.block_texture[textured])) & ~blind
+            if strong.any():
+                view_corr = float(np.median(bcorr[strong]))
         if raw["covered"] < 0.5:
-            raw["blurred"] = _below(sharp_rel, cfg.blurred_ratio, 0.1)
+            raw["blurred"] = max(_below(sharp_rel, cfg.blurred_ratio, 0.1), smeared)
 
-        corr0, dx, dy, response = align(ref.structure, f.structure, self._window)
         usual = ref.usual_corr if ref.usual_corr is not None else 0.95
         if raw["covered"] < 0.5:
             moved = float(np.hypot(dx, dy)) / STRUCT_SIZE[0]
             translated = 0.0
             if response >= 0.15 and shifted_correlation(ref.structure, f.structure, dx, dy) > corr0 + 0.05:
                 translated = _above(moved, cfg.shift_share, cfg.shift_share / 3)
-            mismatch = _above(1.0 - corr0 / usual, 1.0 - cfg.mismatch, 0.15)
+            mismatch = _above(1.0 - view_corr / usual, 1.0 - cfg.mismatch, 0.15)
             raw["view_shifted"] = max(translated, mismatch)
 
-        if n_textured >= MIN_TEXTURED_BLOCKS and sharp_rel > 0.85 and corr0 >= 0.7 * usual and f.mean >= ref.mean - 10:
-            contrast = float(np.median(tex_ratio[textured]))
+        if enough and sharp_rel > 0.85 and view_corr >= 0.7 * usual and f.mean >= ref.mean - 10:
             raw["fog"] = _below(contrast, 0.6, 0.15)
+        corr0 = view_corr
         return raw, mode, corr0
 
     @staticmethod

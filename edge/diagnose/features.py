@@ -34,7 +34,7 @@ class FrameFeatures:
     mean: float  # grey level 0..255
     std: float
     dark_frac: float  # share of pixels darker than 24
-    bright_frac: float  # share of pixels at 250 or more (clipped highlights)
+    bright_frac: float  # share of pixels at 240 or more (clipped highlights, after the codec)
     p01: float  # 1st percentile grey level
     p99: float  # 99th percentile grey level
     saturation: float  # mean max(B,G,R) - min(B,G,R); ~0 in IR / greyscale mode
@@ -77,7 +77,7 @@ def analyse(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> FrameFeatures:
     hist = cv2.calcHist([grey_u8], [0], None, [256], [0, 256]).ravel()
     total = float(grey_u8.size)
     dark_frac = float(hist[:24].sum()) / total
-    bright_frac = float(hist[250:].sum()) / total
+    bright_frac = float(hist[240:].sum()) / total
     cdf = np.cumsum(hist) / total
     p01 = float(np.searchsorted(cdf, 0.01))
     p99 = float(np.searchsorted(cdf, 0.99))
@@ -159,7 +159,7 @@ def align(reference: np.ndarray, current: np.ndarray, window: np.ndarray) -> tup
 
 def shifted_correlation(reference: np.ndarray, current: np.ndarray, dx: float, dy: float) -> float:
     """Correlation of the overlapping part after undoing an integer shift (dx, dy)."""
-    ix, iy = int(round(dx)), int(round(dy))
+    ix, iy = round(dx), round(dy)
     h, w = reference.shape
     if abs(ix) >= w // 2 or abs(iy) >= h // 2:
         return 0.0

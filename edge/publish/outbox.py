@@ -149,8 +149,17 @@ class _Transaction:
                 self._db.execute("COMMIT")
                 return
             except sqlite3.Error as commit_exc:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise OutboxError(f"{self._path}: cannot write: {commit_exc}") from None
-        self._db.execute("ROLLBACK")
+        self._rollback()
         if isinstance(exc, sqlite3.Error):
             raise OutboxError(f"{self._path}: cannot write: {exc}") from None
+
+    def _rollback(self) -> None:
+        # On SQLITE_FULL or an I/O error SQLite may already have rolled the transaction back itself;
+        # a second ROLLBACK would raise and turn a clean OutboxError into a crash of the engine.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.error("outbox %s: rollback failed: %s", self._path, exc)

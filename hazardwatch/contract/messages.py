@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 SCHEMA_VERSION = 1
 MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_SNAPSHOT_B64 = 400 * 1024
+MAX_INT = 2**63 - 1  # what every store (SQLite INTEGER, PostgreSQL BIGINT) can hold
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Text = Annotated[str, Field(max_length=256)]
@@ -50,7 +51,7 @@ class RiskLevel(StrEnum):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # JSON has no NaN or Infinity
 
     schema_version: Literal[1] = SCHEMA_VERSION
     edge_id: Id
@@ -60,7 +61,7 @@ class _Message(BaseModel):
 class Box(BaseModel):
     """A region in relative image coordinates (0..1), top-left origin."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # JSON has no NaN or Infinity
 
     x1: UnitFloat
     y1: UnitFloat
@@ -88,7 +89,7 @@ class Alert(_Message):
 
     kind: Literal["alert"] = "alert"
     alert_id: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-    seq: int = Field(ge=0, description="Per-edge sequence number of alert events (dedup and order)")
+    seq: int = Field(ge=0, le=MAX_INT, description="Per-edge sequence number of alert events (dedup and order)")
     state: AlertState
     camera_id: Id
     camera_name: Text = ""
@@ -109,12 +110,27 @@ class Alert(_Message):
 
 
 class CameraStatus(_Message):
+    """A camera's health. `diagnoses` and `night` are optional additions within version 1 (issue 6):
+    producers leave them out when empty/false, so a payload without them is exactly as before."""
+
     kind: Literal["camera_status"] = "camera_status"
     camera_id: Id
     state: CameraState
     reason: Text = ""
     since: float
     last_frame_at: float | None = None
+    diagnoses: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], UnitFloat] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Diagnoses in effect with their confidence: black, overexposed, blank, covered, blurred, "
+        "view_shifted, frozen (the camera is degraded) or night_ir, fog (informational, it stays online)",
+    )
+    night: bool = Field(default=False, description="The camera is in night / infrared (greyscale) mode")
+
+    def wire_json(self) -> str:
+        """JSON without the optional fields at their defaults, so older strict consumers still accept it."""
+        exclude = {k for k in ("diagnoses", "night") if not getattr(self, k)}
+        return self.model_dump_json(exclude=exclude)
 
 
 class Availability(_Message):
@@ -125,9 +141,9 @@ class Availability(_Message):
 class Heartbeat(_Message):
     kind: Literal["heartbeat"] = "heartbeat"
     uptime_s: float = Field(ge=0)
-    cameras_total: int = Field(ge=0)
-    cameras_online: int = Field(ge=0)
-    outbox_depth: int = Field(ge=0)
+    cameras_total: int = Field(ge=0, le=MAX_INT)
+    cameras_online: int = Field(ge=0, le=MAX_INT)
+    outbox_depth: int = Field(ge=0, le=MAX_INT)
     models: dict[Id, Text] = Field(default_factory=dict, max_length=32, description="model name -> version")
 
 
@@ -143,8 +159,43 @@ class SetRiskCommand(_Message):
     reason: Text = ""
 
 
-Command = SetRiskCommand
-AnyMessage = Annotated[Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand, Field(discriminator="kind")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RolloutCommand(_Message):
+    """Central asks an edge to fetch a registered model over HTTP, check it, and switch to it.
+
+    The edge builds the download URLs from its own configured central URL, so a command can never
+    point it at another host (docs/retraining.md)."""
+
+    kind: Literal["rollout"] = "rollout"
+    command_id: Id
+    rollout_id: Id
+    hazard: Hazard
+    model_name: Id
+    model_version: Id
+    sha256: Sha256
+    size: int = Field(gt=0, le=1 << 31, description="Model file size in bytes")
+
+
+class ModelStatus(_Message):
+    """The edge reports a rollout step or its running model for one hazard (retained per hazard)."""
+
+    kind: Literal["model_status"] = "model_status"
+    hazard: Hazard
+    rollout_id: Id | None = None
+    state: Literal["downloading", "loaded", "active", "failed", "rolled_back"]
+    model_name: Id
+    model_version: Text = Field(description="The version now running for this hazard")
+    target_version: Text = Field(default="", description="The version the rollout asked for")
+    detail: Text = ""
+
+
+Command = SetRiskCommand | RolloutCommand
+AnyMessage = Annotated[
+    Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand | RolloutCommand | ModelStatus,
+    Field(discriminator="kind"),
+]
 _ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
 
 
@@ -152,17 +203,19 @@ class ContractError(ValueError):
     """A payload that is not a valid v1 message; the text names the field and the reason."""
 
 
-def parse_message(payload: bytes | str) -> Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand:
+def parse_message(
+    payload: bytes | str,
+) -> Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand | RolloutCommand | ModelStatus:
     """Validate one payload with size and version checks before field validation."""
     raw = payload.encode() if isinstance(payload, str) else payload
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(raw)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError(f"payload is not JSON: {exc}") from None
     except RecursionError:
         raise ContractError("payload nests too deeply") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer over Python's 4300-digit limit
+        raise ContractError(f"payload is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ContractError("payload must be a JSON object")
     version = doc.get("schema_version")
@@ -184,6 +237,6 @@ def contract_json_schema() -> dict:
     schema["title"] = "hazardwatch MQTT contract v1"
     schema["description"] = (
         "Payloads on hazardwatch/v1/{edge_id}/... topics: alert, camera_status, availability, "
-        "heartbeat (edge to central) and set_risk (central to edge). See docs/contract.md."
+        "heartbeat, model_status (edge to central) and set_risk, rollout (central to edge). See docs/contract.md."
     )
     return schema

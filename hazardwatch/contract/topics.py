@@ -5,6 +5,7 @@
     {prefix}/v1/{edge_id}/alerts/{camera_id}    alert lifecycle events, QoS 1, never retained
     {prefix}/v1/{edge_id}/cameras/{camera_id}/status   retained camera health
     {prefix}/v1/{edge_id}/commands              commands to this edge (central publishes only)
+    {prefix}/v1/{edge_id}/models/{hazard}/status   retained model status (rollouts)
 
 The version sits in the topic so a v2 contract can run beside v1 during an upgrade.
 """
@@ -47,6 +48,9 @@ class Topics:
     @property
     def commands(self) -> str:
         return f"{self.base}/commands"
+
+    def model_status(self, hazard: str = "+") -> str:
+        return f"{self.base}/models/{hazard}/status"
 
     def alerts(self, camera_id: str = "+") -> str:
         return f"{self.base}/alerts/{camera_id}"

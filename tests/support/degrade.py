@@ -46,13 +46,13 @@ def cover(
     if frac >= 1.0:
         mask[:] = 1
     elif side in ("left", "right"):
-        cut = int(round(w * frac))
+        cut = round(w * frac)
         if side == "left":
             mask[:, :cut] = 1
         else:
             mask[:, w - cut :] = 1
     elif side in ("top", "bottom"):
-        cut = int(round(h * frac))
+        cut = round(h * frac)
         if side == "top":
             mask[:cut] = 1
         else:
@@ -92,7 +92,7 @@ def fog(img: np.ndarray, density: float, airlight: float = 200.0) -> np.ndarray:
     Transmission t = exp(-density * depth) with depth from 1 (bottom) to 3 (top), the usual
     atmospheric scattering model with a depth ramp standing in for a depth map.
     """
-    h, w = img.shape[:2]
+    h, _w = img.shape[:2]
     depth = np.linspace(3.0, 1.0, h, dtype=np.float32)[:, None, None]
     t = np.exp(-density * depth)
     out = img.astype(np.float32) * t + airlight * (1 - t)

@@ -1,0 +1,59 @@
+"""`hazardwatch central export-dataset`: argparse only here; the store and OpenCV load when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import time
+from pathlib import Path
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """Unix seconds, an ISO date or time (UTC unless it names a zone), or a span back from now: 7d, 12h, 30m."""
+    now = time.time() if now is None else now
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([dhm])", text.strip())
+    if m:
+        return now - float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60}[m.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give Unix seconds, an ISO date/time or a span like 7d") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def _export_dataset(args: argparse.Namespace) -> int:
+    from hazardwatch.central.config import CentralConfig
+    from hazardwatch.central.service import database_url
+    from hazardwatch.central.services.export import export_dataset
+    from hazardwatch.central.store import Database
+
+    from hazardwatch.configfile import load_config
+
+    cfg = load_config(args.config, CentralConfig)
+    db = Database(database_url(cfg))
+    try:
+        db.migrate()
+        summary = export_dataset(db, Path(args.out), args.since, cfg.site, with_clips=not args.no_clips)
+    finally:
+        db.close()
+    print(json.dumps(summary.as_dict(), indent=2))
+    return 0
+
+
+def register(central: argparse.ArgumentParser) -> None:
+    """Sub-commands of `hazardwatch central` (plain `hazardwatch central --config FILE` still runs it)."""
+    sub = central.add_subparsers(dest="central_command", required=False)
+    ex = sub.add_parser("export-dataset", help="write labelled evidence in the layout `hazardwatch models train` reads")
+    ex.add_argument("--config", required=True, type=Path, help="central YAML config (for the database)")
+    ex.add_argument("--since", type=parse_since, default=None, help="labels made since: Unix s, ISO time, or 7d")
+    ex.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per hazard)")
+    ex.add_argument("--no-clips", action="store_true", help="export snapshots only, no clip frames")
+    ex.set_defaults(func=_export_dataset)

@@ -1,0 +1,428 @@
+"""Safe reading of CAP 1.2 warnings (and CAP 1.1, which real agencies still publish).
+
+Hostile input first: documents are size-limited before parsing, parsed by defusedxml with DTDs
+forbidden (so no entity expansion, no external entities, no billion laughs), and bounded in element
+count and depth after parsing. Only then is the CAP structure checked.
+
+The structural rules of the OASIS schema (`cap12.xsd`: required elements, enumerations, the dateTime
+pattern) are written out here instead of bundling the XSD: the schema file carries "Copyright OASIS
+Open 2010 All Rights Reserved" and no licence to redistribute it. The tests validate the same real
+samples with xmlschema against the shared copy and check that both agree.
+
+Tolerant mode (the default) accepts what a duty officer would read without hesitation and records
+each such deviation on the parsed alert; strict mode rejects it. What is tolerated is listed in
+docs/weather.md; anything else is rejected with a reason naming the element.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+from zoneinfo import ZoneInfo
+
+import defusedxml.ElementTree as safe_et
+from defusedxml import DefusedXmlException
+
+CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
+CAP11 = "urn:oasis:names:tc:emergency:cap:1.1"
+ATOM = "http://www.w3.org/2005/Atom"
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_ELEMENTS = 20_000
+MAX_DEPTH = 32
+MAX_POLYGON_POINTS = 5_000
+
+STATUS = ("Actual", "Exercise", "System", "Test", "Draft")
+MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
+SCOPES = ("Public", "Restricted", "Private")
+CATEGORIES = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra", "CBRNE")
+CATEGORIES_ALL = (*CATEGORIES, "Other")
+URGENCY = ("Immediate", "Expected", "Future", "Past", "Unknown")
+SEVERITY = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+CERTAINTY = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
+# CAP 1.1 allowed "Very Likely"; CAP 1.2 folded it into "Likely".
+_CERTAINTY_ALIASES = {"very likely": "Likely"}
+_DATETIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
+_ID_FORBIDDEN = re.compile(r"[\s,<&]")
+
+
+class CapError(ValueError):
+    """A document that is not acted on. `code` is a short metric label, the text says why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Area:
+    desc: str
+    polygons: tuple[tuple[tuple[float, float], ...], ...] = ()
+    circles: tuple[tuple[float, float, float], ...] = ()  # lat, lon, radius km
+    geocodes: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "desc": self.desc,
+            "polygons": [[list(p) for p in poly] for poly in self.polygons],
+            "circles": [list(c) for c in self.circles],
+            "geocodes": [list(g) for g in self.geocodes],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Area:
+        return cls(
+            desc=d["desc"],
+            polygons=tuple(tuple((float(a), float(b)) for a, b in poly) for poly in d["polygons"]),
+            circles=tuple((float(a), float(b), float(r)) for a, b, r in d["circles"]),
+            geocodes=tuple((str(n), str(v)) for n, v in d["geocodes"]),
+        )
+
+
+@dataclass(frozen=True)
+class Info:
+    event: str
+    categories: tuple[str, ...]
+    urgency: str
+    severity: str
+    certainty: str
+    event_codes: tuple[tuple[str, str], ...] = ()
+    effective: float | None = None
+    onset: float | None = None
+    expires: float | None = None
+    headline: str = ""
+    sender_name: str = ""
+    language: str = "en-US"
+    areas: tuple[Area, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reference:
+    sender: str
+    identifier: str
+    sent: str
+
+
+@dataclass(frozen=True)
+class CapAlert:
+    identifier: str
+    sender: str
+    sent: float
+    status: str
+    msg_type: str
+    scope: str
+    version: str  # "1.2" or "1.1"
+    references: tuple[Reference, ...] = ()
+    infos: tuple[Info, ...] = ()
+    deviations: tuple[str, ...] = field(default=())
+
+
+# -- safe XML --------------------------------------------------------------------------------------------
+def parse_xml(data: bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> Element:
+    """Parse untrusted XML: bounded size, no DTD at all, bounded element count and depth."""
+    if len(data) > max_bytes:
+        raise CapError("oversized", f"document of {len(data)} bytes exceeds the limit of {max_bytes}")
+    if not data.strip():
+        raise CapError("malformed", "empty document")
+    try:
+        root = safe_et.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        reason = f"forbidden XML construct ({type(exc).__name__}): DTDs and entities are refused"
+        raise CapError("forbidden", reason) from None
+    except ParseError as exc:
+        raise CapError("malformed", f"not well-formed XML: {exc}") from None
+    except (ValueError, UnicodeError, LookupError) as exc:
+        raise CapError("malformed", f"unreadable XML: {exc}") from None
+    count = 0
+    stack: list[tuple[Element, int]] = [(root, 1)]
+    while stack:
+        el, depth = stack.pop()
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise CapError("oversized", f"more than {MAX_ELEMENTS} elements")
+        if depth > MAX_DEPTH:
+            raise CapError("oversized", f"elements nested deeper than {MAX_DEPTH}")
+        stack.extend((child, depth + 1) for child in el)
+    return root
+
+
+def namespace(el: Element) -> str:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+
+
+def local_name(el: Element) -> str:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def is_cap_alert(el: Element) -> bool:
+    return local_name(el) == "alert" and namespace(el) in (CAP12, CAP11)
+
+
+# -- CAP structure --------------------------------------------------------------------------------------
+class _Reader:
+    """Field access with the tolerance rules in one place; collects deviations."""
+
+    def __init__(self, ns: str, strict: bool, tz: timezone | ZoneInfo) -> None:
+        self.ns = ns
+        self.strict = strict
+        self.tz = tz
+        self.deviations: list[str] = []
+
+    def deviate(self, what: str) -> None:
+        if self.strict:
+            raise CapError("invalid", f"{what} (strict mode)")
+        if what not in self.deviations:
+            self.deviations.append(what)
+
+    def all(self, parent: Element, name: str) -> list[Element]:
+        return parent.findall(f"{{{self.ns}}}{name}")
+
+    def text(self, parent: Element, name: str, where: str, required: bool = False) -> str | None:
+        found = self.all(parent, name)
+        if not found:
+            if required:
+                raise CapError("invalid", f"{where}.{name} is missing")
+            return None
+        raw = found[0].text or ""
+        value = raw.strip()
+        if required and not value:
+            raise CapError("invalid", f"{where}.{name} is empty")
+        return value
+
+    def enum(self, parent: Element, name: str, allowed: tuple[str, ...], where: str) -> str:
+        raw = self.all(parent, name)
+        value = self.text(parent, name, where, required=True) or ""
+        if (raw[0].text or "") != value:
+            self.deviate(f"whitespace around {where}.{name}")
+        if value in allowed:
+            return value
+        folded = {a.lower(): a for a in allowed}
+        if name == "certainty" and value.lower() in _CERTAINTY_ALIASES:
+            self.deviate(f"{where}.{name} {value!r} (CAP 1.1 value) read as Likely")
+            return _CERTAINTY_ALIASES[value.lower()]
+        if value.lower() in folded:
+            self.deviate(f"{where}.{name} {value!r} not in CAP's letter case")
+            return folded[value.lower()]
+        raise CapError("invalid", f"{where}.{name} {value[:40]!r} is not one of {', '.join(allowed)}")
+
+    def when(self, value: str, where: str) -> float:
+        m = _DATETIME.match(value)
+        if not m:
+            raise CapError("invalid", f"{where} {value[:40]!r} is not a CAP date-time (YYYY-MM-DDThh:mm:ss+hh:mm)")
+        y, mo, d, h, mi, s, frac, off = m.groups()
+        if frac:
+            self.deviate(f"{where} has fractional seconds")
+        try:
+            base = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+        except ValueError as exc:
+            raise CapError("invalid", f"{where} {value!r}: {exc}") from None
+        if off is None:
+            self.deviate(f"{where} has no UTC offset; read in the configured time zone")
+            stamp = base.replace(tzinfo=self.tz)
+        elif off == "Z":
+            self.deviate(f"{where} uses 'Z' instead of '+00:00'")
+            stamp = base.replace(tzinfo=UTC)
+        else:
+            sign = 1 if off[0] == "+" else -1
+            hours, minutes = int(off[1:3]), int(off[4:6])
+            if hours > 14 or minutes > 59:
+                raise CapError("invalid", f"{where} {value!r} has an impossible UTC offset")
+            stamp = base.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+        return stamp.timestamp() + (float(frac) if frac else 0.0)
+
+    def pairs(self, parent: Element, name: str, where: str) -> tuple[tuple[str, str], ...]:
+        out = []
+        for el in self.all(parent, name):
+            vn = self.text(el, "valueName", f"{where}.{name}", required=True) or ""
+            v = self.text(el, "value", f"{where}.{name}") or ""
+            out.append((vn, v))
+        return tuple(out)
+
+
+def _coordinate(token: str, where: str) -> tuple[float, float]:
+    parts = token.split(",")
+    if len(parts) != 2:
+        raise CapError("invalid", f"{where}: {token[:40]!r} is not 'lat,lon'")
+    try:
+        lat, lon = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise CapError("invalid", f"{where}: {token[:40]!r} is not 'lat,lon'") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise CapError("invalid", f"{where}: {token[:40]!r} is outside -90..90, -180..180")
+    return lat, lon
+
+
+def _polygon(r: _Reader, raw: str, where: str) -> tuple[tuple[float, float], ...] | None:
+    tokens = raw.split()
+    if not tokens:
+        r.deviate(f"empty {where} ignored")
+        return None
+    if len(tokens) > MAX_POLYGON_POINTS:
+        raise CapError("oversized", f"{where} has more than {MAX_POLYGON_POINTS} points")
+    cleaned = []
+    for t in tokens:
+        if t.endswith(","):
+            r.deviate(f"{where} has a stray comma after a point")
+            t = t.rstrip(",")
+        cleaned.append(_coordinate(t, where))
+    if cleaned[0] != cleaned[-1]:
+        r.deviate(f"{where} is not closed; closed it")
+        cleaned.append(cleaned[0])
+    if len(set(cleaned)) < 3:
+        raise CapError("invalid", f"{where} has fewer than 3 distinct points")
+    return tuple(cleaned)
+
+
+def _circle(r: _Reader, raw: str, where: str) -> tuple[float, float, float] | None:
+    tokens = raw.split()
+    if not tokens:
+        r.deviate(f"empty {where} ignored")
+        return None
+    if len(tokens) != 2:
+        raise CapError("invalid", f"{where}: {raw[:60]!r} is not 'lat,lon radius'")
+    lat, lon = _coordinate(tokens[0], where)
+    try:
+        radius = float(tokens[1])
+    except ValueError:
+        raise CapError("invalid", f"{where}: radius {tokens[1][:20]!r} is not a number") from None
+    if not 0 <= radius <= 20_000:
+        raise CapError("invalid", f"{where}: radius {radius} km is out of range")
+    return lat, lon, radius
+
+
+def _identifier(r: _Reader, value: str, where: str) -> str:
+    if _ID_FORBIDDEN.search(value):
+        # CAP forbids spaces, commas, '<' and '&' here: references could not name this message.
+        raise CapError("invalid", f"{where} {value[:60]!r} contains a space, comma, '<' or '&'")
+    return value
+
+
+def _references(r: _Reader, raw: str | None, msg_type: str) -> tuple[Reference, ...]:
+    if raw is None:
+        return ()
+    refs = []
+    for token in raw.split():
+        parts = token.split(",")
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            r.deviate(f"malformed reference {token[:60]!r} ignored")
+            continue
+        sender, identifier, sent = parts
+        if not _DATETIME.match(sent):
+            r.deviate(f"reference {identifier[:40]!r} has an unreadable sent time")
+        refs.append(Reference(sender, identifier, sent))
+    if not refs and raw.strip() == "":
+        r.deviate("empty references element ignored")
+    return tuple(refs)
+
+
+def _info(r: _Reader, el: Element, k: int) -> Info:
+    where = f"info[{k}]"
+    categories = []
+    for c in r.all(el, "category"):
+        value = (c.text or "").strip()
+        folded = {a.lower(): a for a in CATEGORIES_ALL}
+        if value in CATEGORIES_ALL:
+            categories.append(value)
+        elif value.lower() in folded:
+            r.deviate(f"{where}.category {value!r} not in CAP's letter case")
+            categories.append(folded[value.lower()])
+        else:
+            raise CapError("invalid", f"{where}.category {value[:40]!r} is not a CAP category")
+    if not categories:
+        raise CapError("invalid", f"{where}.category is missing")
+    event = r.text(el, "event", where, required=True) or ""
+    urgency = r.enum(el, "urgency", URGENCY, where)
+    severity = r.enum(el, "severity", SEVERITY, where)
+    certainty_values = (*CERTAINTY, "Very Likely") if r.ns == CAP11 else CERTAINTY
+    certainty = r.enum(el, "certainty", certainty_values, where)
+    if certainty == "Very Likely":
+        certainty = "Likely"
+    times: dict[str, float | None] = {}
+    for name in ("effective", "onset", "expires"):
+        value = r.text(el, name, where)
+        if value is None:
+            times[name] = None
+        elif value == "":
+            r.deviate(f"empty {where}.{name} ignored")
+            times[name] = None
+        else:
+            times[name] = r.when(value, f"{where}.{name}")
+    areas = []
+    for j, a in enumerate(r.all(el, "area")):
+        aw = f"{where}.area[{j}]"
+        desc = r.text(a, "areaDesc", aw, required=True) or ""
+        polys = [_polygon(r, p.text or "", f"{aw}.polygon[{i}]") for i, p in enumerate(r.all(a, "polygon"))]
+        circles = [_circle(r, c.text or "", f"{aw}.circle[{i}]") for i, c in enumerate(r.all(a, "circle"))]
+        areas.append(
+            Area(
+                desc,
+                tuple(p for p in polys if p),
+                tuple(c for c in circles if c),
+                r.pairs(a, "geocode", aw),
+            )
+        )
+    return Info(
+        event=event,
+        categories=tuple(categories),
+        urgency=urgency,
+        severity=severity,
+        certainty=certainty,
+        event_codes=r.pairs(el, "eventCode", where),
+        effective=times["effective"],
+        onset=times["onset"],
+        expires=times["expires"],
+        headline=(r.text(el, "headline", where) or "")[:500],
+        sender_name=(r.text(el, "senderName", where) or "")[:200],
+        language=r.text(el, "language", where) or "en-US",
+        areas=tuple(areas),
+    )
+
+
+def alert_from_element(root: Element, *, strict: bool = False, tz: timezone | ZoneInfo = UTC) -> CapAlert:
+    """Read one CAP `<alert>` element (already parsed safely) into a CapAlert, or raise CapError."""
+    ns = namespace(root)
+    if local_name(root) != "alert":
+        raise CapError("unsupported", f"root element <{local_name(root)[:40]}> is not a CAP <alert>")
+    if ns not in (CAP12, CAP11):
+        raise CapError("unsupported", f"namespace {ns[:80]!r} is not CAP 1.2 (or 1.1)")
+    r = _Reader(ns, strict, tz)
+    if ns == CAP11:
+        r.deviate("CAP 1.1 namespace; read as CAP 1.2")
+    identifier = _identifier(r, r.text(root, "identifier", "alert", required=True) or "", "alert.identifier")
+    sender = _identifier(r, r.text(root, "sender", "alert", required=True) or "", "alert.sender")
+    sent = r.when(r.text(root, "sent", "alert", required=True) or "", "alert.sent")
+    status = r.enum(root, "status", STATUS, "alert")
+    msg_type = r.enum(root, "msgType", MSG_TYPES, "alert")
+    scope = r.enum(root, "scope", SCOPES, "alert")
+    references = _references(r, r.text(root, "references", "alert"), msg_type)
+    if msg_type == "Cancel" and not references:
+        raise CapError("invalid", "a Cancel without references: nothing to cancel")
+    infos = tuple(_info(r, el, k) for k, el in enumerate(r.all(root, "info")))
+    return CapAlert(
+        identifier=identifier,
+        sender=sender,
+        sent=sent,
+        status=status,
+        msg_type=msg_type,
+        scope=scope,
+        version="1.1" if ns == CAP11 else "1.2",
+        references=references,
+        infos=infos,
+        deviations=tuple(r.deviations),
+    )
+
+
+def parse_cap(
+    data: bytes,
+    *,
+    strict: bool = False,
+    tz: timezone | ZoneInfo = UTC,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+) -> CapAlert:
+    """Bytes of one CAP document -> CapAlert; raises CapError with a code and a reason."""
+    return alert_from_element(parse_xml(data, max_bytes), strict=strict, tz=tz)
