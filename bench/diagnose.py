@@ -137,7 +137,7 @@ def is_grey(img: np.ndarray) -> bool:
 
 
 def warmed(cfg: DiagnoseConfig, img: np.ndarray, rng: np.random.Generator, clock: list[float]) -> CameraDiagnoser:
-    diag = CameraDiagnoser(cfg)
+    diag = CameraDiagnoser(cfg, streaming=True)
     for _ in range(WARMUP):
         clock[0] += 30.0
         diag.observe(D.look(img, rng), clock[0])
@@ -271,7 +271,7 @@ def run_real(cfg: DiagnoseConfig, data: Path, seed: int) -> dict:
         names: dict[str, int] = defaultdict(int)
         info: dict[str, int] = defaultdict(int)
         for frames in groups:
-            diag = CameraDiagnoser(cfg)
+            diag = CameraDiagnoser(cfg, streaming=True)
             for k, img in enumerate(frames):
                 clock += 30.0
                 d = diag.observe(D.look(img, rng, noise=1.0, quality=90), clock)
@@ -302,7 +302,7 @@ def cpu_cost(cfg: DiagnoseConfig, frames: list[tuple[str, np.ndarray]]) -> dict:
     imgs = [D.look(img, rng) for _, img in frames[:10]]
     for w, h in ((640, 480), (1280, 720), (1920, 1080)):
         sized = [cv2.resize(im, (w, h)) for im in imgs]
-        diag = CameraDiagnoser(cfg)
+        diag = CameraDiagnoser(cfg, streaming=True)
         at = 1.7e9
         for im in sized[:4]:
             at += 1

@@ -144,6 +144,12 @@ class DiagnoseConfig(Strict):
     frozen_diff: float = Field(
         default=0.15, ge=0, description="Mean grey difference from the last look below this: same frame"
     )
+    frozen_after_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Snapshot cameras: the same picture for this long is frozen (a snapshot URL may repeat a cached "
+        "picture for a while); persistent streams are frozen after enter_looks identical looks",
+    )
     night_saturation: float = Field(default=2.0, ge=0, description="Colourfulness below this: night / IR mode")
     adopt_view_after_s: float = Field(
         default=86400.0, gt=0, description="A shifted view that persists this long becomes the new reference"

@@ -123,7 +123,9 @@ class EdgeEngine:
                 c,
                 open_source(c, cfg.patrol),
                 CameraHealth(c.id, cfg.patrol.offline_after_s, self.started),
-                diagnoser=CameraDiagnoser(d) if (d := cfg.diagnose_for(c)).enabled else None,
+                diagnoser=(
+                    CameraDiagnoser(d, streaming=c.mode == "persistent") if (d := cfg.diagnose_for(c)).enabled else None
+                ),
             )
             for c in cams
         }

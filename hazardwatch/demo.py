@@ -377,11 +377,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        print("stopping: edge, central, broker ...", file=out, flush=True)
-        demo.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        print("stopped; nothing left running", file=out, flush=True)
+        with contextlib.suppress(OSError):  # stdout may be a closed pipe; stopping must still happen
+            print("stopping: edge, central, broker ...", file=out, flush=True)
+        try:
+            demo.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        with contextlib.suppress(OSError):
+            print("stopped; nothing left running", file=out, flush=True)
 
 
 def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:

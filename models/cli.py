@@ -80,7 +80,8 @@ def _export(args: argparse.Namespace) -> int:
     if not head.is_file():
         print(f"no trained head at {head}: run `hazardwatch models train` first", file=sys.stderr)
         return 2
-    manifest = json.loads((out / f"{out.name}.json").read_text())
+    manifest = json.loads((out / f"{out.name}-int8.json").read_text())
+    manifest["name"] = out.name
     data_root = Path(args.data_root)
     pos, neg = train.read_validation_list(out / "validation.txt", data_root)
     from hazardwatch.models.data import Sample
@@ -101,13 +102,13 @@ def _export(args: argparse.Namespace) -> int:
         net.head.load_state_dict(state)
         net.eval()
         example = torch.zeros(1, 3, flood.HEIGHT, flood.WIDTH)
-        policy = {"min_precision": 0.9, "max_fpr": 0.05}
+        policy = train.FLOOD_POLICY
     else:
         print("fallen_tree has no ONNX model to export (runtime scene_change)", file=sys.stderr)
         return 2
     base = {k: v for k, v in manifest.items() if k not in ("file", "sha256", "metrics", "threshold", "precision")}
     calib = (neg[:: max(1, len(neg) // 32)] + pos[:: max(1, len(pos) // 32)])[:64]
-    summary = train.ship(net, example, out, base, val, calib, policy)
+    summary = train.ship(net, example, out, base, val, calib, policy, fp32_dir=head.parent / "fp32")
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

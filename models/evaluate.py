@@ -16,8 +16,8 @@ from hazardwatch.models.data import list_images, read_bgr
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODELS = {
-    "smoke": "smoke-hpwren/smoke-hpwren.json",
-    "waterlogging": "waterlogging-nc12/waterlogging-nc12.json",
+    "smoke": "smoke-hpwren/smoke-hpwren-int8.json",
+    "waterlogging": "waterlogging-nc12/waterlogging-nc12-int8.json",
     "fallen_tree": "fallen-tree-scene/fallen-tree-scene.json",
 }
 

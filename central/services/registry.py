@@ -263,7 +263,7 @@ def advance(tx: Tx, now: float) -> list[Send]:
                     (now, now, rid, edge_id),
                 )
         states = {
-            e[0]: e[2]
+            e[0]: e[1]
             for e in tx.execute(
                 "SELECT edge_id, state FROM rollout_edges WHERE rollout_id = ? AND wave <= ?", (rid, wave)
             )

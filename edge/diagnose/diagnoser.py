@@ -126,6 +126,7 @@ class _Reference:
     block_mean: np.ndarray
     block_saturation: np.ndarray
     sharpness: float
+    block_sharpness: np.ndarray
     mean: float
     usual_corr: float | None = None
 
@@ -138,6 +139,7 @@ class _Reference:
             f.block_mean.copy(),
             f.block_saturation.copy(),
             f.sharpness,
+            f.block_sharpness.copy(),
             f.mean,
         )
 
@@ -153,6 +155,7 @@ class _Reference:
         self.block_mean = (1 - a) * self.block_mean + a * f.block_mean
         self.block_saturation = (1 - a) * self.block_saturation + a * f.block_saturation
         self.sharpness = (1 - a) * self.sharpness + a * f.sharpness
+        self.block_sharpness = (1 - a) * self.block_sharpness + a * f.block_sharpness
         self.mean = (1 - a) * self.mean + a * f.mean
         if corr0 is not None:
             c = min(1.0, max(0.3, corr0))
@@ -166,8 +169,12 @@ class CameraDiagnoser:
     `current` result is immutable and may be read from any thread.
     """
 
-    def __init__(self, cfg: DiagnoseConfig) -> None:
+    def __init__(self, cfg: DiagnoseConfig, streaming: bool = False) -> None:
+        """`streaming`: frames come from a stream kept open (a repeated frame means a stuck stream at once)."""
         self.cfg = cfg
+        self._frozen_after_s = 0.0 if streaming else cfg.frozen_after_s
+        self._same_since: float | None = None
+        self._prev_at: float | None = None
         self._refs: dict[str, _Reference] = {}
         self._tracks = {name: _Track() for name in ALL}
         self._prev_thumb: np.ndarray | None = None
@@ -189,6 +196,13 @@ class CameraDiagnoser:
         started = time.thread_time()
         f = analyse(image)
         raw, mode, corr0 = self._raw(f)
+        if raw["frozen"] >= 0.5:
+            self._same_since = self._same_since if self._same_since is not None else self._prev_at
+            if self._same_since is not None and at - self._same_since < self._frozen_after_s:
+                raw["frozen"] = 0.0  # the same picture, but not yet for long enough
+        else:
+            self._same_since = None
+        self._prev_at = at
         active, info = self._hysteresis(raw, at)
         healthy = not active and max(raw[n] for n in DEGRADED) < 0.3 and raw["fog"] < 0.5
         ref = self._refs.get(mode) if mode else None
@@ -256,7 +270,10 @@ class CameraDiagnoser:
         half = textured & ~blind & (tex_ratio < 2 * BLIND_TEXTURE) & (bcorr < 2 * BLIND_CORRELATION)
         corr0, dx, dy, response = align(ref.structure, f.structure, self._window)
         enough = n_textured >= MIN_TEXTURED_BLOCKS
-        sharp_rel = f.sharpness / max(ref.sharpness, 1e-6)
+        if enough:  # the median block: a large object entering part of the view does not move it
+            sharp_rel = float(np.median(f.block_sharpness[textured] / np.maximum(ref.block_sharpness[textured], 1e-6)))
+        else:
+            sharp_rel = f.sharpness / max(ref.sharpness, 1e-6)
         contrast = float(np.median(tex_ratio[textured])) if enough else 1.0
         most_detail = float(np.percentile(tex_ratio[textured], 75)) if enough else 1.0
         # Defocus lowers the fine / medium band ratio. Heavy defocus leaves only noise in the fine

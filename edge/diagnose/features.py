@@ -42,6 +42,7 @@ class FrameFeatures:
     medium: float  # mean medium-band energy
     block_mean: np.ndarray  # GRID grey means, shape (6, 8)
     block_texture: np.ndarray  # GRID medium-band energy, shape (6, 8)
+    block_fine: np.ndarray  # GRID fine-band energy, shape (6, 8)
     block_saturation: np.ndarray  # GRID colourfulness, shape (6, 8)
     structure: np.ndarray  # STRUCT_SIZE normalised gradient map, zero mean, unit norm (60, 80)
     thumb: np.ndarray  # THUMB_SIZE grey uint8 (frozen-frame comparison)
@@ -50,6 +51,11 @@ class FrameFeatures:
     def sharpness(self) -> float:
         """Fine / medium band energy: falls with defocus, unchanged by fog or exposure."""
         return self.fine / max(self.medium, 1e-3)
+
+    @property
+    def block_sharpness(self) -> np.ndarray:
+        """Sharpness per block, so a large object entering one part of the view does not move it."""
+        return self.block_fine / np.maximum(self.block_texture, 1e-3)
 
 
 def downscale(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> np.ndarray:
@@ -87,6 +93,7 @@ def analyse(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> FrameFeatures:
     fine_map = cv2.absdiff(grey, b1)
     medium_map = cv2.absdiff(b1, b2)
     block_texture = cv2.resize(medium_map, GRID, interpolation=cv2.INTER_AREA)
+    block_fine = cv2.resize(fine_map, GRID, interpolation=cv2.INTER_AREA)
     block_mean = cv2.resize(grey, GRID, interpolation=cv2.INTER_AREA)
 
     if colour is not None:
@@ -109,6 +116,7 @@ def analyse(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> FrameFeatures:
         medium=float(medium_map.mean()),
         block_mean=block_mean,
         block_texture=block_texture,
+        block_fine=block_fine,
         block_saturation=block_saturation,
         structure=structure_map(b1),
         thumb=thumb,

@@ -281,7 +281,7 @@ def test_edge_disk_full_degrades_clearly_and_keeps_accepted_alerts(tmp_path):
         with EdgeProcess(config, tmp_path / "edge.log") as edge:
             wait_until(lambda: edge_health(edge)[1]["outbox_depth"] >= 3, 40, "alerts waiting for the broker")
             filler = fill(disk)
-            status, body = wait_until(
+            _, body = wait_until(
                 lambda: (h := edge_health(edge))[0] == 503 and h, 40, "the edge to report its full disk"
             )
             assert body["status"] == "degraded" and "full" in body["problems"][0], body

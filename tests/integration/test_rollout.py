@@ -34,12 +34,14 @@ def central_auth() -> dict:
     return {"tokens": tokens}
 
 
-def scene(folder: Path, patched: int = 3, clean: int = 3) -> Path:
-    """Synthetic 320x240 frames; the first `patched` of each cycle carry a red patch (the 'fire')."""
+def scene(folder: Path, patched: int = 3, clean: int = 3, still: bool = False) -> Path:
+    """Synthetic 320x240 frames; the first `patched` of each cycle carry a red patch (the 'fire').
+    `still`: one background for every frame (a static camera: near-identical frames)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
+    background = rng.integers(60, 140, (240, 320, 3), dtype=np.uint8)
     for k in range(patched + clean):
-        img = rng.integers(60, 140, (240, 320, 3), dtype=np.uint8)
+        img = background.copy() if still else rng.integers(60, 140, (240, 320, 3), dtype=np.uint8)
         if k < patched:
             img = paint_patch(img, (0.4, 0.4, 0.6, 0.6))
         cv2.imwrite(str(folder / f"{k:03d}.jpg"), img)

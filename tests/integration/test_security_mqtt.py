@@ -58,15 +58,15 @@ class Pki:
     rogue: tuple[Path, Path]  # a client certificate from another CA
 
 
-def _key_and_name(common_name: str):  # noqa: ANN202 - cryptography types
+def _key_and_name(common_name: str):
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    from cryptography import x509
 
     return ec.generate_private_key(ec.SECP256R1()), x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _write(path: Path, key, cert) -> None:  # noqa: ANN001
+def _write(path: Path, key, cert) -> None:
     from cryptography.hazmat.primitives import serialization
 
     path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -75,7 +75,7 @@ def _write(path: Path, key, cert) -> None:  # noqa: ANN001
     )
 
 
-def _ca(folder: Path, name: str):  # noqa: ANN202
+def _ca(folder: Path, name: str):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
@@ -99,7 +99,7 @@ def _ca(folder: Path, name: str):  # noqa: ANN202
     return key, cert
 
 
-def _leaf(folder: Path, name: str, ca_key, ca_cert, *, server: bool) -> tuple[Path, Path]:  # noqa: ANN001
+def _leaf(folder: Path, name: str, ca_key, ca_cert, *, server: bool) -> tuple[Path, Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -202,7 +202,7 @@ class Client:
         reasons: dict[int, str] = {}
         done = threading.Event()
 
-        def on_publish(client, userdata, mid, reason, props) -> None:  # noqa: ANN001
+        def on_publish(client, userdata, mid, reason, props) -> None:
             reasons[mid] = str(reason)
             done.set()
 
@@ -244,11 +244,12 @@ def connect(
     if user is not None:
         c.username_pw_set(user, password)
     if tls:
-        c.tls_set(ca_certs=str(sb.pki.ca), certfile=str(cert[0]) if cert else None, keyfile=str(cert[1]) if cert else None)
+        certfile, keyfile = (str(cert[0]), str(cert[1])) if cert else (None, None)
+        c.tls_set(ca_certs=str(sb.pki.ca), certfile=certfile, keyfile=keyfile)
     c.on_connect = lambda client, userdata, flags, reason, props: box.connack.append(str(reason))
     c.on_subscribe = lambda client, userdata, mid, reasons, props: box.subacks.append([str(r) for r in reasons])
 
-    def on_message(client, userdata, msg) -> None:  # noqa: ANN001
+    def on_message(client, userdata, msg) -> None:
         with box.lock:
             box.messages.append((msg.topic, msg.payload))
 
@@ -314,9 +315,11 @@ def test_who_may_connect(secure_broker):
     c.close()
     # A client that does not trust the broker's certificate refuses it (no MITM with a self-made cert).
     ctx = ssl.create_default_context()
-    with socket.create_connection(("127.0.0.1", sb.tls_port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLCertVerificationError):
-            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    with (
+        socket.create_connection(("127.0.0.1", sb.tls_port), timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 def test_acl_edges_publish_only_their_own_topics_and_read_only_their_own_commands(secure_broker):

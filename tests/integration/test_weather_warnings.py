@@ -348,6 +348,13 @@ def test_warnings_from_a_real_feed_drive_the_patrol_of_running_edges(tmp_path, m
         ):
             status, body = push(central, doc)
             assert status == code, (status, body)
+        # A large but legal document (300 KB, over the API's 64 KiB JSON limit) is read whole; a Test
+        # message is recorded and never acts.
+        big = rewrite(canada, now=time.time(), identifier="hw-big", msg_type="Alert", references="", polygon=BOTH)
+        big = big.replace("<status>Actual</status>", "<status>Test</status>")
+        big = big.replace("<description>", "<description>" + "rain " * 60_000, 1)
+        status, body = push(central, big.encode())
+        assert status == 201 and body["result"] == "ignored" and "Test" in body["reason"], body
         assert central.get("/api/v1/watch")["items"] == []
         assert rates(edges, "waterlogging") == normal and rates(edges, "smoke") == normal
 

@@ -117,8 +117,8 @@ def test_mutated_payloads_parse_or_fail_with_contract_error(payload):
         json.dumps({**VALID_ALERT, "snapshot_jpeg_b64": "A" * (MAX_PAYLOAD_BYTES - 1000)}).encode(),
         b" " * (MAX_PAYLOAD_BYTES + 1),
     ],
-    ids=["deep-list", "deep-object", "long-string", "long-list", "huge-int", "infinity", "nan", "nan-time", "inf-time", "big-b64",
-         "over-limit"],
+    ids=["deep-list", "deep-object", "long-string", "long-list", "huge-int", "infinity", "nan", "nan-time",
+         "inf-time", "big-b64", "over-limit"],
 )
 def test_hostile_payloads_are_refused_quickly(payload):
     started = time.perf_counter()
