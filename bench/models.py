@@ -2,6 +2,7 @@
 
 Prints one line per measurement and, as its last line, one JSON object keyed by model name:
 {name: {"input": "WxH", "fp32": {"batch1_ms": .., "batch8_ms_per_frame": ..}, "int8": {...}}}.
+fp32 entries appear when var/models/<name>/fp32/ holds the graph `models train` exported.
 Usage: .venv/bin/python bench/models.py [--reps 20] [--threads 2]
 """
 
@@ -17,6 +18,8 @@ import numpy as np
 from hazardwatch.manifest import read_manifest
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
+# fp32 graphs are not shipped (about 14 MB each); `models train` leaves them here.
+FP32 = Path(__file__).resolve().parents[1] / "var" / "models"
 
 
 def _time(det, frames, reps: int) -> float:
@@ -38,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     out: dict[str, dict] = {}
-    for path in sorted(MODELS.glob("*/*.json")):
+    for path in sorted(MODELS.glob("*/*.json")) + sorted(FP32.glob("*/fp32/*.json")):
         try:
             m = read_manifest(path)
         except ValueError:

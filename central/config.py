@@ -58,6 +58,12 @@ class BrokerConfig(Strict):
     password: Secret | None = None
     client_id: str | None = Field(default=None, description="Default: hazardwatch-central-<instance_id>")
     topic_prefix: str = "hazardwatch"
+    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT version; 3.1.1 for brokers without 5")
+    shared_subscription: bool = Field(
+        default=True,
+        description="Split alerts between instances with $share/<share_group>/...; false for brokers without it "
+        "(then run one instance)",
+    )
     share_group: str = Field(
         default="hazardwatch-central",
         pattern=r"^[A-Za-z0-9_-]+$",

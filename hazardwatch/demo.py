@@ -10,8 +10,11 @@ crash in one is visible as an exit code, and stopping is plain signals. The chil
 process group, so the terminal's Ctrl-C reaches only the demo, which stops them in order (edge, then
 central, then the broker); PR_SET_PDEATHSIG makes the kernel stop them if the demo itself is killed.
 
-Why Mosquitto and not amqtt: central's ingest needs MQTT 5 with a shared subscription; amqtt (0.12)
-speaks MQTT 3.1.1 only (it refuses protocol level 5) and has no shared subscriptions.
+The embedded broker is Mosquitto when it is installed (MQTT 5, shared subscriptions, as in
+production). Otherwise it is amqtt, a pure-Python broker from PyPI (`pip install '.[demo]'`), so a
+fresh machine needs nothing else. amqtt (0.12) speaks MQTT 3.1.1 only and has no shared
+subscriptions, so edge and central are configured for 3.1.1 and central subscribes without `$share`,
+which is fine for the demo's single central instance.
 """
 
 from __future__ import annotations
@@ -224,14 +227,55 @@ class Demo:
 
 
 # -- configs ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    protocol: str = "5"  # "3.1.1" for amqtt
+
+
+def start_broker(demo: Demo, kind: str) -> tuple[Broker, str]:
+    """The embedded broker: Mosquitto when installed (or asked for), else amqtt."""
+    if kind == "mosquitto" or (kind == "auto" and mosquitto_binary()):
+        host, port = start_mosquitto(demo)
+        return Broker(host, port), "embedded Mosquitto"
+    return start_amqtt(demo), "embedded amqtt, MQTT 3.1.1"
+
+
+def start_amqtt(demo: Demo) -> Broker:
+    """A private amqtt broker on a free loopback port (the fallback when Mosquitto is not installed)."""
+    binary = shutil.which("amqtt") or str(Path(sys.executable).with_name("amqtt"))
+    if not Path(binary).exists():
+        raise DemoError(
+            "the demo needs an MQTT broker and neither Mosquitto nor amqtt is installed: run "
+            "`.venv/bin/pip install -e '.[edge,demo]'` (or `sudo apt-get install mosquitto`), "
+            "or pass --broker HOST:PORT"
+        )
+    port = free_port()
+    conf = demo.workdir / "amqtt.yaml"
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "listeners": {"default": {"type": "tcp", "bind": f"{HOST}:{port}"}},
+                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            }
+        )
+    )
+    child = demo.spawn("amqtt", [binary, "-c", str(conf)])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and child.alive():
+        if port_open(HOST, port):
+            return Broker(HOST, port, "3.1.1")
+        time.sleep(0.05)
+    raise DemoError(f"the embedded amqtt broker did not start; its log says: {child.log_tail().strip()[-500:]}")
+
+
 def start_mosquitto(demo: Demo) -> tuple[str, int]:
     """A private Mosquitto on a free loopback port, with a generated config."""
     binary = mosquitto_binary()
     if binary is None:
         raise DemoError(
-            "the demo needs Mosquitto for its embedded MQTT broker and it is not installed: run "
-            "`sudo apt-get install mosquitto` (amqtt, the Python broker, speaks only MQTT 3.1.1 and cannot "
-            "serve central's MQTT 5 shared subscription), or pass --broker HOST:PORT of a running MQTT 5 broker"
+            "Mosquitto is not installed: run `sudo apt-get install mosquitto` or use --embedded-broker amqtt"
         )
     last_error = ""
     for _ in range(3):  # a port taken between choosing and binding: choose again
@@ -273,12 +317,18 @@ def parse_broker(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def central_config(broker: tuple[str, int], port: int, workdir: Path) -> dict[str, Any]:
+def central_config(broker: Broker, port: int, workdir: Path) -> dict[str, Any]:
     return {
         "instance_id": "demo-central",
         "site": "hazardwatch demo",
         "timezone": "Asia/Shanghai",
-        "broker": {"host": broker[0], "port": broker[1], "client_id": f"hazardwatch-demo-central-{os.getpid()}"},
+        "broker": {
+            "host": broker.host,
+            "port": broker.port,
+            "protocol": broker.protocol,
+            "shared_subscription": broker.protocol == "5",
+            "client_id": f"hazardwatch-demo-central-{os.getpid()}",
+        },
         "database": {"url": f"sqlite:///{workdir / 'central.db'}"},
         "http": {"host": HOST, "port": port},
         "auth": {"tokens": [{"name": "demo-operator", "role": "operator", "token": {"env": TOKEN_ENV}}]},
@@ -289,7 +339,7 @@ def central_config(broker: tuple[str, int], port: int, workdir: Path) -> dict[st
 
 
 def edge_config(
-    broker: tuple[str, int],
+    broker: Broker,
     cameras: list[DemoCamera],
     models: dict[str, Path],
     workdir: Path,
@@ -302,9 +352,9 @@ def edge_config(
         "edge_id": EDGE_ID,
         "site": "hazardwatch demo",
         "broker": {
-            "host": broker[0],
-            "port": broker[1],
-            "protocol": "5",
+            "host": broker.host,
+            "port": broker.port,
+            "protocol": broker.protocol,
             "client_id": f"hazardwatch-demo-edge-{os.getpid()}",
         },
         "patrol": {"burst_interval_s": 1, "phase_jitter_s": 0, "offline_after_s": 20},
@@ -409,15 +459,15 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
     scene_hazards = [h for h in ("fire",) if h in models] or list(models)
 
     if args.broker:
-        broker = parse_broker(args.broker)
-        if not port_open(*broker, timeout=2.0):
+        broker = Broker(*parse_broker(args.broker))
+        if not port_open(broker.host, broker.port, timeout=2.0):
             raise DemoError(
-                f"no MQTT broker answers at {broker[0]}:{broker[1]}: start it, or leave out --broker to embed one"
+                f"no MQTT broker answers at {broker.host}:{broker.port}: start it, or leave out --broker to embed one"
             )
-        broker_note = f"mqtt://{broker[0]}:{broker[1]} (yours)"
+        broker_note = f"mqtt://{broker.host}:{broker.port} (yours)"
     else:
-        broker = start_mosquitto(demo)
-        broker_note = f"mqtt://{broker[0]}:{broker[1]} (embedded Mosquitto)"
+        broker, what = start_broker(demo, args.embedded_broker)
+        broker_note = f"mqtt://{broker.host}:{broker.port} ({what})"
     print(f"broker: {broker_note}", file=out, flush=True)
 
     token = secrets.token_urlsafe(18)
@@ -480,7 +530,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SRC",
         help="a video file, image folder or rtsp:// URL to watch instead of the rendered scenes (repeatable)",
     )
-    demo.add_argument("--broker", metavar="HOST:PORT", help="use this MQTT 5 broker instead of an embedded Mosquitto")
+    demo.add_argument("--broker", metavar="HOST:PORT", help="use this MQTT 5 broker instead of an embedded one")
+    demo.add_argument(
+        "--embedded-broker",
+        choices=["auto", "mosquitto", "amqtt"],
+        default="auto",
+        help="which broker to embed: Mosquitto when installed (auto), else amqtt",
+    )
     demo.add_argument(
         "--port", type=int, default=None, help=f"dashboard port (default {DEFAULT_PORT}, or a free one if taken)"
     )

@@ -111,10 +111,13 @@ class MqttIngest:
 
     def _make_client(self) -> mqtt.Client:
         b = self.broker
+        v5 = b.protocol == "5"
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=b.client_id or f"hazardwatch-central-{self.cfg.instance_id}",
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # MQTT 3.1.1: a persistent session keeps unacknowledged messages across a restart.
+            **({} if v5 else {"clean_session": False}),
         )
         client.manual_ack_set(True)
         if b.username:
@@ -140,15 +143,18 @@ class MqttIngest:
         return self._connected.is_set()
 
     def start(self) -> None:
-        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 24 * 3600  # unacknowledged messages wait for us across a restart
-        self._client.connect_async(
-            self.broker.host,
-            self.broker.port,
-            keepalive=self.broker.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
+        if self.broker.protocol == "5":
+            props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 24 * 3600  # unacknowledged messages wait for us across a restart
+            self._client.connect_async(
+                self.broker.host,
+                self.broker.port,
+                keepalive=self.broker.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s)
         self._client.loop_start()
         self._thread.start()
 
@@ -181,16 +187,15 @@ class MqttIngest:
             log.error("broker refused central: %s", reason)
             return
         p = f"{self.broker.topic_prefix}/v1"
-        shared = f"$share/{self.broker.share_group}/"
-        client.subscribe(
-            [
-                (f"{shared}{p}/+/alerts/+", mqtt.SubscribeOptions(qos=1)),
-                (f"{shared}{p}/+/heartbeat", mqtt.SubscribeOptions(qos=1)),
-                (f"{p}/+/cameras/+/status", mqtt.SubscribeOptions(qos=1)),
-                (f"{p}/+/availability", mqtt.SubscribeOptions(qos=1)),
-                (f"{p}/+/models/+/status", mqtt.SubscribeOptions(qos=1)),  # retained: direct, idempotent
-            ]
-        )
+        shared = f"$share/{self.broker.share_group}/" if self.broker.shared_subscription else ""
+        topics = [
+            f"{shared}{p}/+/alerts/+",
+            f"{shared}{p}/+/heartbeat",
+            f"{p}/+/cameras/+/status",
+            f"{p}/+/availability",
+            f"{p}/+/models/+/status",  # retained: direct, idempotent
+        ]
+        client.subscribe([(t, 1) for t in topics])
         self._connected.set()
         self.metrics.mqtt_connected.set(1)
         log.info("central %s subscribed on %s:%d", self.cfg.instance_id, self.broker.host, self.broker.port)

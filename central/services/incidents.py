@@ -60,7 +60,9 @@ def _jpeg_or_none(alert: Alert) -> bytes | None:
         return data
     logging.getLogger(__name__).warning(
         "alert %s/%s seq %d: snapshot is not a base64 JPEG; evidence dropped, alert kept",
-        alert.edge_id, alert.camera_id, alert.seq,
+        alert.edge_id,
+        alert.camera_id,
+        alert.seq,
     )
     return None
 

@@ -127,8 +127,10 @@ class _Reference:
     block_saturation: np.ndarray
     sharpness: float
     block_sharpness: np.ndarray
+    block_fine: np.ndarray
     mean: float
     usual_corr: float | None = None
+    block_corr: np.ndarray | None = None  # how well each block usually matches (noise-only blocks do not)
 
     @classmethod
     def first(cls, f: FrameFeatures) -> _Reference:
@@ -140,10 +142,11 @@ class _Reference:
             f.block_saturation.copy(),
             f.sharpness,
             f.block_sharpness.copy(),
+            f.block_fine.copy(),
             f.mean,
         )
 
-    def update(self, f: FrameFeatures, rate: float, corr0: float | None) -> None:
+    def update(self, f: FrameFeatures, rate: float, corr0: float | None, bcorr: np.ndarray | None) -> None:
         a = max(rate, 1.0 / (self.looks + 1))
         self.looks += 1
         self.structure = (1 - a) * self.structure + a * f.structure
@@ -156,6 +159,9 @@ class _Reference:
         self.block_saturation = (1 - a) * self.block_saturation + a * f.block_saturation
         self.sharpness = (1 - a) * self.sharpness + a * f.sharpness
         self.block_sharpness = (1 - a) * self.block_sharpness + a * f.block_sharpness
+        self.block_fine = (1 - a) * self.block_fine + a * f.block_fine
+        if bcorr is not None:
+            self.block_corr = bcorr.copy() if self.block_corr is None else 0.8 * self.block_corr + 0.2 * bcorr
         self.mean = (1 - a) * self.mean + a * f.mean
         if corr0 is not None:
             c = min(1.0, max(0.3, corr0))
@@ -175,6 +181,7 @@ class CameraDiagnoser:
         self._frozen_after_s = 0.0 if streaming else cfg.frozen_after_s
         self._same_since: float | None = None
         self._prev_at: float | None = None
+        self._last_bcorr: np.ndarray | None = None
         self._refs: dict[str, _Reference] = {}
         self._tracks = {name: _Track() for name in ALL}
         self._prev_thumb: np.ndarray | None = None
@@ -195,6 +202,7 @@ class CameraDiagnoser:
         self.looks += 1
         started = time.thread_time()
         f = analyse(image)
+        self._last_bcorr = None
         raw, mode, corr0 = self._raw(f)
         if raw["frozen"] >= 0.5:
             self._same_since = self._same_since if self._same_since is not None else self._prev_at
@@ -212,7 +220,7 @@ class CameraDiagnoser:
             if healthy:
                 self._refs[mode] = _Reference.first(f)
         elif healthy:
-            ref.update(f, self.cfg.reference_rate, corr0 if ref.looks >= 2 else None)
+            ref.update(f, self.cfg.reference_rate, corr0 if ref.looks >= 2 else None, self._last_bcorr)
         shifted = self._tracks["view_shifted"]
         if mode and shifted.active and at - shifted.since >= self.cfg.adopt_view_after_s:
             log.warning("view shifted for %.0f s: adopting the new view as the reference", at - shifted.since)
@@ -259,6 +267,8 @@ class CameraDiagnoser:
 
         # Textured: clearly above this view's typical block (so a sky is not), and above noise.
         textured = ref.block_texture > max(TEXTURE_FLOOR, 0.6 * float(np.median(ref.block_texture)))
+        if ref.block_corr is not None:  # blocks of mere noise (bare asphalt, sky) are no evidence
+            textured &= ref.block_corr >= 0.4
         n_textured = int(textured.sum())
         bcorr = block_correlation(ref.structure, f.structure)
         # Texture relative to brightness, so dusk (both fall) is not mistaken for a cover.
@@ -294,7 +304,14 @@ class CameraDiagnoser:
             if strong.any():
                 view_corr = float(np.median(bcorr[strong]))
         if raw["covered"] < 0.5:
-            raw["blurred"] = max(_below(sharp_rel, cfg.blurred_ratio, 0.1), smeared)
+            # The fine band itself must have faded: a large sharp object entering lowers the ratio by
+            # adding medium-band edges, defocus by removing fine detail.
+            fine_now = f.block_fine / (f.block_mean + 10.0)
+            fine_ref = ref.block_fine / (ref.block_mean + 10.0)
+            sel = textured if enough else np.ones_like(textured)
+            fine_kept = float(np.median(fine_now[sel] / np.maximum(fine_ref[sel], 1e-6)))
+            ratio_fell = min(_below(sharp_rel, cfg.blurred_ratio, 0.1), _below(fine_kept, 0.8, 0.1))
+            raw["blurred"] = max(ratio_fell, smeared)
 
         usual = ref.usual_corr if ref.usual_corr is not None else 0.95
         if raw["covered"] < 0.5:
@@ -307,8 +324,8 @@ class CameraDiagnoser:
 
         if enough and sharp_rel > 0.85 and view_corr >= 0.7 * usual and f.mean >= ref.mean - 10:
             raw["fog"] = _below(contrast, 0.6, 0.15)
-        corr0 = view_corr
-        return raw, mode, corr0
+        self._last_bcorr = bcorr
+        return raw, mode, view_corr
 
     @staticmethod
     def _fog_like(

@@ -116,11 +116,14 @@ class DemoRun:
             self.proc.wait(10)
 
 
-def test_demo_shows_detected_incidents_and_leaves_nothing_running():
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto); the demo embeds it")
+@pytest.mark.parametrize("broker_kind", ["mosquitto", "amqtt"])
+def test_demo_shows_detected_incidents_and_leaves_nothing_running(broker_kind):
+    if broker_kind == "mosquitto" and mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    if broker_kind == "amqtt":
+        pytest.importorskip("amqtt", reason="amqtt is not installed (pip install '.[demo]')")
     started = time.monotonic()
-    demo = DemoRun("--port", str(free_port()))
+    demo = DemoRun("--port", str(free_port()), "--embedded-broker", broker_kind)
     try:
         dashboard = demo.wait_line("dashboard: ", START_S).split()[1].rstrip("/")
         token = demo.wait_line("token: ", 5).split(" ", 1)[1].strip()

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -69,7 +68,7 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         # -- an alert with evidence: a full-resolution snapshot and a clip reached central --
         first, files = incident_with_evidence(central, set())
         snap = next(f for f in files if f["kind"] == "snapshot")
-        status, body = central.request("GET", snap["url"], token=VIEWER)
+        status, _ = central.request("GET", snap["url"], token=VIEWER)
         assert status == 200
         clip = next(f for f in files if f["kind"] == "clip")
         assert clip["content_type"] in ("video/mp4", "application/x-tar") and clip["meta"]["frames"] >= 2
@@ -101,10 +100,23 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         # -- export in the layout `hazardwatch models train` reads --
         out = tmp_path / "dataset"
         run = subprocess.run(
-            [sys.executable, "-m", "hazardwatch.cli", "central", "export-dataset", "--config", str(cfg),
-             "--since", "1d", "--out", str(out)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "hazardwatch.cli",
+                "central",
+                "export-dataset",
+                "--config",
+                str(cfg),
+                "--since",
+                "1d",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         summary = json.loads(run.stdout)
         positives = sorted((out / "smoke" / "smoke").glob("*.jpg"))
@@ -143,11 +155,29 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         (mini / "SOURCE.md").write_text((src / "SOURCE.md").read_text())
         model_dir = tmp_path / "models" / "smoke-retrained"
         run = subprocess.run(
-            [sys.executable, "-m", "hazardwatch.cli", "models", "train", "smoke", "--data", str(mini),
-             str(out / "smoke"), "--out", str(model_dir), "--epochs", "1", "--work", str(tmp_path / "work"),
-             "--cache", str(tmp_path / "cache")],
-            capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "hazardwatch.cli",
+                "models",
+                "train",
+                "smoke",
+                "--data",
+                str(mini),
+                str(out / "smoke"),
+                "--out",
+                str(model_dir),
+                "--epochs",
+                "1",
+                "--work",
+                str(tmp_path / "work"),
+                "--cache",
+                str(tmp_path / "cache"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert run.returncode == 0, run.stderr[-3000:]
         retrained = model_dir / "smoke-retrained.json"
         doc = json.loads(retrained.read_text())
@@ -155,14 +185,19 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         status, model = register(central, retrained)
         assert status == 201, model
         status, ro = central.request(
-            "POST", "/api/v1/rollouts", {"model": model["name"], "version": model["version"], "edges": ["edge-a"]},
+            "POST",
+            "/api/v1/rollouts",
+            {"model": model["name"], "version": model["version"], "edges": ["edge-a"]},
             token=ADMIN,
-        )  # fmt: skip
+        )
         assert status == 201, ro
         done = wait_until(
-            lambda: (r := central.get(f"/api/v1/rollouts/{ro['id']}", token=OPERATOR))["state"] in ("done", "failed")
-            and r, 120, "the retrained model's rollout",
-        )  # fmt: skip
+            lambda: (
+                (r := central.get(f"/api/v1/rollouts/{ro['id']}", token=OPERATOR))["state"] in ("done", "failed") and r
+            ),
+            120,
+            "the retrained model's rollout",
+        )
         assert done["state"] == "done", done
         assert edge.get_json("/healthz")["models"]["smoke"] == f"smoke-retrained@{model['version']}"
     finally:

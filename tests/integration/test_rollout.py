@@ -53,9 +53,13 @@ def multipart(fields: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
     out = b""
     for name, (filename, data, ctype) in fields.items():
         out += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            f"Content-Type: {ctype}\r\n\r\n"
-        ).encode() + data + b"\r\n"
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                f"Content-Type: {ctype}\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
     return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -81,7 +85,9 @@ def model_version(tmp: Path, version: str, gain: float = 12.0) -> Path:
     return write_model(red_patch_graph(gain=gain), tmp / f"model-{version}", name="red-patch", version=version)
 
 
-def start_edge(tmp_path: Path, edge_id: str, port: int, central: CentralProcess, manifest: Path, frames: Path) -> EdgeProcess:
+def start_edge(
+    tmp_path: Path, edge_id: str, port: int, central: CentralProcess, manifest: Path, frames: Path
+) -> EdgeProcess:
     cfg = write_edge_config(
         tmp_path / edge_id / "edge.yaml",
         broker_port=port,
@@ -133,11 +139,13 @@ def test_canary_then_wave_and_bad_models_are_refused_with_the_old_one_running(tm
 
         # -- rollout: canary first, then the rest --
         status, ro = central.request(
-            "POST", "/api/v1/rollouts", {"model": "red-patch", "version": "2.0.0", "edges": ["edge-a", "edge-b"]},
+            "POST",
+            "/api/v1/rollouts",
+            {"model": "red-patch", "version": "2.0.0", "edges": ["edge-a", "edge-b"]},
             token=ADMIN,
-        )  # fmt: skip
+        )
         assert status == 201 and ro["canary"] == "edge-a", ro
-        done = wait_until(lambda: (r := rollout(central, ro["id"]))["state"] == "done" and r, 60, f"rollout done")
+        done = wait_until(lambda: (r := rollout(central, ro["id"]))["state"] == "done" and r, 60, "rollout done")
         by_edge = {e["edge_id"]: e for e in done["edges"]}
         assert by_edge["edge-a"]["state"] == by_edge["edge-b"]["state"] == "active"
         assert by_edge["edge-a"]["running_version"] == "2.0.0"
@@ -147,9 +155,14 @@ def test_canary_then_wave_and_bad_models_are_refused_with_the_old_one_running(tm
             assert healthz_model(edge) == "red-patch@2.0.0"
         # the edge reports the running version (heartbeat) and still detects, with the new model
         watcher.wait_for(
-            lambda w: [m for m in w.of_kind("heartbeat") if m.payload["edge_id"] == "edge-b"
-                       and m.payload["models"].get("red-patch") == "2.0.0"], 20, "heartbeat with 2.0.0",
-        )  # fmt: skip
+            lambda w: [
+                m
+                for m in w.of_kind("heartbeat")
+                if m.payload["edge_id"] == "edge-b" and m.payload["models"].get("red-patch") == "2.0.0"
+            ],
+            20,
+            "heartbeat with 2.0.0",
+        )
         watcher.wait_for(
             lambda w: [m for m in w.of_kind("alert") if m.payload["model_version"] == "2.0.0"], 60, "alert by 2.0.0"
         )
@@ -164,11 +177,15 @@ def test_canary_then_wave_and_bad_models_are_refused_with_the_old_one_running(tm
         v3.write_text(json.dumps(doc))
         assert register(central, v3)[0] == 201
         status, ro3 = central.request(
-            "POST", "/api/v1/rollouts", {"model": "red-patch", "version": "3.0.0", "edges": ["edge-a", "edge-b"]},
+            "POST",
+            "/api/v1/rollouts",
+            {"model": "red-patch", "version": "3.0.0", "edges": ["edge-a", "edge-b"]},
             token=ADMIN,
-        )  # fmt: skip
+        )
         assert status == 201
-        failed = wait_until(lambda: (r := rollout(central, ro3["id"]))["state"] == "failed" and r, 60, "rollout 3 fails")
+        failed = wait_until(
+            lambda: (r := rollout(central, ro3["id"]))["state"] == "failed" and r, 60, "rollout 3 fails"
+        )
         by_edge = {e["edge_id"]: e for e in failed["edges"]}
         assert by_edge["edge-a"]["state"] == "failed" and "load" in by_edge["edge-a"]["detail"], by_edge
         assert by_edge["edge-a"]["running_version"] == "2.0.0"
@@ -183,14 +200,21 @@ def test_canary_then_wave_and_bad_models_are_refused_with_the_old_one_running(tm
         status, ro4 = central.request(
             "POST", "/api/v1/rollouts", {"model": "red-patch", "version": "4.0.0", "edges": ["edge-a"]}, token=ADMIN
         )
-        failed = wait_until(lambda: (r := rollout(central, ro4["id"]))["state"] == "failed" and r, 60, "rollout 4 fails")
+        failed = wait_until(
+            lambda: (r := rollout(central, ro4["id"]))["state"] == "failed" and r, 60, "rollout 4 fails"
+        )
         assert "sha256" in failed["edges"][0]["detail"], failed
         assert healthz_model(edges["edge-a"]) == "red-patch@2.0.0"
         seen = len(watcher.of_kind("alert"))
         watcher.wait_for(
-            lambda w: [m for m in w.of_kind("alert")[seen:] if m.payload["edge_id"] == "edge-a"
-                       and m.payload["model_version"] == "2.0.0"], 60, "edge-a still alerting with 2.0.0",
-        )  # fmt: skip
+            lambda w: [
+                m
+                for m in w.of_kind("alert")[seen:]
+                if m.payload["edge_id"] == "edge-a" and m.payload["model_version"] == "2.0.0"
+            ],
+            60,
+            "edge-a still alerting with 2.0.0",
+        )
 
         # -- the active choice survives a restart --
         edges["edge-a"].stop()

@@ -1,0 +1,211 @@
+"""Edge evidence: bounded buffers, clips (MP4 and the JPEG fallback), an index that survives a
+restart, retention that never deletes unsent evidence, and an upload that resumes after a cut."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hazardwatch.central.services import evidence_files
+from hazardwatch.central.store import Database
+from hazardwatch.edge.config import EdgeConfig
+from hazardwatch.edge.detect import Detection
+from hazardwatch.edge.evidence import EvidenceStore, EvidenceUploader, FrameRing
+from hazardwatch.edge.predictor import AlertEvent
+from hazardwatch.edge.rollout import CentralClient
+
+from hazardwatch.contract import AlertState, Hazard
+
+pytestmark = pytest.mark.quick
+
+
+def config(tmp_path: Path, **evidence) -> EdgeConfig:
+    return EdgeConfig.model_validate(
+        {
+            "edge_id": "e1",
+            "broker": None,
+            "cameras": [{"id": "cam", "source": str(tmp_path), "hazards": {"smoke": {}}}],
+            "models": [{"manifest": str(tmp_path / "m.json")}],
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+            "evidence": {"path": str(tmp_path / "evidence"), **evidence},
+            "central": {"url": "http://127.0.0.1:1", "token": "t"},
+        }
+    )
+
+
+def frame(k: int, size: tuple[int, int] = (240, 320)) -> np.ndarray:
+    rng = np.random.default_rng(k)
+    return rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+
+
+def event(state: str = "new", img: np.ndarray | None = None, at: float = 100.0) -> AlertEvent:
+    return AlertEvent(
+        alert_id="alert0123456789abcdef",
+        state=AlertState(state),
+        camera_id="cam",
+        hazard=Hazard.SMOKE,
+        zone=None,
+        score=0.8,
+        boxes=(Detection(0.1, 0.1, 0.3, 0.3, 0.8),),
+        first_frame_at=at - 2,
+        last_frame_at=at,
+        model_name="m",
+        model_version="1",
+        frame=img,
+    )
+
+
+def wait_items(store: EvidenceStore, n: int) -> list[dict]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        items = store.items()
+        if len(items) >= n:
+            return items
+        time.sleep(0.05)
+    raise AssertionError(f"{n} evidence items expected, have {store.items()}")
+
+
+def test_ring_is_bounded_by_frames_and_bytes():
+    ring = FrameRing(max_frames=4, max_bytes=3 * 240 * 320 * 3)
+    for k in range(10):
+        ring.add(float(k), frame(k))
+    assert len(ring) == 3 and ring.nbytes <= ring.max_bytes
+    assert [at for at, _ in ring.frames()] == [7.0, 8.0, 9.0]
+
+
+@pytest.mark.parametrize("mp4", [True, False])
+def test_clip_and_full_snapshot_on_alert_and_index_survives_restart(tmp_path, mp4):
+    store = EvidenceStore(config(tmp_path, frames_after=2, buffer_frames=3, buffer_max_side=160))
+    if not mp4:
+        store.codec = None
+    elif store.codec is None:
+        pytest.skip("this PyAV has no MP4 encoder")
+    for k in range(5):
+        store.observe("cam", frame(k), 90.0 + k)
+    full = frame(99, (480, 640))
+    store.on_alert(event("new", full, at=95.0), "cam", "e1")
+    store.observe("cam", frame(6), 96.0)
+    store.observe("cam", frame(7), 97.0)  # the second frame after closes the clip
+    items = wait_items(store, 2)
+    store.close()
+    by_kind = {i["kind"]: i for i in items}
+    snap = tmp_path / "evidence" / by_kind["snapshot"]["path"]
+    import cv2
+
+    assert cv2.imread(str(snap)).shape == (480, 640, 3)  # full resolution
+    clip = by_kind["clip"]
+    meta = json.loads(clip["meta"])
+    assert (meta["before"], meta["after"], meta["frames"]) == (3, 2, 5) and meta["boxes"]
+    data = (tmp_path / "evidence" / clip["path"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == clip["sha256"]
+    if mp4:
+        import av
+
+        assert clip["content_type"] == "video/mp4"
+        with av.open(io.BytesIO(data)) as c:
+            assert sum(1 for _ in c.decode(video=0)) == 5
+    else:
+        assert clip["content_type"] == "application/x-tar"
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            assert len(tar.getmembers()) == 5
+    again = EvidenceStore(config(tmp_path))
+    assert {i["id"] for i in again.items(unsent_only=True)} == {i["id"] for i in items}
+    again.close()
+
+
+def test_retention_deletes_uploaded_evidence_first_and_never_unsent(tmp_path):
+    store = EvidenceStore(config(tmp_path, frames_after=0, max_bytes=1 << 20))
+    store.codec = None
+    img = frame(1, (480, 640))  # ~ 300 kB as JPEG of noise: three fit in 1 MiB
+    for k in range(3):
+        store.on_alert(event("new", img, at=100.0 + k), "cam", "e1")
+    first = wait_items(store, 3)
+    store.on_alert(event("new", img, at=110.0), "cam", "e1")  # no room, nothing uploaded yet: refused
+    store.close()
+    assert store.refused == 1
+    store = EvidenceStore(config(tmp_path, frames_after=0, max_bytes=1 << 20))
+    assert len(store.items()) == 3
+    store.mark_uploaded(first[0]["id"])
+    store.on_alert(event("new", img, at=120.0), "cam", "e1")
+    items = wait_items(store, 3)
+    deadline = time.monotonic() + 10
+    while first[0]["id"] in {i["id"] for i in store.items()} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ids = {i["id"] for i in store.items()}
+    assert first[0]["id"] not in ids and {first[1]["id"], first[2]["id"]} <= ids and len(items) == 3
+    assert store.used_bytes() <= 1 << 20
+    store.close()
+
+
+class _FakeCentral(BaseHTTPRequestHandler):
+    """Central's evidence endpoints on a real store; drops the connection on the first second chunk."""
+
+    db: Database
+    cut_done = False
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _ident(self) -> tuple[str, str]:
+        parts = self.path.split("/")
+        return parts[4], parts[6]
+
+    def do_HEAD(self) -> None:
+        edge, ident = self._ident()
+        with self.db.tx() as tx:
+            found = evidence_files.offset(tx, edge, ident)
+        self.send_response(404 if found is None else 200)
+        self.send_header("Upload-Offset", str(found[0] if found else 0))
+        self.end_headers()
+
+    def do_PUT(self) -> None:
+        edge, ident = self._ident()
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        rng = evidence_files.parse_range(self.headers["Content-Range"])
+        if rng[0] > 0 and not type(self).cut_done:
+            type(self).cut_done = True
+            self.connection.close()  # the network fails mid-upload
+            return
+        meta = evidence_files.Meta.parse(self.headers["X-Evidence-Meta"])
+        with self.db.tx() as tx:
+            result = evidence_files.put_chunk(tx, edge, ident, rng, body, meta, time.time())
+        raw = json.dumps(result).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+def test_upload_resumes_from_centrals_offset_after_a_cut(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'central.db'}")
+    db.migrate()
+    _FakeCentral.db = db
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeCentral)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cfg = config(tmp_path, frames_after=0, chunk_bytes=16 << 10)
+    cfg = cfg.model_copy(
+        update={"central": cfg.central.model_copy(update={"url": f"http://127.0.0.1:{server.server_port}"})}
+    )
+    uploader = EvidenceUploader(CentralClient(cfg.central), "e1", 16 << 10)
+    store = EvidenceStore(cfg, uploader)
+    store.codec = None
+    store.on_alert(event("new", frame(3, (480, 640))), "cam", "e1")
+    deadline = time.monotonic() + 30
+    while (not store.items() or store.items(unsent_only=True)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    item = store.items()[0]
+    assert item["uploaded_at"] is not None and _FakeCentral.cut_done
+    with db.tx() as tx:
+        ctype, data = evidence_files.content(tx, "e1", item["id"])
+    assert ctype == "image/jpeg" and hashlib.sha256(data).hexdigest() == item["sha256"]
+    store.close()
+    server.shutdown()
+    db.close()
