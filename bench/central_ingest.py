@@ -49,8 +49,12 @@ def start(tmp: Path, broker: MosquittoBroker, url: str, receiver: Receiver, n: i
     for k in range(n):
         name = f"bench-{tag}-{k}"
         cfg = write_central_config(
-            tmp / f"{name}.yaml", broker_port=broker.port, database_url=url, receiver_url=receiver.url("/hook"),
-            instance_id=name, timers={"group_wait_s": 0, "group_interval_s": 5, "repeat_interval_s": 3600},
+            tmp / f"{name}.yaml",
+            broker_port=broker.port,
+            database_url=url,
+            receiver_url=receiver.url("/hook"),
+            instance_id=name,
+            timers={"group_wait_s": 0, "group_interval_s": 5, "repeat_interval_s": 3600},
         )
         out.append(CentralProcess(cfg, tmp / f"{name}.log").start())
     time.sleep(0.5)
@@ -68,9 +72,16 @@ def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, 
                 cam, seq = k % cameras, k // cameras
                 pub.send(
                     alert_topic(f"e{cam}", "c"),
-                    alert_payload(seq, edge=f"e{cam}", cam="c", alert_id=f"a-{tag}-{cam:05d}",
-                                  state="new" if seq == 0 else "update", lat=-60 + (cam % 120), lon=-170 + cam // 120 * 3,
-                                  score=min(1.0, 0.5 + 0.01 * seq)),
+                    alert_payload(
+                        seq,
+                        edge=f"e{cam}",
+                        cam="c",
+                        alert_id=f"a-{tag}-{cam:05d}",
+                        state="new" if seq == 0 else "update",
+                        lat=-60 + (cam % 120),
+                        lon=-170 + cam // 120 * 3,
+                        score=min(1.0, 0.5 + 0.01 * seq),
+                    ),
                     wait=k % 500 == 499,
                 )
             published = time.perf_counter() - t0
@@ -85,8 +96,11 @@ def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, 
             for c in centrals:
                 c.stop()
     rate = done / elapsed
-    print(f"  {tag}: {done:.0f}/{alerts} alerts in {elapsed:.1f} s (published in {published:.1f} s): "
-          f"{rate:.0f} alerts/s, rss {rss:.0f} MB", flush=True)
+    print(
+        f"  {tag}: {done:.0f}/{alerts} alerts in {elapsed:.1f} s (published in {published:.1f} s): "
+        f"{rate:.0f} alerts/s, rss {rss:.0f} MB",
+        flush=True,
+    )
     return {"alerts_per_s": round(rate, 1), "stored": done, "seconds": round(elapsed, 2), "rss_mb": round(rss, 1)}
 
 
@@ -100,8 +114,12 @@ def notify_latency(tmp: Path, url: str, count: int, rate: float) -> dict:
             for k in range(count):
                 edge = f"lat{k}"
                 sent[f"{edge}/c"] = time.time()
-                pub.send(alert_topic(edge, "c"), alert_payload(0, edge=edge, cam="c", alert_id=f"a-lat-{k:05d}",
-                                                              lat=-60 + k % 120, lon=-170 + k // 120 * 3))
+                pub.send(
+                    alert_topic(edge, "c"),
+                    alert_payload(
+                        0, edge=edge, cam="c", alert_id=f"a-lat-{k:05d}", lat=-60 + k % 120, lon=-170 + k // 120 * 3
+                    ),
+                )
                 time.sleep(1 / rate)
             deadline = time.monotonic() + 60
             while len(receiver.accepted()) < count and time.monotonic() < deadline:
