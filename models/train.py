@@ -19,6 +19,8 @@ import numpy as np
 from hazardwatch.models.data import Sample, read_bgr, read_source_md
 from hazardwatch.models.evaluate import evaluate_paths, pick_threshold
 
+from hazardwatch.manifest import sha256_file
+
 log = logging.getLogger(__name__)
 
 BACKBONE_SOURCE = {
@@ -127,7 +129,7 @@ def ship(
     det8 = OnnxDetector(write_manifest(m8, int8))
     res8 = evaluate_paths(det8, pos, neg)
     fp32_figures = {f"fp32_{k}": v for k, v in manifest["metrics"].items() if not isinstance(v, str)}
-    m8["metrics"] = {**_metrics(res8), **(extra_metrics or {}), **fp32_figures, "fp32_sha256": manifest["sha256"]}
+    m8["metrics"] = {**_metrics(res8), **(extra_metrics or {}), **fp32_figures, "fp32_sha256": sha256_file(fp32)}
     write_manifest(m8, int8)
     summary = {
         "threshold": manifest["threshold"],

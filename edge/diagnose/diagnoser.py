@@ -182,6 +182,7 @@ class CameraDiagnoser:
         self._same_since: float | None = None
         self._prev_at: float | None = None
         self._last_bcorr: np.ndarray | None = None
+        self._prev_blind: np.ndarray | None = None
         self._refs: dict[str, _Reference] = {}
         self._tracks = {name: _Track() for name in ALL}
         self._prev_thumb: np.ndarray | None = None
@@ -255,7 +256,7 @@ class CameraDiagnoser:
         grey_blocks = float(f.block_saturation.max())
         raw["night_ir"] = min(_below(f.saturation, limit, 1.0), _below(grey_blocks, 3 * limit, 2.0))
         mode = "ir" if night_now else "day"
-        if max(raw["black"], raw["overexposed"], raw["blank"]) >= 0.5:
+        if max(raw["black"], raw["overexposed"]) >= 0.5:
             raw["frozen"] = 0.0  # one reason is enough: a black "no video" screen is also unchanging
             return raw, mode, None
         ref = self._refs.get(mode)
@@ -263,6 +264,8 @@ class CameraDiagnoser:
         if switching:
             return raw, None, None
         if ref is None or ref.looks < cfg.warmup_looks or (f.mean < TOO_DARK and mode == "day"):
+            if raw["blank"] >= 0.5:
+                raw["frozen"] = 0.0
             return raw, mode, None
 
         # Textured: clearly above this view's typical block (so a sky is not), and above noise.
@@ -278,6 +281,11 @@ class CameraDiagnoser:
         blind = textured & (tex_ratio < BLIND_TEXTURE) & (bcorr < BLIND_CORRELATION)
         # A block the edge of a cover runs through is half blind: count it half.
         half = textured & ~blind & (tex_ratio < 2 * BLIND_TEXTURE) & (bcorr < 2 * BLIND_CORRELATION)
+        # A cover stays put; a passing vehicle's blank roof does not: count blocks blank at the last look too.
+        was = self._prev_blind if self._prev_blind is not None else np.ones_like(blind)
+        self._prev_blind = blind | half
+        blind_here = blind
+        blind, half = blind & was, half & was
         corr0, dx, dy, response = align(ref.structure, f.structure, self._window)
         enough = n_textured >= MIN_TEXTURED_BLOCKS
         if enough:  # the median block: a large object entering part of the view does not move it
@@ -300,7 +308,7 @@ class CameraDiagnoser:
             raw["covered"] = covered if smeared < 0.5 else 0.0
             # Alignment from the most structured blocks still seen: the median ignores a passing
             # truck, and the blind blocks are the cover's business.
-            strong = textured & (ref.block_texture >= np.median(ref.block_texture[textured])) & ~blind
+            strong = textured & (ref.block_texture >= np.median(ref.block_texture[textured])) & ~blind_here
             if strong.any():
                 view_corr = float(np.median(bcorr[strong]))
         if raw["covered"] < 0.5:
@@ -324,6 +332,12 @@ class CameraDiagnoser:
 
         if enough and sharp_rel > 0.85 and view_corr >= 0.7 * usual and f.mean >= ref.mean - 10:
             raw["fog"] = _below(contrast, 0.6, 0.15)
+        if raw["blank"] >= 0.5:
+            if view_corr >= 0.6 * usual and raw["fog"] > 0.0:
+                raw["blank"] = 0.0  # nearly uniform, but the scene is still there, faint: fog, not a blank
+            else:
+                for name in ("covered", "blurred", "view_shifted", "frozen", "fog"):
+                    raw[name] = 0.0
         self._last_bcorr = bcorr
         return raw, mode, view_corr
 
