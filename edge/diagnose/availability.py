@@ -86,5 +86,6 @@ class AvailabilityLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps({"version": 1, "cameras": self._days}, sort_keys=True))
             tmp.replace(self.path)
-        except OSError as exc:
+        except OSError as exc:  # a full disk must not leave a half file eating the last space
+            tmp.unlink(missing_ok=True)
             log.warning("availability file %s not written: %s", self.path, exc)

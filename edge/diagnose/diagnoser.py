@@ -333,7 +333,7 @@ class CameraDiagnoser:
         if enough and sharp_rel > 0.85 and view_corr >= 0.7 * usual and f.mean >= ref.mean - 10:
             raw["fog"] = _below(contrast, 0.6, 0.15)
         if raw["blank"] >= 0.5:
-            if view_corr >= 0.6 * usual and raw["fog"] > 0.0:
+            if view_corr >= 0.6 * usual and f.mean >= ref.mean - 10:
                 raw["blank"] = 0.0  # nearly uniform, but the scene is still there, faint: fog, not a blank
             else:
                 for name in ("covered", "blurred", "view_shifted", "frozen", "fog"):
