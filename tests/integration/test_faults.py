@@ -273,6 +273,11 @@ def test_edge_disk_full_degrades_clearly_and_keeps_accepted_alerts(tmp_path):
     port = free_port()
     manifest = red_patch_manifest(tmp_path / "model", name="red-patch", hazard="fire")
     cams = [{"id": "cam-1", "source": str(scene(tmp_path / "scene")), "hazards": {"fire": {}}}]
+    # The watcher's persistent session exists before the edge starts, so whatever the edge drains the
+    # moment the broker is back is queued for it (no race between the edge and the watcher's SUBACK).
+    broker = MosquittoBroker(port=port, workdir=tmp_path / "mq").start()
+    MqttWatcher(port).start().stop()
+    broker.stop()
     with small_tmpfs(tmp_path / "disk", "4m") as disk:
         config = write_edge_config(
             tmp_path / "edge.yaml", broker_port=port, cameras=cams, manifest=manifest, confirm=FAST_CONFIRM,
@@ -294,9 +299,9 @@ def test_edge_disk_full_degrades_clearly_and_keeps_accepted_alerts(tmp_path):
             filler.unlink()  # the field engineer frees space
             wait_until(lambda: edge_health(edge)[0] == 200, 30, "the edge back to ok once space is free")
             # The broker comes up: everything accepted is delivered in sequence, no gap from the full period.
-            with MosquittoBroker(port=port, workdir=tmp_path / "mq") as broker:
-                watcher = MqttWatcher(broker.port).start()
+            with broker:
                 wait_until(lambda: edge_health(edge)[1]["outbox_depth"] == 0, 30, "outbox drained")
+                watcher = MqttWatcher(broker.port).start()
                 time.sleep(1)
                 seqs = [m.payload["seq"] for m in watcher.of_kind("alert")]
                 watcher.stop()
