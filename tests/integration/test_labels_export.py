@@ -179,7 +179,7 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
             timeout=900,
         )
         assert run.returncode == 0, run.stderr[-3000:]
-        retrained = model_dir / "smoke-retrained.json"
+        retrained = model_dir / "smoke-retrained-int8.json"  # what `train` ships (fp32 stays in --work)
         doc = json.loads(retrained.read_text())
         assert any("exported from hazardwatch central" in p["name"] for p in doc["provenance"])
         status, model = register(central, retrained)
@@ -199,7 +199,7 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
             "the retrained model's rollout",
         )
         assert done["state"] == "done", done
-        assert edge.get_json("/healthz")["models"]["smoke"] == f"smoke-retrained@{model['version']}"
+        assert edge.get_json("/healthz")["models"]["smoke"] == f"{model['name']}@{model['version']}"
     finally:
         edge.__exit__(None, None, None)
         central.stop()
