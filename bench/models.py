@@ -1,7 +1,8 @@
 """Per-model inference cost on this machine, as the edge runs it (OnnxDetector.detect, 2 threads).
 
 Prints one line per measurement and, as its last line, one JSON object keyed by model name:
-{name: {"input": "WxH", "fp32": {"batch1_ms": .., "batch8_ms_per_frame": ..}, "int8": {...}}}.
+{name: {"input": "WxH", "fp32": {"batch1_ms": .., "batch8_ms_per_frame": ..}, "int8": {...},
+"int8_speedup_batch1": fp32 / int8}}.
 fp32 entries appear when var/models/<name>/fp32/ holds the graph `models train` exported.
 Usage: .venv/bin/python bench/models.py [--reps 20] [--threads 2]
 """
@@ -65,6 +66,9 @@ def main() -> None:
             f"batch{args.batch}_ms_per_frame": round(bn, 2),
         }
         print(f"{m.name:28s} {m.precision:5s} batch1 {b1:7.2f} ms  batch{args.batch} {bn:7.2f} ms/frame", flush=True)
+    for entry in out.values():  # the baseline: the fp32 graph, timed in this same process
+        if "fp32" in entry and "int8" in entry:
+            entry["int8_speedup_batch1"] = round(entry["fp32"]["batch1_ms"] / entry["int8"]["batch1_ms"], 2)
     print(json.dumps(out))
 
 

@@ -28,11 +28,22 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     work = Path(args.work) / out.name
     if args.hazard == "smoke":
-        summary = train.train_smoke(data, out, args.epochs, work, Path(args.cache), command)
+        from hazardwatch.models.data import read_exclusions
+
+        exclusions: dict[str, str] = {}
+        for path in args.exclude:
+            try:
+                exclusions.update(read_exclusions(Path(path)))
+            except (OSError, ValueError) as exc:
+                print(f"--exclude: {exc}", file=sys.stderr)
+                return 2
+        summary = train.train_smoke(
+            data, out, args.epochs, work, Path(args.cache), command, exclusions, version=args.version
+        )
     elif args.hazard == "waterlogging":
-        summary = train.train_waterlogging(data, out, work, command)
+        summary = train.train_waterlogging(data, out, work, command, version=args.version)
     else:
-        summary = train.build_fallen_tree(data[0], out, command)
+        summary = train.build_fallen_tree(data[0], out, command, version=args.version)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -131,9 +142,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("hazard", choices=HAZARDS)
     tr.add_argument("--data", nargs="+", action="extend", required=True, help="data folder(s)")
     tr.add_argument("--out", required=True, help="model folder, e.g. models/smoke-hpwren")
-    tr.add_argument("--epochs", type=int, default=6)
+    tr.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs of the smoke head")
+    tr.add_argument("--version", default="1.0.0", help="model version written to the manifests (bump on retraining)")
     tr.add_argument("--work", default="var/models", help="checkpoints (never shipped)")
     tr.add_argument("--cache", default="var/cache", help="cached activations")
+    tr.add_argument(
+        "--exclude", action="append", default=[],
+        help="reviewed list of frames to leave out ('<file name><TAB><reason>' per line; smoke only)",
+    )
     tr.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="measure a model on folders of positives and negatives, as the edge runs it")

@@ -148,6 +148,28 @@ def split_samples(samples: list[Sample], val_fraction: float = 0.25) -> tuple[li
     return train, val
 
 
+def read_exclusions(path: Path) -> dict[str, str]:
+    """`file name<TAB>reason` per line (`#` comments): frames a reviewer took out of the data.
+
+    Why: the unlabelled HPWREN frames used as negatives are not guaranteed smoke-free; a frame whose
+    plume a reviewer could see is neither a negative nor a boxed positive, so it is left out.
+    """
+    out: dict[str, str] = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, reason = line.partition("\t")
+        if not sep or not reason.strip():
+            raise ValueError(f"{path}:{n}: expected '<file name><TAB><reason>', got {line!r}")
+        out[name.strip()] = reason.strip()
+    return out
+
+
+def drop_excluded(samples: Sequence[Sample], exclusions: dict[str, str]) -> list[Sample]:
+    return [s for s in samples if s.path.name not in exclusions]
+
+
 def read_source_md(folder: Path) -> dict[str, str]:
     """Licence and attribution lines of a data folder's SOURCE.md, for the manifest's provenance."""
     path = Path(folder) / "SOURCE.md"

@@ -215,7 +215,10 @@ def train_head(
         for start in bar:
             idx = np.sort(order[start : start + batch])
             x = torch.from_numpy(cached.acts[idx].astype(np.float32))
-            loss = smoke_loss(head(x), torch.from_numpy(cached.targets[idx]), torch.from_numpy(cached.positive[idx]))
+            t = torch.from_numpy(cached.targets[idx])
+            if rng.random() < 0.5:  # mirror the cached activation maps: a cheap second view of each frame
+                x, t = x.flip(3), t.flip(2)
+            loss = smoke_loss(head(x), t, torch.from_numpy(cached.positive[idx]))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -234,12 +237,12 @@ def build(head_state: dict | None = None) -> SmokeNet:
     return SmokeNet(backbone, head).eval()
 
 
-def train(samples_train: Sequence[Sample], cache_dir: Path, epochs: int = 6, seed: int = 0) -> SmokeNet:
-    """Cache (with augmented copies of every positive and a third of negatives) and fine-tune."""
+def train(samples_train: Sequence[Sample], cache_dir: Path, epochs: int = 3, seed: int = 0) -> SmokeNet:
+    """Cache (two augmented copies of every positive, one of a third of negatives) and fine-tune."""
     torch.set_num_threads(2)
     backbone = load_pretrained()
     rng = np.random.default_rng(seed)
-    copies = [1 if s.positive or rng.random() < 0.33 else 0 for s in samples_train]
+    copies = [2 if s.positive else int(rng.random() < 0.33) for s in samples_train]
     cached = cache_activations(samples_train, backbone, cache_dir, copies, seed)
     log.info("cached %d activations (%d positive)", len(cached.positive), int(cached.positive.sum()))
     head = train_head(cached, backbone, epochs=epochs, seed=seed)

@@ -148,18 +148,27 @@ def _calibration(train: Sequence[Sample], n: int = 64, seed: int = 0) -> list[Pa
 
 
 def train_smoke(
-    data_dirs: Sequence[Path], out_dir: Path, epochs: int, work_dir: Path, cache_dir: Path, command: str
+    data_dirs: Sequence[Path],
+    out_dir: Path,
+    epochs: int,
+    work_dir: Path,
+    cache_dir: Path,
+    command: str,
+    exclusions: dict[str, str] | None = None,
+    version: str = "1.0.0",
 ) -> dict:
     import torch
     from hazardwatch.models import smoke
-    from hazardwatch.models.data import assign_view_groups, smoke_samples, split_samples
+    from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples, split_samples
 
     samples = assign_view_groups(smoke_samples(data_dirs))
-    train, val = split_samples(samples)
+    # Excluded after the split, so a reviewed list never moves the camera-view groups.
+    train, val = (drop_excluded(part, exclusions or {}) for part in split_samples(samples))
+    n_excluded = len(samples) - len(train) - len(val)
     log.info(
-        "smoke split: train %d (%d pos), val %d (%d pos) from %d view groups",
+        "smoke split: train %d (%d pos), val %d (%d pos) from %d view groups; %d reviewed frames excluded",
         len(train), sum(s.positive for s in train), len(val), sum(s.positive for s in val),
-        len({s.group for s in samples}),
+        len({s.group for s in samples}), n_excluded,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_validation_list(out_dir, val, data_dirs)
@@ -169,7 +178,7 @@ def train_smoke(
     name = out_dir.name
     base = {
         "name": name,
-        "version": "1.0.0",
+        "version": version,
         "hazard": "smoke",
         "input": {"width": smoke.WIDTH, "height": smoke.HEIGHT, "color": "RGB", "layout": "NCHW"},
         "output": {"kind": "tile_scores", "classes": ["smoke"], "hazard_classes": ["smoke"], "activation": "sigmoid"},
@@ -180,13 +189,14 @@ def train_smoke(
             "Validation = whole camera-view groups never seen in training (clustered by image layout). "
             "The operating threshold was picked on that validation split (precision >= 0.9, "
             "<= 1 FP per 200 negatives), so the figures are optimistic by that choice. Negatives are the "
-            "unlabelled HPWREN frames, 1-2 % of which show real plumes. No flame data: fire is not covered."
+            "unlabelled HPWREN frames, 1-2 % of which show real plumes; frames where a reviewer saw a plume "
+            "are listed in the exclusion file and left out of both splits. No flame data: fire is not covered."
         ),
     }
     example = torch.zeros(1, 3, smoke.HEIGHT, smoke.WIDTH)
     return ship(
         net, example, out_dir, base, val, _calibration(train), {"min_precision": 0.9, "max_fpr": 0.005},
-        fp32_dir=work_dir / "fp32",
+        extra_metrics={"excluded_reviewed_frames": n_excluded}, fp32_dir=work_dir / "fp32",
     )
 
 
@@ -195,7 +205,9 @@ VAL_CAMERAS = frozenset({"Canal", "Mirlo"})
 FLOOD_POLICY: dict = {"fixed": 0.5}
 
 
-def train_waterlogging(data_dirs: Sequence[Path], out_dir: Path, work_dir: Path, command: str) -> dict:
+def train_waterlogging(
+    data_dirs: Sequence[Path], out_dir: Path, work_dir: Path, command: str, version: str = "1.0.0"
+) -> dict:
     import torch
     from hazardwatch.models import flood
     from hazardwatch.models.data import fingerprint
@@ -230,7 +242,7 @@ def train_waterlogging(data_dirs: Sequence[Path], out_dir: Path, work_dir: Path,
     name = out_dir.name
     base = {
         "name": name,
-        "version": "1.0.0",
+        "version": version,
         "hazard": "waterlogging",
         "input": {"width": flood.WIDTH, "height": flood.HEIGHT, "color": "RGB", "layout": "NCHW"},
         "output": {"kind": "tile_scores", "classes": ["water"], "hazard_classes": ["water"], "activation": "sigmoid"},
@@ -253,7 +265,7 @@ def train_waterlogging(data_dirs: Sequence[Path], out_dir: Path, work_dir: Path,
     return summary
 
 
-def build_fallen_tree(data_root: Path, out_dir: Path, command: str) -> dict:
+def build_fallen_tree(data_root: Path, out_dir: Path, command: str, version: str = "1.0.0") -> dict:
     """The scene-change manifest, measured on composited scenes built from the real road clip."""
     from hazardwatch.edge.detect.scene_change import DEFAULTS, SceneChangeDetector
     from hazardwatch.models.fallen_tree import ROAD_VIDEO, build_scenes, evaluate_scenes
@@ -265,7 +277,7 @@ def build_fallen_tree(data_root: Path, out_dir: Path, command: str) -> dict:
     road = data_root / ROAD_VIDEO.parts[0]
     manifest = {
         "name": name,
-        "version": "1.0.0",
+        "version": version,
         "hazard": "fallen_tree",
         "runtime": "scene_change",
         "input": {"width": 256, "height": 144, "color": "BGR"},

@@ -62,3 +62,32 @@ def test_smoke_split_has_no_near_duplicates_across_sides(shared_data):
     # Near-identical frames (same camera, minutes apart) correlate above 0.97; one camera seen on
     # another day (other clouds, slightly moved) stays below 0.95 and may sit on the other side.
     assert float((a @ b.T).max()) < 0.95
+
+
+@pytest.mark.quick
+def test_reviewed_exclusions_leave_the_split_unchanged_but_drop_the_frames(tmp_path):
+    from pathlib import Path
+
+    from hazardwatch.models.data import Sample, drop_excluded, read_exclusions
+
+    listing = tmp_path / "excluded.txt"
+    listing.write_text("# reviewed\n\nb.jpeg\tplume at the horizon\n", encoding="utf-8")
+    exclusions = read_exclusions(listing)
+    assert exclusions == {"b.jpeg": "plume at the horizon"}
+    samples = [Sample(Path(f"/d/{n}.jpeg"), False, group="g") for n in "abc"]
+    assert [s.path.name for s in drop_excluded(samples, exclusions)] == ["a.jpeg", "c.jpeg"]
+
+    listing.write_text("b.jpeg\n", encoding="utf-8")  # no reason: refused with file and line
+    with pytest.raises(ValueError, match=r"excluded\.txt:1: expected"):
+        read_exclusions(listing)
+
+
+def test_shipped_smoke_exclusions_are_not_in_its_validation_split():
+    from pathlib import Path
+
+    from hazardwatch.models.data import read_exclusions
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "smoke-hpwren"
+    excluded = read_exclusions(folder / "excluded.txt")
+    listed = {line.split("\t")[1].rsplit("/", 1)[-1] for line in (folder / "validation.txt").read_text().splitlines()}
+    assert excluded and not (set(excluded) & listed)
