@@ -25,6 +25,9 @@ def _train(args: argparse.Namespace) -> int:
         if not d.is_dir():
             print(f"no such data folder: {d}", file=sys.stderr)
             return 2
+    if args.exclude and args.hazard != "smoke":
+        print(f"--exclude applies to smoke only (its unlabelled negatives), not {args.hazard}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     work = Path(args.work) / out.name
     if args.hazard == "smoke":
@@ -95,7 +98,7 @@ def _export(args: argparse.Namespace) -> int:
     manifest["name"] = out.name
     data_root = Path(args.data_root)
     pos, neg = train.read_validation_list(out / "validation.txt", data_root)
-    from hazardwatch.models.data import Sample
+    from hazardwatch.models.data import Sample, list_images
 
     val = [Sample(p, True) for p in pos] + [Sample(n, False) for n in neg]
     state = torch.load(head, weights_only=True)
@@ -118,7 +121,14 @@ def _export(args: argparse.Namespace) -> int:
         print("fallen_tree has no ONNX model to export (runtime scene_change)", file=sys.stderr)
         return 2
     base = {k: v for k, v in manifest.items() if k not in ("file", "sha256", "metrics", "threshold", "precision")}
-    calib = (neg[:: max(1, len(neg) // 32)] + pos[:: max(1, len(pos) // 32)])[:64]
+    # Calibrate int8 on frames of the same folders that validation does not hold: calibrating on the
+    # validation frames would let them shape the quantisation they are then used to measure.
+    held = {p.resolve() for p in pos + neg}
+    pool = [p for p in list_images(sorted({p.parent for p in pos + neg})) if p.resolve() not in held]
+    if not pool:
+        print(f"no frames outside the validation split under {data_root} to calibrate int8 on", file=sys.stderr)
+        return 2
+    calib = pool[:: max(1, len(pool) // 64)][:64]
     summary = train.ship(net, example, out, base, val, calib, policy, fp32_dir=head.parent / "fp32")
     print(json.dumps(summary, indent=2, default=str))
     return 0

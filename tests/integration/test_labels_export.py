@@ -180,7 +180,19 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         )
         assert run.returncode == 0, run.stderr[-3000:]
         retrained = model_dir / "smoke-retrained-int8.json"  # what `train` ships (fp32 stays in --work)
+        # `models export` rebuilds the graphs from the saved head alone and re-measures them.
+        run = subprocess.run(
+            [sys.executable, "-m", "hazardwatch.cli", "models", "export", "smoke", "--out", str(model_dir),
+             "--work", str(tmp_path / "work"), "--data-root", str(out)],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
         doc = json.loads(retrained.read_text())
+        n_val_pos = sum(line.startswith("pos") for line in (model_dir / "validation.txt").read_text().splitlines())
+        assert doc["metrics"]["n_pos"] == n_val_pos and "fp32_recall" in doc["metrics"]  # re-measured, both graphs
+        from hazardwatch.manifest import verify_model_file
+
+        verify_model_file(retrained)  # the re-exported file is the one its manifest hashes
         assert any("exported from hazardwatch central" in p["name"] for p in doc["provenance"])
         status, model = register(central, retrained)
         assert status == 201, model

@@ -65,3 +65,17 @@ def test_eval_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_train_refuses_a_bad_exclusion_list_before_any_work(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "data").mkdir()
+    bad = tmp_path / "excluded.txt"
+    bad.write_text("frame.jpeg without a reason\n", encoding="utf-8")
+    base = [sys.executable, "-m", "hazardwatch.cli", "models", "train"]
+    args = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--exclude", str(bad)]
+    run = subprocess.run([*base, "smoke", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 2 and f"{bad}:1: expected" in run.stderr, run.stderr
+    run = subprocess.run([*base, "waterlogging", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 2 and "smoke only" in run.stderr, run.stderr
+    assert not (tmp_path / "m").exists()

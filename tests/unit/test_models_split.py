@@ -65,7 +65,7 @@ def test_smoke_split_has_no_near_duplicates_across_sides(shared_data):
 
 
 @pytest.mark.quick
-def test_reviewed_exclusions_leave_the_split_unchanged_but_drop_the_frames(tmp_path):
+def test_reviewed_exclusions_parse_and_drop_only_the_listed_frames(tmp_path):
     from pathlib import Path
 
     from hazardwatch.models.data import Sample, drop_excluded, read_exclusions
