@@ -152,10 +152,22 @@ def require(request: web.Request, role: str) -> Principal:
     return who
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or its first `limit + 1` bytes when it is longer (the caller refuses those).
+
+    `StreamReader.read(n)` returns what has arrived so far, not n bytes: a large body read once
+    is cut short and then fails to parse, so read until the end or past the limit.
+    """
+    body = bytearray()
+    while len(body) <= limit and (part := await request.content.read(limit + 1 - len(body))):
+        body += part
+    return bytes(body)
+
+
 async def body_model(request: web.Request, model: type[BaseModel]) -> Any:
     if request.content_length and request.content_length > MAX_BODY:
         raise problem(413, f"body over {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
+    raw = await read_body(request, MAX_BODY)
     if len(raw) > MAX_BODY:
         raise problem(413, f"body over {MAX_BODY} bytes")
     try:
@@ -459,7 +471,7 @@ async def push_warning(request: web.Request) -> web.Response:
             text=json.dumps({"status": 413, "detail": f"document over {limit} bytes"}),
             content_type="application/json",
         )
-    raw = await request.content.read(limit + 1)
+    raw = await read_body(request, limit)
     try:
         outcome = await asyncio.to_thread(weather.ingest, raw, f"push by {who.name}", "push")
     except CapError as exc:

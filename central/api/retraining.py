@@ -74,13 +74,11 @@ async def evidence_put(request: web.Request) -> web.Response:
         raise problem(exc.status if exc.status in (400, 413) else 400, str(exc)) from None
     if rng[1] - rng[0] > MAX_CHUNK:
         raise problem(413, f"chunks are at most {MAX_CHUNK} bytes")
-    body = bytearray()
-    while len(body) <= MAX_CHUNK and (part := await request.content.read(MAX_CHUNK + 1 - len(body))):
-        body += part
+    body = await _api().read_body(request, MAX_CHUNK)
     if len(body) > MAX_CHUNK:
         raise problem(413, f"chunks are at most {MAX_CHUNK} bytes")
     try:
-        result = await ctx.run(evidence_files.put_chunk, edge_id, ident, rng, bytes(body), meta, time.time())
+        result = await ctx.run(evidence_files.put_chunk, edge_id, ident, rng, body, meta, time.time())
     except evidence_files.UploadError as exc:
         status = exc.status
         return web.json_response({"status": status, "detail": str(exc)}, status=status)

@@ -183,7 +183,7 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         # `models export` rebuilds the graphs from the saved head alone and re-measures them.
         run = subprocess.run(
             [sys.executable, "-m", "hazardwatch.cli", "models", "export", "smoke", "--out", str(model_dir),
-             "--work", str(tmp_path / "work"), "--data-root", str(out)],
+             "--work", str(tmp_path / "work"), "--data-root", str(tmp_path)],  # both data folders sit under it
             capture_output=True, text=True, timeout=600,
         )
         assert run.returncode == 0, run.stderr[-3000:]
