@@ -167,6 +167,7 @@ def read_exclusions(path: Path) -> dict[str, str]:
 
 
 def drop_excluded(samples: Sequence[Sample], exclusions: dict[str, str]) -> list[Sample]:
+    """The samples whose file name is not on the reviewed list."""
     return [s for s in samples if s.path.name not in exclusions]
 
 

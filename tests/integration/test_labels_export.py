@@ -19,6 +19,8 @@ from support.edge_proc import EdgeProcess, wait_until, write_edge_config
 from support.toy_models import red_patch_manifest
 from test_rollout import central_auth, register, scene
 
+from hazardwatch.manifest import verify_model_file
+
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 EDGE_TOKEN = "edge-a-token-0123456789"
 
@@ -190,8 +192,6 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         doc = json.loads(retrained.read_text())
         n_val_pos = sum(line.startswith("pos") for line in (model_dir / "validation.txt").read_text().splitlines())
         assert doc["metrics"]["n_pos"] == n_val_pos and "fp32_recall" in doc["metrics"]  # re-measured, both graphs
-        from hazardwatch.manifest import verify_model_file
-
         verify_model_file(retrained)  # the re-exported file is the one its manifest hashes
         assert any("exported from hazardwatch central" in p["name"] for p in doc["provenance"])
         status, model = register(central, retrained)
