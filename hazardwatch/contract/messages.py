@@ -11,7 +11,7 @@ import json
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 SCHEMA_VERSION = 1
 MAX_PAYLOAD_BYTES = 512 * 1024
@@ -21,6 +21,23 @@ MAX_INT = 2**63 - 1  # what every store (SQLite INTEGER, PostgreSQL BIGINT) can 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Text = Annotated[str, Field(max_length=256)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def _integral(value: object) -> object:
+    """JSON Schema counts 2.0 as an integer; so does the strict parser (but never true or "2")."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_INT:
+        return int(value)
+    return value
+
+
+WireInt = Annotated[int, BeforeValidator(_integral)]
+# A JSON object whose keys must all match: `patternProperties` alone would let other keys through.
+_ONLY_PATTERN_KEYS = {"additionalProperties": False}
+
+
+def _require_envelope(schema: dict, cls: type) -> None:
+    """`schema_version` and `kind` have defaults for producers, but a payload must carry both."""
+    schema["required"] = ["schema_version", "kind", *(r for r in schema.get("required", []) if r != "kind")]
 
 
 class Hazard(StrEnum):
@@ -51,7 +68,9 @@ class RiskLevel(StrEnum):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # JSON has no NaN or Infinity
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, json_schema_extra=_require_envelope
+    )  # JSON has no NaN or Infinity
 
     schema_version: Literal[1] = SCHEMA_VERSION
     edge_id: Id
@@ -59,7 +78,8 @@ class _Message(BaseModel):
 
 
 class Box(BaseModel):
-    """A region in relative image coordinates (0..1), top-left origin."""
+    """A region in relative image coordinates (0..1), top-left origin; x2 >= x1 and y2 >= y1 (a check
+    JSON Schema cannot express: the only way the parser is stricter than the published schema)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # JSON has no NaN or Infinity
 
@@ -89,7 +109,7 @@ class Alert(_Message):
 
     kind: Literal["alert"] = "alert"
     alert_id: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-    seq: int = Field(ge=0, le=MAX_INT, description="Per-edge sequence number of alert events (dedup and order)")
+    seq: WireInt = Field(ge=0, le=MAX_INT, description="Per-edge sequence number of alert events (dedup and order)")
     state: AlertState
     camera_id: Id
     camera_name: Text = ""
@@ -122,6 +142,7 @@ class CameraStatus(_Message):
     diagnoses: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], UnitFloat] = Field(
         default_factory=dict,
         max_length=16,
+        json_schema_extra=_ONLY_PATTERN_KEYS,
         description="Diagnoses in effect with their confidence: black, overexposed, blank, covered, blurred, "
         "view_shifted, frozen (the camera is degraded) or night_ir, fog (informational, it stays online)",
     )
@@ -141,10 +162,12 @@ class Availability(_Message):
 class Heartbeat(_Message):
     kind: Literal["heartbeat"] = "heartbeat"
     uptime_s: float = Field(ge=0)
-    cameras_total: int = Field(ge=0, le=MAX_INT)
-    cameras_online: int = Field(ge=0, le=MAX_INT)
-    outbox_depth: int = Field(ge=0, le=MAX_INT)
-    models: dict[Id, Text] = Field(default_factory=dict, max_length=32, description="model name -> version")
+    cameras_total: WireInt = Field(ge=0, le=MAX_INT)
+    cameras_online: WireInt = Field(ge=0, le=MAX_INT)
+    outbox_depth: WireInt = Field(ge=0, le=MAX_INT)
+    models: dict[Id, Text] = Field(
+        default_factory=dict, max_length=32, description="model name -> version", json_schema_extra=_ONLY_PATTERN_KEYS
+    )
 
 
 class SetRiskCommand(_Message):
@@ -175,7 +198,7 @@ class RolloutCommand(_Message):
     model_name: Id
     model_version: Id
     sha256: Sha256
-    size: int = Field(gt=0, le=1 << 31, description="Model file size in bytes")
+    size: WireInt = Field(gt=0, le=1 << 31, description="Model file size in bytes")
 
 
 class ModelStatus(_Message):
@@ -219,10 +242,11 @@ def parse_message(
     if not isinstance(doc, dict):
         raise ContractError("payload must be a JSON object")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int | float) or version != SCHEMA_VERSION:
         raise ContractError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
     try:
-        return _ADAPTER.validate_python(doc)
+        # Strict, as the published JSON Schema reads: no "77001" for an integer, no true for a number.
+        return _ADAPTER.validate_json(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(root)"
