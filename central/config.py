@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from hazardwatch.central.response_config import FalseAlarmConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hazardwatch.contract import Hazard, RiskLevel
@@ -311,6 +312,7 @@ class CentralConfig(Strict):
     routes: list[RouteConfig] = Field(default_factory=list)
     dashboard: DashboardConfig = DashboardConfig()
     weather: WeatherConfig = WeatherConfig()
+    false_alarm: FalseAlarmConfig = FalseAlarmConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -90,6 +90,12 @@ class ConfirmConfig(Strict):
     min_iou: float = Field(default=0.0, ge=0, lt=1, description="Overlap needed to count as the same region")
     end_after_s: float = Field(default=120.0, gt=0, description="Clear period that ends an alert")
     update_score_delta: float = Field(default=0.1, gt=0, le=1, description="Score rise that sends an update")
+    still_seen_s: float = Field(
+        default=25.0,
+        gt=0,
+        description="While an alert is open, a confirmed look sends an update when none was sent for this long, "
+        "so central learns the hazard is still there (a closed incident comes back within one patrol interval)",
+    )
 
     @model_validator(mode="after")
     def _votes(self) -> ConfirmConfig:

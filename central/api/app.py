@@ -201,17 +201,29 @@ def float_param(request: web.Request, name: str) -> float | None:
         raise problem(400, f"query parameter {name} must be a number") from None
 
 
+MAX_ROW_ID = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT: no row has a larger id
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """A numeric id from the path. Anything no row can have answers 404: the SQLite driver raises
+    OverflowError (a 500) on integers past 64 bits, where PostgreSQL simply finds nothing."""
+    raw = request.match_info[name]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_ROW_ID):
+        raise problem(404, f"no such {name.removesuffix('_id')}")
+    return int(raw)
+
+
 def incident_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["incident_id"])
-    except ValueError:
-        raise problem(404, "no such incident") from None
+    return path_id(request, "incident_id")
 
 
 # -- request bodies ------------------------------------------------------------------------------------
 class NoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str = Field(default="", max_length=2000)
+    suppress_s: float | None = Field(
+        default=None, ge=0, description="false-alarm only: how long to keep this camera and region quiet"
+    )
 
 
 class LoginBody(BaseModel):
@@ -317,8 +329,12 @@ def action_handler(action: str) -> Handler:
         body: NoteBody = await body_model(request, NoteBody)
         if action == "false_alarm" and not body.note.strip():
             raise problem(400, "note: say why this is a false alarm (cloud, fog, dust, vehicle, lights...)")
+        fa = ctx.cfg.false_alarm
+        suppress_s = fa.suppress_s if body.suppress_s is None else body.suppress_s
+        if action == "false_alarm" and suppress_s > fa.max_suppress_s:
+            raise problem(400, f"suppress_s: at most {fa.max_suppress_s:.0f} s (false_alarm.max_suppress_s)")
         try:
-            await ctx.run(incidents.act, iid, action, who.name, body.note, time.time())
+            await ctx.run(incidents.act, iid, action, who.name, body.note, time.time(), suppress_s)
         except incidents.ActionError as exc:
             raise problem(exc.status, str(exc)) from None
         ctx.on_change()
@@ -367,10 +383,7 @@ async def create_silence(request: web.Request) -> web.Response:
 async def expire_silence(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     who = require(request, "operator")
-    try:
-        sid = int(request.match_info["silence_id"])
-    except ValueError:
-        raise problem(404, "no such silence") from None
+    sid = path_id(request, "silence_id")
     if not await ctx.run(silences.expire, sid, who.name, time.time()):
         raise problem(404, f"silence {sid} does not exist or already expired")
     ctx.on_change()
@@ -403,10 +416,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def retry_delivery(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     require(request, "admin")
-    try:
-        did = int(request.match_info["delivery_id"])
-    except ValueError:
-        raise problem(404, "no such delivery") from None
+    did = path_id(request, "delivery_id")
     if not await ctx.run(delivery_queue.retry_dead, did):
         raise problem(404, f"delivery {did} is not a dead letter")
     ctx.on_change()
@@ -573,9 +583,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-from hazardwatch.central.api import retraining  # noqa: E402 - its handlers use the helpers above
+from hazardwatch.central.api import response, retraining  # noqa: E402 - their handlers use the helpers above
 
 ROUTES += retraining.ROUTES
+ROUTES += response.ROUTES
 
 
 def make_app(ctx: ApiContext) -> web.Application:

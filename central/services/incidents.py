@@ -22,6 +22,8 @@ from hazardwatch.central.incidents.correlate import (
     choose,
 )
 from hazardwatch.central.incidents.geo import Sighting, estimate_location, sighting
+from hazardwatch.central.incidents.suppress import judge
+from hazardwatch.central.services import suppressions
 from hazardwatch.central.store import Tx
 
 from hazardwatch.contract import Alert
@@ -135,11 +137,12 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
         alert.lat,
         alert.lon,
     )
-    # An alert already in an incident stays there (rule 1): no search needed.
+    # An alert already in an incident stays there (rule 1) unless an operator closed that incident and the
+    # hazard is still seen (recurrence, docs/central.md); false-alarm suppressions keep matching looks quiet.
     if own is not None:
-        choice = Choice("attach", own)
+        choice, why = _for_attached(tx, alert, me, own, cfg, now)
     else:
-        choice = choose(me, alert.hazard.value, _candidates(tx, alert, cfg, now), cfg.correlation)
+        choice, why = _for_unattached(tx, alert, me, cfg, now)
     created = reopened = False
     if choice.action == "new":
         incident_id = tx.scalar(
@@ -154,7 +157,9 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
                 choice.previous_id,
             ),
         )
-        add_event(tx, incident_id, now, "opened", SYSTEM, {"previous_id": choice.previous_id})
+        add_event(tx, incident_id, now, "opened", SYSTEM, {"previous_id": choice.previous_id, **why})
+        if own is not None and own != incident_id:
+            add_event(tx, own, now, "recurred", SYSTEM, {"new_id": incident_id, **why})
         created = True
     else:
         incident_id = choice.incident_id
@@ -182,7 +187,10 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
     if alert.state.value == "end":
         upsert += "NOTHING"
     else:
-        upsert += "UPDATE SET active = 1, boxes = excluded.boxes, score = excluded.score, last_at = excluded.last_at"
+        upsert += (
+            "UPDATE SET incident_id = excluded.incident_id, active = 1, boxes = excluded.boxes, "
+            "score = excluded.score, last_at = excluded.last_at"
+        )
     tx.execute(
         upsert,
         (
@@ -244,10 +252,88 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             "seq": alert.seq,
             "score": alert.score,
             "evidence_id": evidence_id,
+            **({"suppressed_by": why["suppressed_by"]} if "suppressed_by" in why else {}),
         },
     )
     refresh(tx, incident_id, cfg, now, already_bumped=reopened)
+    if own is not None and own != incident_id:
+        refresh(tx, own, cfg, now)  # the alert moved out: the closed incident no longer counts it
     return AlertOutcome(incident_id, duplicate=False, created=created, reopened=reopened)
+
+
+def _closed_by_operator(tx: Tx, incident_id: int) -> tuple[str, float] | None:
+    row = tx.one("SELECT state, resolved_by, resolved_at FROM incidents WHERE id = ?", (incident_id,))
+    if row is None or row[0] not in ("resolved", "false_alarm") or row[1] in (None, SYSTEM):
+        return None
+    return row[0], float(row[2] or 0.0)
+
+
+def _suppression_verdict(
+    tx: Tx, alert: Alert, me: Member, cfg: CentralConfig, now: float
+) -> tuple[str, int | None, int | None]:
+    """The strongest verdict of the camera's active false-alarm suppressions (break > quiet > outside),
+    with the suppression's incident and id."""
+    fa = cfg.false_alarm
+    quiet = None
+    for s in suppressions.active_for(tx, alert.edge_id, alert.camera_id, alert.hazard.value, now):
+        verdict = judge(
+            s, me.camera, alert.hazard.value, me.regions, alert.score, now, fa.break_score_margin, fa.break_area_factor
+        )
+        if verdict == "break":
+            suppressions.end(tx, s.id, SYSTEM, f"broken through by a stronger detection (score {alert.score:.2f})", now)
+            add_event(
+                tx, s.incident_id, now, "suppression_broken", SYSTEM, {"suppression_id": s.id, "score": alert.score}
+            )
+            return "break", s.incident_id, s.id
+        if verdict == "quiet" and quiet is None:
+            quiet = s
+    if quiet is not None:
+        suppressions.record_quiet(tx, quiet.id, now)
+        return "quiet", quiet.incident_id, quiet.id
+    return "outside", None, None
+
+
+def _recurrence_target(tx: Tx, alert: Alert, me: Member, closed_id: int, cfg: CentralConfig, now: float) -> Choice:
+    """Where a hazard still seen after its incident was closed goes: the closed incident's open successor,
+    another open incident it matches, or a new incident linked to the closed one."""
+    successor = tx.scalar(
+        "SELECT id FROM incidents WHERE previous_id = ? AND state IN ('open', 'acknowledged') ORDER BY id DESC",
+        (closed_id,),
+    )
+    if successor is not None:
+        return Choice("attach", successor)
+    others = [c for c in _candidates(tx, alert, cfg, now) if c.id != closed_id]
+    choice = choose(me, alert.hazard.value, others, cfg.correlation)
+    if choice.action == "attach":
+        return choice
+    return Choice("new", previous_id=closed_id)
+
+
+def _for_attached(tx: Tx, alert: Alert, me: Member, own: int, cfg: CentralConfig, now: float) -> tuple[Choice, dict]:
+    closed = _closed_by_operator(tx, own)
+    if closed is None or alert.state.value == "end" or alert.last_frame_at <= closed[1]:
+        return Choice("attach", own), {}
+    verdict, _sup_incident, sup_id = _suppression_verdict(tx, alert, me, cfg, now)
+    if verdict == "quiet":
+        return Choice("attach", own), {"suppressed_by": sup_id}
+    reason = "stronger_than_false_alarm" if verdict == "break" else f"still_seen_after_{closed[0]}"
+    return _recurrence_target(tx, alert, me, own, cfg, now), {"reason": reason}
+
+
+def _for_unattached(tx: Tx, alert: Alert, me: Member, cfg: CentralConfig, now: float) -> tuple[Choice, dict]:
+    if alert.state.value == "end":
+        return choose(me, alert.hazard.value, _candidates(tx, alert, cfg, now), cfg.correlation), {}
+    verdict, sup_incident, sup_id = _suppression_verdict(tx, alert, me, cfg, now)
+    if verdict == "quiet" and sup_incident is not None:
+        return Choice("attach", sup_incident), {"suppressed_by": sup_id}
+    choice = choose(me, alert.hazard.value, _candidates(tx, alert, cfg, now), cfg.correlation)
+    if verdict == "break":
+        if choice.action == "new":
+            choice = Choice("new", previous_id=sup_incident)
+        return choice, {"reason": "stronger_than_false_alarm"}
+    if choice.action == "new" and choice.previous_id is not None:
+        return choice, {"reason": "seen_again_after_close"}
+    return choice, {}
 
 
 def _upsert_camera(tx: Tx, alert: Alert, now: float) -> None:
@@ -295,11 +381,16 @@ def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bu
     est = estimate_location(sightings_of(members))
     base = SEVERITY_ORDER[cfg.severity.get(hazard, "moderate")]  # type: ignore[call-overload]
     severity = SEVERITIES[min(3, base + (1 if len(cameras) >= 2 else 0))]
-    bump = not already_bumped and (
-        severity != old_severity
-        or len(cameras) != old_cameras
-        or (old_active > 0) != (active > 0)
-        or score >= old_score + 0.1
+    closed = tx.scalar("SELECT state FROM incidents WHERE id = ?", (incident_id,)) in ("resolved", "false_alarm")
+    bump = (
+        not already_bumped
+        and not closed
+        and (
+            severity != old_severity
+            or len(cameras) != old_cameras
+            or (old_active > 0) != (active > 0)
+            or score >= old_score + 0.1
+        )
     )
     tx.execute(
         "UPDATE incidents SET severity = ?, camera_count = ?, cameras = ?, active_alerts = ?, score_max = ?, "
@@ -343,8 +434,11 @@ ALLOWED = {
 }
 
 
-def act(tx: Tx, incident_id: int, action: str, actor: str, note: str, now: float) -> None:
-    """Acknowledge, resolve, mark false alarm or reopen; every action records who and why."""
+def act(tx: Tx, incident_id: int, action: str, actor: str, note: str, now: float, suppress_s: float = 0.0) -> None:
+    """Acknowledge, resolve, mark false alarm or reopen; every action records who and why.
+
+    A false alarm suppresses the same camera, hazard and region for `suppress_s` (docs/central.md); a
+    reopen ends the incident's suppressions."""
     tx.lock(f"incident:{incident_id}")
     row = tx.one("SELECT state FROM incidents WHERE id = ?", (incident_id,))
     if row is None:
@@ -371,7 +465,14 @@ def act(tx: Tx, incident_id: int, action: str, actor: str, note: str, now: float
             "updated_at = ? WHERE id = ?",
             (now, incident_id),
         )
-    add_event(tx, incident_id, now, action, actor, {"from": state, "note": note})
+    detail: dict = {"from": state, "note": note}
+    if action == "false_alarm":
+        suppressions.end_for_incident(tx, incident_id, actor, "marked false alarm again", now)
+        ids = suppressions.create_for_incident(tx, incident_id, actor, suppress_s, now)
+        detail.update(suppression_ids=ids, suppress_until=now + suppress_s if ids else None)
+    elif action == "reopen":
+        suppressions.end_for_incident(tx, incident_id, actor, "incident reopened", now)
+    add_event(tx, incident_id, now, action, actor, detail)
 
 
 def auto_resolve(tx: Tx, cfg: CentralConfig, now: float) -> list[int]:

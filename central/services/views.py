@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from hazardwatch.central.services import suppressions
 from hazardwatch.central.services.incidents import sightings_of
 from hazardwatch.central.store import Tx
 
@@ -154,6 +156,10 @@ def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> di
         "JOIN evidence e ON e.id = ae.evidence_id WHERE ae.incident_id = ? ORDER BY ae.id DESC LIMIT 10",
         (incident_id,),
     )
+    view["suppressions"] = suppressions.listing(tx, time.time(), True, incident_id)
+    view["successor_ids"] = [
+        r[0] for r in tx.execute("SELECT id FROM incidents WHERE previous_id = ? ORDER BY id", (incident_id,))
+    ]
     view["evidence"] = [
         {
             "id": e[0],

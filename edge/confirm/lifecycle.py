@@ -1,7 +1,9 @@
 """Alert lifecycle for one camera, hazard and zone: new -> update* -> end.
 
-`update` is sent only for a meaningfully higher score or a region not seen before, so a steady
-plume does not produce a message per look; `end` follows a clear period of `end_after_s`.
+`update` is sent for a meaningfully higher score, a region not seen before, or, at most every
+`still_seen_s`, to say the hazard is still confirmed (central brings back an incident an operator closed
+while the hazard is still there); a steady plume thus sends about one message per patrol interval, not
+one per look of a fast camera. `end` follows a clear period of `end_after_s`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class _Open:
     last_confirmed_at: float
     sent_score: float
     peak_score: float
+    sent_at: float
     sent_boxes: list[Detection] = field(default_factory=list)
 
 
@@ -56,6 +59,7 @@ class AlertLifecycle:
                 last_confirmed_at=at,
                 sent_score=confirmation.score,
                 peak_score=confirmation.score,
+                sent_at=at,
                 sent_boxes=list(confirmation.boxes),
             )
             return self._event(AlertState.NEW, confirmation.score, confirmation.boxes, at)
@@ -64,9 +68,14 @@ class AlertLifecycle:
         new_region = any(
             not any(b.overlaps(s, self.cfg.min_iou) for s in current.sent_boxes) for b in confirmation.boxes
         )
-        if confirmation.score >= current.sent_score + self.cfg.update_score_delta or new_region:
+        still_seen = at - current.sent_at >= self.cfg.still_seen_s
+        if confirmation.score >= current.sent_score + self.cfg.update_score_delta or new_region or still_seen:
             current.sent_score = confirmation.score
-            current.sent_boxes.extend(confirmation.boxes)
+            current.sent_at = at
+            fresh = [
+                b for b in confirmation.boxes if not any(b.overlaps(s, self.cfg.min_iou) for s in current.sent_boxes)
+            ]
+            current.sent_boxes.extend(fresh)  # only new regions: a long alert's list stays small
             return self._event(AlertState.UPDATE, confirmation.score, confirmation.boxes, at)
         return None
 

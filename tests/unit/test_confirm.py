@@ -53,6 +53,17 @@ def test_lifecycle_new_update_end():
     assert life.observe(14, vote.add(14, [BOX], False)).alert_id != ev.alert_id
 
 
+def test_lifecycle_says_still_seen_at_most_every_still_seen_s():
+    """A steady hazard sends an update once per `still_seen_s`, so central knows it is still there."""
+    cfg = ConfirmConfig(end_after_s=100, update_score_delta=0.1, still_seen_s=30)
+    vote, life = SlidingVote(ConfirmConfig(window=1, min_votes=1, threshold=0.5)), AlertLifecycle(cfg)
+    first = life.observe(0, vote.add(0, [BOX], False))
+    sent = [t for t in range(1, 95) if life.observe(t, vote.add(t, [BOX], True)) is not None]
+    assert sent == [30, 60, 90]  # a look per second, same score and region: one update per 30 s
+    update = life.observe(120, vote.add(120, [BOX], True))
+    assert update.state == AlertState.UPDATE and update.alert_id == first.alert_id and update.last_frame_at == 120
+
+
 @pytest.fixture
 def detector(tmp_path):
     return OnnxDetector(red_patch_manifest(tmp_path))

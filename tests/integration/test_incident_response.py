@@ -1,0 +1,134 @@
+"""Issue 16 on a real store (SQLite and PostgreSQL): a hazard still seen after an operator closes its
+incident comes back; a false alarm keeps its camera and region quiet only inside a time-bound
+suppression that a clearly stronger detection breaks through."""
+
+from __future__ import annotations
+
+import pytest
+from hazardwatch.central.services import dispatch, incidents, suppressions, views
+from hazardwatch.central.store import Database
+from test_central_services import CFG, alert
+
+
+@pytest.fixture
+def db(database_url):
+    d = Database(database_url)
+    d.migrate()
+    yield d
+    d.close()
+
+
+def apply(db: Database, a, now: float) -> incidents.AlertOutcome:
+    with db.tx() as tx:
+        return incidents.apply_alert(tx, a, CFG, now)
+
+
+def act(db: Database, iid: int, action: str, now: float, note: str = "", suppress_s: float = 0.0) -> None:
+    with db.tx() as tx:
+        incidents.act(tx, iid, action, "amy", note, now, suppress_s)
+
+
+def row(db: Database, iid: int) -> tuple:
+    with db.tx() as tx:
+        return tx.one("SELECT state, active_alerts, previous_id FROM incidents WHERE id = ?", (iid,))
+
+
+def kinds(db: Database, iid: int) -> list[str]:
+    with db.tx() as tx:
+        return [e["kind"] for e in views.timeline(tx, iid)]
+
+
+def test_resolved_while_still_seen_comes_back_as_a_linked_incident(db):
+    first = apply(db, alert(0, at=1000), 1000).incident_id
+    apply(db, alert(1, state="update", at=1030, score=0.85), 1030)
+    act(db, first, "resolve", 1040, "crew says it is out")
+    # an update from before the decision (frame taken at 1035) changes nothing
+    late = apply(db, alert(2, state="update", at=1035, score=0.9), 1041)
+    assert late.incident_id == first and not late.created
+    # the edge still confirms the fire at its next look: a new incident linked to the closed one
+    back = apply(db, alert(3, state="update", at=1070, score=0.86), 1070)
+    assert back.created and back.incident_id != first
+    assert row(db, back.incident_id) == ("open", 1, first)
+    assert row(db, first)[:2] == ("resolved", 0)  # the closed incident no longer claims the alert
+    assert kinds(db, first)[-1] == "recurred"
+    with db.tx() as tx:
+        opened = views.timeline(tx, back.incident_id)[0]
+        view = views.incident_view(tx, first, "http://central")
+    assert opened["detail"] == {"previous_id": first, "reason": "still_seen_after_resolved"}
+    assert view["successor_ids"] == [back.incident_id]
+    # later looks and a second camera's alert of the same closed incident join the successor, not a third
+    assert apply(db, alert(4, state="update", at=1100, score=0.9), 1100).incident_id == back.incident_id
+    # it is notified as a fresh Alert (the closed one was never notified here, so no Cancel is due)
+    with db.tx() as tx:
+        planned = dispatch.plan(tx, back.incident_id, CFG, 1100 + 60, "http://c")
+    assert planned is not None and planned.msg_type == "Alert"
+
+
+def test_end_after_resolve_stays_with_the_closed_incident(db):
+    first = apply(db, alert(0, at=1000), 1000).incident_id
+    act(db, first, "resolve", 1010, "out")
+    ended = apply(db, alert(1, state="end", at=1100), 1100)
+    assert ended.incident_id == first and not ended.created
+    assert row(db, first)[:2] == ("resolved", 0)
+
+
+def test_false_alarm_is_quiet_inside_its_region_until_it_expires(db):
+    first = apply(db, alert(0, at=1000, score=0.7), 1000).incident_id
+    act(db, first, "false_alarm", 1010, "sun glare on the lake", suppress_s=600)
+    with db.tx() as tx:
+        (sup,) = suppressions.listing(tx, 1011, incident_id=first)
+    assert (sup["edge_id"], sup["camera_id"], sup["hazard"], sup["created_by"]) == ("e1", "north", "smoke", "amy")
+    assert sup["ends_at"] == 1610 and sup["region"] == {"x1": 0.45, "y1": 0.4, "x2": 0.55, "y2": 0.5}
+    # the same alert's updates and a new alert in the same region stay quiet, counted
+    assert apply(db, alert(1, state="update", at=1040, score=0.75), 1040).incident_id == first
+    again = apply(db, alert(2, alert_id="alert-north-2", at=1100, score=0.72, x=(0.47, 0.53)), 1100)
+    assert again.incident_id == first and not again.created
+    assert row(db, first)[0] == "false_alarm"
+    with db.tx() as tx:
+        (sup,) = suppressions.listing(tx, 1101, incident_id=first)
+        last = views.timeline(tx, first)[-1]
+    assert sup["quiet_count"] == 2 and last["detail"]["suppressed_by"] == sup["id"]
+    # another region of the same camera is not covered
+    other = apply(db, alert(3, alert_id="alert-north-3", at=1200, x=(0.0, 0.1)), 1200)
+    assert other.created
+    # once the suppression ran out, the still-seen alert comes back
+    back = apply(db, alert(4, state="update", at=1700, score=0.7), 1700)
+    assert back.created and row(db, back.incident_id)[2] == first
+
+
+def test_a_clearly_stronger_or_larger_detection_breaks_through(db):
+    first = apply(db, alert(0, at=1000, score=0.6), 1000).incident_id
+    act(db, first, "false_alarm", 1010, "cloud", suppress_s=3600)
+    assert apply(db, alert(1, state="update", at=1040, score=0.7), 1040).incident_id == first  # +0.10: quiet
+    stronger = apply(db, alert(2, state="update", at=1070, score=0.8), 1070)  # +0.20 >= 0.15 margin
+    assert stronger.created and row(db, stronger.incident_id)[2] == first
+    assert "suppression_broken" in kinds(db, first)
+    with db.tx() as tx:
+        (sup,) = suppressions.listing(tx, 1071, include_ended=True, incident_id=first)
+    assert not sup["active"] and sup["ended_by"] == "system" and "stronger" in sup["end_reason"]
+
+    # growth: a region twice as large breaks through at the same score
+    second = apply(db, alert(3, edge="e2", cam="east", alert_id="alert-east-1", at=2000, score=0.6), 2000).incident_id
+    act(db, second, "false_alarm", 2010, "dust", suppress_s=3600)
+    assert (
+        apply(db, alert(4, edge="e2", cam="east", alert_id="alert-east-2", at=2040, score=0.6), 2040).incident_id
+        == second
+    )
+    grown = apply(db, alert(5, edge="e2", cam="east", alert_id="alert-east-3", at=2070, score=0.6, x=(0.4, 0.65)), 2070)
+    assert grown.created and row(db, grown.incident_id)[2] == second
+
+
+def test_reopen_and_lift_end_a_suppression(db):
+    first = apply(db, alert(0, at=1000), 1000).incident_id
+    act(db, first, "false_alarm", 1010, "fog", suppress_s=3600)
+    act(db, first, "reopen", 1020, "it is smoke after all")
+    with db.tx() as tx:
+        assert suppressions.listing(tx, 1021) == []
+        (sup,) = suppressions.listing(tx, 1021, include_ended=True)
+    assert sup["ended_by"] == "amy" and sup["end_reason"] == "incident reopened"
+    # no suppression asked: false alarm with suppress_s=0 keeps nothing quiet
+    act(db, first, "false_alarm", 1030, "fog")
+    with db.tx() as tx:
+        assert suppressions.listing(tx, 1031) == []
+    back = apply(db, alert(1, state="update", at=1060), 1060)
+    assert back.created
