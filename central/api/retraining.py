@@ -253,10 +253,7 @@ async def list_rollouts(request: web.Request) -> web.Response:
 async def get_rollout(request: web.Request) -> web.Response:
     api = _api()
     ctx = request.app[api.CTX]
-    try:
-        rid = int(request.match_info["rollout_id"])
-    except ValueError:
-        raise api.problem(404, "no such rollout") from None
+    rid = api.path_id(request, "rollout_id")
     view = await ctx.run(registry.get_rollout, rid)
     if view is None:
         raise api.problem(404, f"rollout {rid} does not exist")
