@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from hazardwatch.central.ingest.clock import ClockConfig
 from hazardwatch.central.response_config import FalseAlarmConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -313,6 +314,9 @@ class CentralConfig(Strict):
     dashboard: DashboardConfig = DashboardConfig()
     weather: WeatherConfig = WeatherConfig()
     false_alarm: FalseAlarmConfig = FalseAlarmConfig()
+    clock: ClockConfig = Field(
+        default_factory=ClockConfig, description="What central trusts of edge clocks (docs/security.md)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -38,6 +38,12 @@ class CentralMetrics:
             registry=r,
         )
         self.incidents_created = Counter("hazardwatch_central_incidents_created_total", "New incidents", registry=r)
+        self.clock_clamped = Counter(
+            "hazardwatch_central_clock_clamped_total",
+            "Edge timestamps outside the trusted window, replaced by the receive time (central/ingest/clock.py)",
+            ["kind", "field", "direction"],
+            registry=r,
+        )
         self.notifications_planned = Counter(
             "hazardwatch_central_notifications_planned_total",
             "Notifications enqueued",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from hazardwatch.central.config import BrokerConfig, CentralConfig
+from hazardwatch.central.ingest.clock import bound_times
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services import health, registry
 from hazardwatch.central.services.incidents import apply_alert
@@ -297,6 +298,17 @@ class MqttIngest:
         return new_alerts
 
     def _apply(self, tx: Tx, msg: Incoming, parsed: Message, now: float) -> int:
+        parsed, clamped = bound_times(parsed, now, self.cfg.clock)
+        for c in clamped:
+            self.metrics.clock_clamped.labels(parsed.kind, c.field, c.direction).inc()
+            log.warning(
+                "%s from %s: %s %.6g is %s central's clock window; using the receive time",
+                parsed.kind,
+                parsed.edge_id,
+                c.field,
+                c.value,
+                "ahead of" if c.direction == "future" else "behind",
+            )
         if isinstance(parsed, Alert):
             # One hazard at a time across instances, so concurrent alerts cannot split an incident.
             tx.lock(f"hazard:{parsed.hazard.value}")

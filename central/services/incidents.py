@@ -7,6 +7,7 @@ ingest path writes a whole batch of MQTT messages in one transaction before ackn
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from hazardwatch.central.store import Tx
 from hazardwatch.contract import Alert
 
 SEVERITIES = list(SEVERITY_ORDER)
+log = logging.getLogger(__name__)
 
 
 class ActionError(Exception):
@@ -120,14 +122,28 @@ def _candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Ca
 
 
 def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOutcome:
-    """Store one alert event and fold it into its incident. Idempotent by (edge, alert, seq)."""
-    seen, own = tx.one(
-        "SELECT (SELECT 1 FROM alert_events WHERE edge_id = ? AND alert_id = ? AND seq = ?), "
-        "(SELECT incident_id FROM incident_alerts WHERE edge_id = ? AND alert_id = ?)",
-        (alert.edge_id, alert.alert_id, alert.seq, alert.edge_id, alert.alert_id),
-    ) or (None, None)
-    if seen:
+    """Store one alert event and fold it into its incident.
+
+    Idempotent by (edge, seq), which the contract says identifies an event. The alert's state follows its
+    highest seq, so an older event arriving late (an update after its end) is kept in the history only.
+    """
+    seen, own, last_seq = tx.one(
+        "SELECT (SELECT alert_id FROM alert_events WHERE edge_id = ? AND seq = ?), "
+        "(SELECT incident_id FROM incident_alerts WHERE edge_id = ? AND alert_id = ?), "
+        "(SELECT last_seq FROM incident_alerts WHERE edge_id = ? AND alert_id = ?)",
+        (alert.edge_id, alert.seq, alert.edge_id, alert.alert_id, alert.edge_id, alert.alert_id),
+    ) or (None, None, None)
+    if seen is not None:
+        if seen != alert.alert_id:
+            log.warning(
+                "edge %s reused seq %d (alert %s, then %s): kept the first",
+                alert.edge_id,
+                alert.seq,
+                seen,
+                alert.alert_id,
+            )
         return AlertOutcome(None, duplicate=True)
+    stale = own is not None and last_seq is not None and alert.seq < last_seq
     me = Member(
         alert.edge_id,
         alert.alert_id,
@@ -139,7 +155,9 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
     )
     # An alert already in an incident stays there (rule 1) unless an operator closed that incident and the
     # hazard is still seen (recurrence, docs/central.md); false-alarm suppressions keep matching looks quiet.
-    if own is not None:
+    if stale:
+        choice, why = Choice("attach", own), {}
+    elif own is not None:
         choice, why = _for_attached(tx, alert, me, own, cfg, now)
     else:
         choice, why = _for_unattached(tx, alert, me, cfg, now)
@@ -176,12 +194,13 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
     boxes = json.dumps([b.model_dump() for b in alert.boxes])
     if alert.state.value == "end":
         tx.execute(
-            "UPDATE incident_alerts SET active = 0, last_at = ? WHERE edge_id = ? AND alert_id = ?",
-            (alert.last_frame_at, alert.edge_id, alert.alert_id),
+            "UPDATE incident_alerts SET active = 0, last_at = ?, last_seq = ? WHERE edge_id = ? AND alert_id = ? "
+            "AND (last_seq IS NULL OR last_seq < ?)",
+            (alert.last_frame_at, alert.seq, alert.edge_id, alert.alert_id, alert.seq),
         )
     upsert = (
         "INSERT INTO incident_alerts(incident_id, edge_id, alert_id, camera_id, active, boxes, score, last_at, "
-        "lat, lon, bearing_deg, fov_deg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "lat, lon, bearing_deg, fov_deg, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (edge_id, alert_id) DO "
     )
     if alert.state.value == "end":
@@ -189,7 +208,8 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
     else:
         upsert += (
             "UPDATE SET incident_id = excluded.incident_id, active = 1, boxes = excluded.boxes, "
-            "score = excluded.score, last_at = excluded.last_at"
+            "score = excluded.score, last_at = excluded.last_at, last_seq = excluded.last_seq "
+            "WHERE incident_alerts.last_seq IS NULL OR incident_alerts.last_seq < excluded.last_seq"
         )
     tx.execute(
         upsert,
@@ -206,6 +226,7 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             alert.lon,
             alert.bearing_deg,
             alert.fov_deg,
+            alert.seq,
         ),
     )
     evidence_id = None
@@ -252,6 +273,7 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             "seq": alert.seq,
             "score": alert.score,
             "evidence_id": evidence_id,
+            **({"stale": True} if stale else {}),
             **({"suppressed_by": why["suppressed_by"]} if "suppressed_by" in why else {}),
         },
     )
