@@ -33,6 +33,8 @@ function formatter(kind) {
 /** Unix seconds -> text in the site's zone ("full", "short" or "clock"). */
 export function time(unix, kind = "full") {
   if (unix === null || unix === undefined) return t("none");
+  // A Date holds +-8.64e12 s; an edge's wrong clock stored before central bounded it must not throw here
+  if (typeof unix !== "number" || !Number.isFinite(unix) || Math.abs(unix) > 8.64e12) return `? (${unix})`;
   return formatter(kind).format(new Date(unix * 1000));
 }
 
