@@ -25,7 +25,7 @@ async def list_suppressions(request: web.Request) -> web.Response:
     if inc is not None and not inc.isdigit():
         raise api.problem(400, "incident_id: must be a positive integer")
     items = await ctx.run(suppressions.listing, time.time(), include, int(inc) if inc else None)
-    return web.json_response({"items": items})
+    return web.json_response({"items": items, "settings": ctx.cfg.false_alarm.model_dump()})
 
 
 async def lift_suppression(request: web.Request) -> web.Response:

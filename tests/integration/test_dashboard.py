@@ -209,7 +209,7 @@ def seed(central: CentralProcess, pub: Publisher) -> None:
         pub.send(*camera_status(key, "online", since=now - 3600), retain=True)
     pub.send(*camera_status("e2/river", "degraded", "image blurred (lens wet?)", since=now - 600), retain=True)
     pub.send(*alert_for("e2/park", 1, "fire", (0.30, 0.42)))
-    pub.send(*alert_for("e2/river", 1, "waterlogging", (0.20, 0.70)))
+    pub.send(*alert_for("e2/river", 2, "waterlogging", (0.20, 0.70)))  # seq is per edge: (edge, seq) is one event
     wait_until(lambda: central.get("/api/v1/incidents")["total"] >= 2, 15, "the seeded incidents")
     wait_until(lambda: len(central.get("/api/v1/cameras")["items"]) >= 5, 15, "the seeded cameras")
 

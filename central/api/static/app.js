@@ -4,6 +4,7 @@ import { api, ApiError, evidenceSrc, setUnauthorizedHandler } from "./api.js";
 import { ago, coord, duration, el, icon, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { MapView } from "./map.js";
+import { againLine, successorLines, suppressionRows, suppressionsBlock, suppressSelect } from "./response.js";
 
 const HAZARDS = ["smoke", "fire", "waterlogging", "fallen_tree"];
 const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
@@ -37,6 +38,8 @@ const S = {
   started: false,
   flash: null,
   bannerId: null,
+  suppressions: [], // active false-alarm suppressions
+  supSettings: null, // false_alarm settings from central
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -108,6 +111,7 @@ async function start() {
     setInterval(tick, 1000);
     setInterval(() => loadEdges().catch(() => {}), 10000);
     setInterval(() => S.view === "silences" && loadSilences().catch(() => {}), 15000);
+    setInterval(() => loadSuppressions().catch(() => {}), 15000);
   }
   document.body.dataset.ready = "1";
 }
@@ -116,10 +120,42 @@ async function reloadAll() {
   const [inc, cams] = await Promise.all([api("/incidents?limit=300"), api("/cameras")]);
   S.cameras = new Map(cams.items.map((c) => [`${c.edge_id}/${c.camera_id}`, c]));
   S.incidents = new Map(inc.items.map((i) => [i.id, i]));
-  await loadEdges();
+  await Promise.all([loadEdges(), loadSuppressions()]);
   refreshConeDetails();
   renderAll();
   if (S.selected !== null) loadDetail(S.selected);
+}
+
+async function loadSuppressions() {
+  const data = await api("/suppressions");
+  S.suppressions = data.items;
+  S.supSettings = data.settings;
+  renderCounters();
+  if (S.view === "silences") renderSuppressions();
+}
+
+async function liftSuppression(id) {
+  const msg = $("#detail .action-msg");
+  try {
+    await api(`/suppressions/${id}`, { method: "DELETE" });
+    if (msg) {
+      msg.textContent = t("sup.lifted", { id });
+      msg.className = "action-msg ok";
+    }
+  } catch (err) {
+    if (msg) {
+      msg.textContent = t("error", { detail: err.detail || err.message });
+      msg.className = "action-msg error";
+    }
+  }
+  await loadSuppressions();
+  if (S.selected !== null) await loadDetail(S.selected);
+}
+
+function renderSuppressions() {
+  const rows = suppressionRows(S.suppressions, { cameraName, canAct: canAct(), onLift: liftSuppression, select });
+  $("#suppressions-table tbody").replaceChildren(...rows);
+  $("#suppressions-empty").hidden = rows.length > 0;
 }
 
 async function loadEdges() {
@@ -235,9 +271,10 @@ function renderBanner() {
   const row = S.incidents.get(S.bannerId);
   if (!row) return;
   const banner = $("#banner");
+  const vars = { hazard: t(`hazard.${row.hazard}`), camera: cameraName(row.camera_keys[0] || ""), id: row.previous_id };
   banner.replaceChildren(
     icon(row.hazard),
-    el("span", {}, t("cue.new", { hazard: t(`hazard.${row.hazard}`), camera: cameraName(row.camera_keys[0] || "") })),
+    el("span", {}, t(row.previous_id ? "cue.again" : "cue.new", vars)),
     el("button.btn.small", { type: "button", onclick: () => select(row.id) }, `#${row.id}`),
   );
   banner.dataset.severity = row.severity;
@@ -287,10 +324,13 @@ function renderCounters() {
   const open = all.filter((i) => i.state === "open").length;
   const ack = all.filter((i) => i.state === "acknowledged").length;
   const offline = [...S.cameras.values()].filter((c) => c.state === "offline").length;
+  const sup = S.suppressions.length;
   $("#counters").replaceChildren(
     el("span.count.c-open", { dataset: { n: open } }, t("counters.open", { n: open })),
     el("span.count.c-ack", { dataset: { n: ack } }, t("counters.ack", { n: ack })),
     el("span.count.c-offline", { dataset: { n: offline } }, t("counters.offline", { n: offline })),
+    ...(sup ? [el("button.count.c-suppressed", { type: "button", dataset: { n: sup }, onclick: () => showView("silences") },
+      t("counters.suppressed", { n: sup }))] : []),
   );
   document.title = (open ? `(${open}) ` : "") + t("app.title");
 }
@@ -324,6 +364,7 @@ function renderList() {
           el("span.hazard", {}, t(`hazard.${i.hazard}`)),
           el("span.id", {}, `#${i.id}`),
           fresh ? el("span.new", {}, t("list.new")) : null,
+          i.previous_id && active(i) ? el("span.again", {}, t("list.again", { id: i.previous_id })) : null,
           el("span.sev", {}, t(`severity.${i.severity}`))),
         el("div.line2", {},
           el("span.cam", { title: i.camera_keys.join(", ") }, camText),
@@ -415,7 +456,10 @@ function renderDetail() {
   if (v.acknowledged_by) who.push(el("p.who-line", {}, t("detail.acknowledged_by", { who: v.acknowledged_by, at: time(v.acknowledged_at) })));
   if (v.resolved_by) who.push(el("p.who-line", {}, t("detail.resolved_by", { who: v.resolved_by, at: time(v.resolved_at) })));
   if (v.note) who.push(el("p.who-line", {}, `${t("detail.note_label")}: ${v.note}`));
-  if (v.previous_id) who.push(el("p.who-line", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); select(v.previous_id); } }, t("detail.previous", { id: v.previous_id }))));
+  const again = againLine(v, select);
+  if (again) who.unshift(again);
+  else if (v.previous_id) who.push(el("p.who-line", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); select(v.previous_id); } }, t("detail.previous", { id: v.previous_id }))));
+  who.unshift(...successorLines(v, select));
 
   panel.replaceChildren(
     el("div.detail-head", {},
@@ -430,6 +474,7 @@ function renderDetail() {
     facts,
     ...who,
     actionsBlock(v, note, msg),
+    ...[suppressionsBlock(v, { canAct: canAct(), cameraName, onLift: liftSuppression, settings: S.supSettings })].filter(Boolean),
     el("h3", {}, t("detail.evidence")),
     evidenceBlock(v),
     el("h3", {}, t("detail.cameras")),
@@ -454,6 +499,8 @@ function actionsBlock(v, note, msg) {
     el("h3", {}, t("detail.actions")),
     area,
     el("div.buttons", {}, buttons),
+    ACTIONS.some(([a, , states]) => a === "false_alarm" && states.includes(v.state))
+      ? suppressSelect(S.supSettings?.suppress_s ?? 7200) : null,
     el("div.buttons.silence", {}, silence),
     el("p.action-msg", {}, msg));
 }
@@ -470,13 +517,16 @@ async function act(id, action, path) {
   }
   for (const b of panel.querySelectorAll("button[data-action]")) b.disabled = true;
   try {
-    const view = await api(`/incidents/${id}/${path}`, { method: "POST", body: { note } });
+    const body = { note };
+    const sup = panel.querySelector("select.suppress");
+    if (action === "false_alarm" && sup) body.suppress_s = Number(sup.value);
+    const view = await api(`/incidents/${id}/${path}`, { method: "POST", body });
     const { cameras, sightings, evidence, site, ...summary } = view; // eslint-disable-line no-unused-vars
     S.incidents.set(id, { ...S.incidents.get(id), ...summary });
     panel.querySelector("textarea.note").value = "";
     msg.textContent = t("action.done", { action: t(`action.${action}`) });
     msg.className = "action-msg ok";
-    await loadDetail(id);
+    await Promise.all([loadDetail(id), loadSuppressions()]);
     scheduleRender();
   } catch (err) {
     msg.textContent = t("error", { detail: err.detail || err.message });
@@ -552,14 +602,21 @@ function timelineText(ev) {
   const d = ev.detail || {};
   const vars = {
     actor: ev.actor === "system" ? "" : (ev.kind === "alert" ? cameraName(ev.actor) : ev.actor),
-    state: d.state || "",
+    state: d.state ? t(`alert.${d.state}`) : "",
     score: d.score !== undefined ? Number(d.score).toFixed(2) : "",
     receivers: (d.receivers || []).join(", "),
-    msg_type: d.msg_type || "",
+    msg_type: d.msg_type ? t(`msg.${d.msg_type}`) : "",
     reason: d.reason || "",
     quiet: d.quiet_s ? Math.round(d.quiet_s / 60) : "",
+    previous: d.previous_id,
+    new_id: d.new_id,
+    sup: d.suppressed_by ?? d.suppression_id,
+    until: d.suppress_until ? time(d.suppress_until, "short") : "",
   };
-  const key = `tl.${ev.kind}`;
+  let key = `tl.${ev.kind}`;
+  if (ev.kind === "opened" && d.previous_id && d.reason) key = "tl.opened_again";
+  if (ev.kind === "alert" && d.suppressed_by) key = "tl.alert_quiet";
+  if (ev.kind === "false_alarm" && d.suppress_until) key = "tl.false_alarm_sup";
   const text = t(key, vars);
   return text === key ? `${ev.kind} ${ev.actor}` : text;
 }
@@ -623,6 +680,7 @@ async function loadSilences() {
         : null));
   }));
   $("#silences-empty").hidden = rows.length > 0;
+  renderSuppressions();
   fillSilenceForm();
 }
 

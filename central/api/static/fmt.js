@@ -1,5 +1,5 @@
 // Formatting: times in the site's time zone (Intl.DateTimeFormat), ages, and a tiny DOM builder.
-import { locale, t } from "./i18n.js";
+import { t } from "./i18n.js";
 
 let timeZone = "UTC";
 const cache = new Map();
@@ -19,31 +19,36 @@ export function getTimeZone() {
 }
 
 function formatter(kind) {
-  const key = `${locale()}|${timeZone}|${kind}`;
+  const key = `${timeZone}|${kind}`;
   if (!cache.has(key)) {
-    const opts = { timeZone, hourCycle: "h23" };
-    if (kind === "full") Object.assign(opts, { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
-    if (kind === "short") Object.assign(opts, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
-    if (kind === "clock") Object.assign(opts, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-    cache.set(key, new Intl.DateTimeFormat(locale(), opts));
+    const opts = { timeZone, hourCycle: "h23", hour: "2-digit", minute: "2-digit" };
+    if (kind !== "short") opts.second = "2-digit";
+    if (kind !== "clock") Object.assign(opts, { year: "numeric", month: "2-digit", day: "2-digit" });
+    cache.set(key, new Intl.DateTimeFormat("en-US", opts));
   }
   return cache.get(key);
 }
 
-/** Unix seconds -> text in the site's zone ("full", "short" or "clock"). */
+/** Unix seconds -> ISO-style text in the site's zone, the same in every language so no one mistakes
+ * day and month: "full" 2026-12-02 14:25:46, "short" 2026-12-02 14:25, "clock" 14:25:46. */
 export function time(unix, kind = "full") {
   if (unix === null || unix === undefined) return t("none");
   // A Date holds +-8.64e12 s; an edge's wrong clock stored before central bounded it must not throw here
   if (typeof unix !== "number" || !Number.isFinite(unix) || Math.abs(unix) > 8.64e12) return `? (${unix})`;
-  return formatter(kind).format(new Date(unix * 1000));
+  const p = Object.fromEntries(formatter(kind).formatToParts(new Date(unix * 1000)).map((x) => [x.type, x.value]));
+  const clock = kind === "short" ? `${p.hour}:${p.minute}` : `${p.hour}:${p.minute}:${p.second}`;
+  return kind === "clock" ? clock : `${p.year}-${p.month}-${p.day} ${clock}`;
 }
 
-/** Seconds -> "42 s", "5 min", "3 h", "2 d". */
+/** Seconds -> "42 s", "5 min", "1 h 59 min", "3 h", "2 d" (floored: never more than is left). */
 export function duration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return t("age.s", { n: s });
   if (s < 3600) return t("age.m", { n: Math.floor(s / 60) });
-  if (s < 86400 * 2) return t("age.h", { n: Math.floor(s / 3600) });
+  if (s < 86400 * 2) {
+    const m = Math.floor((s % 3600) / 60); // "1 h 59 min", never a bare "1 h" for a 2 h silence just made
+    return m ? t("age.hm", { h: Math.floor(s / 3600), m }) : t("age.h", { n: Math.floor(s / 3600) });
+  }
   return t("age.d", { n: Math.floor(s / 86400) });
 }
 
