@@ -58,7 +58,11 @@ class BrokerConfig(Strict):
     tls: TlsConfig | None = None
     username: str | None = None
     password: Secret | None = None
-    client_id: str | None = Field(default=None, description="Default: hazardwatch-central-<instance_id>")
+    client_id: str | None = Field(
+        default=None,
+        description="Default: hazardwatch-central-<instance_id>-<20 hex derived from the broker password>, "
+        "stable and unguessable without the password",
+    )
     topic_prefix: str = "hazardwatch"
     protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT version; 3.1.1 for brokers without 5")
     shared_subscription: bool = Field(

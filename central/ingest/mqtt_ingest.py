@@ -12,6 +12,7 @@ idempotent (a newer `since` wins).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -73,6 +74,17 @@ def topic_kind(topic: str, prefix: str) -> tuple[str, str, str | None]:
     raise Rejected(f"unexpected topic {topic!r}")
 
 
+def default_client_id(instance_id: str, password: str | None) -> str:
+    """Central's MQTT client id: stable across restarts (its persistent session waits under it) and, with a
+    password, unguessable to anyone without that password, so another broker user cannot connect under it
+    and take the session over where the broker does not bind client ids to users (docs/security.md)."""
+    base = f"hazardwatch-central-{instance_id}"
+    if not password:
+        return base
+    tag = hashlib.sha256(f"hazardwatch central client id\0{instance_id}\0{password}".encode()).hexdigest()[:20]
+    return f"{base}-{tag}"
+
+
 def validate(msg: Incoming, prefix: str) -> Message:
     """Contract validation plus topic consistency: an edge may only speak for itself."""
     kind, edge, camera = topic_kind(msg.topic, prefix)
@@ -113,19 +125,18 @@ class MqttIngest:
     def _make_client(self) -> mqtt.Client:
         b = self.broker
         v5 = b.protocol == "5"
+        pw = b.password
+        password = resolve_secret(pw.value, pw.env, pw.file, "broker password") if b.username and pw else None
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=b.client_id or f"hazardwatch-central-{self.cfg.instance_id}",
+            client_id=b.client_id or default_client_id(self.cfg.instance_id, password),
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             # MQTT 3.1.1: a persistent session keeps unacknowledged messages across a restart.
             **({} if v5 else {"clean_session": False}),
         )
         client.manual_ack_set(True)
         if b.username:
-            pw = b.password
-            client.username_pw_set(
-                b.username, resolve_secret(pw.value, pw.env, pw.file, "broker password") if pw else None
-            )
+            client.username_pw_set(b.username, password)
         if b.tls:
             client.tls_set(
                 ca_certs=str(b.tls.ca_file),
