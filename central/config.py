@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from hazardwatch.central.ingest.clock import ClockConfig
-from hazardwatch.central.response_config import FalseAlarmConfig
+from hazardwatch.central.response_config import ConfidenceConfig, FalseAlarmConfig, ResponseConfig, SeverityRules
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hazardwatch.contract import Hazard, RiskLevel
@@ -307,12 +307,16 @@ class CentralConfig(Strict):
     )
     severity: dict[Hazard, Severity] = Field(
         default_factory=lambda: {
-            Hazard.FIRE: "extreme",
-            Hazard.SMOKE: "severe",
+            Hazard.FIRE: "severe",
+            Hazard.SMOKE: "moderate",
             Hazard.WATERLOGGING: "moderate",
             Hazard.FALLEN_TREE: "moderate",
-        }
+        },
+        description="Base severity per hazard; severity_rules move it with the situation",
     )
+    severity_rules: SeverityRules = SeverityRules()
+    confidence: ConfidenceConfig = ConfidenceConfig()
+    response: ResponseConfig = ResponseConfig()
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     dashboard: DashboardConfig = DashboardConfig()

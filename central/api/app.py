@@ -334,7 +334,10 @@ def action_handler(action: str) -> Handler:
         if action == "false_alarm" and suppress_s > fa.max_suppress_s:
             raise problem(400, f"suppress_s: at most {fa.max_suppress_s:.0f} s (false_alarm.max_suppress_s)")
         try:
-            await ctx.run(incidents.act, iid, action, who.name, body.note, time.time(), suppress_s)
+            await ctx.run(
+                incidents.act, iid, action, who.name, body.note, time.time(), suppress_s,
+                tuple(ctx.cfg.response.confirm_close),
+            )
         except incidents.ActionError as exc:
             raise problem(exc.status, str(exc)) from None
         ctx.on_change()

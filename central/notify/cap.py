@@ -148,6 +148,37 @@ def _circles(view: Mapping[str, Any]) -> list[str]:
     return circles
 
 
+URGENCY = {"extreme": "Immediate", "severe": "Immediate", "moderate": "Expected", "minor": "Future"}
+
+
+def _certainty(view: Mapping[str, Any], cams: int) -> str:
+    """Follows the incident's calibrated confidence; several cameras seeing it make it Observed."""
+    if view.get("state") == "false_alarm":
+        return "Unlikely"
+    confidence = view.get("confidence")
+    if cams >= 2 or (confidence is not None and float(confidence) >= 0.8):
+        return "Observed"
+    if confidence is None or float(confidence) >= 0.5:
+        return "Likely"
+    return "Possible"
+
+
+def _instruction(proc: Mapping[str, Any]) -> str:
+    """The incident's procedure as numbered steps, with what was already done."""
+    lines = [str(proc.get("title") or "")]
+    for step in proc.get("steps") or []:
+        done = " (done)" if step.get("done") else ""
+        lines.append(f"{int(step.get('index', 0)) + 1}. {step.get('text')}{done}")
+    return "\n".join(line for line in lines if line)
+
+
+def _contact(proc: Mapping[str, Any]) -> str:
+    parts = []
+    for c in proc.get("contacts") or []:
+        parts.append(f"{c.get('name')}: {c.get('phone')}" if c.get("phone") else str(c.get("name")))
+    return "; ".join(parts)
+
+
 def _headline(view: Mapping[str, Any], msg_type: str) -> str:
     event = EVENT.get(str(view.get("hazard")), str(view.get("hazard") or "Hazard").replace("_", " ").capitalize())
     where = str(view.get("site") or "").strip()
@@ -165,8 +196,13 @@ def _description(view: Mapping[str, Any], options: CapOptions) -> str:
     tz = options.tz()
     lines = [
         f"Incident {view['id']} (version {view.get('version')}), state {view.get('state')}, "
-        f"severity {view.get('severity')}, highest detection score {float(view.get('score_max') or 0):.2f}.",
+        f"severity {view.get('severity')}"
+        + (f", confidence {float(view['confidence']):.2f}" if view.get("confidence") is not None else "")
+        + ".",
     ]
+    reasons = [r.get("text") for r in view.get("severity_reasons") or [] if r.get("text")]
+    if reasons:
+        lines.append("Severity because: " + "; ".join(str(r) for r in reasons) + ".")
     if view.get("opened_at") is not None:
         lines.append(f"Opened {cap_time(float(view['opened_at']), tz)}.")
     loc = view.get("location")
@@ -226,19 +262,23 @@ def render_cap(
     _sub(info, "category", CATEGORY.get(hazard, "Other"))
     _sub(info, "event", EVENT.get(hazard, hazard.replace("_", " ").capitalize() or "Hazard"))
     _sub(info, "responseType", "AllClear" if msg_type == "Cancel" else RESPONSE.get(hazard, "Monitor"))
-    _sub(info, "urgency", "Past" if msg_type == "Cancel" else "Immediate")
+    _sub(info, "urgency", "Past" if msg_type == "Cancel" else URGENCY.get(str(view.get("severity")), "Unknown"))
     _sub(info, "severity", SEVERITY.get(str(view.get("severity")), "Unknown"))
-    certainty = "Observed" if cams >= 2 else "Likely"
-    if view.get("state") == "false_alarm":
-        certainty = "Unlikely"
-    _sub(info, "certainty", certainty)
+    _sub(info, "certainty", _certainty(view, cams))
     _sub(info, "senderName", opts.sender_name + (f" ({view['site']})" if view.get("site") else ""))
     _sub(info, "headline", _headline(view, msg_type))
     _sub(info, "description", _description(view, opts))
+    proc = view.get("procedure") or {}
+    if proc.get("steps") and msg_type != "Cancel":
+        _sub(info, "instruction", _instruction(proc))
     web = _web(view, opts)
     if web:
         _sub(info, "web", web)
-    for name in ("id", "version", "state", "camera_count", "score_max"):
+    if proc.get("contacts"):
+        _sub(info, "contact", _contact(proc))
+    for name in ("id", "version", "state", "camera_count", "confidence", "score_max"):
+        if view.get(name) is None:
+            continue
         param = _sub(info, "parameter")
         _sub(param, "valueName", f"hazardwatch:{name}")
         _sub(param, "value", view.get(name))

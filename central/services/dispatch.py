@@ -60,7 +60,7 @@ def route(cfg: CentralConfig, hazard: str, severity: str, lat: float | None, lon
     return [by_name[n] for n in names]
 
 
-def _inhibited(tx: Tx, cfg: CentralConfig, hazard: str, camera_keys: list[str]) -> str | None:
+def _inhibited(tx: Tx, cfg: CentralConfig, hazard: str, camera_keys: list[str]) -> dict | None:
     if not cfg.inhibit or not camera_keys:
         return None
     states = {
@@ -72,7 +72,8 @@ def _inhibited(tx: Tx, cfg: CentralConfig, hazard: str, camera_keys: list[str]) 
         if rule.hazards and hazard not in rule.hazards:
             continue
         if all(states.get(k) in rule.camera_states for k in camera_keys):
-            return f"inhibited: every camera is {'/'.join(rule.camera_states)}"
+            states = list(rule.camera_states)
+            return {"reason": f"inhibited: every camera is {'/'.join(states)}", "inhibit_states": states}
     return None
 
 
@@ -116,17 +117,22 @@ def plan(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str
         return None
     msg_type = "Cancel" if closed else ("Alert" if never else "Update")
     if msg_type != "Cancel":
-        reason = _inhibited(tx, cfg, hazard, camera_keys)
-        if reason is None:
+        held = _inhibited(tx, cfg, hazard, camera_keys)
+        if held is None:
             for s in silences.active(tx, now):
                 if s.matches(hazard, camera_keys, lat, lon):
-                    reason = f"silenced by #{s.id} ({s.created_by}: {s.comment})"
+                    held = {
+                        "reason": f"silenced by #{s.id} ({s.created_by}: {s.comment})",
+                        "silence_id": s.id,
+                        "by": s.created_by,
+                        "comment": s.comment,
+                    }
                     break
-        if reason:
+        if held:
             if suppressed_v < version:
                 tx.execute("UPDATE incidents SET suppressed_version = version WHERE id = ?", (incident_id,))
-                add_event(tx, incident_id, now, "suppressed", SYSTEM, {"reason": reason, "version": version})
-            return Planned(incident_id, msg_type, (), suppressed=reason)
+                add_event(tx, incident_id, now, "suppressed", SYSTEM, {**held, "version": version})
+            return Planned(incident_id, msg_type, (), suppressed=held["reason"])
     receivers = route(cfg, hazard, severity, lat, lon)
     key = f"inc{incident_id}-v{version}" + ("" if changed else f"-repeat{count}")
     if receivers:
@@ -143,11 +149,12 @@ def plan(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str
         "UPDATE incidents SET notified_version = ?, notified_at = ?, notify_count = notify_count + 1 WHERE id = ?",
         (version, now, incident_id),
     )
+    # "notified" only when someone was: with no receiver configured or routed, the timeline says so.
     add_event(
         tx,
         incident_id,
         now,
-        "notified",
+        "notified" if receivers else "not_notified",
         SYSTEM,
         {"msg_type": msg_type, "idempotency_key": key, "receivers": [r.name for r in receivers]},
     )

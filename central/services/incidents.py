@@ -24,7 +24,7 @@ from hazardwatch.central.incidents.correlate import (
 )
 from hazardwatch.central.incidents.geo import Sighting, estimate_location, sighting
 from hazardwatch.central.incidents.suppress import judge
-from hazardwatch.central.services import suppressions
+from hazardwatch.central.services import situation, suppressions
 from hazardwatch.central.store import Tx
 
 from hazardwatch.contract import Alert
@@ -198,9 +198,10 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             "AND (last_seq IS NULL OR last_seq < ?)",
             (alert.last_frame_at, alert.seq, alert.edge_id, alert.alert_id, alert.seq),
         )
+    confidence, _calibrated = cfg.confidence.calibrate(alert.model_name, alert.score)
     upsert = (
         "INSERT INTO incident_alerts(incident_id, edge_id, alert_id, camera_id, active, boxes, score, last_at, "
-        "lat, lon, bearing_deg, fov_deg, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "lat, lon, bearing_deg, fov_deg, last_seq, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (edge_id, alert_id) DO "
     )
     if alert.state.value == "end":
@@ -208,7 +209,8 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
     else:
         upsert += (
             "UPDATE SET incident_id = excluded.incident_id, active = 1, boxes = excluded.boxes, "
-            "score = excluded.score, last_at = excluded.last_at, last_seq = excluded.last_seq "
+            "score = excluded.score, last_at = excluded.last_at, last_seq = excluded.last_seq, "
+            "confidence = excluded.confidence "
             "WHERE incident_alerts.last_seq IS NULL OR incident_alerts.last_seq < excluded.last_seq"
         )
     tx.execute(
@@ -227,6 +229,7 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             alert.bearing_deg,
             alert.fov_deg,
             alert.seq,
+            confidence,
         ),
     )
     evidence_id = None
@@ -239,8 +242,8 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
         )
     tx.execute(
         "INSERT INTO alert_events(edge_id, seq, alert_id, state, camera_id, hazard, score, boxes, zone, "
-        "first_frame_at, last_frame_at, model, received_at, incident_id, evidence_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "first_frame_at, last_frame_at, model, received_at, incident_id, evidence_id, confidence) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             alert.edge_id,
             alert.seq,
@@ -257,6 +260,7 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             now,
             incident_id,
             evidence_id,
+            confidence,
         ),
     )
     if alert.state.value == "new":  # camera facts ride on every alert; storing them once per alert is enough
@@ -272,6 +276,7 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> AlertOu
             "state": alert.state.value,
             "seq": alert.seq,
             "score": alert.score,
+            "confidence": round(confidence, 4),
             "evidence_id": evidence_id,
             **({"stale": True} if stale else {}),
             **({"suppressed_by": why["suppressed_by"]} if "suppressed_by" in why else {}),
@@ -383,11 +388,12 @@ def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bu
     A new incident starts at version 1 and a reopen bumps it itself (`already_bumped`).
     """
     row = tx.one(
-        "SELECT hazard, severity, camera_count, active_alerts, score_max, version FROM incidents WHERE id = ?",
+        "SELECT hazard, severity, camera_count, active_alerts, score_max, version, procedure FROM incidents "
+        "WHERE id = ?",
         (incident_id,),
     )
     assert row is not None
-    hazard, old_severity, old_cameras, old_active, old_score, version = row
+    hazard, old_severity, old_cameras, old_active, old_score, version, old_procedure = row
     members = tx.execute(
         "SELECT edge_id, camera_id, active, boxes, score, last_at, lat, lon, bearing_deg, fov_deg "
         "FROM incident_alerts WHERE incident_id = ?",
@@ -401,8 +407,11 @@ def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bu
     lat = sum(p[0] for p in located) / len(located) if located else None
     lon = sum(p[1] for p in located) / len(located) if located else None
     est = estimate_location(sightings_of(members))
-    base = SEVERITY_ORDER[cfg.severity.get(hazard, "moderate")]  # type: ignore[call-overload]
-    severity = SEVERITIES[min(3, base + (1 if len(cameras) >= 2 else 0))]
+    severity, reasons, confidence = situation.assess_incident(tx, incident_id, hazard, members, cfg, now)
+    procedure = cfg.response.snapshot(hazard, severity)
+    kept = json.loads(old_procedure) if old_procedure else None
+    if procedure and kept and kept.get("id") == procedure["id"]:
+        procedure = kept  # the text the officer saw and ticked stays, even if the config changed since
     closed = tx.scalar("SELECT state FROM incidents WHERE id = ?", (incident_id,)) in ("resolved", "false_alarm")
     bump = (
         not already_bumped
@@ -416,7 +425,8 @@ def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bu
     )
     tx.execute(
         "UPDATE incidents SET severity = ?, camera_count = ?, cameras = ?, active_alerts = ?, score_max = ?, "
-        "last_alert_at = ?, lat = ?, lon = ?, est_lat = ?, est_lon = ?, updated_at = ?, version = ? WHERE id = ?",
+        "last_alert_at = ?, lat = ?, lon = ?, est_lat = ?, est_lon = ?, updated_at = ?, version = ?, "
+        "severity_reasons = ?, confidence = ?, procedure = ? WHERE id = ?",
         (
             severity,
             len(cameras),
@@ -430,6 +440,9 @@ def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bu
             est[1] if est else None,
             now,
             version + (1 if bump and old_cameras > 0 else 0),
+            json.dumps(reasons, separators=(",", ":")),
+            confidence,
+            json.dumps(procedure, ensure_ascii=False, separators=(",", ":")) if procedure else None,
             incident_id,
         ),
     )
@@ -456,18 +469,30 @@ ALLOWED = {
 }
 
 
-def act(tx: Tx, incident_id: int, action: str, actor: str, note: str, now: float, suppress_s: float = 0.0) -> None:
+def act(
+    tx: Tx,
+    incident_id: int,
+    action: str,
+    actor: str,
+    note: str,
+    now: float,
+    suppress_s: float = 0.0,
+    note_to_close: tuple[str, ...] = (),
+) -> None:
     """Acknowledge, resolve, mark false alarm or reopen; every action records who and why.
 
     A false alarm suppresses the same camera, hazard and region for `suppress_s` (docs/central.md); a
-    reopen ends the incident's suppressions."""
+    reopen ends the incident's suppressions. Closing an incident whose severity is in `note_to_close`
+    needs a note."""
     tx.lock(f"incident:{incident_id}")
-    row = tx.one("SELECT state FROM incidents WHERE id = ?", (incident_id,))
+    row = tx.one("SELECT state, severity FROM incidents WHERE id = ?", (incident_id,))
     if row is None:
         raise ActionError(404, f"incident {incident_id} does not exist")
-    state = row[0]
+    state, severity = row
     if state not in ALLOWED[action]:
         raise ActionError(409, f"cannot {action.replace('_', ' ')} an incident that is {state}")
+    if action in ("resolve", "false_alarm") and severity in note_to_close and not note.strip():
+        raise ActionError(400, f"note: closing a {severity} incident needs a note (what was done, who confirmed it)")
     if action == "acknowledge":
         tx.execute(
             "UPDATE incidents SET state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, "

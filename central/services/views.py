@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hazardwatch.central.services import suppressions
+from hazardwatch.central.services import procedures, suppressions
 from hazardwatch.central.services.incidents import sightings_of
 from hazardwatch.central.store import Tx
 
 INCIDENT_COLUMNS = (
     "id, hazard, state, severity, opened_at, updated_at, last_alert_at, active_alerts, score_max, lat, lon, "
     "est_lat, est_lon, cameras, camera_count, acknowledged_by, acknowledged_at, resolved_by, resolved_at, note, "
-    "version, previous_id"
+    "version, previous_id, severity_reasons, confidence"
 )
 STATE_ORDER = "CASE state WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END"
 SEVERITY_RANK = "CASE severity WHEN 'extreme' THEN 0 WHEN 'severe' THEN 1 WHEN 'moderate' THEN 2 ELSE 3 END"
@@ -58,6 +58,8 @@ def _summary(row: tuple) -> dict[str, Any]:
         note,
         version,
         previous_id,
+        severity_reasons,
+        confidence,
     ) = row
     location = None
     if est_lat is not None:
@@ -84,6 +86,8 @@ def _summary(row: tuple) -> dict[str, Any]:
         "note": note,
         "version": version,
         "previous_id": previous_id,
+        "severity_reasons": json.loads(severity_reasons or "[]"),
+        "confidence": confidence,
     }
 
 
@@ -121,7 +125,7 @@ def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> di
     view["site"] = site
     members = tx.execute(
         "SELECT ia.edge_id, ia.camera_id, ia.active, ia.boxes, ia.score, ia.last_at, ia.lat, ia.lon, "
-        "ia.bearing_deg, ia.fov_deg, c.name, c.state FROM incident_alerts ia LEFT JOIN cameras c "
+        "ia.bearing_deg, ia.fov_deg, c.name, c.state, ia.confidence FROM incident_alerts ia LEFT JOIN cameras c "
         "ON c.edge_id = ia.edge_id AND c.camera_id = ia.camera_id WHERE ia.incident_id = ? ORDER BY ia.last_at",
         (incident_id,),
     )
@@ -139,6 +143,8 @@ def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> di
             "state": m[11] or "unknown",
             "boxes": json.loads(m[3]),
             "active": bool(m[2]),
+            "confidence": m[12],
+            "vote_score": m[4],
         }
     view["cameras"] = list(cameras.values())
     view["sightings"] = [
@@ -152,10 +158,12 @@ def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> di
         for s in sightings_of([m[:10] for m in members])
     ]
     evidence = tx.execute(
-        "SELECT e.id, ae.edge_id, ae.camera_id, ae.last_frame_at, ae.boxes FROM alert_events ae "
+        "SELECT e.id, ae.edge_id, ae.camera_id, ae.last_frame_at, ae.boxes, ae.confidence, ae.score, ae.model "
+        "FROM alert_events ae "
         "JOIN evidence e ON e.id = ae.evidence_id WHERE ae.incident_id = ? ORDER BY ae.id DESC LIMIT 10",
         (incident_id,),
     )
+    view["procedure"] = procedures.procedure_view(tx, incident_id)
     view["suppressions"] = suppressions.listing(tx, time.time(), True, incident_id)
     view["successor_ids"] = [
         r[0] for r in tx.execute("SELECT id FROM incidents WHERE previous_id = ? ORDER BY id", (incident_id,))
@@ -166,7 +174,10 @@ def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> di
             "url": evidence_url(base_url, e[0]),
             "camera": f"{e[1]}/{e[2]}",
             "at": e[3],
-            "boxes": json.loads(e[4]),
+            "boxes": json.loads(e[4]),  # raw per-frame model scores, for experts
+            "confidence": e[5],
+            "vote_score": e[6],
+            "model": e[7],
         }
         for e in evidence
     ]

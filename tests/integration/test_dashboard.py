@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch
+from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
 from support.central_proc import (
     OPERATOR,
     VIEWER,
@@ -139,19 +139,17 @@ class Env:
 
     def page(self, token: str | None = OPERATOR, lang: str = "en") -> Any:
         """A fresh context (no cookies) in another time zone than the site's, signed in through the form."""
-        ctx = self.browser.new_context(viewport={"width": 1600, "height": 900}, timezone_id=BROWSER_TZ,
-                                       locale="en-US" if lang == "en" else "zh-CN")
-        page = ctx.new_page()
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
-        page.on("console", lambda m: m.type == "error" and "401" not in m.text and page.errors.append(m.text))  # type: ignore[attr-defined]
-        page.goto(self.central.url + ("/?lang=zh" if lang == "zh" else "/"))
+        errors: list[str] = []
         if token:
-            page.wait_for_selector("#login:not([hidden])")
-            page.fill("#token", token)
-            page.click("#login-form button[type=submit]")
-            page.wait_for_selector("body[data-ready='1']")
-            page.wait_for_selector("#live[data-state='live']")
+            page = signed_in_page(self.browser, self.central.url, token, errors, lang, timezone_id=BROWSER_TZ)
+        else:
+            ctx = self.browser.new_context(viewport={"width": 1600, "height": 900}, timezone_id=BROWSER_TZ,
+                                           locale="en-US" if lang == "en" else "zh-CN")
+            page = ctx.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(self.central.url + ("/?lang=zh" if lang == "zh" else "/"))
+        page.errors = errors  # type: ignore[attr-defined]
+        page.on("console", lambda m: m.type == "error" and "401" not in m.text and errors.append(m.text))
         return page
 
     def shot(self, page: Any, name: str) -> Path:

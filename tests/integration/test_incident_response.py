@@ -132,3 +132,70 @@ def test_reopen_and_lift_end_a_suppression(db):
         assert suppressions.listing(tx, 1031) == []
     back = apply(db, alert(1, state="update", at=1060), 1060)
     assert back.created
+
+
+def test_severity_follows_the_situation_with_reasons_and_one_calibrated_confidence(db):
+    """Issue 16.2/16.3 on the store: growth, a weather watch and an important camera raise the severity,
+    each with a reason; the incident carries the calibrated confidence, the timeline the same number."""
+    cfg = CFG.model_copy(update={
+        "severity_rules": CFG.severity_rules.model_validate({
+            "time_windows": [],
+            "cameras": {"e1/north": {"importance": "high", "watches": "primary school"}},
+        }),
+        "confidence": CFG.confidence.model_validate({"calibration": {"m": [[0.5, 0.3], [1.0, 0.9]]}}),
+    })
+    with db.tx() as tx:
+        iid = incidents.apply_alert(tx, alert(0, at=1000, score=0.75, x=(0.45, 0.5)), cfg, 1000).incident_id
+        first = views.incident_view(tx, iid, "http://c")
+    assert first["severity"] == "severe"  # smoke moderate + school
+    assert [r["code"] for r in first["severity_reasons"]] == ["base", "importance"]
+    assert first["confidence"] == pytest.approx(0.6)  # 0.3 + 0.6 * (0.75 - 0.5) / 0.5
+    with db.tx() as tx:
+        tx.execute(
+            "INSERT INTO weather_watch(edge_id, camera_id, hazard, level, until, reason, changed_at) "
+            "VALUES ('e1', 'north', 'smoke', 'high', NULL, 'Forest fire danger red warning', 1000)"
+        )
+        incidents.apply_alert(tx, alert(1, state="update", at=1030, score=0.95, x=(0.40, 0.6)), cfg, 1030)
+        grown = views.incident_view(tx, iid, "http://c")
+        tl = views.timeline(tx, iid)
+    assert grown["severity"] == "extreme"
+    by_code = {r["code"]: r for r in grown["severity_reasons"]}
+    assert set(by_code) == {"base", "importance", "growth", "weather"}
+    assert by_code["growth"]["factor"] == 4.0 and by_code["weather"]["reason"] == "Forest fire danger red warning"
+    assert grown["confidence"] == pytest.approx(0.84)
+    assert tl[-1]["detail"]["confidence"] == pytest.approx(0.84) and tl[-1]["detail"]["score"] == 0.95
+    cam = grown["cameras"][0]
+    assert cam["confidence"] == pytest.approx(0.84) and cam["vote_score"] == 0.95
+
+
+def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_needs_a_note(db):
+    """Issue 16.4 on the store: the checklist and contacts for the hazard and severity, ticks with who and
+    when, escalation to the severe checklist, and a note to close a severe incident."""
+    from hazardwatch.central.services import procedures
+
+    cfg = CFG.model_copy(update={"severity_rules": CFG.severity_rules.model_validate({"time_windows": []})})
+    with db.tx() as tx:
+        iid = incidents.apply_alert(tx, alert(0, at=1000), cfg, 1000).incident_id
+        p = views.incident_view(tx, iid, "http://c")["procedure"]
+    assert p["id"] == "fire-watch" and p["done"] == 0  # smoke, moderate: verify and call the brigade
+    assert [c["id"] for c in p["contacts"]] == ["forest_fire_brigade", "duty_leader"]
+    with db.tx() as tx:
+        procedures.tick(tx, iid, "fire-watch", 1, True, "amy", "brigade on the way", 1010)
+        p = procedures.procedure_view(tx, iid)
+        step = views.timeline(tx, iid)[-1]
+    assert p["done"] == 1 and p["steps"][1] | {"by": "amy", "at": 1010, "done": True} == p["steps"][1]
+    assert step["kind"] == "step" and step["actor"] == "amy" and step["detail"]["text"].startswith("Call the")
+    with pytest.raises(incidents.ActionError, match="not fire-severe"), db.tx() as tx:
+        procedures.tick(tx, iid, "fire-severe", 0, True, "amy", "", 1011)
+    # a second camera makes it severe: the severe checklist applies
+    with db.tx() as tx:
+        incidents.apply_alert(tx, alert(1, edge="e2", cam="east", alert_id="alert-east-1", at=1020,
+                                        place={"lat": 22.58, "lon": 114.16, "bearing_deg": 290.0, "fov_deg": 60.0}),
+                              cfg, 1020)
+        p = procedures.procedure_view(tx, iid)
+    assert p["id"] == "fire-severe" and p["done"] == 0 and len(p["steps"]) == 5
+    with pytest.raises(incidents.ActionError, match="closing a severe incident needs a note"), db.tx() as tx:
+        incidents.act(tx, iid, "resolve", "amy", " ", 1030, note_to_close=("severe", "extreme"))
+    with db.tx() as tx:
+        incidents.act(tx, iid, "resolve", "amy", "out, brigade confirmed", 1031, note_to_close=("severe", "extreme"))
+    assert row(db, iid)[0] == "resolved"

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch
+from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
 from support.central_proc import OPERATOR, CentralProcess, write_central_config
 from support.edge_proc import EdgeProcess, wait_until, write_edge_config
 from support.media import prepare_clip
@@ -25,19 +24,6 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow, pytest.mark.rtsp, pytest.mark.
 
 PATROL_S = 5.0  # the fire camera's patrol interval: "comes back within one patrol interval"
 SLACK_S = 3.0  # MQTT, central's 0.3 s store poll, the event stream and the page, on a shared 2-core box
-
-
-def sign_in(browser: Any, central: CentralProcess, errors: list[str]) -> Any:
-    ctx = browser.new_context(viewport={"width": 1600, "height": 900}, locale="en-US")
-    page = ctx.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(central.url + "/")
-    page.wait_for_selector("#login:not([hidden])")
-    page.fill("#token", OPERATOR)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("body[data-ready='1']")
-    page.wait_for_selector("#live[data-state='live']")
-    return page
 
 
 def open_fire(central: CentralProcess) -> list[dict]:
@@ -63,14 +49,15 @@ def test_resolved_fire_that_keeps_burning_comes_back_and_false_alarm_stays_quiet
                 "read_timeout_s": 5, "backoff": {"initial_s": 0.5, "max_s": 2, "jitter": 0.1}},
     )
     central_cfg = write_central_config(tmp_path / "central.yaml", broker_port=mosquitto.port,
-                                       database_url=f"sqlite:///{tmp_path}/central.db")
+                                       database_url=f"sqlite:///{tmp_path}/central.db",
+                                       severity_rules={"time_windows": []})  # the same severity at any hour
     shots = artifact_dir("response")
     errors: list[str] = []
     with CentralProcess(central_cfg, tmp_path / "central.log") as central, \
             EdgeProcess(edge_cfg, tmp_path / "edge.log"), sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page = sign_in(browser, central, errors)
+            page = signed_in_page(browser, central.url, OPERATOR, errors)
             first = wait_until(lambda: (o := open_fire(central)) and o[0], 90, "the fire incident")
             row = page.locator(f"li.incident[data-id='{first['id']}']")
             row.wait_for(timeout=10000)
@@ -78,9 +65,20 @@ def test_resolved_fire_that_keeps_burning_comes_back_and_false_alarm_stays_quiet
             # 1. resolve while it burns: it comes back within one patrol interval, linked, with sound
             row.click()
             page.wait_for_selector("#detail button[data-action='resolve']")
+            # the procedure for a severe fire, with its contacts; ticking a step records who and when
+            assert first["severity"] == "severe"
+            page.wait_for_selector("#detail .procedure[data-id='fire-severe'] .contact[data-id='forest_fire_brigade']")
+            page.check("#detail .procedure .step[data-index='0'] input")
+            page.wait_for_selector("#detail .procedure .step.done[data-index='0'] .tick")
+            (step,) = [e for e in central.get(f"/api/v1/incidents/{first['id']}")["timeline"] if e["kind"] == "step"]
+            assert step["actor"] == "amy" and step["detail"]["done"] is True and step["detail"]["index"] == 0
             page.fill("#detail textarea.note", "brigade reports it is out")
             cues = int(page.evaluate("document.body.dataset.cues || '0'"))
             page.click("#detail button[data-action='resolve']")
+            # a fire is severe: closing it asks again, saying how many procedure steps are not ticked
+            page.wait_for_selector("#detail .close-confirm")
+            assert "4 of 5 steps are not ticked" in page.inner_text("#detail .close-confirm")
+            page.click("#detail .close-confirm button[data-confirm='resolve']")
             resolved_at = time.monotonic()
             again = page.locator("li.incident .again")
             again.wait_for(timeout=(PATROL_S + SLACK_S + 5) * 1000)
@@ -103,6 +101,7 @@ def test_resolved_fire_that_keeps_burning_comes_back_and_false_alarm_stays_quiet
             page.fill("#detail textarea.note", "test fire at the training ground")
             page.select_option("#detail select.suppress", str(3600))
             page.click("#detail button[data-action='false_alarm']")
+            page.click("#detail .close-confirm button[data-confirm='false_alarm']")
             page.wait_for_selector("#detail .sup-list li.active")
             page.wait_for_selector(".count.c-suppressed")
             (sup,) = central.get("/api/v1/suppressions")["items"]

@@ -53,3 +53,20 @@ def artifact_dir(name: str) -> Path:
     path = ARTIFACTS / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def signed_in_page(browser: object, url: str, token: str, errors: list[str], lang: str = "en", **context: object):
+    """A fresh context (no cookies) on the dashboard at `url`, signed in through the form; page errors
+    are appended to `errors`. `context` goes to new_context (viewport, timezone_id...)."""
+    ctx = browser.new_context(  # type: ignore[attr-defined]
+        **{"viewport": {"width": 1600, "height": 900}, "locale": "en-US" if lang == "en" else "zh-CN", **context}
+    )
+    page = ctx.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + ("/?lang=zh" if lang == "zh" else "/"))
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#token", token)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("#live[data-state='live']")
+    return page

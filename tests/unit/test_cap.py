@@ -291,6 +291,28 @@ def test_severity_and_certainty(over, severity, certainty):
     assert (text(info, "cap:severity"), text(info, "cap:certainty")) == (severity, certainty)
 
 
+@pytest.mark.parametrize(
+    ("over", "urgency", "certainty"),
+    [
+        ({"severity": "moderate", "camera_count": 1, "confidence": 0.9}, "Expected", "Observed"),
+        ({"severity": "minor", "camera_count": 1, "confidence": 0.6}, "Future", "Likely"),
+        ({"severity": "severe", "camera_count": 1, "confidence": 0.3}, "Immediate", "Possible"),
+    ],
+)
+def test_urgency_follows_severity_and_certainty_follows_confidence(over, urgency, certainty):
+    """Issue 16.2: CAP urgency and certainty follow the same severity and calibrated confidence as the page."""
+    reasons = [{"code": "base", "delta": 0, "text": "smoke starts at moderate"},
+               {"code": "time", "delta": 1, "text": "night: few people to see or report it"}]
+    root = parse(render_cap(make_view(**over, severity_reasons=reasons), "Alert", created_at=T0, receiver="r",
+                            idempotency_key="k"))
+    info = root.find("cap:info", NS)
+    assert (text(info, "cap:urgency"), text(info, "cap:certainty")) == (urgency, certainty)
+    assert "Severity because: smoke starts at moderate; night: few people to see or report it." in text(
+        info, "cap:description")
+    params = {text(p, "cap:valueName"): text(p, "cap:value") for p in info.findall("cap:parameter", NS)}
+    assert params["hazardwatch:confidence"] == str(over["confidence"])
+
+
 def test_area_falls_back_to_camera_circles_then_to_a_description():
     root = parse(
         render_cap(
@@ -332,3 +354,24 @@ def test_text_is_escaped_and_unencodable_characters_dropped(schema):
 def test_unknown_msg_type_is_refused():
     with pytest.raises(ValueError, match="msg_type"):
         render_cap(make_view(), "Ack", created_at=T0, receiver="r", idempotency_key="k")
+
+
+def test_procedure_goes_out_as_instruction_and_contact(schema):
+    """Issue 16.4: the incident's checklist is CAP `instruction` (done steps marked), its contacts `contact`;
+    the document stays valid against the OASIS schema (element order matters)."""
+    from hazardwatch.central.response_config import ResponseConfig
+
+    proc = ResponseConfig().snapshot("smoke", "extreme")
+    proc["steps"][0]["done"] = True
+    proc["contacts"][0]["phone"] = "+86 755 0000 119"
+    xml = render_cap(make_view(procedure=proc), "Alert", created_at=T0, receiver="r", idempotency_key="k")
+    schema.validate(xml.decode())
+    info = parse(xml).find("cap:info", NS)
+    instruction = text(info, "cap:instruction")
+    assert instruction.splitlines()[0] == "Severe fire: brigade, leader, evacuation"
+    assert "1. Call the forest-fire brigade now with the location and snapshot (done)" in instruction
+    assert "4. Prepare the evacuation of nearby residents" in instruction
+    assert text(info, "cap:contact").startswith("Forest-fire brigade: +86 755 0000 119; District duty leader")
+    cancel = parse(render_cap(make_view(procedure=proc, state="resolved"), "Cancel", created_at=T0, receiver="r",
+                              idempotency_key="k2")).find("cap:info", NS)
+    assert cancel.find("cap:instruction", NS) is None  # nothing left to do

@@ -4,7 +4,10 @@ import { api, ApiError, evidenceSrc, setUnauthorizedHandler } from "./api.js";
 import { ago, coord, duration, el, icon, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { MapView } from "./map.js";
-import { againLine, successorLines, suppressionRows, suppressionsBlock, suppressSelect } from "./response.js";
+import {
+  againLine, closeConfirm, confidenceMeaning, confidenceText, procedureBlock, rawScoresBlock, severityBlock,
+  successorLines, suppressionRows, suppressionsBlock, suppressSelect,
+} from "./response.js";
 
 const HAZARDS = ["smoke", "fire", "waterlogging", "fallen_tree"];
 const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
@@ -40,6 +43,8 @@ const S = {
   bannerId: null,
   suppressions: [], // active false-alarm suppressions
   supSettings: null, // false_alarm settings from central
+  calibrated: [], // model names with a confidence calibration table
+  confirmClose: ["severe", "extreme"], // severities whose closing needs a confirmation and a note
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -130,6 +135,8 @@ async function loadSuppressions() {
   const data = await api("/suppressions");
   S.suppressions = data.items;
   S.supSettings = data.settings;
+  S.calibrated = data.calibrated_models || [];
+  S.confirmClose = data.confirm_close || S.confirmClose;
   renderCounters();
   if (S.view === "silences") renderSuppressions();
 }
@@ -449,7 +456,8 @@ function renderDetail() {
     el("dt", {}, t("detail.opened")), el("dd", {}, el("time", { dataset: { unix: v.opened_at } }, time(v.opened_at)), " · ", el("span.age", { dataset: { age: v.opened_at } }, ago(v.opened_at))),
     el("dt", {}, t("detail.last_alert")), el("dd", {}, time(v.last_alert_at)),
     el("dt", {}, t("detail.location")), el("dd", {}, loc),
-    el("dt", {}, t("detail.score")), el("dd", {}, v.score_max !== null && v.score_max !== undefined ? Number(v.score_max).toFixed(2) : t("none")),
+    el("dt", {}, t("detail.confidence")), el("dd.confidence", {}, el("strong", {}, confidenceText(v.confidence ?? v.score_max)),
+      el("span.muted", {}, ` · ${confidenceMeaning(v, S.calibrated)}`)),
     el("dt", {}, t("detail.alerts_active")), el("dd", {}, String(v.alerts_active ?? 0)),
   );
   const who = [];
@@ -473,10 +481,13 @@ function renderDetail() {
       el("button.icon-btn.close", { type: "button", title: "×", onclick: () => { S.selected = null; S.detail = null; renderDetail(); scheduleRender(); } }, "×")),
     facts,
     ...who,
+    ...[severityBlock(v)].filter(Boolean),
+    ...[procedureBlock(v, { canAct: canAct(), onTick: (pid, index, done) => tickStep(v.id, pid, index, done) })].filter(Boolean),
     actionsBlock(v, note, msg),
     ...[suppressionsBlock(v, { canAct: canAct(), cameraName, onLift: liftSuppression, settings: S.supSettings })].filter(Boolean),
     el("h3", {}, t("detail.evidence")),
     evidenceBlock(v),
+    rawScoresBlock(v, cameraName),
     el("h3", {}, t("detail.cameras")),
     camerasBlock(v),
     el("h3", {}, t("detail.timeline")),
@@ -502,19 +513,52 @@ function actionsBlock(v, note, msg) {
     ACTIONS.some(([a, , states]) => a === "false_alarm" && states.includes(v.state))
       ? suppressSelect(S.supSettings?.suppress_s ?? 7200) : null,
     el("div.buttons.silence", {}, silence),
+    el("div.confirm-slot", {}),
     el("p.action-msg", {}, msg));
 }
 
-async function act(id, action, path) {
+async function tickStep(id, procedureId, index, done) {
+  const msg = $("#detail .action-msg");
+  try {
+    await api(`/incidents/${id}/steps`, { method: "POST", body: { procedure_id: procedureId, index, done } });
+  } catch (err) {
+    if (msg) {
+      msg.textContent = t("error", { detail: err.detail || err.message });
+      msg.className = "action-msg error";
+    }
+  }
+  await loadDetail(id);
+}
+
+async function act(id, action, path, confirmed = false) {
   const panel = $("#detail");
   const note = panel.querySelector("textarea.note").value.trim();
   const msg = panel.querySelector(".action-msg");
+  const slot = panel.querySelector(".confirm-slot");
+  const v = S.detail;
+  const closing = (action === "resolve" || action === "false_alarm") && v && S.confirmClose.includes(v.severity);
   if (action === "false_alarm" && !note) {
     msg.textContent = t("action.need_note");
     msg.className = "action-msg error";
     panel.querySelector("textarea.note").focus();
     return;
   }
+  if (closing && !confirmed) {
+    // closing a severe or extreme incident: say what is left and ask again, with a note
+    slot.replaceChildren(closeConfirm(v, action, {
+      onConfirm: () => act(id, action, path, true),
+      onCancel: () => slot.replaceChildren(),
+    }));
+    panel.querySelector("textarea.note").focus();
+    return;
+  }
+  if (closing && !note) {
+    msg.textContent = t("close.need_note", { severity: t(`severity.${v.severity}`) });
+    msg.className = "action-msg error";
+    panel.querySelector("textarea.note").focus();
+    return;
+  }
+  slot.replaceChildren();
   for (const b of panel.querySelectorAll("button[data-action]")) b.disabled = true;
   try {
     const body = { note };
@@ -562,15 +606,9 @@ function evidenceBlock(v) {
         x: b.x1, y: b.y1, width: Math.max(0.002, b.x2 - b.x1), height: Math.max(0.002, b.y2 - b.y1),
         "vector-effect": "non-scaling-stroke", class: "box",
       })));
-    const labels = (e.boxes || []).map((b) => el("span.box-label", { dataset: { x: b.x1, y: b.y1 } }, Number(b.score).toFixed(2)));
     const fig = el("figure.snap", { onclick: () => fig.classList.toggle("zoomed") },
-      el("div.frame", {}, el("img", { src: evidenceSrc(e), alt: `${e.camera} ${time(e.at)}`, loading: "lazy" }), overlay, ...labels),
-      el("figcaption", {}, `${cameraName(e.camera)} · ${time(e.at, "clock")}`));
-    for (const lab of labels) {
-      // place the score label at the box's top-left corner (percentages: no inline style attribute needed)
-      lab.style.left = `${Number(lab.dataset.x) * 100}%`;
-      lab.style.top = `${Number(lab.dataset.y) * 100}%`;
-    }
+      el("div.frame", {}, el("img", { src: evidenceSrc(e), alt: `${e.camera} ${time(e.at)}`, loading: "lazy" }), overlay),
+      el("figcaption", {}, `${cameraName(e.camera)} · ${time(e.at, "clock")} · ${t("detail.confidence")} ${confidenceText(e.confidence ?? e.vote_score)}`));
     if (e.clip_url) fig.append(el("video", { src: e.clip_url, controls: true, preload: "none", title: t("detail.clip") }));
     return fig;
   }));
@@ -603,7 +641,7 @@ function timelineText(ev) {
   const vars = {
     actor: ev.actor === "system" ? "" : (ev.kind === "alert" ? cameraName(ev.actor) : ev.actor),
     state: d.state ? t(`alert.${d.state}`) : "",
-    score: d.score !== undefined ? Number(d.score).toFixed(2) : "",
+    score: confidenceText(d.confidence ?? d.score),
     receivers: (d.receivers || []).join(", "),
     msg_type: d.msg_type ? t(`msg.${d.msg_type}`) : "",
     reason: d.reason || "",
@@ -612,10 +650,20 @@ function timelineText(ev) {
     new_id: d.new_id,
     sup: d.suppressed_by ?? d.suppression_id,
     until: d.suppress_until ? time(d.suppress_until, "short") : "",
+    silence: d.silence_id,
+    by: d.by || "",
+    comment: d.comment || "",
+    states: (d.inhibit_states || []).map((x) => t(`cam.${x}`)).join("/"),
+    n: d.index !== undefined ? d.index + 1 : "",
+    text: (getLang() === "zh" && d.text_zh) || d.text || "",
   };
   let key = `tl.${ev.kind}`;
   if (ev.kind === "opened" && d.previous_id && d.reason) key = "tl.opened_again";
-  if (ev.kind === "alert" && d.suppressed_by) key = "tl.alert_quiet";
+  if (ev.kind === "alert") key = d.suppressed_by ? "tl.alert_quiet" : "tl.alert_conf";
+  if (ev.kind === "notified" && !(d.receivers || []).length) key = "tl.not_notified"; // older rows
+  if (ev.kind === "suppressed" && d.silence_id) key = "tl.suppressed_silence";
+  if (ev.kind === "suppressed" && d.inhibit_states) key = "tl.suppressed_inhibit";
+  if (ev.kind === "step" && !d.done) key = "tl.step_undone";
   if (ev.kind === "false_alarm" && d.suppress_until) key = "tl.false_alarm_sup";
   const text = t(key, vars);
   return text === key ? `${ev.kind} ${ev.actor}` : text;

@@ -1,7 +1,7 @@
 // Incident response blocks of the dashboard (issue 16): a hazard seen again after its incident was
 // closed, false-alarm suppressions (visible, time-bound, liftable).
 import { duration, el, time } from "./fmt.js";
-import { t } from "./i18n.js";
+import { getLang, t } from "./i18n.js";
 
 export const SUPPRESS_HOURS = [1, 2, 6, 24, 0];
 
@@ -76,4 +76,90 @@ export function suppressionRows(items, { cameraName, canAct, onLift, select }) {
     el("td", {}, s.created_by),
     el("td", {}, canAct && s.active ? el("button.btn.small.ghost", { type: "button", dataset: { action: "lift" },
       onclick: () => onLift(s.id) }, t("sup.lift")) : null)));
+}
+
+// -- severity with its reasons, one confidence (issue 16.2, 16.3) ----------------------------------------
+const signed = (d) => (d > 0 ? `+${d}` : d < 0 ? `−${-d}` : "");
+
+function reasonText(r, hazard) {
+  const vars = { ...r, delta: signed(r.delta), hazard: t(`hazard.${hazard}`), level: t(`severity.${r.level}`),
+    importance: t(`imp.${r.importance}`), watch: t(`watch.${r.level}`),
+    label: (getLang() === "zh" && r.label_zh) || r.label };
+  return t(`sev.${r.code}`, vars);
+}
+
+/** "Why Extreme": the base and every step, as the server computed them. */
+export function severityBlock(v) {
+  const reasons = v.severity_reasons || [];
+  if (!reasons.length) return null;
+  return el("div.sev-why", {},
+    el("h3", {}, t("sev.why", { severity: t(`severity.${v.severity}`) })),
+    el("ul.reasons", {}, reasons.map((r) => el("li", { dataset: { code: r.code } }, reasonText(r, v.hazard)))));
+}
+
+/** The one confidence the officer sees, and what it means. */
+export function confidenceText(value) {
+  if (value === null || value === undefined) return t("none");
+  return `${Math.round(Number(value) * 100)}%`;
+}
+
+export function confidenceMeaning(v, calibratedModels) {
+  const models = [...new Set((v.evidence || []).map((e) => (e.model || "").split("@")[0]).filter(Boolean))];
+  const calibrated = models.length > 0 && models.every((m) => calibratedModels.includes(m));
+  return calibrated ? t("conf.calibrated") : t("conf.uncalibrated", { models: models.join(", ") || t("none") });
+}
+
+/** Raw model scores for experts: per camera the vote score, per snapshot the per-frame box scores. */
+export function rawScoresBlock(v, cameraName) {
+  const rows = [];
+  for (const c of v.cameras || []) {
+    rows.push(el("li", {}, t("raw.camera", { camera: c.name || `${c.edge_id}/${c.camera_id}`,
+      vote: c.vote_score !== undefined && c.vote_score !== null ? Number(c.vote_score).toFixed(2) : t("none") })));
+  }
+  for (const e of v.evidence || []) {
+    const boxes = (e.boxes || []).map((b) => Number(b.score).toFixed(2)).join(", ") || t("none");
+    rows.push(el("li", {}, t("raw.snapshot", { camera: cameraName(e.camera), at: time(e.at, "clock"),
+      model: e.model || "", vote: e.vote_score !== undefined && e.vote_score !== null ? Number(e.vote_score).toFixed(2) : t("none"), boxes })));
+  }
+  return el("details.raw-scores", {}, el("summary", {}, t("raw.title")), el("p.muted", {}, t("raw.explain")), el("ul", {}, rows));
+}
+
+// -- procedure and contacts (issue 16.4) -----------------------------------------------------------------
+const zh = () => getLang() === "zh";
+
+/** The checklist with who ticked what and when, and whom to call. */
+export function procedureBlock(v, { canAct, onTick }) {
+  const p = v.procedure;
+  if (!p) return null;
+  const steps = p.steps.map((s) => {
+    const box = el("input", { type: "checkbox", dataset: { index: s.index }, disabled: !canAct,
+      "aria-label": (zh() && s.text_zh) || s.text });
+    box.checked = s.done;
+    box.addEventListener("change", () => onTick(p.id, s.index, box.checked));
+    return el(`li.step${s.done ? ".done" : ""}`, { dataset: { index: s.index } },
+      el("label", {}, box, el("span.text", {}, (zh() && s.text_zh) || s.text)),
+      s.by ? el("span.muted.tick", {}, t(s.done ? "proc.ticked" : "proc.unticked", { by: s.by, at: time(s.at, "short") })) : null);
+  });
+  const contacts = p.contacts.map((c) => el("li.contact", { dataset: { id: c.id } },
+    el("strong", {}, (zh() && c.name_zh) || c.name), " ",
+    c.phone ? el("a", { href: `tel:${c.phone.replace(/[^+\d]/g, "")}` }, c.phone) : el("span.muted", {}, t("proc.no_phone")),
+    c.note ? el("span.muted", {}, ` · ${c.note}`) : null));
+  return el("div.procedure", { dataset: { id: p.id } },
+    el("h3", {}, t("proc.title")),
+    el("p.proc-title", {}, (zh() && p.title_zh) || p.title, " ", el("span.muted", {}, t("proc.progress", { done: p.done, n: p.steps.length }))),
+    el("ol.steps", {}, steps),
+    contacts.length ? el("h3", {}, t("proc.contacts")) : null,
+    contacts.length ? el("ul.contacts", {}, contacts) : null);
+}
+
+/** The inline confirmation that closing a severe or extreme incident needs. */
+export function closeConfirm(v, action, { onConfirm, onCancel }) {
+  const left = v.procedure ? v.procedure.steps.filter((s) => !s.done).length : 0;
+  const n = v.procedure ? v.procedure.steps.length : 0;
+  return el("div.close-confirm", { role: "alertdialog" },
+    el("p", {}, t("close.ask", { severity: t(`severity.${v.severity}`), action: t(`action.${action}`) }),
+      n ? ` ${t("close.left", { left, n })}` : "", ` ${t("close.note")}`),
+    el("div.buttons", {},
+      el("button.btn.danger", { type: "button", dataset: { confirm: action }, onclick: onConfirm }, t("close.yes", { action: t(`action.${action}`) })),
+      el("button.btn.ghost", { type: "button", dataset: { confirm: "cancel" }, onclick: onCancel }, t("close.cancel"))));
 }

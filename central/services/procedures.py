@@ -1,0 +1,68 @@
+"""An incident's procedure (checklist and contacts, chosen by hazard and severity; `ResponseConfig`) with
+the steps the officers ticked. Ticks are timeline events (`step`), so who and when is recorded once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hazardwatch.central.services.incidents import ActionError, add_event
+from hazardwatch.central.store import Tx
+
+
+def _ticks(tx: Tx, incident_id: int, procedure_id: str) -> dict[int, dict[str, Any]]:
+    latest: dict[int, dict[str, Any]] = {}
+    for at, actor, detail in tx.execute(
+        "SELECT at, actor, detail FROM incident_events WHERE incident_id = ? AND kind = 'step' ORDER BY id",
+        (incident_id,),
+    ):
+        d = json.loads(detail)
+        if d.get("procedure") == procedure_id:
+            latest[int(d["index"])] = {"done": bool(d["done"]), "by": actor, "at": at}
+    return latest
+
+
+def procedure_view(tx: Tx, incident_id: int) -> dict[str, Any] | None:
+    raw = tx.scalar("SELECT procedure FROM incidents WHERE id = ?", (incident_id,))
+    if not raw:
+        return None
+    p = json.loads(raw)
+    ticks = _ticks(tx, incident_id, p["id"])
+    for step in p["steps"]:
+        tick = ticks.get(step["index"])
+        step.update(done=bool(tick and tick["done"]), by=tick["by"] if tick else None, at=tick["at"] if tick else None)
+    p["done"] = sum(1 for s in p["steps"] if s["done"])
+    return p
+
+
+def tick(
+    tx: Tx, incident_id: int, procedure_id: str, index: int, done: bool, actor: str, note: str, now: float
+) -> None:
+    """Tick (or untick) one step of the incident's current procedure; recorded with who and when."""
+    tx.lock(f"incident:{incident_id}")
+    row = tx.one("SELECT procedure FROM incidents WHERE id = ?", (incident_id,))
+    if row is None:
+        raise ActionError(404, f"incident {incident_id} does not exist")
+    p = json.loads(row[0]) if row[0] else None
+    if p is None or p["id"] != procedure_id:
+        raise ActionError(
+            409, f"incident {incident_id} now follows {p['id'] if p else 'no procedure'}, not {procedure_id}"
+        )
+    if not 0 <= index < len(p["steps"]):
+        raise ActionError(400, f"index: procedure {procedure_id} has steps 0..{len(p['steps']) - 1}")
+    add_event(
+        tx,
+        incident_id,
+        now,
+        "step",
+        actor,
+        {
+            "procedure": procedure_id,
+            "index": index,
+            "text": p["steps"][index]["text"],
+            "text_zh": p["steps"][index].get("text_zh", ""),
+            "done": done,
+            "note": note,
+        },
+    )
+    tx.execute("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))  # the page refreshes
