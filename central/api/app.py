@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -132,6 +133,7 @@ def problem(status: int, detail: str) -> web.HTTPException:
         404: web.HTTPNotFound,
         409: web.HTTPConflict,
         413: web.HTTPRequestEntityTooLarge,
+        415: web.HTTPUnsupportedMediaType,
         429: web.HTTPTooManyRequests,
     }[status]
     if status == 413:
@@ -170,6 +172,8 @@ async def body_model(request: web.Request, model: type[BaseModel]) -> Any:
     raw = await read_body(request, MAX_BODY)
     if len(raw) > MAX_BODY:
         raise problem(413, f"body over {MAX_BODY} bytes")
+    if raw and request.content_type != "application/json":  # no body at all means {} (every field optional)
+        raise problem(415, f"Content-Type: application/json required, not {request.content_type}")
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
@@ -196,9 +200,27 @@ def float_param(request: web.Request, name: str) -> float | None:
     if raw is None:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise problem(400, f"query parameter {name} must be a number") from None
+    if not math.isfinite(value):
+        raise problem(400, f"query parameter {name} must be a finite number")
+    return value
+
+
+def bool_param(request: web.Request, name: str) -> bool:
+    """`true` or `false` (absent: false); anything else is a 400, not a silent false."""
+    raw = request.query.get(name)
+    if raw not in (None, "true", "false"):
+        raise problem(400, f"query parameter {name} must be true or false")
+    return raw == "true"
+
+
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and raw not in choices:
+        raise problem(400, f"query parameter {name} must be one of {', '.join(choices)}")
+    return raw
 
 
 MAX_ROW_ID = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT: no row has a larger id
@@ -294,7 +316,7 @@ async def whoami(request: web.Request) -> web.Response:
 async def list_incidents(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     f = views.IncidentFilter(
-        state=request.query.get("state"),
+        state=choice_param(request, "state", ("open", "acknowledged", "resolved", "false_alarm")),
         hazard=request.query.get("hazard"),
         camera=request.query.get("camera"),
         since=float_param(request, "since"),
@@ -349,7 +371,7 @@ def action_handler(action: str) -> Handler:
 
 async def list_silences(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    include = request.query.get("include_expired") == "true"
+    include = bool_param(request, "include_expired")
     items = await ctx.run(silences.listing, include, time.time())
     return web.json_response({"items": [s.as_dict() for s in items]})
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from hazardwatch.central.services import evidence_files, labels, registry
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,7 +91,8 @@ async def evidence_file(request: web.Request) -> web.Response:
     found = await ctx.run(evidence_files.content, _ident(request, "edge_id"), _ident(request, "evidence_id"))
     if found is None:
         raise _api().problem(404, "no such evidence file")
-    return web.Response(body=found[1], content_type=found[0], headers={"Cache-Control": "private, max-age=3600"})
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}  # edge-supplied bytes
+    return web.Response(body=found[1], content_type=found[0], headers=headers)
 
 
 # -- labels ---------------------------------------------------------------------------------------------
@@ -162,17 +164,20 @@ async def register_model(request: web.Request) -> web.Response:
         raise api.problem(400, "send multipart/form-data with parts manifest and file") from None
     parts: dict[str, bytes] = {}
     total = 0
-    while (part := await reader.next()) is not None:
-        name = getattr(part, "name", None)
-        if name not in ("manifest", "file", "note"):
-            raise api.problem(400, f"unexpected part {name!r}")
-        data = bytearray()
-        while chunk := await part.read_chunk(1 << 20):  # type: ignore[union-attr]
-            total += len(chunk)
-            if total > MAX_UPLOAD:
-                raise api.problem(413, f"body over {MAX_UPLOAD} bytes")
-            data += chunk
-        parts[name] = bytes(data)
+    try:
+        while (part := await reader.next()) is not None:
+            name = getattr(part, "name", None)
+            if name not in ("manifest", "file", "note"):
+                raise api.problem(400, f"unexpected part {name!r}")
+            data = bytearray()
+            while chunk := await part.read_chunk(1 << 20):  # type: ignore[union-attr]
+                total += len(chunk)
+                if total > MAX_UPLOAD:
+                    raise api.problem(413, f"body over {MAX_UPLOAD} bytes")
+                data += chunk
+            parts[name] = bytes(data)
+    except (HttpProcessingError, ValueError) as exc:  # a malformed multipart body is the client's error: 400
+        raise api.problem(400, f"malformed multipart body ({type(exc).__name__})") from None
     if "manifest" not in parts or "file" not in parts:
         raise api.problem(400, "parts manifest and file are required")
     note = parts.get("note", b"").decode(errors="replace")[:2000]
@@ -218,7 +223,7 @@ async def model_download(request: web.Request) -> web.Response:
     return web.Response(
         body=data,
         content_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"},
     )
 
 
