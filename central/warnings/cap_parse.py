@@ -33,6 +33,11 @@ MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_ELEMENTS = 20_000
 MAX_DEPTH = 32
 MAX_POLYGON_POINTS = 5_000
+# A district bureau acts on areas of a province at most. A polygon spanning more than 10 degrees of latitude
+# or longitude (about 1,100 km) or a circle over 500 km in radius is refused as oversized: a warning drawn
+# over a continent or the whole world would put every camera on raised watch (docs/weather.md).
+MAX_AREA_SPAN_DEG = 10.0
+MAX_CIRCLE_RADIUS_KM = 500.0
 
 STATUS = ("Actual", "Exercise", "System", "Test", "Draft")
 MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
@@ -275,6 +280,12 @@ def _polygon(r: _Reader, raw: str, where: str) -> tuple[tuple[float, float], ...
         cleaned.append(cleaned[0])
     if len(set(cleaned)) < 3:
         raise CapError("invalid", f"{where} has fewer than 3 distinct points")
+    lat_span = max(p[0] for p in cleaned) - min(p[0] for p in cleaned)
+    lon_span = max(p[1] for p in cleaned) - min(p[1] for p in cleaned)
+    if max(lat_span, lon_span) > MAX_AREA_SPAN_DEG:
+        raise CapError(
+            "oversized", f"{where} spans {lat_span:.1f} x {lon_span:.1f} degrees, more than {MAX_AREA_SPAN_DEG:g}"
+        )
     return tuple(cleaned)
 
 
@@ -292,6 +303,8 @@ def _circle(r: _Reader, raw: str, where: str) -> tuple[float, float, float] | No
         raise CapError("invalid", f"{where}: radius {tokens[1][:20]!r} is not a number") from None
     if not 0 <= radius <= 20_000:
         raise CapError("invalid", f"{where}: radius {radius} km is out of range")
+    if radius > MAX_CIRCLE_RADIUS_KM:
+        raise CapError("oversized", f"{where}: radius {radius:g} km is more than {MAX_CIRCLE_RADIUS_KM:g} km")
     return lat, lon, radius
 
 
