@@ -4,6 +4,10 @@ Prints one line per measurement and, as its last line, one JSON object keyed by 
 {name: {"input": "WxH", "fp32": {"batch1_ms": .., "batch8_ms_per_frame": ..}, "int8": {...},
 "int8_speedup_batch1": fp32 / int8}}.
 fp32 entries appear when var/models/<name>/fp32/ holds the graph `models train` exported.
+A model that learns each camera's normal also gets "reference": what the reference adds per look
+(`added_ms_per_look`: the full graph scoring against a learnt reference plus the bank's update,
+minus the same graph without the reference head, timed in this process) and `bytes_per_camera`
+(day and IR references learnt).
 Usage: .venv/bin/python bench/models.py [--reps 20] [--threads 2]
 """
 
@@ -29,6 +33,58 @@ def _time(det, frames, reps: int) -> float:
     for _ in range(reps):
         det.detect(frames)
     return 1000.0 * (time.perf_counter() - t0) / (reps * len(frames))
+
+
+def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> dict:
+    """Per-look cost and memory of a camera's reference, against the same graph without the reference head."""
+    import tempfile
+
+    import onnx
+    from hazardwatch.edge.config import CameraConfig, ConfirmConfig
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.edge.predictor import LookRequest, Predictor
+    from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
+    from hazardwatch.models.train_reference import cold_graph
+
+    from hazardwatch.manifest import sha256_file
+
+    manifest = json.loads(path.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        cold_path = Path(tmp) / "cold.onnx"
+        onnx.save(cold_graph(onnx.load(path.parent / manifest["file"])), cold_path)
+        cold_manifest = {**manifest, "file": cold_path.name, "sha256": sha256_file(cold_path)}
+        cold_manifest.pop("reference")
+        (Path(tmp) / "cold.json").write_text(json.dumps(cold_manifest))
+        cold = OnnxDetector(Path(tmp) / "cold.json", threads=threads)
+        det = OnnxDetector(path, threads=threads)
+        hazard = det.hazard
+        cams = [CameraConfig(id=f"c{k}", source="rtsp://127.0.0.1/x", hazards={hazard: {}}) for k in range(2)]
+        bank = ReferenceBank(ReferencePolicy(min_looks=4, min_interval_s=0, horizon_looks=500))
+        pred = Predictor(cams, {hazard: det}, {(c.id, hazard): ConfirmConfig() for c in cams}, bank, learn_below=1.0)
+        for k in range(8):  # c0 learns day and IR, c1 stays cold
+            pred.process([LookRequest("c0", frame, float(k), frozenset({hazard}), mode=("day", "ir")[k % 2])])
+
+        def with_reference(at: float) -> None:
+            pred.process([LookRequest("c0", frame, at, frozenset({hazard}))])
+
+        for k in range(3):  # warm
+            with_reference(100.0 + k)
+            cold.detect([frame])
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            cold.detect([frame])
+        cold_ms = 1000.0 * (time.perf_counter() - t0) / reps
+        t0 = time.perf_counter()
+        for k in range(reps):
+            with_reference(200.0 + k)
+        ref_ms = 1000.0 * (time.perf_counter() - t0) / reps
+    return {
+        "cold_graph_ms": round(cold_ms, 2),
+        "with_reference_ms": round(ref_ms, 2),
+        "added_ms_per_look": round(ref_ms - cold_ms, 2),
+        "bytes_per_camera": bank.nbytes("c0"),
+        "mib_per_camera": round(bank.nbytes("c0") / 2**20, 3),
+    }
 
 
 def main() -> None:
@@ -66,6 +122,14 @@ def main() -> None:
             f"batch{args.batch}_ms_per_frame": round(bn, 2),
         }
         print(f"{m.name:28s} {m.precision:5s} batch1 {b1:7.2f} ms  batch{args.batch} {bn:7.2f} ms/frame", flush=True)
+        if m.reference is not None and path.parent.parent == MODELS:
+            entry["reference"] = ref = _reference_cost(path, frame, args.reps, args.threads)
+            print(
+                f"{m.name:28s} reference: +{ref['added_ms_per_look']:.2f} ms per look "
+                f"({ref['cold_graph_ms']:.2f} cold graph -> {ref['with_reference_ms']:.2f} with the reference), "
+                f"{ref['mib_per_camera']:.3f} MiB per camera (day + IR)",
+                flush=True,
+            )
     for entry in out.values():  # the baseline: the fp32 graph, timed in this same process
         if "fp32" in entry and "int8" in entry:
             entry["int8_speedup_batch1"] = round(entry["fp32"]["batch1_ms"] / entry["int8"]["batch1_ms"], 2)

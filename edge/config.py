@@ -323,6 +323,40 @@ class RolloutConfig(Strict):
     _path = field_validator("path")(_resolve)
 
 
+class ReferenceConfig(Strict):
+    """Each camera learns its normal for models that can use it (manifest `reference`; edge/reference/).
+
+    Memory: 3 float32 arrays of the model's embedding per camera, hazard and light mode (day, IR):
+    about 230 KB per mode for the shipped smoke model, so at most about 460 KB per camera.
+    """
+
+    enabled: bool = Field(default=True, description="False: every camera runs the cold-start model only")
+    path: Path | None = Field(default=None, description="Folder of the saved references; default beside the outbox")
+    min_looks: int = Field(default=16, ge=2, le=10_000, description="Quiet looks before a reference is used")
+    min_interval_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Quiet looks closer than this to the last one learnt are skipped, so "
+        "a reference spans time (clouds, light) rather than a few minutes",
+    )
+    horizon_looks: int = Field(
+        default=500,
+        ge=10,
+        le=1_000_000,
+        description="Once ready, the reference follows slow change over this many looks",
+    )
+    learn_below: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="A look is learnt only when its score stays under this share of the "
+        "operating threshold and nothing votes or alerts on that camera and hazard",
+    )
+    save_interval_s: float = Field(default=300.0, gt=0, description="How often references are written to disk")
+
+    _path = field_validator("path")(_resolve)
+
+
 class EdgeConfig(Strict):
     edge_id: Id
     site: str = ""
@@ -341,6 +375,7 @@ class EdgeConfig(Strict):
     central: CentralLinkConfig | None = Field(default=None, description="Central's HTTP API (evidence, models)")
     evidence: EvidenceConfig = EvidenceConfig()
     rollout: RolloutConfig = RolloutConfig()
+    reference: ReferenceConfig = ReferenceConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -14,12 +14,12 @@ import contextlib
 import logging
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from hazardwatch.edge.config import CameraConfig, EdgeConfig
-from hazardwatch.edge.detect import Detector
+from hazardwatch.edge.detect import Detection, Detector
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.edge.diagnose import CameraDiagnoser, Diagnosis
 from hazardwatch.edge.diagnose.availability import AvailabilityLog, utc_day
@@ -30,6 +30,8 @@ from hazardwatch.edge.patrol.scheduler import PatrolScheduler, Visit
 from hazardwatch.edge.predictor import AlertEvent, LookOutcome, LookRequest, Predictor
 from hazardwatch.edge.publish.mqtt_link import MqttLink
 from hazardwatch.edge.publish.outbox import Outbox, OutboxError
+from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
+from hazardwatch.edge.reference.store import ReferenceStore
 from hazardwatch.edge.rollout import CentralClient, RolloutManager
 from hazardwatch.edge.snapshot import downscale, snapshot_b64
 from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader, SourceError, open_source
@@ -40,6 +42,7 @@ from hazardwatch.contract import (
     CameraStatus,
     Hazard,
     Heartbeat,
+    LearnNormalCommand,
     ModelStatus,
     RiskLevel,
     RolloutCommand,
@@ -75,6 +78,11 @@ class CameraRuntime:
 class _Pending:
     request: LookRequest
     future: asyncio.Future[LookOutcome]
+
+
+def _log_failure(future: Future[object]) -> None:
+    if (exc := future.exception()) is not None:
+        log.error("command failed on the inference thread", exc_info=exc)
 
 
 def load_detectors(cfg: EdgeConfig) -> dict[Hazard, Detector]:
@@ -113,8 +121,18 @@ class EdgeEngine:
         self.evidence = self._make_evidence(cfg)
         self.rollout = self._make_rollout(cfg)
         self.rollout.restore(self.detectors)  # a finished rollout's model survives a restart
+        rcfg = cfg.reference
+        self.references = ReferenceBank(ReferencePolicy(rcfg.min_looks, rcfg.min_interval_s, rcfg.horizon_looks))
+        self.reference_store = ReferenceStore(rcfg.path or cfg.outbox.path.parent / "references")
+        for problem in self.reference_store.load(self.references, {c.id for c in cams}):
+            log.warning("%s", problem)
         self.predictor = Predictor(
-            cams, self.detectors, {(c.id, h): cfg.confirm_for(c, h) for c in cams for h in c.hazards}
+            cams,
+            self.detectors,
+            {(c.id, h): cfg.confirm_for(c, h) for c in cams for h in c.hazards},
+            self.references,
+            rcfg.learn_below,
+            learn=rcfg.enabled,
         )
         self.rollout.bind(self.predictor.detectors)
         self.scheduler = PatrolScheduler(cams, cfg.patrol, self.started, random.Random())
@@ -187,6 +205,7 @@ class EdgeEngine:
         self._io_pool.shutdown(wait=False, cancel_futures=True)
         self._infer_pool.shutdown(wait=True)
         self.availability.save()
+        self._save_references()
         if self.evidence:
             await asyncio.to_thread(self.evidence.close)
         self.outbox.close()
@@ -271,11 +290,24 @@ class EdgeEngine:
         cam.preview = downscale(frame.image, PREVIEW_SIDE)
         if self.evidence:
             self.evidence.observe(cam.cfg.id, frame.image, frame.captured_at)
-        outcome = await self._infer(LookRequest(cam.cfg.id, frame.image, frame.captured_at, visit.hazards))
+        outcome = await self._infer(self._look(cam, frame, visit.hazards, diagnosis))
         cam.scores.update(outcome.scores)
         self.scheduler.finish(cam.cfg.id, visit.hazards, outcome.candidates, time.time())
         for event in outcome.events:
             self._emit_alert(event)
+
+    @staticmethod
+    def _look(cam: CameraRuntime, frame: Frame, hazards: frozenset[Hazard], diagnosis: Diagnosis | None) -> LookRequest:
+        """The diagnosis picks the camera's reference (light mode, view) and whether it may learn from this look."""
+        return LookRequest(
+            cam.cfg.id,
+            frame.image,
+            frame.captured_at,
+            hazards,
+            mode="ir" if diagnosis is not None and diagnosis.night else "day",
+            view=cam.diagnoser.view if cam.diagnoser else 0,
+            healthy=diagnosis is None or not diagnosis.degraded,
+        )
 
     def _grab(self, cam: CameraRuntime) -> tuple[Frame, Diagnosis | None]:
         """On the I/O pool: one fresh frame, diagnosed right after decode (about 1.5 ms, see docs/diagnose.md)."""
@@ -334,6 +366,7 @@ class EdgeEngine:
         loop = asyncio.get_running_loop()
         next_heartbeat = 0.0
         next_availability_save = time.time() + 60.0
+        next_reference_save = time.time() + self.cfg.reference.save_interval_s
         while not stop.is_set():
             now = time.time()
             for cam in self.cameras.values():
@@ -344,6 +377,9 @@ class EdgeEngine:
             if now >= next_availability_save:
                 self.availability.save()
                 next_availability_save = now + 60.0
+            if now >= next_reference_save:
+                await loop.run_in_executor(self._infer_pool, self._save_references)
+                next_reference_save = now + self.cfg.reference.save_interval_s
             for event in await loop.run_in_executor(self._infer_pool, self.predictor.expire, now):
                 self._emit_alert(event)
             if self.evidence:
@@ -353,6 +389,14 @@ class EdgeEngine:
                 next_heartbeat = now + self.cfg.heartbeat_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+
+    def _save_references(self) -> None:
+        """On the inference thread (the only one that touches the bank), or after it stopped."""
+        try:
+            self.reference_store.save(self.references)
+        except OSError as exc:  # a full disk costs the latest learning, never the look
+            self.metrics.outbox_errors.labels("reference").inc()
+            log.error("camera references could not be saved: %s", exc)
 
     def _heartbeat(self, now: float) -> None:
         if not self.link:
@@ -458,15 +502,37 @@ class EdgeEngine:
             self.metrics.commands.labels("invalid").inc()
             log.warning("rejected command: %s", exc)
             return
-        if not isinstance(command, SetRiskCommand | RolloutCommand) or command.edge_id != self.cfg.edge_id:
+        commands = SetRiskCommand | RolloutCommand | LearnNormalCommand
+        if not isinstance(command, commands) or command.edge_id != self.cfg.edge_id:
             self.metrics.commands.labels("invalid").inc()
             log.warning("rejected command of kind %s for edge %s", command.kind, command.edge_id)
             return
         if isinstance(command, RolloutCommand):
             self.metrics.commands.labels("applied" if self.rollout.submit(command) else "repeat").inc()
             return
+        if isinstance(command, LearnNormalCommand):
+            try:  # the bank belongs to the inference thread
+                self._infer_pool.submit(self.learn_normal, command).add_done_callback(_log_failure)
+            except RuntimeError:  # shutting down: the operator's label is lost with this process's alerts
+                log.warning("learn_normal %s arrived while stopping: not applied", command.command_id)
+            return
         if self._loop:
             self._loop.call_soon_threadsafe(self.apply_command, command)
+
+    def learn_normal(self, command: LearnNormalCommand) -> bool:
+        """An operator's false alarm teaches the camera's reference (on the inference thread)."""
+        box = command.box
+        region = Detection(box.x1, box.y1, box.x2, box.y2, box.score) if box else None
+        taught = self.predictor.absorb_false_alarm(command.alert_id, time.time(), region)
+        self.metrics.commands.labels("applied" if taught else "unknown_alert").inc()
+        log.info(
+            "camera %s %s: false alarm %s %s",
+            command.camera_id,
+            command.hazard.value,
+            command.alert_id[:8],
+            "learnt as normal" if taught else "not held here (restarted or too old): nothing learnt",
+        )
+        return taught
 
     def apply_command(self, command: SetRiskCommand) -> list[str]:
         now = time.time()
@@ -506,6 +572,10 @@ class EdgeEngine:
             today = self.availability.day(cam.cfg.id, utc_day(now))
             if today["availability"] is not None:
                 m.availability_today.labels(cam.cfg.id).set(today["availability"])
+            for ref in self.references.states(cam.cfg.id, now):
+                m.reference_looks.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(ref.looks)
+                m.reference_ready.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(1 if ref.ready else 0)
+            m.reference_bytes.labels(cam.cfg.id).set(self.references.nbytes(cam.cfg.id))
         for (cam_id, hazard), interval in self.scheduler.intervals(now).items():
             m.interval.labels(cam_id, hazard.value).set(interval)
             risk = self.scheduler.risk(cam_id, hazard, now)
@@ -544,6 +614,10 @@ class EdgeEngine:
                         "recent_days": self.availability.recent(cam.cfg.id, 7),
                     },
                     "scores": {k.value: round(v, 4) for k, v in cam.scores.items()},
+                    "references": [
+                        {**asdict(ref), "hazard": ref.hazard.value}
+                        for ref in self.references.states(cam.cfg.id, now)
+                    ],
                     "hazards": {
                         hz.value: {
                             "interval_s": self.scheduler.interval(cam.cfg.id, hz, now),

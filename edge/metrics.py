@@ -93,3 +93,18 @@ class EdgeMetrics:
             ["camera"],
             registry=r,
         )
+        self.reference_looks = Gauge(
+            "hazardwatch_edge_reference_looks",
+            "Quiet looks learnt into a camera's reference (per hazard and light mode)",
+            ["camera", "hazard", "mode"],
+            registry=r,
+        )
+        self.reference_ready = Gauge(
+            "hazardwatch_edge_reference_ready",
+            "1 when the camera's reference is used for the hazard in that light mode, 0 while it runs cold",
+            ["camera", "hazard", "mode"],
+            registry=r,
+        )
+        self.reference_bytes = Gauge(
+            "hazardwatch_edge_reference_bytes", "Memory held by a camera's references", ["camera"], registry=r
+        )

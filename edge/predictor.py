@@ -6,6 +6,7 @@ so it runs the same on a live edge, on a folder of frames offline, and in tests.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from hazardwatch.edge.confirm.lifecycle import AlertLifecycle, LifecycleEvent
 from hazardwatch.edge.confirm.vote import SlidingVote
 from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
+from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, boxes_to_cells
 
 from hazardwatch.contract import AlertState, Hazard
 
@@ -39,10 +41,16 @@ class AlertEvent:
 
 @dataclass(frozen=True)
 class LookRequest:
+    """One frame to look at. `mode` (day / ir) and `view` (bumped when the diagnosis adopts a re-aimed
+    view) pick the camera's reference; `healthy` False (a degraded camera) means learn nothing from it."""
+
     camera_id: str
     frame: np.ndarray
     at: float
     hazards: frozenset[Hazard]
+    mode: str = "day"
+    view: int = 0
+    healthy: bool = True
 
 
 @dataclass
@@ -63,18 +71,49 @@ class _Track:
     burst_looks: int = 0
 
 
+@dataclass(frozen=True)
+class _AlertLook:
+    """The embedding behind an alert's latest event, kept so an operator's false-alarm label can teach it."""
+
+    camera_id: str
+    hazard: Hazard
+    mode: str
+    view: int
+    model_key: str
+    embedding: np.ndarray
+    boxes: tuple[Detection, ...]
+
+
+MAX_ALERT_LOOKS = 64  # bounded: about 80 KB each for the shipped smoke model
+
+
+def model_key(detector: Detector) -> str:
+    """What a reference is learnt for: the model's name, version and file digest."""
+    manifest = getattr(detector, "manifest", None)
+    return f"{detector.name}@{detector.version}#{getattr(manifest, 'sha256', '')[:16]}"
+
+
 class Predictor:
     def __init__(
         self,
         cameras: Sequence[CameraConfig],
         detectors: Mapping[Hazard, Detector],
         confirm_for: Mapping[tuple[str, Hazard], ConfirmConfig],
+        references: ReferenceBank | None = None,
+        learn_below: float = 0.9,
+        learn: bool = True,
     ) -> None:
+        """`learn_below`: a look is learnt as the camera's normal only when its score stays under this
+        share of the operating threshold (and nothing is voting or alerting on that camera and hazard)."""
         self.cameras = {c.id: c for c in cameras}
         self.detectors = dict(detectors)
         self._confirm = dict(confirm_for)
         self._regions = {(c.id, h): self._region_filter(c, h) for c in cameras for h in c.hazards}
         self._tracks: dict[tuple[str, Hazard, str | None], _Track] = {}
+        self.references = references if references is not None else ReferenceBank(ReferencePolicy())
+        self.learn_below = learn_below
+        self.learn = learn  # False: no camera learns or uses a reference; reference models run cold
+        self._alert_looks: OrderedDict[str, _AlertLook] = OrderedDict()
 
     @staticmethod
     def _region_filter(camera: CameraConfig, hazard: Hazard) -> RegionFilter:
@@ -97,16 +136,68 @@ class Predictor:
             idx = [k for k, r in enumerate(requests) if hazard in r.hazards]
             if not idx:
                 continue
+            learns = self.learn and getattr(detector, "reference", None) is not None
+            key = model_key(detector) if learns else ""
             results = detector.detect(
                 [requests[k].frame for k in idx],
                 [
-                    LookContext(requests[k].camera_id, requests[k].at, self._regions[(requests[k].camera_id, hazard)])
+                    LookContext(
+                        requests[k].camera_id,
+                        requests[k].at,
+                        self._regions[(requests[k].camera_id, hazard)],
+                        self.references.reference(r.camera_id, hazard, r.mode, key, r.view) if learns else None,
+                    )
                     for k in idx
+                    for r in (requests[k],)
                 ],
             )
             for k, result in zip(idx, results, strict=True):
                 self._apply(requests[k], hazard, detector, result, outcomes[k])
+                if learns and result.embedding is not None:
+                    self._learn(requests[k], hazard, detector, key, result, outcomes[k])
         return outcomes
+
+    def _learn(
+        self, req: LookRequest, hazard: Hazard, detector: Detector, key: str, result: ImageResult, out: LookOutcome
+    ) -> None:
+        """Keep the embedding of an alerting look; fold a quiet look into the camera's reference."""
+        assert result.embedding is not None
+        for event in out.events:
+            if event.hazard == hazard and event.state != AlertState.END:
+                self._alert_looks[event.alert_id] = _AlertLook(
+                    req.camera_id, hazard, req.mode, req.view, key, result.embedding.copy(), event.boxes
+                )
+                self._alert_looks.move_to_end(event.alert_id)
+                while len(self._alert_looks) > MAX_ALERT_LOOKS:
+                    self._alert_looks.popitem(last=False)
+        threshold = getattr(detector, "reference_threshold", None) if result.with_reference else detector.threshold
+        busy = any(
+            t.lifecycle.ongoing or t.burst_looks
+            for (cam, h, _), t in self._tracks.items()
+            if cam == req.camera_id and h == hazard
+        )
+        quiet = not result.detections and result.score < self.learn_below * (threshold or detector.threshold)
+        if req.healthy and quiet and not busy:
+            self.references.learn(req.camera_id, hazard, req.mode, key, req.view, result.embedding, req.at)
+
+    def absorb_false_alarm(self, alert_id: str, at: float, box: Detection | None = None) -> bool:
+        """An operator marked this alert a false alarm: teach its camera that what it saw there is normal.
+
+        The cells of `box` (default: the alert's own regions) of the alert's latest embedding widen the
+        camera's reference. False when this edge no longer holds that alert's look (restarted, or more
+        than MAX_ALERT_LOOKS alerts since)."""
+        look = self._alert_looks.get(alert_id)
+        if look is None:
+            return False
+        grid = look.embedding.shape[1:]
+        boxes = (box,) if box is not None else look.boxes
+        cells = boxes_to_cells(boxes, grid)
+        if not cells.any():
+            return False
+        self.references.absorb(
+            look.camera_id, look.hazard, look.mode, look.model_key, look.view, look.embedding, cells, at
+        )
+        return True
 
     def _apply(
         self, req: LookRequest, hazard: Hazard, detector: Detector, result: ImageResult, out: LookOutcome

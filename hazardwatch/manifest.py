@@ -69,6 +69,24 @@ class OutputSpec(_Strict):
         return self
 
 
+class ReferenceSpec(_Strict):
+    """A model that compares each look with the camera's own learnt normal (docs/models.md, edge/reference/).
+
+    The graph takes a second input, the camera's per-cell reference statistics (mean, std and max of
+    the embedding over quiet looks, concatenated to [N, 3*dim, Gh, Gw]), and gives two more outputs:
+    the look's embedding [N, dim, Gh, Gw], which the edge learns the reference from, and the adapted
+    per-cell logits [N, 1, Gh, Gw]. The main output stays the cold-start score map, used until a
+    camera's reference is ready.
+    """
+
+    input: str = Field(default="reference", description="Graph input of the reference statistics")
+    embedding_output: str = Field(default="embedding", description="Graph output of the per-cell embedding")
+    adapted_output: str = Field(default="adapted", description="Graph output of the logits against the reference")
+    dim: int = Field(gt=0, le=512, description="Embedding channels per cell")
+    grid: tuple[int, int] = Field(description="Cells (rows, columns) of the embedding and score maps")
+    threshold: float = Field(gt=0, lt=1, description="Operating threshold on the adapted score")
+
+
 class DataSource(_Strict):
     name: str
     url: str = ""
@@ -98,12 +116,22 @@ class ModelManifest(_Strict):
     params: dict[str, float | int | str] = Field(
         default_factory=dict, description="Runtime parameters of a non-ONNX runtime (scene_change)"
     )
+    reference: ReferenceSpec | None = Field(
+        default=None, description="Per-camera reference inputs and outputs, when the model learns each camera's normal"
+    )
+    enabled_by_default: bool = Field(
+        default=True,
+        description="False: a model whose measured false-alarm rate is too high to run unless a site asks for it "
+        "(the reason is in notes); the edge loads it only when the config names it",
+    )
     notes: str = ""
 
     @model_validator(mode="after")
     def _file_for_onnx(self) -> ModelManifest:
         if self.runtime == "onnx" and not (self.file and self.sha256):
             raise ValueError("an onnx model needs file and sha256")
+        if self.reference is not None and (self.runtime != "onnx" or self.output.kind != OutputKind.TILE_SCORES):
+            raise ValueError("reference: only an onnx model with tile_scores output can learn a camera's normal")
         return self
 
 

@@ -11,6 +11,20 @@ from pathlib import Path
 HAZARDS = ("smoke", "waterlogging", "fallen_tree")
 
 
+def _exclusions(paths: list[str]) -> dict[str, str] | None:
+    """The reviewed lists of frames to leave out, merged; None (after saying why) when one is unreadable."""
+    from hazardwatch.models.data import read_exclusions
+
+    exclusions: dict[str, str] = {}
+    for path in paths:
+        try:
+            exclusions.update(read_exclusions(Path(path)))
+        except (OSError, ValueError) as exc:
+            print(f"--exclude: {exc}", file=sys.stderr)
+            return None
+    return exclusions
+
+
 def _train(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
@@ -31,15 +45,9 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     work = Path(args.work) / out.name
     if args.hazard == "smoke":
-        from hazardwatch.models.data import read_exclusions
-
-        exclusions: dict[str, str] = {}
-        for path in args.exclude:
-            try:
-                exclusions.update(read_exclusions(Path(path)))
-            except (OSError, ValueError) as exc:
-                print(f"--exclude: {exc}", file=sys.stderr)
-                return 2
+        exclusions = _exclusions(args.exclude)
+        if exclusions is None:
+            return 2
         summary = train.train_smoke(
             data, out, args.epochs, work, Path(args.cache), command, exclusions, version=args.version
         )
@@ -47,6 +55,35 @@ def _train(args: argparse.Namespace) -> int:
         summary = train.train_waterlogging(data, out, work, command, version=args.version)
     else:
         summary = train.build_fallen_tree(data[0], out, command, version=args.version)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _train_reference(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("training needs torch: pip install 'hazardwatch[train]'", file=sys.stderr)
+        return 2
+    from hazardwatch.models import train
+    from hazardwatch.models.train_reference import train_smoke_reference
+
+    data = [Path(d) for d in args.data]
+    out = Path(args.out)
+    for d in [*data, out]:
+        if not d.is_dir():
+            print(f"no such folder: {d}", file=sys.stderr)
+            return 2
+    manifest = out / f"{out.name}-int8.json"
+    if not manifest.is_file():
+        print(f"{manifest}: no cold-start model to add the reference head to", file=sys.stderr)
+        return 2
+    exclusions = _exclusions(args.exclude)
+    if exclusions is None:
+        return 2
+    summary = train_smoke_reference(
+        data, out, Path(args.work) / out.name, train.command_line(), exclusions, args.version, args.epochs
+    )
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -60,11 +97,31 @@ def _eval(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else MODELS_DIR / DEFAULT_MODELS[args.hazard]
     if model.suffix == ".onnx":
         model = model.with_suffix(".json")
+    if bool(args.cameras) == bool(args.positives or args.negatives):
+        print("give either --cameras ROOT or --positives DIR and --negatives DIR", file=sys.stderr)
+        return 2
+    missing = [
+        p for p in [*args.positives, *args.negatives, *([args.cameras] if args.cameras else [])] if not Path(p).exists()
+    ]
+    if missing:
+        print(f"no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
     det = load_detector(model)
     if getattr(det, "hazard", None) is not None and det.hazard.value != args.hazard:  # type: ignore[attr-defined]
         print(f"{model} is a {det.hazard.value} model, not {args.hazard}", file=sys.stderr)  # type: ignore[attr-defined]
         return 2
-    res = evaluate_folders(det, [Path(p) for p in args.positives], [Path(n) for n in args.negatives])
+    if args.cameras:
+        from hazardwatch.models.evaluate_cameras import LayoutError, evaluate_cameras
+
+        from hazardwatch.contract import Hazard
+
+        try:
+            res = evaluate_cameras(det, Hazard(args.hazard), Path(args.cameras))
+        except LayoutError as exc:
+            print(f"--cameras: {exc}", file=sys.stderr)
+            return 2
+    else:
+        res = evaluate_folders(det, [Path(p) for p in args.positives], [Path(n) for n in args.negatives])
     if res["n_pos"] + res["n_neg"] == 0:
         print("no images under the given folders (jpg, jpeg, png, tif)", file=sys.stderr)
         return 2
@@ -157,15 +214,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--work", default="var/models", help="checkpoints (never shipped)")
     tr.add_argument("--cache", default="var/cache", help="cached activations")
     tr.add_argument(
-        "--exclude", action="append", default=[],
+        "--exclude",
+        action="append",
+        default=[],
         help="reviewed list of frames to leave out ('<file name><TAB><reason>' per line; smoke only)",
     )
     tr.set_defaults(func=_train)
 
+    tr_ref = sub.add_parser(
+        "train-reference",
+        help="add the per-camera reference head to a shipped smoke model (needs [train]; docs/models.md)",
+    )
+    tr_ref.add_argument("hazard", choices=("smoke",))
+    tr_ref.add_argument("--data", nargs="+", action="extend", required=True, help="data folder(s)")
+    tr_ref.add_argument("--out", required=True, help="the model folder holding the cold-start int8 model")
+    tr_ref.add_argument("--epochs", type=int, default=4, help="passes over the reference pairs")
+    tr_ref.add_argument("--version", required=True, help="version of the model with the reference head")
+    tr_ref.add_argument("--work", default="var/models", help="checkpoints and the validation camera layout")
+    tr_ref.add_argument("--exclude", action="append", default=[], help="reviewed list of frames to leave out")
+    tr_ref.set_defaults(func=_train_reference)
+
     ev = sub.add_parser("eval", help="measure a model on folders of positives and negatives, as the edge runs it")
     ev.add_argument("hazard", choices=(*HAZARDS, "fire"))
-    ev.add_argument("--positives", action="append", default=[], required=True)
-    ev.add_argument("--negatives", action="append", default=[], required=True)
+    ev.add_argument("--positives", action="append", default=[], help="folder of frames with the hazard")
+    ev.add_argument("--negatives", action="append", default=[], help="folder of frames without it")
+    ev.add_argument(
+        "--cameras",
+        help="ROOT/<camera>/{reference,positives,negatives}/: each camera learns its normal from reference/ first",
+    )
     ev.add_argument("--model", help="manifest or ONNX path (default: the shipped model)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--plot", help="write a precision-recall curve PNG (needs matplotlib)")

@@ -55,19 +55,25 @@ class ImageResult:
 
     score: float
     detections: list[Detection] = field(default_factory=list)
+    # Models that learn each camera's normal (manifest `reference`): the look's per-cell embedding
+    # [D, Gh, Gw], and whether the camera's reference scored this look (False: the cold-start path).
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    with_reference: bool = False
 
 
 @dataclass(frozen=True)
 class LookContext:
     """Which camera a frame came from, when, and which parts of it count.
 
-    Stateless models only need `region`; a detector that learns a per-camera reference (the
-    fallen-tree scene-change detector) keys its state by `camera_id`.
+    Stateless models only need `region`; a detector that keeps per-camera state (the fallen-tree
+    scene-change detector) keys it by `camera_id`. `reference` is the camera's learnt normal for a
+    model with a manifest `reference` section ([3*D, Gh, Gw] statistics), None while it runs cold.
     """
 
     camera_id: str
     at: float
     region: RegionFilter = field(default_factory=RegionFilter)
+    reference: np.ndarray | None = field(default=None, repr=False)
 
 
 class Detector(Protocol):

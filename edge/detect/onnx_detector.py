@@ -47,8 +47,21 @@ class OnnxDetector:
             self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own opaque types
             raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load the model: {exc}") from None
-        self._input = self._session.get_inputs()[0]
-        self._output = self._session.get_outputs()[0]
+        self.reference = m.reference
+        self.reference_threshold = m.reference.threshold if m.reference else None
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        ref_names = {m.reference.input} if m.reference else set()
+        ref_outputs = {m.reference.embedding_output, m.reference.adapted_output} if m.reference else set()
+        missing = (ref_names - inputs.keys()) | (ref_outputs - outputs.keys())
+        if missing:
+            self._fail(f"the manifest's reference section names {sorted(missing)}, which the graph does not have")
+        self._input = next(i for name, i in inputs.items() if name not in ref_names)
+        self._output = next(o for name, o in outputs.items() if name not in ref_outputs)
+        self._output_names = [
+            self._output.name,
+            *([m.reference.embedding_output, m.reference.adapted_output] if m.reference else []),
+        ]
         self._check_shapes()
         self._warm_up()
 
@@ -95,10 +108,19 @@ class OnnxDetector:
         i = self.manifest.input
         blank = np.zeros((i.height, i.width, 3), np.uint8)
         try:
-            raw = self._run([blank])
+            raw, extra = self._run([blank], [None])
         except Exception as exc:
             self._fail(f"warm-up inference failed: {exc}")
         self._check_output_shape(list(raw.shape))
+        ref = self.reference
+        if ref is not None:
+            emb, adapted = extra
+            want_emb, want_adapted = [1, ref.dim, *ref.grid], [1, 1, *ref.grid]
+            if list(emb.shape) != want_emb or list(adapted.shape) != want_adapted:
+                self._fail(
+                    f"reference outputs {list(emb.shape)} and {list(adapted.shape)} do not match the manifest's "
+                    f"{want_emb} and {want_adapted}"
+                )
 
     # -- inference --------------------------------------------------------------------------------
     def preprocess(self, frames: Sequence[np.ndarray]) -> np.ndarray:
@@ -121,24 +143,54 @@ class OnnxDetector:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return x
 
-    def _run(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+    def _feeds(self, x: np.ndarray, references: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
+        feeds = {self._input.name: x}
+        ref = self.reference
+        if ref is not None:  # cameras still running cold get zeros; their adapted output is not used
+            stats = np.zeros((len(x), 3 * ref.dim, *ref.grid), np.float32)
+            for k, r in enumerate(references):
+                if r is not None:
+                    stats[k] = r
+            feeds[ref.input] = stats
+        return feeds
+
+    def _run(
+        self, frames: Sequence[np.ndarray], references: Sequence[np.ndarray | None]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The main output and, for a reference model, [embedding, adapted] for the batch."""
         x = self.preprocess(frames)
         fixed = self.manifest.input.batch
         if fixed is None or fixed == len(frames):
-            return self._session.run([self._output.name], {self._input.name: x})[0]
-        parts = [self._session.run([self._output.name], {self._input.name: x[k : k + 1]})[0] for k in range(len(x))]
-        return np.concatenate(parts)
+            outs = self._session.run(self._output_names, self._feeds(x, references))
+        else:
+            parts = [
+                self._session.run(self._output_names, self._feeds(x[k : k + 1], references[k : k + 1]))
+                for k in range(len(x))
+            ]
+            outs = [np.concatenate([p[j] for p in parts]) for j in range(len(self._output_names))]
+        return outs[0], outs[1:]
 
     def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
-        """Score frames; `contexts[k].region` masks and zones frame k (default: whole view)."""
+        """Score frames; `contexts[k].region` masks and zones frame k (default: whole view), and
+        `contexts[k].reference` (a reference model only) scores it against its camera's normal."""
         if not frames:
             return []
-        raw = self._run(frames)
+        references = [c.reference for c in contexts] if contexts else [None] * len(frames)
+        raw, extra = self._run(frames, references)
         out = self.manifest.output
         results = []
         for k in range(len(frames)):
             region = contexts[k].region if contexts else RegionFilter()
-            results.append(self._decode(raw[k], out.kind, region))
+            if not extra:
+                results.append(self._decode(raw[k], out.kind, region))
+                continue
+            embedding, adapted = extra[0][k], extra[1][k]
+            if references[k] is None:
+                base = self._decode(raw[k], out.kind, region)
+            else:
+                assert self.reference_threshold is not None
+                base = self._map_result(sigmoid(adapted[0]), region, self.reference_threshold)
+            results.append(ImageResult(base.score, base.detections, embedding, references[k] is not None))
         return results
 
     def _decode(self, raw: np.ndarray, kind: OutputKind, region: RegionFilter) -> ImageResult:
@@ -172,11 +224,12 @@ class OnnxDetector:
             return softmax(raw, axis=axis)
         return raw
 
-    def _map_result(self, score_map: np.ndarray, region: RegionFilter) -> ImageResult:
+    def _map_result(self, score_map: np.ndarray, region: RegionFilter, threshold: float | None = None) -> ImageResult:
+        threshold = self.threshold if threshold is None else threshold
         score_map = np.clip(score_map.astype(np.float32), 0.0, 1.0)
         if not region.is_noop:
             score_map = np.where(region.allowed_grid(*score_map.shape), score_map, 0.0)
-        dets = regions_from_map(score_map, self.threshold)
+        dets = regions_from_map(score_map, threshold)
         if region.zones:
             dets = region.apply(dets)
         return ImageResult(float(score_map.max()), dets)

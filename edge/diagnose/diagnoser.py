@@ -189,11 +189,15 @@ class CameraDiagnoser:
         self._last_at: float | None = None
         self._window = hanning()
         self.looks = 0
+        # Bumped whenever a new view becomes the reference: what the hazard models learnt of the old
+        # view (edge/reference/) no longer holds either.
+        self.view = 0
         self.current = Diagnosis()
 
     def reset_reference(self) -> None:
         """Forget what the camera looked like (after a deliberate re-aim)."""
         self._refs.clear()
+        self.view += 1
 
     def observe(self, image: np.ndarray, at: float) -> Diagnosis:
         """Diagnose one look's frame taken at `at` (Unix s); the same frame twice counts once."""
@@ -228,6 +232,7 @@ class CameraDiagnoser:
             self._refs[mode] = _Reference.first(f)
             self._tracks["view_shifted"] = _Track()
             active.pop("view_shifted", None)
+            self.view += 1
         self.current = Diagnosis(
             active=active, info=info, raw=raw, looks=self.looks, cpu_s=time.thread_time() - started
         )

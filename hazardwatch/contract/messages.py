@@ -201,6 +201,19 @@ class RolloutCommand(_Message):
     size: WireInt = Field(gt=0, le=1 << 31, description="Model file size in bytes")
 
 
+class LearnNormalCommand(_Message):
+    """An operator marked an alert a false alarm: the edge teaches that camera's reference that what
+    it saw there is normal (docs/models.md, "Each camera learns its normal")."""
+
+    kind: Literal["learn_normal"] = "learn_normal"
+    command_id: Id
+    camera_id: Id
+    hazard: Hazard
+    alert_id: Id = Field(description="The edge's alert whose look is normal for this camera")
+    box: Box | None = Field(default=None, description="Only this region is normal; None: the alert's own regions")
+    reason: Text = ""
+
+
 class ModelStatus(_Message):
     """The edge reports a rollout step or its running model for one hazard (retained per hazard)."""
 
@@ -214,9 +227,16 @@ class ModelStatus(_Message):
     detail: Text = ""
 
 
-Command = SetRiskCommand | RolloutCommand
+Command = SetRiskCommand | RolloutCommand | LearnNormalCommand
 AnyMessage = Annotated[
-    Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand | RolloutCommand | ModelStatus,
+    Alert
+    | CameraStatus
+    | Availability
+    | Heartbeat
+    | SetRiskCommand
+    | RolloutCommand
+    | LearnNormalCommand
+    | ModelStatus,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
@@ -228,7 +248,7 @@ class ContractError(ValueError):
 
 def parse_message(
     payload: bytes | str,
-) -> Alert | CameraStatus | Availability | Heartbeat | SetRiskCommand | RolloutCommand | ModelStatus:
+) -> Alert | CameraStatus | Availability | Heartbeat | Command | ModelStatus:
     """Validate one payload with size and version checks before field validation."""
     raw = payload.encode() if isinstance(payload, str) else payload
     if len(raw) > MAX_PAYLOAD_BYTES:
@@ -261,6 +281,7 @@ def contract_json_schema() -> dict:
     schema["title"] = "hazardwatch MQTT contract v1"
     schema["description"] = (
         "Payloads on hazardwatch/v1/{edge_id}/... topics: alert, camera_status, availability, "
-        "heartbeat, model_status (edge to central) and set_risk, rollout (central to edge). See docs/contract.md."
+        "heartbeat, model_status (edge to central) and set_risk, rollout, learn_normal (central to edge). "
+        "See docs/contract.md."
     )
     return schema

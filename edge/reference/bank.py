@@ -1,0 +1,143 @@
+"""Every camera's learnt normal, per hazard and light mode; network-free and file-free.
+
+The predictor asks the bank for a camera's reference before a look and tells it about quiet looks
+after; the engine persists the bank (edge/reference/store.py). A reference belongs to one model
+(its embedding means nothing to another) and one view: when the diagnosis adopts a new view after a
+re-aim, or a rollout changes the model, the camera starts learning again and runs cold meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from hazardwatch.edge.reference.cells import CellReference
+
+from hazardwatch.contract import Hazard
+
+MODES = ("day", "ir")
+
+
+@dataclass(frozen=True)
+class ReferencePolicy:
+    """How a reference learns (edge config `reference`; see ReferenceConfig for the meaning)."""
+
+    min_looks: int = 16
+    min_interval_s: float = 60.0
+    horizon_looks: int = 500
+
+
+@dataclass
+class CameraReferences:
+    """One camera's references for one hazard: one per light mode, all of one model and one view."""
+
+    model_key: str
+    view: int
+    modes: dict[str, CellReference] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self.modes.values())
+
+
+@dataclass(frozen=True)
+class ReferenceState:
+    """What /api/cameras and the metrics show of one reference."""
+
+    hazard: Hazard
+    mode: str
+    looks: int
+    ready: bool
+    absorbed: int
+    age_s: float
+    bytes: int
+
+
+class ReferenceBank:
+    def __init__(self, policy: ReferencePolicy | None = None) -> None:
+        self.policy = policy or ReferencePolicy()
+        self._refs: dict[tuple[str, Hazard], CameraReferences] = {}
+        self._views: dict[str, int] = {}
+
+    def _entry(self, camera_id: str, hazard: Hazard, model_key: str, view: int) -> CameraReferences:
+        if self._views.get(camera_id, view) != view:  # the camera was re-aimed: nothing it learnt holds
+            self.reset(camera_id)
+        self._views[camera_id] = view
+        entry = self._refs.get((camera_id, hazard))
+        if entry is None or entry.model_key != model_key or entry.view != view:
+            entry = self._refs[(camera_id, hazard)] = CameraReferences(model_key, view)
+        return entry
+
+    def reference(self, camera_id: str, hazard: Hazard, mode: str, model_key: str, view: int) -> np.ndarray | None:
+        """The model's reference input for this look, or None while the camera still runs cold."""
+        ref = self._entry(camera_id, hazard, model_key, view).modes.get(mode)
+        if ref is None or not ref.is_ready(self.policy.min_looks):
+            return None
+        return ref.stats(self.policy.min_looks)
+
+    def learn(
+        self, camera_id: str, hazard: Hazard, mode: str, model_key: str, view: int, emb: np.ndarray, at: float
+    ) -> bool:
+        """Fold in a quiet look; looks closer than min_interval_s to the last one learnt are skipped."""
+        entry = self._entry(camera_id, hazard, model_key, view)
+        ref = entry.modes.get(mode)
+        if ref is None or ref.shape != emb.shape:
+            ref = entry.modes[mode] = CellReference.empty(emb.shape, at)
+        if ref.since_last_learnt(at) < self.policy.min_interval_s:
+            return False
+        ref.learn(emb, at, self.policy.min_looks, self.policy.horizon_looks)
+        return True
+
+    def absorb(
+        self,
+        camera_id: str,
+        hazard: Hazard,
+        mode: str,
+        model_key: str,
+        view: int,
+        emb: np.ndarray,
+        cells: np.ndarray,
+        at: float,
+    ) -> None:
+        """An operator's false alarm: these cells of this embedding are this camera's normal."""
+        entry = self._entry(camera_id, hazard, model_key, view)
+        ref = entry.modes.get(mode)
+        if ref is None or ref.shape != emb.shape:
+            ref = entry.modes[mode] = CellReference.empty(emb.shape, at)
+        ref.absorb(emb, cells, at, self.policy.min_looks)
+
+    def reset(self, camera_id: str, hazard: Hazard | None = None) -> None:
+        for key in [k for k in self._refs if k[0] == camera_id and (hazard is None or k[1] == hazard)]:
+            del self._refs[key]
+
+    def states(self, camera_id: str, now: float) -> list[ReferenceState]:
+        out = []
+        for (cam, hazard), entry in sorted(list(self._refs.items())):
+            if cam != camera_id:
+                continue
+            for mode, ref in sorted(entry.modes.items()):
+                out.append(
+                    ReferenceState(
+                        hazard=hazard,
+                        mode=mode,
+                        looks=ref.looks,
+                        ready=ref.is_ready(self.policy.min_looks),
+                        absorbed=ref.absorbed,
+                        age_s=round(max(0.0, now - ref.created_at), 1),
+                        bytes=ref.nbytes,
+                    )
+                )
+        return out
+
+    def nbytes(self, camera_id: str | None = None) -> int:
+        return sum(e.nbytes for (cam, _), e in list(self._refs.items()) if camera_id is None or cam == camera_id)
+
+    # -- persistence hooks (edge/reference/store.py does the I/O) ----------------------------------
+    def entries(self) -> Iterator[tuple[str, Hazard, CameraReferences]]:
+        for (cam, hazard), entry in self._refs.items():
+            yield cam, hazard, entry
+
+    def put(self, camera_id: str, hazard: Hazard, entry: CameraReferences) -> None:
+        self._refs[(camera_id, hazard)] = entry
+        self._views[camera_id] = entry.view

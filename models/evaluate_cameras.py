@@ -1,0 +1,164 @@
+"""`models eval HAZARD --cameras ROOT`: measure a model camera by camera, as an edge would run it.
+
+Why per camera: every camera a bureau connects is one the model never saw, and a model that learns
+each camera's normal (manifest `reference`) can only be judged after it has watched that camera for
+a while. `ROOT/<camera>/reference/` holds quiet frames, read in name order as the edge would see
+them over time; `positives/` and `negatives/` hold frames with and without the hazard.
+
+For each camera, the edge's own `Predictor` (same reference bank, same quiet-look rule) watches
+`reference/`; then every positive and negative is scored against the reference it learnt (per frame),
+and again without one (the cold-start path, `cold`). Finally the predictor watches `negatives/` and
+then `positives/` as patrol looks (`events`): alerts raised on quiet looks are false alerts, and the
+looks it takes to alert on the hazard are what a duty officer waits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from hazardwatch.edge.config import CameraConfig, ConfirmConfig
+from hazardwatch.edge.detect import LookContext
+from hazardwatch.edge.predictor import LookRequest, Predictor, model_key
+from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
+from hazardwatch.models.data import list_images, read_bgr
+from hazardwatch.models.evaluate import confusion
+
+from hazardwatch.contract import AlertState, Hazard
+
+PATROL_INTERVAL_S = 30.0  # the spacing of replayed patrol looks (the edge's default smoke interval)
+
+
+class LayoutError(ValueError):
+    """A camera folder that cannot be evaluated; the text names the folder and why."""
+
+
+@dataclass(frozen=True)
+class CameraFolder:
+    camera_id: str
+    reference: list[Path]
+    positives: list[Path]
+    negatives: list[Path]
+
+
+def read_layout(root: Path) -> list[CameraFolder]:
+    """Every `ROOT/<camera>/` with reference/, positives/ and negatives/ (each may be empty but one must exist)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"{root}: no such folder")
+    cameras = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        parts = {name: folder / name for name in ("reference", "positives", "negatives")}
+        if not any(p.is_dir() for p in parts.values()):
+            raise LayoutError(f"{folder}: expected reference/, positives/ and negatives/ inside")
+        found = {name: list_images([p]) if p.is_dir() else [] for name, p in parts.items()}
+        cameras.append(CameraFolder(folder.name, found["reference"], found["positives"], found["negatives"]))
+    if not cameras:
+        raise LayoutError(f"{root}: no camera folders (ROOT/<camera>/reference|positives|negatives)")
+    if not any(c.positives or c.negatives for c in cameras):
+        raise LayoutError(f"{root}: no images under any camera's positives/ or negatives/")
+    return cameras
+
+
+class _Watcher:
+    """One camera's predictor with a clock of its own, so replayed looks are spaced as on an edge."""
+
+    def __init__(self, detector: object, hazard: Hazard, camera_id: str, folder: Path, policy: ReferencePolicy) -> None:
+        self.detector = detector
+        self.hazard = hazard
+        self.camera_id = camera_id
+        self.bank = ReferenceBank(policy)
+        camera = CameraConfig(id=camera_id, source=str(folder), hazards={hazard: {}})
+        self.predictor = Predictor([camera], {hazard: detector}, {(camera_id, hazard): ConfirmConfig()}, self.bank)  # type: ignore[dict-item]
+        self.at = 1_000_000.0
+        self.key = model_key(detector)  # type: ignore[arg-type]
+
+    def look(self, path: Path, step_s: float) -> list[AlertState]:
+        self.at += step_s
+        out = self.predictor.process([LookRequest(self.camera_id, read_bgr(path), self.at, frozenset({self.hazard}))])
+        return [e.state for e in out[0].events]
+
+    def idle(self, seconds: float) -> None:
+        self.at += seconds
+        self.predictor.expire(self.at)
+
+    def reference(self) -> np.ndarray | None:
+        return self.bank.reference(self.camera_id, self.hazard, "day", self.key, 0)
+
+
+def _score(detector: object, paths: Sequence[Path], camera_id: str, reference: np.ndarray | None) -> tuple:
+    decisions, scores, spent = [], [], 0.0
+    for path in paths:
+        frame = read_bgr(path)
+        t0 = time.perf_counter()
+        (result,) = detector.detect([frame], [LookContext(camera_id, 0.0, reference=reference)])  # type: ignore[attr-defined]
+        spent += time.perf_counter() - t0
+        decisions.append(bool(result.detections))
+        scores.append(result.score)
+    return np.array(decisions, bool), np.array(scores, float), spent
+
+
+def evaluate_cameras(detector: object, hazard: Hazard, root: Path, policy: ReferencePolicy | None = None) -> dict:
+    """The `models eval --cameras --json` object (folder-mode keys, `cold`, `events`, `per_camera`)."""
+    policy = policy or ReferencePolicy()
+    step_ref = max(policy.min_interval_s, 1.0)
+    learns = getattr(detector, "reference", None) is not None
+    all_pos, all_neg, cold_pos, cold_neg = [], [], [], []
+    pos_scores, neg_scores = [], []
+    spent, n_frames = 0.0, 0
+    per_camera: dict[str, dict] = {}
+    quiet_looks = false_alerts = 0
+    looks_to_alert: list[int] = []
+    for cam in read_layout(root):
+        watcher = _Watcher(detector, hazard, cam.camera_id, root / cam.camera_id, policy)
+        for path in cam.reference:
+            watcher.look(path, step_ref)
+        reference = watcher.reference() if learns else None
+        dp, sp, tp_ = _score(detector, cam.positives, cam.camera_id, reference)
+        dn, sn, tn_ = _score(detector, cam.negatives, cam.camera_id, reference)
+        cp, _, _ = _score(detector, cam.positives, cam.camera_id, None)
+        cn, _, _ = _score(detector, cam.negatives, cam.camera_id, None)
+        spent += tp_ + tn_
+        n_frames += len(cam.positives) + len(cam.negatives)
+        all_pos.append(dp), all_neg.append(dn), cold_pos.append(cp), cold_neg.append(cn)
+        pos_scores.append(sp), neg_scores.append(sn)
+        # Event level: the same camera keeps watching, first quiet looks, then the hazard.
+        alerts_quiet = sum(watcher.look(p, PATROL_INTERVAL_S).count(AlertState.NEW) for p in cam.negatives)
+        watcher.idle(3600.0)  # an hour without looks ends whatever the quiet looks raised
+        first = next(
+            (k + 1 for k, p in enumerate(cam.positives) if AlertState.NEW in watcher.look(p, PATROL_INTERVAL_S)), None
+        )
+        quiet_looks += len(cam.negatives)
+        false_alerts += alerts_quiet
+        if cam.positives:
+            looks_to_alert.append(first if first is not None else -1)
+        state = next(iter(watcher.bank.states(cam.camera_id, watcher.at)), None)
+        per_camera[cam.camera_id] = {
+            **confusion(dp, dn),
+            "cold": confusion(cp, cn),
+            "reference_looks": state.looks if state else 0,
+            "reference_ready": reference is not None,
+            "false_alerts": alerts_quiet,
+            "looks_to_alert": first,
+        }
+    out = confusion(np.concatenate(all_pos), np.concatenate(all_neg))
+    with_ref = any(v["reference_ready"] for v in per_camera.values())
+    out["threshold"] = float(getattr(detector, "reference_threshold", None) if with_ref else detector.threshold)  # type: ignore[attr-defined]
+    out["ms_per_image"] = round(1000.0 * spent / max(1, n_frames), 2)
+    out["model"] = f"{detector.name} {detector.version}"  # type: ignore[attr-defined]
+    out["cold"] = {**confusion(np.concatenate(cold_pos), np.concatenate(cold_neg)), "threshold": detector.threshold}  # type: ignore[attr-defined]
+    caught = [n for n in looks_to_alert if n > 0]
+    out["events"] = {
+        "quiet_looks": quiet_looks,
+        "false_alerts": false_alerts,
+        "false_alerts_per_1000_quiet_looks": round(1000.0 * false_alerts / max(1, quiet_looks), 2),
+        "cameras_with_hazard": len(looks_to_alert),
+        "cameras_alerted": len(caught),
+        "median_looks_to_alert": float(np.median(caught)) if caught else None,
+    }
+    out["per_camera"] = per_camera
+    out["_scores"] = (np.concatenate(pos_scores), np.concatenate(neg_scores))
+    return out

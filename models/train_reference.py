@@ -1,0 +1,178 @@
+"""`hazardwatch models train-reference smoke`: add the per-camera reference head to the shipped smoke graph.
+
+One command does the whole recipe so a model maintainer can repeat it: embed every frame with the
+cold graph, train the head on the training view groups and measure it on the validation groups
+(per frame, and per camera through the edge's own predictor with `models eval --cameras`), then
+train it again on every view group and ship that graph. The shipped manifest records the
+view-disjoint figures (`reference_*`), which is what a camera never seen in training can expect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from hazardwatch.models.data import Sample
+
+from hazardwatch.manifest import sha256_file
+
+log = logging.getLogger(__name__)
+
+REFERENCE_NAMES = ("reference", "embedding", "adapted")
+LAYOUT_FILE = "validation-cameras.txt"
+VALIDATION_REFERENCE_LOOKS = 16
+
+
+def cold_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph without a previous reference head (so the recipe can be re-run on a shipped model)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    keep = [n for n in g.node if not any(o in REFERENCE_NAMES or o.startswith("ref_") for o in n.output)]
+    del g.node[:]
+    g.node.extend(keep)
+    for field in (g.input, g.output):
+        kept = [v for v in field if v.name not in REFERENCE_NAMES]
+        del field[:]
+        field.extend(kept)
+    inits = [i for i in g.initializer if not i.name.startswith("ref_")]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    return out
+
+
+def camera_layout(val: Sequence[Sample], data_root: Path) -> list[str]:
+    """`group<TAB>role<TAB>path` lines: per validation view group, its first quiet frames (name order) are
+    the reference, the other smoke-free frames the negatives, the boxed frames the positives."""
+    lines = []
+    for group in sorted({s.group for s in val}):
+        members = sorted((s for s in val if s.group == group), key=lambda s: s.path.name)
+        negatives = [s for s in members if not s.positive]
+        positives = [s for s in members if s.positive]
+        if len(negatives) <= VALIDATION_REFERENCE_LOOKS:
+            continue  # too few quiet frames to learn a reference and still test on some
+        camera = group.replace("/", "-")
+        for role, items in (
+            ("reference", negatives[:VALIDATION_REFERENCE_LOOKS]),
+            ("negatives", negatives[VALIDATION_REFERENCE_LOOKS:]),
+            ("positives", positives),
+        ):
+            lines += [
+                f"{camera}\t{role}\t{s.path.resolve().relative_to(data_root.resolve()).as_posix()}" for s in items
+            ]
+    return lines
+
+
+def build_layout(lines: Sequence[str], data_root: Path, out: Path) -> Path:
+    """ROOT/<camera>/<role>/ of symbolic links to the shared frames, for `models eval --cameras`."""
+    if out.exists():
+        shutil.rmtree(out)
+    for line in lines:
+        camera, role, rel = line.split("\t")
+        folder = out / camera / role
+        folder.mkdir(parents=True, exist_ok=True)
+        os.symlink((data_root / rel).resolve(), folder / Path(rel).name)
+    return out
+
+
+def _ship_graph(model: onnx.ModelProto, manifest: dict, out_dir: Path, name: str) -> Path:
+    path = out_dir / f"{name}.onnx"
+    onnx.save(model, path)
+    manifest = {**manifest, "name": name, "file": path.name, "sha256": sha256_file(path)}
+    mpath = out_dir / f"{name}.json"
+    mpath.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return mpath
+
+
+def train_smoke_reference(
+    data_dirs: Sequence[Path],
+    model_dir: Path,
+    work_dir: Path,
+    command: str,
+    exclusions: dict[str, str],
+    version: str,
+    epochs: int = 3,
+) -> dict:
+    import torch
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.models import smoke_reference as sr
+    from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples, split_samples
+    from hazardwatch.models.evaluate_cameras import evaluate_cameras
+    from hazardwatch.models.train import training_record
+
+    from hazardwatch.contract import Hazard
+
+    torch.set_num_threads(2)
+    name = f"{model_dir.name}-int8"
+    base_path = model_dir / f"{name}.json"
+    base = json.loads(base_path.read_text(encoding="utf-8"))
+    cold = cold_graph(onnx.load(model_dir / base["file"]))
+    samples = assign_view_groups(smoke_samples(data_dirs))
+    train, val = (drop_excluded(part, exclusions) for part in split_samples(samples))
+    everything = [*train, *val]
+    train_idx = np.arange(len(train))
+    val_idx = np.arange(len(train), len(everything))
+    log.info("reference head: %d training frames, %d validation frames", len(train), len(val))
+
+    proj = sr.fit_projection(cold, train)
+    data = sr.embed_all(cold, proj, everything)
+    positive = np.array([s.positive for s in everything])
+
+    # 1. the recipe on the view-disjoint split: what an unseen camera can expect
+    head = sr.train_head(everything, data, train_idx, epochs=epochs)
+    val_pool = np.zeros(len(everything), bool)
+    val_pool[val_idx] = True
+    scores, labels = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
+    figures: dict[str, float | int | str] = {"reference_auc": round(sr.auc(labels, scores), 4)}
+    for fpr, key in ((0.005, "1_per_200"), (0.01, "1pct"), (0.02, "2pct")):
+        recall, _ = sr.recall_at_fpr(labels, scores, fpr)
+        figures[f"reference_recall_at_{key}_fp"] = round(recall, 4)
+    threshold = sr.recall_at_fpr(labels, scores, 0.005)[1]
+    threshold = float(min(0.999, max(0.5, threshold)))
+    data_root = Path(data_dirs[0]).resolve().parent
+    layout_lines = camera_layout(val, data_root)
+    (model_dir / LAYOUT_FILE).write_text("\n".join(layout_lines) + "\n", encoding="utf-8")
+    spec = {"dim": sr.EMB_DIM, "grid": [sr.GRID_H, sr.GRID_W], "threshold": round(threshold, 4)}
+    split_dir = work_dir / "split"
+    split_dir.mkdir(parents=True, exist_ok=True)
+    split_manifest = _ship_graph(
+        sr.build_graph(cold, proj, head), {**base, "reference": spec, "metrics": {}}, split_dir, name
+    )
+    per_camera = evaluate_cameras(
+        OnnxDetector(split_manifest), Hazard.SMOKE, build_layout(layout_lines, data_root, work_dir / "layout")
+    )
+    for key in ("precision", "recall", "f1", "tp", "fp", "fn", "tn", "n_pos", "n_neg"):
+        figures[f"reference_cameras_{key}"] = per_camera[key]
+    figures["reference_cameras_cold_recall"] = per_camera["cold"]["recall"]
+    figures["reference_cameras_cold_precision"] = per_camera["cold"]["precision"]
+    figures["reference_false_alerts_per_1000_quiet_looks"] = per_camera["events"]["false_alerts_per_1000_quiet_looks"]
+    figures["reference_median_looks_to_alert"] = per_camera["events"]["median_looks_to_alert"] or -1
+    figures["reference_cameras"] = len(per_camera["per_camera"])
+    log.info("view-disjoint figures: %s", figures)
+
+    # 2. the shipped head: the same recipe on every view group (the projection stays the training one)
+    final = sr.train_head(everything, data, np.arange(len(everything)), epochs=epochs)
+    graph = sr.build_graph(cold, proj, final)
+    sr.check_graph(graph, proj, final, everything[0].path)
+    torch.save({"head": final.state_dict(), "proj": proj}, work_dir / "reference-head.pt")
+    metrics = {k: v for k, v in base.get("metrics", {}).items() if not str(k).startswith("reference_")}
+    manifest = {
+        **base,
+        "version": version,
+        "reference": spec,
+        "metrics": {**metrics, **figures},
+        "training": {**training_record(command), "cold_path": base.get("training", {}).get("command", "")},
+        "notes": base.get("notes", "")
+        + " Since 1.2.0 the graph also compares each look with its camera's learnt normal (input `reference`, "
+        "outputs `embedding` and `adapted`; docs/models.md). The reference head was trained on every view group "
+        "after its recipe was measured on the view-disjoint split: the reference_* metrics are those view-disjoint "
+        "figures, reference_cameras_* per camera through the edge's predictor on validation-cameras.txt.",
+    }
+    shipped = _ship_graph(graph, manifest, model_dir, name)
+    return {"manifest": str(shipped), "threshold": threshold, **figures}

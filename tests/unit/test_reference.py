@@ -1,0 +1,164 @@
+"""The per-camera reference: statistics, life cycle (learn, ready, view shift, light modes, false alarm)
+and persistence across restarts, on arrays; tests/integration/test_reference_model.py runs it on real
+frames through the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hazardwatch.edge.detect import Detection
+from hazardwatch.edge.reference import CellReference, ReferenceBank, ReferencePolicy, boxes_to_cells
+from hazardwatch.edge.reference.store import ReferenceStore
+
+from hazardwatch.contract import Hazard
+
+pytestmark = pytest.mark.quick
+
+SHAPE = (8, 3, 4)
+SMOKE = Hazard.SMOKE
+
+
+def _looks(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(1.0, 0.5, (n, *SHAPE)).astype(np.float32)
+
+
+def test_exact_phase_matches_numpy_mean_std_and_max() -> None:
+    looks = _looks(16)
+    ref = CellReference.empty(SHAPE, 0.0)
+    for k, e in enumerate(looks):
+        ref.learn(e, float(k), min_looks=16, horizon_looks=100)
+    assert ref.is_ready(16) and ref.ready_at == 15.0
+    stats = ref.stats(16)
+    np.testing.assert_allclose(stats[:8], looks.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats[8:16], looks.std(0, ddof=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats[16:], looks.max(0))
+
+
+def test_after_ready_it_follows_slow_change_and_the_max_relaxes() -> None:
+    ref = CellReference.empty(SHAPE, 0.0)
+    for k, e in enumerate(_looks(16)):
+        ref.learn(e, float(k), 16, horizon_looks=50)
+    old_max = ref.stats(16)[16:].copy()
+    for k in range(300):  # the scene darkens for good: the reference follows within a few horizons
+        ref.learn(np.full(SHAPE, -2.0, np.float32), 100.0 + k, 16, horizon_looks=50)
+    stats = ref.stats(16)
+    assert np.all(np.abs(stats[:8] + 2.0) < 0.05)
+    assert np.all(stats[16:] < old_max - 1.0)  # the old bright maximum no longer excuses anything
+
+
+def test_absorb_widens_only_the_taught_cells() -> None:
+    ref = CellReference.empty(SHAPE, 0.0)
+    for k, e in enumerate(_looks(16)):
+        ref.learn(e, float(k), 16, 100)
+    before = ref.stats(16)
+    odd = np.full(SHAPE, 9.0, np.float32)
+    cells = np.zeros(SHAPE[1:], bool)
+    cells[1, 2] = True
+    ref.absorb(odd, cells, 20.0, 16)
+    after = ref.stats(16)
+    assert ref.absorbed == 1
+    assert np.all(after[16:, 1, 2] == 9.0)  # max now covers the false alarm
+    assert np.all(after[8:16, 1, 2] > before[8:16, 1, 2])  # and the spread widened there
+    untouched = ~cells
+    np.testing.assert_array_equal(after[:, untouched], before[:, untouched])
+
+
+def test_boxes_to_cells_covers_every_overlapped_cell() -> None:
+    cells = boxes_to_cells([Detection(0.26, 0.0, 0.5, 0.34, 0.9)], (3, 4))
+    assert cells.tolist() == [[False, True, False, False], [False, True, False, False], [False] * 4]
+    tiny = boxes_to_cells([Detection(0.9, 0.9, 0.9, 0.9, 0.9)], (3, 4))
+    assert tiny.sum() == 1 and tiny[2, 3]
+
+
+def _bank(min_looks: int = 4, interval: float = 10.0) -> ReferenceBank:
+    return ReferenceBank(ReferencePolicy(min_looks=min_looks, min_interval_s=interval, horizon_looks=100))
+
+
+def _teach(
+    bank: ReferenceBank, cam: str, mode: str, n: int, *, view: int = 0, key: str = "m@1", t0: float = 0.0
+) -> None:
+    for k, e in enumerate(_looks(n, seed=sum(map(ord, cam + mode)))):
+        bank.learn(cam, SMOKE, mode, key, view, e, t0 + 10.0 * k)
+
+
+def test_cold_until_min_looks_and_looks_too_close_are_skipped() -> None:
+    bank = _bank(min_looks=4, interval=10.0)
+    e = _looks(1)[0]
+    assert bank.learn("c1", SMOKE, "day", "m@1", 0, e, 0.0)
+    assert not bank.learn("c1", SMOKE, "day", "m@1", 0, e, 5.0)  # 5 s later: same moment, not learnt
+    for t in (10.0, 20.0):
+        bank.learn("c1", SMOKE, "day", "m@1", 0, e, t)
+    assert bank.reference("c1", SMOKE, "day", "m@1", 0) is None  # 3 looks: still cold
+    bank.learn("c1", SMOKE, "day", "m@1", 0, e, 30.0)
+    stats = bank.reference("c1", SMOKE, "day", "m@1", 0)
+    assert stats is not None and stats.shape == (24, 3, 4)
+
+
+def test_day_and_ir_modes_learn_apart() -> None:
+    bank = _bank()
+    _teach(bank, "c1", "day", 4)
+    assert bank.reference("c1", SMOKE, "day", "m@1", 0) is not None
+    assert bank.reference("c1", SMOKE, "ir", "m@1", 0) is None  # night starts cold
+    _teach(bank, "c1", "ir", 4, t0=1000.0)
+    day, ir = bank.reference("c1", SMOKE, "day", "m@1", 0), bank.reference("c1", SMOKE, "ir", "m@1", 0)
+    assert day is not None and ir is not None and not np.array_equal(day, ir)
+    states = {s.mode: s for s in bank.states("c1", now=2000.0)}
+    assert states["day"].ready and states["ir"].looks == 4 and states["day"].bytes == 3 * 4 * 8 * 3 * 4
+
+
+def test_a_new_view_or_a_new_model_starts_again() -> None:
+    bank = _bank()
+    _teach(bank, "c1", "day", 4)
+    _teach(bank, "c2", "day", 4)
+    assert bank.reference("c1", SMOKE, "day", "m@2", 0) is None  # another model: its embedding differs
+    _teach(bank, "c1", "day", 4)
+    assert bank.reference("c1", SMOKE, "day", "m@1", 1) is None  # the diagnosis adopted a re-aimed view
+    assert bank.nbytes("c1") == 0
+    assert bank.reference("c2", SMOKE, "day", "m@1", 0) is not None  # other cameras keep theirs
+
+
+def test_memory_per_camera_is_bounded_for_the_shipped_smoke_embedding() -> None:
+    bank = _bank(min_looks=2, interval=0.0)
+    emb = np.ones((64, 15, 20), np.float32)
+    for mode in ("day", "ir"):
+        for t in range(50):
+            bank.learn("c1", SMOKE, mode, "m@1", 0, emb, float(t))
+    assert bank.nbytes("c1") <= 1 << 20  # the issue's budget: 1 MiB per camera
+
+
+def test_store_round_trip_and_restart(tmp_path: Path) -> None:
+    bank = _bank()
+    _teach(bank, "c1", "day", 5)
+    _teach(bank, "..", "ir", 4)  # an id that must not become a path
+    cells = np.zeros(SHAPE[1:], bool)
+    cells[0, 0] = True
+    bank.absorb("c1", SMOKE, "day", "m@1", 0, np.full(SHAPE, 5.0, np.float32), cells, 99.0)
+    store = ReferenceStore(tmp_path / "refs")
+    assert store.save(bank) == 2
+    assert {p.suffix for p in (tmp_path / "refs").iterdir()} == {".npz"}
+
+    again = _bank()
+    assert store.load(again, {"c1", "..", "c3"}) == []
+    for cam, mode in (("c1", "day"), ("..", "ir")):
+        np.testing.assert_array_equal(
+            again.reference(cam, SMOKE, mode, "m@1", 0), bank.reference(cam, SMOKE, mode, "m@1", 0)
+        )
+    (state,) = again.states("c1", now=100.0)
+    assert state.looks == 5 and state.absorbed == 1
+
+
+def test_a_damaged_file_is_set_aside_and_the_camera_learns_again(tmp_path: Path) -> None:
+    bank = _bank()
+    _teach(bank, "c1", "day", 4)
+    store = ReferenceStore(tmp_path)
+    store.save(bank)
+    (path,) = tmp_path.glob("*.npz")
+    path.write_bytes(path.read_bytes()[:200])  # a power cut mid-copy
+    again = _bank()
+    (problem,) = store.load(again, {"c1"})
+    assert "camera c1" in problem and "learns again" in problem
+    assert again.reference("c1", SMOKE, "day", "m@1", 0) is None
+    assert path.with_suffix(".bad").is_file() and not path.exists()
