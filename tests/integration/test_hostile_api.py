@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -48,6 +51,36 @@ def test_path_ids_past_64_bits_answer_404_on_sqlite(central, number):
         status, answer = central.request(method, path.format(id=number), body=body, token=ADMIN)
         assert status == 404, (method, path, number, status, answer)
     assert "Traceback" not in central.log()
+
+
+def test_evidence_files_are_served_with_nosniff(central):
+    """Evidence files hold bytes an edge chose: a browser must never sniff them into HTML (issue 17.6)."""
+    body = b"<html><script>alert(1)</script></html>"  # what a hostile edge might upload as a "JPEG"
+    meta = {
+        "alert_id": "alert-nosniff-01",
+        "camera_id": "north",
+        "hazard": "smoke",
+        "state": "new",
+        "kind": "snapshot",
+        "content_type": "image/jpeg",
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "captured_at": time.time(),
+    }
+    headers = {
+        "Authorization": f"Bearer {ADMIN}",
+        "Content-Type": "application/octet-stream",
+        "Content-Range": f"bytes 0-{len(body) - 1}/{len(body)}",
+        "X-Evidence-Meta": json.dumps(meta),
+    }
+    put = urllib.request.Request(f"{central.url}/api/v1/edges/e1/evidence/ev-nosniff-1", body, headers, method="PUT")
+    with urllib.request.urlopen(put, timeout=10) as resp:
+        assert resp.status == 200
+    get = urllib.request.Request(f"{central.url}/api/v1/evidence-files/e1/ev-nosniff-1")
+    get.add_header("Authorization", f"Bearer {ADMIN}")
+    with urllib.request.urlopen(get, timeout=10) as resp:
+        assert resp.read() == body
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Content-Type"].startswith("image/jpeg")
 
 
 # -- point 7: a property-based API tester against the running process --------------------------------------
