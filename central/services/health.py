@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hazardwatch.central.store import Tx
 
 from hazardwatch.contract import Availability, CameraStatus, Heartbeat
@@ -10,11 +12,22 @@ from hazardwatch.contract import Availability, CameraStatus, Heartbeat
 def apply_camera_status(tx: Tx, msg: CameraStatus, now: float) -> None:
     """Retained statuses are replayed on every (re)subscribe: only a newer one may overwrite."""
     tx.execute(
-        "INSERT INTO cameras(edge_id, camera_id, state, reason, since, last_frame_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET state = excluded.state, "
+        "INSERT INTO cameras(edge_id, camera_id, state, reason, since, last_frame_at, updated_at, diagnoses, night) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET state = excluded.state, "
         "reason = excluded.reason, since = excluded.since, last_frame_at = excluded.last_frame_at, "
-        "updated_at = excluded.updated_at WHERE cameras.since IS NULL OR cameras.since <= excluded.since",
-        (msg.edge_id, msg.camera_id, msg.state.value, msg.reason, msg.since, msg.last_frame_at, now),
+        "updated_at = excluded.updated_at, diagnoses = excluded.diagnoses, night = excluded.night "
+        "WHERE cameras.since IS NULL OR cameras.since <= excluded.since",
+        (
+            msg.edge_id,
+            msg.camera_id,
+            msg.state.value,
+            msg.reason,
+            msg.since,
+            msg.last_frame_at,
+            now,
+            json.dumps(msg.diagnoses, separators=(",", ":")),
+            1 if msg.night else 0,
+        ),
     )
 
 

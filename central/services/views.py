@@ -195,7 +195,7 @@ def timeline(tx: Tx, incident_id: int, limit: int = 500) -> list[dict[str, Any]]
 def cameras(tx: Tx) -> list[dict[str, Any]]:
     rows = tx.execute(
         "SELECT edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, state, reason, since, last_frame_at, "
-        "updated_at FROM cameras ORDER BY edge_id, camera_id"
+        "updated_at, diagnoses, night FROM cameras ORDER BY edge_id, camera_id"
     )
     keys = (
         "edge_id",
@@ -211,7 +211,25 @@ def cameras(tx: Tx) -> list[dict[str, Any]]:
         "last_frame_at",
         "updated_at",
     )
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    out = []
+    for r in rows:
+        cam = dict(zip(keys, r[:12], strict=True))
+        cam["diagnoses"] = json.loads(r[12] or "{}")
+        cam["night"] = bool(r[13])
+        cam["blind"] = blind_because(cam["state"], cam["diagnoses"])
+        out.append(cam)
+    return out
+
+
+# Diagnoses after which a camera cannot see a hazard (docs/diagnose.md); night_ir and fog are not.
+BLIND_DIAGNOSES = ("black", "overexposed", "blank", "covered", "blurred", "view_shifted", "frozen")
+
+
+def blind_because(state: str, diagnoses: dict[str, float]) -> list[str]:
+    """Why a camera cannot see: its blinding diagnoses, or `offline`; empty when it can."""
+    if state == "offline":
+        return ["offline"]
+    return [d for d in BLIND_DIAGNOSES if d in diagnoses]
 
 
 def edges(tx: Tx) -> list[dict[str, Any]]:

@@ -267,11 +267,43 @@ class CameraDiagnoser:
         ref = self._refs.get(mode)
         switching = (raw["night_ir"] >= 0.5) != night_now  # day/IR switch under way: no comparisons
         if switching:
-            return raw, None, None
-        if ref is None or ref.looks < cfg.warmup_looks or (f.mean < TOO_DARK and mode == "day"):
+            return self._entering_ir(raw, f, night_now)
+        if ref is None or ref.looks < cfg.warmup_looks or (mode == "day" and self._too_dark(f, ref)):
             if raw["blank"] >= 0.5:
                 raw["frozen"] = 0.0
             return raw, mode, None
+        view_corr = self._compare(raw, f, ref)
+        return raw, mode, view_corr
+
+    def _entering_ir(
+        self, raw: dict[str, float], f: FrameFeatures, night_now: bool
+    ) -> tuple[dict[str, float], str | None, float | None]:
+        """A board or a hand over the lens also takes the colour away: before a day camera is taken to
+        have switched to IR (and learns a fresh IR reference, which would be the cover), judge the
+        look against the day reference. Covered: stay in day mode and say so."""
+        day = self._refs.get("day")
+        if night_now or day is None or day.looks < self.cfg.warmup_looks or self._too_dark(f, day):
+            return raw, None, None
+        probe = dict(raw)
+        view_corr = self._compare(probe, f, day)
+        if probe["covered"] < 0.5:
+            return raw, None, None
+        probe["night_ir"] = 0.0
+        return probe, "day", view_corr
+
+    @staticmethod
+    def _too_dark(f: FrameFeatures, ref: _Reference) -> bool:
+        """Too dark to compare (a non-IR camera at night), unless part of the view is as bright as usual:
+        then the darkness sits in front of the lens."""
+        if f.mean >= TOO_DARK:
+            return False
+        lit = f.block_mean >= np.maximum(0.6 * ref.block_mean, TOO_DARK)
+        return not bool(lit.any())
+
+    def _compare(self, raw: dict[str, float], f: FrameFeatures, ref: _Reference) -> float | None:
+        """Reference comparisons of one look (covered, blurred, view shifted, fog); fills `raw` in place
+        and returns the view's alignment."""
+        cfg = self.cfg
 
         # Textured: clearly above this view's typical block (so a sky is not), and above noise.
         textured = ref.block_texture > max(TEXTURE_FLOOR, 0.6 * float(np.median(ref.block_texture)))
@@ -284,13 +316,24 @@ class CameraDiagnoser:
         norm_ref = ref.block_texture / (ref.block_mean + 10.0)
         tex_ratio = norm_now / np.maximum(norm_ref, 1e-6)
         blind = textured & (tex_ratio < BLIND_TEXTURE) & (bcorr < BLIND_CORRELATION)
+        # A board or a hand at the lens is dark as well as flat. Sensor noise over a dark block keeps its
+        # texture *relative to brightness*, so judge those blocks by absolute texture; dusk darkens the
+        # whole view slowly (the reference follows), a cover darkens part of it at once.
+        dark_flat = (
+            textured
+            & (f.block_mean < 0.35 * ref.block_mean)
+            & (f.block_texture < BLIND_TEXTURE * ref.block_texture)
+            & (bcorr < BLIND_CORRELATION)
+        )
         # A block the edge of a cover runs through is half blind: count it half.
-        half = textured & ~blind & (tex_ratio < 2 * BLIND_TEXTURE) & (bcorr < 2 * BLIND_CORRELATION)
-        # A cover stays put; a passing vehicle's blank roof does not: count blocks blank at the last look too.
+        half = textured & ~blind & ~dark_flat & (tex_ratio < 2 * BLIND_TEXTURE) & (bcorr < 2 * BLIND_CORRELATION)
+        # A cover stays put; a passing vehicle's blank roof does not: count bright blank blocks only when
+        # they were blank at the last look too. Dark flat blocks count at once (no vehicle is black and flat
+        # across the view), so a board is reported after `enter_looks` looks, not one more.
         was = self._prev_blind if self._prev_blind is not None else np.ones_like(blind)
-        self._prev_blind = blind | half
-        blind_here = blind
-        blind, half = blind & was, half & was
+        self._prev_blind = blind | half | dark_flat
+        blind_here = blind | dark_flat
+        blind, half = (blind & was) | dark_flat, half & was
         corr0, dx, dy, response = align(ref.structure, f.structure, self._window)
         enough = n_textured >= MIN_TEXTURED_BLOCKS
         if enough:  # the median block: a large object entering part of the view does not move it
@@ -344,7 +387,7 @@ class CameraDiagnoser:
                 for name in ("covered", "blurred", "view_shifted", "frozen", "fog"):
                     raw[name] = 0.0
         self._last_bcorr = bcorr
-        return raw, mode, view_corr
+        return view_corr
 
     @staticmethod
     def _fog_like(

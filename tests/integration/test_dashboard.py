@@ -283,9 +283,8 @@ def test_detail_acknowledge_in_page_changes_state_in_api(env: Env) -> None:
         5, "the acknowledgement in the API",
     )
     assert after["acknowledged_by"] == "amy"
-    timeline = after["timeline"]
-    assert timeline[-1]["kind"] == "acknowledge" and timeline[-1]["actor"] == "amy"
-    assert timeline[-1]["detail"]["note"] == "crew on the way"
+    (ack,) = [e for e in after["timeline"] if e["kind"] == "acknowledge"]  # the dispatcher may add rows after it
+    assert ack["actor"] == "amy" and ack["detail"]["note"] == "crew on the way"
     page.wait_for_selector(f"li.incident[data-id='{inc['id']}'][data-state='acknowledged']")
     page.wait_for_selector("#detail .timeline li.tl-acknowledge")
     assert page.locator("#detail button[data-action='acknowledge']").count() == 0
@@ -425,3 +424,47 @@ def test_page_is_offline_unless_a_tile_server_is_configured() -> None:
     assert 'content="http://tiles.example:8081/{z}/{x}/{y}.png"' in page and "&lt;b&gt;OSM&lt;/b&gt;" in page
     with pytest.raises(ValueError, match="tile_url"):
         CentralConfig.model_validate({"dashboard": {"tile_url": "http://tiles.example/static.png"}})
+
+
+@e2e
+def test_wording_is_honest_dates_explicit_and_the_chinese_page_is_chinese(env: Env) -> None:
+    """Issue 16.5: no "Notified" without a receiver, message types and alert states in Chinese on the
+    Chinese page, explicit YYYY-MM-DD dates, a 2 h silence made now reads 1 h 59 min, and an online
+    camera's frame age comes from its edge's heartbeat, not from its last status change."""
+    import re
+
+    inc = env.incident_for("e2/park", "fire")
+    wait_until(lambda: any(e["kind"] == "not_notified"
+                           for e in env.central.get(f"/api/v1/incidents/{inc['id']}")["timeline"]), 10,
+               "the dispatcher's record that nobody was notified")
+    page = env.page(lang="zh")
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.wait_for_selector("#detail .timeline li.tl-not_notified")
+    detail = page.inner_text("#detail")
+    assert "未发送给任何接收方（首次通知）" in detail and "已通知" not in detail
+    assert "新告警" in page.inner_text("#detail .timeline li.tl-alert")
+    for english in ("Notified", "Alert", "Update", "Cancel", "update", "score", "Confidence", "What to do",
+                    "Contacts", "Why", "Raw model", "steps", "starts at", "vote"):
+        assert english not in detail, (english, detail)
+    assert "处置流程" in detail and "森林消防队" in detail and "为何定为" in detail
+    shown = page.inner_text("#detail .timeline li time")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", shown), shown
+    env.shot(page, "zh-detail")
+    page.context.close()
+
+    status, silence = env.central.request("POST", "/api/v1/silences", {
+        "edge_id": "e1", "camera_id": "ridge", "hazard": "smoke", "duration_s": 7200, "comment": "mast work"})
+    assert status == 201
+    page = env.page()
+    page.click(".tab[data-view='silences']")
+    row = page.locator(f"#silences-table tr[data-id='{silence['id']}']")
+    row.wait_for()
+    assert "1 h 59 min" in row.inner_text(), row.inner_text()
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", row.inner_text())
+    page.click(".tab[data-view='health']")
+    healthy = page.locator("#cameras-table tr[data-key='e1/ridge'][data-state='online']")
+    healthy.wait_for()
+    assert "receiving (edge heard" in healthy.inner_text()
+    env.central.request("DELETE", f"/api/v1/silences/{silence['id']}")
+    no_errors(page)
+    page.context.close()

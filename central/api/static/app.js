@@ -5,8 +5,8 @@ import { ago, coord, duration, el, icon, setTimeZone, svg, time } from "./fmt.js
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { MapView } from "./map.js";
 import {
-  againLine, closeConfirm, confidenceMeaning, confidenceText, procedureBlock, rawScoresBlock, severityBlock,
-  successorLines, suppressionRows, suppressionsBlock, suppressSelect,
+  againLine, blindStrip, closeConfirm, confidenceMeaning, confidenceText, isBlind, procedureBlock, rawScoresBlock,
+  severityBlock, successorLines, suppressionRows, suppressionsBlock, suppressSelect, whyText,
 } from "./response.js";
 
 const HAZARDS = ["smoke", "fire", "waterlogging", "fallen_tree"];
@@ -332,10 +332,12 @@ function renderCounters() {
   const ack = all.filter((i) => i.state === "acknowledged").length;
   const offline = [...S.cameras.values()].filter((c) => c.state === "offline").length;
   const sup = S.suppressions.length;
+  const blind = [...S.cameras.values()].filter(isBlind).length;
   $("#counters").replaceChildren(
     el("span.count.c-open", { dataset: { n: open } }, t("counters.open", { n: open })),
     el("span.count.c-ack", { dataset: { n: ack } }, t("counters.ack", { n: ack })),
     el("span.count.c-offline", { dataset: { n: offline } }, t("counters.offline", { n: offline })),
+    el("span.count.c-blind", { dataset: { n: blind } }, t("counters.blind", { n: blind })),
     ...(sup ? [el("button.count.c-suppressed", { type: "button", dataset: { n: sup }, onclick: () => showView("silences") },
       t("counters.suppressed", { n: sup }))] : []),
   );
@@ -354,6 +356,9 @@ function sortedIncidents() {
 }
 
 function renderList() {
+  const strip = blindStrip([...S.cameras.values()], { onClick: () => showView("health") });
+  $("#blind-cams").hidden = !strip;
+  $("#blind-cams").replaceChildren(...(strip || []));
   const list = $("#incidents");
   const rows = sortedIncidents();
   const now = Date.now();
@@ -375,7 +380,8 @@ function renderList() {
           el("span.sev", {}, t(`severity.${i.severity}`))),
         el("div.line2", {},
           el("span.cam", { title: i.camera_keys.join(", ") }, camText),
-          el("span.ncams", {}, i.camera_count === 1 ? t("list.camera") : t("list.cameras", { n: i.camera_count })))),
+          el("span.ncams", {}, i.camera_count === 1 ? t("list.camera") : t("list.cameras", { n: i.camera_count })),
+          i.camera_keys.some((k) => isBlind(S.cameras.get(k))) ? el("span.blind-badge", {}, t("list.blind_cam")) : null)),
       el("div.side", {},
         el("span.badge.state", { dataset: { state: i.state } }, t(`state.${i.state}`)),
         el("span.age", { dataset: { age: i.opened_at }, title: time(i.opened_at) }, ago(i.opened_at))));
@@ -675,6 +681,10 @@ function renderHealth() {
   const counts = { online: 0, degraded: 0, offline: 0, unknown: 0 };
   for (const c of cams) counts[c.state in counts ? c.state : "unknown"] += 1;
   $("#camera-summary").textContent = t("health.summary", counts);
+  const blind = cams.filter(isBlind);
+  $("#blind-summary").hidden = !blind.length;
+  $("#blind-summary").textContent = blind.length ? t("health.blind", { n: blind.length,
+    names: blind.map((c) => `${c.name || c.camera_id} (${whyText(c) || t("diag.offline")})`).join(", ") }) : "";
   const order = { offline: 0, degraded: 1, unknown: 2, online: 3 };
   cams.sort((a, b) => (order[a.state] ?? 2) - (order[b.state] ?? 2) || `${a.edge_id}/${a.camera_id}`.localeCompare(`${b.edge_id}/${b.camera_id}`));
   $("#cameras-table tbody").replaceChildren(...cams.map((c) => {
@@ -682,9 +692,11 @@ function renderHealth() {
     return el("tr", { dataset: { key, state: c.state } },
       el("td", {}, el("strong", {}, c.name || c.camera_id), el("span.muted", {}, ` ${key}`)),
       el("td", {}, el("span.badge", { dataset: { state: c.state } }, t(`cam.${c.state}`))),
-      el("td", {}, c.reason || ""),
+      el("td", { title: c.reason || "" }, isBlind(c) ? el("strong.blind-why", {}, whyText(c)) : whyText(c),
+        // the edge's own words (English) add detail on the English page; the Chinese page keeps them in the tooltip
+        getLang() === "en" && c.reason && c.reason !== whyText(c) ? el("span.muted", {}, ` · ${c.reason}`) : null),
       el("td", {}, c.since ? [time(c.since, "short"), " · ", el("span.age", { dataset: { age: c.since } }, ago(c.since))] : t("none")),
-      el("td", {}, c.last_frame_at ? el("span.age", { dataset: { age: c.last_frame_at } }, ago(c.last_frame_at)) : t("none")),
+      el("td", {}, lastFrameCell(c)),
       el("td.mono", {}, c.lat !== null ? `${coord(c.lat)}, ${coord(c.lon)}${c.bearing_deg !== null ? ` · ${Math.round(c.bearing_deg)}°/${Math.round(c.fov_deg)}°` : ""}` : t("none")));
   }));
   const ec = { online: 0, offline: 0 };
@@ -702,6 +714,17 @@ function renderHealth() {
       el("td", {}, hb.outbox_depth !== undefined ? String(hb.outbox_depth) : t("none")),
       el("td", {}, models.length ? models.map(([n, ver]) => el("span.model", {}, `${n} ${ver}`)) : t("none")));
   }));
+}
+
+/** An online camera is delivering frames (its edge would report it degraded or offline within
+ * offline_after_s otherwise), and the edge's heartbeat says the edge is alive now; the status message's
+ * frame time is only the last frame before a change, so it is shown for cameras that are not online. */
+function lastFrameCell(c) {
+  const edge = S.edges.find((e) => e.edge_id === c.edge_id);
+  if (c.state === "online" && edge && edge.state === "online" && edge.last_seen) {
+    return el("span.receiving", {}, t("health.receiving", { ago: ago(edge.last_seen) }));
+  }
+  return c.last_frame_at ? el("span.age", { dataset: { age: c.last_frame_at } }, ago(c.last_frame_at)) : t("none");
 }
 
 // -- silences -----------------------------------------------------------------------------------------

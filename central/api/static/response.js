@@ -163,3 +163,30 @@ export function closeConfirm(v, action, { onConfirm, onCancel }) {
       el("button.btn.danger", { type: "button", dataset: { confirm: action }, onclick: onConfirm }, t("close.yes", { action: t(`action.${action}`) })),
       el("button.btn.ghost", { type: "button", dataset: { confirm: "cancel" }, onclick: onCancel }, t("close.cancel"))));
 }
+
+// -- cameras that cannot see (issue 16.6) ----------------------------------------------------------------
+/** "covered (1.00)", translated; offline; or "failing" for a degraded camera without a diagnosis. */
+export function whyText(c) {
+  const blind = c.blind || [];
+  if (blind.length) {
+    return blind.map((d) => (d === "offline" ? t("diag.offline")
+      : `${t(`diag.${d}`)}${c.diagnoses && c.diagnoses[d] !== undefined ? ` (${Number(c.diagnoses[d]).toFixed(2)})` : ""}`)).join("; ");
+  }
+  const info = Object.keys(c.diagnoses || {}).filter((d) => d === "night_ir" || d === "fog");
+  if (info.length) return info.map((d) => t(`diag.${d}`)).join("; ");
+  return c.state === "degraded" ? t("blind.failing") : "";
+}
+
+export function isBlind(c) {
+  return Boolean(c && ((c.blind && c.blind.length) || c.state === "offline"));
+}
+
+/** The strip above the incident list: which cameras cannot see, why and since when. */
+export function blindStrip(cameras, { onClick }) {
+  const blind = cameras.filter(isBlind);
+  if (!blind.length) return null;
+  return [el("strong", {}, t("blind.title")), " ", ...blind.map((c) => el("button.blind-cam", { type: "button",
+    dataset: { key: `${c.edge_id}/${c.camera_id}` }, onclick: onClick },
+  t("blind.item", { camera: c.name || c.camera_id, why: whyText(c) || t("diag.offline"),
+    since: c.since ? time(c.since, "short") : t("none") })))];
+}
