@@ -91,10 +91,11 @@ class ConfirmConfig(Strict):
     end_after_s: float = Field(default=120.0, gt=0, description="Clear period that ends an alert")
     update_score_delta: float = Field(default=0.1, gt=0, le=1, description="Score rise that sends an update")
     still_seen_s: float = Field(
-        default=25.0,
+        default=10.0,
         gt=0,
         description="While an alert is open, a confirmed look sends an update when none was sent for this long, "
-        "so central learns the hazard is still there (a closed incident comes back within one patrol interval)",
+        "so central learns the hazard is still there: a closed incident comes back within one patrol interval "
+        "for intervals of at least this (a fast persistent camera sends one update per this period, not per look)",
     )
 
     @model_validator(mode="after")

@@ -1,6 +1,9 @@
 """Which incident does an alert belong to? Pure rules, documented in docs/central.md.
 
-1. An alert already attached to an incident stays with it (its updates and end land there).
+1. An alert already attached to an incident stays with it (its updates and end land there), except when
+   an operator closed that incident and the hazard is still seen: then the alert moves to a new incident
+   linked to the closed one, unless a false-alarm suppression keeps it quiet (`services/incidents.py`,
+   `incidents/suppress.py`, docs/central.md).
 2. An open or acknowledged incident of the same hazard takes the alert when
    a. the same camera saw an overlapping region within `same_camera_window_s`, or
    b. another camera within `cross_camera_distance_km` of the incident saw the same hazard within

@@ -468,3 +468,21 @@ def test_wording_is_honest_dates_explicit_and_the_chinese_page_is_chinese(env: E
     env.central.request("DELETE", f"/api/v1/silences/{silence['id']}")
     no_errors(page)
     page.context.close()
+
+
+def test_every_english_string_has_a_chinese_one() -> None:
+    """Issue 16.5: the Chinese page is Chinese: every key of the English dictionary is in the Chinese one,
+    and every Chinese value carries at least one CJK character or is a pure placeholder/number format."""
+    import re
+
+    from hazardwatch.central.api import dashboard
+
+    text = dashboard.static_bytes("i18n.js").decode("utf-8")
+    en = text[text.index("const EN = {"):text.index("const ZH = {")]
+    zh = text[text.index("const ZH = {"):text.index("const DICTS")]
+    pairs = dict(re.findall(r'^\s+"([^"]+)": "((?:[^"\\]|\\.)*)",$', zh, re.M))
+    keys = set(re.findall(r'^\s+"([^"]+)":', en, re.M))
+    assert keys - set(pairs) == set()
+    latin = {k: v for k, v in pairs.items()
+             if not re.search(r"[\u3000-\u9fff\uff00-\uffef]", v) and re.sub(r"\{\w+\}|[\s\d:;.,()+\-—]", "", v)}
+    assert latin == {}, latin
