@@ -123,6 +123,13 @@ class CorrelationConfig(Strict):
     cross_camera_distance_km: float = Field(default=15.0, gt=0)
     auto_resolve_after_s: float = Field(default=900, gt=0, description="Quiet time after every alert ended")
     reopen_window_s: float = Field(default=1800, ge=0, description="An auto-resolved incident reopens within this")
+    region_margin: float = Field(
+        default=0.02,
+        ge=0,
+        le=0.5,
+        description="Same-camera regions this close (share of the frame) are one place: the neighbouring tiles "
+        "of a per-tile model as a fire spreads",
+    )
 
 
 class TimerConfig(Strict):

@@ -5,7 +5,7 @@
    linked to the closed one, unless a false-alarm suppression keeps it quiet (`services/incidents.py`,
    `incidents/suppress.py`, docs/central.md).
 2. An open or acknowledged incident of the same hazard takes the alert when
-   a. the same camera saw an overlapping region within `same_camera_window_s`, or
+   a. the same camera saw an overlapping (or touching, `region_margin`) region within `same_camera_window_s`, or
    b. another camera within `cross_camera_distance_km` of the incident saw the same hazard within
       `cross_camera_window_s`.
 3. An incident the system auto-resolved reopens when rule 2 would match and it was resolved less
@@ -34,8 +34,12 @@ class Region:
     x2: float
     y2: float
 
-    def overlaps(self, other: Region) -> bool:
-        return min(self.x2, other.x2) > max(self.x1, other.x1) and min(self.y2, other.y2) > max(self.y1, other.y1)
+    def overlaps(self, other: Region, margin: float = 0.0) -> bool:
+        """Overlapping, or (with a margin) within `margin` of each other: touching tiles are one place."""
+        return (
+            min(self.x2, other.x2) + margin > max(self.x1, other.x1)
+            and min(self.y2, other.y2) + margin > max(self.y1, other.y1)
+        )
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def matches(alert: Member, hazard: str, inc: Candidate, cfg: CorrelationConfig) 
     for m in inc.members:
         if m.camera == alert.camera:
             if alert.last_at - m.last_at <= cfg.same_camera_window_s and any(
-                a.overlaps(b) for a in mine for b in _whole_frame_if_empty(m.regions)
+                a.overlaps(b, cfg.region_margin) for a in mine for b in _whole_frame_if_empty(m.regions)
             ):
                 return True
         elif (

@@ -28,6 +28,16 @@ def test_same_alert_always_attaches_even_to_a_closed_incident():
     assert choose(member(at=5000), "smoke", [inc], CFG).incident_id == 1
 
 
+def test_a_fire_spreading_to_the_next_tile_stays_one_incident():
+    """Issue 16 (found in the demo): a per-tile model's fire moving to the neighbouring tile (touching,
+    not overlapping) made a second incident for the same camera; a small margin joins them."""
+    inc = incident(members=[member(region=(0.60, 0.53, 0.65, 0.67))])
+    assert choose(member(alert="a2", at=1040, region=(0.65, 0.53, 0.70, 0.67)), "smoke", [inc], CFG).action == "attach"
+    strict = CFG.model_copy(update={"region_margin": 0.0})
+    assert choose(member(alert="a2", at=1040, region=(0.65, 0.53, 0.70, 0.67)), "smoke", [inc], strict).action == "new"
+    assert choose(member(alert="a2", at=1040, region=(0.70, 0.53, 0.75, 0.67)), "smoke", [inc], CFG).action == "new"
+
+
 def test_same_camera_overlapping_region_within_window():
     inc = incident(members=[member()])
     assert choose(member(alert="a2", at=1500, region=(0.5, 0.5, 0.7, 0.7)), "smoke", [inc], CFG).action == "attach"
