@@ -193,8 +193,8 @@ def _default_procedures() -> list[Procedure]:
         ),
         Procedure(
             id="fire-severe",
-            title="Severe fire: brigade, leader, evacuation",
-            title_zh="严重火情：消防、领导、疏散",
+            title="Severe smoke or fire: brigade, leader, evacuation",
+            title_zh="严重烟火：消防、领导、疏散",
             hazards=list(fire),
             min_severity="severe",
             steps=[

@@ -368,7 +368,7 @@ def test_procedure_goes_out_as_instruction_and_contact(schema):
     schema.validate(xml.decode())
     info = parse(xml).find("cap:info", NS)
     instruction = text(info, "cap:instruction")
-    assert instruction.splitlines()[0] == "Severe fire: brigade, leader, evacuation"
+    assert instruction.splitlines()[0] == "Severe smoke or fire: brigade, leader, evacuation"
     assert "1. Call the forest-fire brigade now with the location and snapshot (done)" in instruction
     assert "4. Prepare the evacuation of nearby residents" in instruction
     assert text(info, "cap:contact").startswith("Forest-fire brigade: +86 755 0000 119; District duty leader")
