@@ -1,4 +1,4 @@
-"""`hazardwatch central export-dataset`: argparse only here; the store and OpenCV load when it runs."""
+"""`hazardwatch central export-dataset` and `calibrate`: argparse only here; the store and OpenCV load when they run."""
 
 from __future__ import annotations
 
@@ -48,6 +48,32 @@ def _export_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    import sys
+
+    import yaml
+    from hazardwatch.central.config import CentralConfig
+    from hazardwatch.central.service import database_url
+    from hazardwatch.central.services.calibration import calibrate
+    from hazardwatch.central.store import Database
+
+    from hazardwatch.configfile import load_config
+
+    cfg = load_config(args.config, CentralConfig)
+    db = Database(database_url(cfg))
+    try:
+        db.migrate()
+        with db.tx() as tx:
+            result = calibrate(tx, args.since, args.min_alerts)
+    finally:
+        db.close()
+    for name, counts in result["outcomes"].items():
+        why = result["skipped"].get(name, "table written")
+        print(f"{name}: {counts['real']} real, {counts['false_alarm']} false alarms: {why}", file=sys.stderr)
+    print(yaml.safe_dump({"confidence": {"calibration": result["calibration"]}}, sort_keys=True), end="")
+    return 0 if result["calibration"] else 1
+
+
 def register(central: argparse.ArgumentParser) -> None:
     """Sub-commands of `hazardwatch central` (plain `hazardwatch central --config FILE` still runs it)."""
     sub = central.add_subparsers(dest="central_command", required=False)
@@ -57,3 +83,11 @@ def register(central: argparse.ArgumentParser) -> None:
     ex.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per hazard)")
     ex.add_argument("--no-clips", action="store_true", help="export snapshots only, no clip frames")
     ex.set_defaults(func=_export_dataset)
+    cal = sub.add_parser(
+        "calibrate",
+        help="print confidence.calibration tables measured on operators' verdicts (resolved = real, false alarm)",
+    )
+    cal.add_argument("--config", required=True, type=Path, help="central YAML config (for the database)")
+    cal.add_argument("--since", type=parse_since, default=None, help="verdicts made since: Unix s, ISO time, or 90d")
+    cal.add_argument("--min-alerts", type=int, default=30, help="fewest alerts with a verdict per model (default 30)")
+    cal.set_defaults(func=_calibrate)

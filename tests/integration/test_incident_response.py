@@ -199,3 +199,48 @@ def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_
     with db.tx() as tx:
         incidents.act(tx, iid, "resolve", "amy", "out, brigade confirmed", 1031, note_to_close=("severe", "extreme"))
     assert row(db, iid)[0] == "resolved"
+
+
+def test_calibration_tables_come_from_operators_verdicts(db, tmp_path):
+    """Issue 16.3: `hazardwatch central calibrate` measures P(real | vote score) per model on resolved
+    (real) and false-alarm incidents; system-closed incidents say nothing. The table loads as config."""
+    import subprocess
+    import sys
+    from itertools import pairwise
+
+    import yaml
+    from hazardwatch.central.config import CentralConfig
+    from hazardwatch.central.services.calibration import calibrate, isotonic
+
+    assert isotonic([(0.6, 0), (0.7, 1), (0.65, 0), (0.9, 1), (0.8, 0)]) == [(0.625, 0.0), (0.75, 0.5), (0.9, 1.0)]
+    seq = 0
+    for k in range(40):  # high scores were real, low ones false alarms, a few in between either way
+        score = 0.55 + 0.01 * k
+        real = k >= 20 or k % 7 == 0
+        seq += 1
+        iid = apply(db, alert(seq, alert_id=f"alert-k{k:03d}", at=10_000 * (k + 1), score=score), 10_000 * (k + 1)) \
+            .incident_id
+        act(db, iid, "resolve" if real else "false_alarm", 10_000 * (k + 1) + 10, "verdict")
+    seq += 1
+    quiet = apply(db, alert(seq, alert_id="alert-auto", at=900_000, score=0.99), 900_000).incident_id
+    with db.tx() as tx:
+        tx.execute("UPDATE incidents SET state = 'resolved', resolved_by = 'system', resolved_at = 900100 "
+                   "WHERE id = ?", (quiet,))
+        result = calibrate(tx, min_alerts=30)
+    assert result["outcomes"] == {"m": {"real": 23, "false_alarm": 17}}
+    table = result["calibration"]["m"]
+    assert table[0][1] < 0.3 and table[-1][1] == 1.0
+    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in pairwise(table))
+    cfg = CentralConfig.model_validate({"broker": None, "confidence": {"calibration": result["calibration"]}})
+    assert cfg.confidence.calibrate("m@1", 0.9) == (1.0, True)
+    with db.tx() as tx:
+        assert calibrate(tx, min_alerts=100)["skipped"]["m"].startswith("40 alerts")
+
+    # the command prints the YAML to paste into the central config
+    conf = tmp_path / "central.yaml"
+    conf.write_text(yaml.safe_dump({"broker": None, "database": {"url": db.url}}))
+    run = subprocess.run([sys.executable, "-m", "hazardwatch.cli", "central", "calibrate", "--config", str(conf)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert yaml.safe_load(run.stdout)["confidence"]["calibration"]["m"] == table
+    assert "m: 23 real, 17 false alarms: table written" in run.stderr
