@@ -53,5 +53,11 @@ class CentralMetrics:
         self.suppressed = Counter(
             "hazardwatch_central_notifications_suppressed_total", "Silenced or inhibited plans", registry=r
         )
+        self.learn_normal = Counter(
+            "hazardwatch_central_learn_normal_commands_total",
+            "learn_normal commands to edges after a false alarm, by result (sent, not_sent)",
+            ["result"],
+            registry=r,
+        )
         self.incidents = Gauge("hazardwatch_central_incidents", "Incidents by state", ["state"], registry=r)
         self.mqtt_connected = Gauge("hazardwatch_central_mqtt_connected", "1 when connected", registry=r)

@@ -88,6 +88,7 @@ class CentralService:
             limiter=RateLimiter(cfg.auth.login_rate_per_min),
             mqtt_state=self._mqtt_state,
             weather=self.weather,
+            publish_command=self._publish_command,
         )
 
     def _publish_command(self, edge_id: str, payload: bytes) -> bool:

@@ -122,7 +122,8 @@ def _die_with_parent() -> None:
 
 def shipped_models() -> dict[str, Path]:
     """Hazard -> manifest of the models shipped in hazardwatch.models that load: ONNX ones only (the
-    scene-change fallen-tree detector needs minutes of persistence), int8 preferred where both exist."""
+    scene-change fallen-tree detector needs minutes of persistence), not those disabled by default
+    (too many false alarms on scenes unlike their data), int8 preferred where both exist."""
     from importlib import resources
 
     from hazardwatch.manifest import ManifestError, verify_model_file
@@ -134,7 +135,7 @@ def shipped_models() -> dict[str, Path]:
             spec, _ = verify_model_file(manifest)
         except (ManifestError, OSError, ValueError):
             continue
-        if spec.runtime != "onnx":
+        if spec.runtime != "onnx" or not spec.enabled_by_default:  # off unless a site names it in its config
             continue
         hazard = spec.hazard.value
         int8 = spec.precision == "int8"

@@ -15,10 +15,14 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from hazardwatch.models.data import Sample
+
+if TYPE_CHECKING:
+    from hazardwatch.models.smoke_reference import Embedded
 
 from hazardwatch.manifest import sha256_file
 
@@ -26,7 +30,9 @@ log = logging.getLogger(__name__)
 
 REFERENCE_NAMES = ("reference", "embedding", "adapted")
 LAYOUT_FILE = "validation-cameras.txt"
-VALIDATION_REFERENCE_LOOKS = 16
+# Quiet frames a validation camera watches first: more than the edge's min_looks (16), because a frame
+# the cold path finds suspicious is not learnt, and a camera short of min_looks would stay cold.
+VALIDATION_REFERENCE_LOOKS = 20
 
 
 def cold_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -81,6 +87,32 @@ def build_layout(lines: Sequence[str], data_root: Path, out: Path) -> Path:
     return out
 
 
+def _embedded(
+    cold: onnx.ModelProto, train: Sequence[Sample], everything: Sequence[Sample], work_dir: Path
+) -> tuple[tuple[np.ndarray, np.ndarray], Embedded]:
+    """The projection and every frame's embedding, cached in work_dir for the same graph and frames."""
+    import hashlib
+
+    from hazardwatch.models import smoke_reference as sr
+
+    key = hashlib.sha256(cold.SerializeToString() + repr([str(s.path) for s in everything]).encode()).hexdigest()
+    path = work_dir / f"embedded-{key[:16]}.npz"
+    if path.is_file():
+        z = np.load(path)
+        return (z["p"], z["mean"]), sr.Embedded(z["emb"], z["emb_mirror"], z["prints"])
+    proj = sr.fit_projection(cold, train)
+    data = sr.embed_all(cold, proj, everything)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(path, p=proj[0], mean=proj[1], emb=data.emb, emb_mirror=data.emb_mirror, prints=data.prints)
+    return proj, data
+
+
+def _cold_command(base: dict) -> str:
+    """How the cold-start path was trained (kept across re-runs of this recipe)."""
+    training = base.get("training", {})
+    return str(training.get("cold_path") or training.get("command", ""))
+
+
 def _ship_graph(model: onnx.ModelProto, manifest: dict, out_dir: Path, name: str) -> Path:
     path = out_dir / f"{name}.onnx"
     onnx.save(model, path)
@@ -120,8 +152,7 @@ def train_smoke_reference(
     val_idx = np.arange(len(train), len(everything))
     log.info("reference head: %d training frames, %d validation frames", len(train), len(val))
 
-    proj = sr.fit_projection(cold, train)
-    data = sr.embed_all(cold, proj, everything)
+    proj, data = _embedded(cold, train, everything, work_dir)
     positive = np.array([s.positive for s in everything])
 
     # 1. the recipe on the view-disjoint split: what an unseen camera can expect
@@ -167,7 +198,7 @@ def train_smoke_reference(
         "version": version,
         "reference": spec,
         "metrics": {**metrics, **figures},
-        "training": {**training_record(command), "cold_path": base.get("training", {}).get("command", "")},
+        "training": {**training_record(command), "cold_path": _cold_command(base)},
         "notes": base.get("notes", "")
         + " Since 1.2.0 the graph also compares each look with its camera's learnt normal (input `reference`, "
         "outputs `embedding` and `adapted`; docs/models.md). The reference head was trained on every view group "

@@ -26,7 +26,7 @@ from hazardwatch.central.api.auth import COOKIE, Principal, RateLimiter, TokenBo
 from hazardwatch.central.config import Area, CentralConfig
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.notify import queue as delivery_queue
-from hazardwatch.central.services import incidents, silences, views
+from hazardwatch.central.services import incidents, silences, teach, views
 from hazardwatch.central.store import Database
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,6 +51,8 @@ class ApiContext:
     events: EventHub | None = None
     mqtt_state: Callable[[], str] = lambda: "disabled"
     weather: Any = None  # hazardwatch.central.warnings.service.WeatherService when weather.enabled
+    # Central -> edge commands over MQTT (False when not sent: no broker, or not acknowledged).
+    publish_command: Callable[[str, bytes], bool] = lambda edge_id, payload: False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         def work() -> Any:
@@ -343,6 +345,13 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+async def _teach_edges(ctx: ApiContext, iid: int, actor: str, note: str) -> None:
+    """A false alarm teaches each camera behind the incident its normal (central/services/teach.py)."""
+    for cmd in await ctx.run(teach.learn_normal_commands, iid, actor, note):
+        sent = await asyncio.to_thread(ctx.publish_command, cmd.edge_id, cmd.payload)
+        ctx.metrics.learn_normal.labels("sent" if sent else "not_sent").inc()
+
+
 def action_handler(action: str) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         ctx = request.app[CTX]
@@ -363,6 +372,8 @@ def action_handler(action: str) -> Handler:
         except incidents.ActionError as exc:
             raise problem(exc.status, str(exc)) from None
         ctx.on_change()
+        if action == "false_alarm":
+            await _teach_edges(ctx, iid, who.name, body.note)
         view = await ctx.run(views.incident_view, iid, ctx.base_url, ctx.cfg.site)
         return web.json_response(view)
 

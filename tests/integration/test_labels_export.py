@@ -38,6 +38,7 @@ def incident_with_evidence(central: CentralProcess, exclude: set[int]) -> tuple[
     return wait_until(ready, 60, "an incident with an uploaded clip and snapshot")
 
 
+@pytest.mark.timeout(1500)  # the retraining step caches activations and fine-tunes on 2 cores
 def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitto):
     db_path = tmp_path / "central.db"
     cfg = write_central_config(

@@ -63,3 +63,37 @@ def test_fallen_tree_reference_matches_its_manifest(shared_data):
     res = evaluate_scenes(det, build_scenes(shared_data, n_trees=12), det.params["persist_s"])
     for key in ("precision", "recall"):
         assert abs(res[key] - m["metrics"][key]) <= TOLERANCE, (key, res[key], m["metrics"][key])
+
+
+def test_smoke_reference_head_on_the_validation_cameras(shared_data, tmp_path):
+    """The reference path through the edge's own predictor, camera by camera (validation-cameras.txt).
+
+    The shipped head was trained on every view after its recipe was measured view-disjoint (the
+    manifest's reference_cameras_* figures); on these views it must do at least as well, and find
+    clearly more plumes than the cold path on the same frames."""
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.models.evaluate_cameras import evaluate_cameras
+    from hazardwatch.models.train_reference import LAYOUT_FILE, build_layout
+
+    from hazardwatch.contract import Hazard
+
+    manifest = MODELS / "smoke-hpwren" / "smoke-hpwren-int8.json"
+    m = read_manifest(manifest)
+    assert m.reference is not None and m.reference.dim * 3 * 15 * 20 * 4 * 2 <= 1 << 20  # day + IR in 1 MiB
+    lines = (manifest.parent / LAYOUT_FILE).read_text().splitlines()
+    if not all((shared_data / line.split("\t")[2]).is_file() for line in lines):
+        pytest.skip("frames of validation-cameras.txt missing under ../shared/data")
+    res = evaluate_cameras(OnnxDetector(manifest), Hazard.SMOKE, build_layout(lines, shared_data, tmp_path / "cams"))
+    assert res["n_pos"] == m.metrics["reference_cameras_n_pos"] and res["n_neg"] == m.metrics["reference_cameras_n_neg"]
+    assert res["recall"] >= m.metrics["reference_cameras_recall"] - TOLERANCE
+    assert res["precision"] >= 0.95 and res["recall"] >= res["cold"]["recall"] + 0.2
+    assert res["events"]["false_alerts_per_1000_quiet_looks"] <= 5
+
+
+def test_waterlogging_ships_disabled_by_default():
+    """90 of 101 non-flood frames from other countries alarmed: it runs only where a site names it."""
+    from hazardwatch.demo import shipped_models
+
+    m = read_manifest(MODELS / "waterlogging-nc12" / "waterlogging-nc12-int8.json")
+    assert m.enabled_by_default is False and "DISABLED BY DEFAULT" in m.notes
+    assert "waterlogging" not in shipped_models() and "smoke" in shipped_models()

@@ -27,9 +27,10 @@ def write_edge_config(
     manifest: Path,
     confirm: dict | None = None,
     edge_id: str = "edge-test",
+    hazard: str = "fire",
     **extra: Any,
 ) -> Path:
-    """A complete edge config for tests; `extra` overrides top-level sections."""
+    """A complete edge config for tests; `extra` overrides top-level sections; `confirm` is `hazard`'s."""
     doc: dict[str, Any] = {
         "edge_id": edge_id,
         "site": "test site",
@@ -44,7 +45,7 @@ def write_edge_config(
             "read_timeout_s": 3,
             "backoff": {"initial_s": 0.5, "max_s": 2, "jitter": 0.1},
         },
-        "confirm": {"fire": confirm or {"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 3}},
+        "confirm": {hazard: confirm or {"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 3}},
         "models": [{"manifest": str(manifest), "threads": 1}],
         "cameras": cameras,
         "outbox": {"path": str(path.parent / "outbox.db")},

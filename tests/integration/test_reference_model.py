@@ -1,0 +1,183 @@
+"""The shipped smoke model learning a camera's normal, on real HPWREN frames, through the edge's predictor:
+learn, light modes, view shift, a false alarm taught as normal, and `models eval --cameras`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hazardwatch.edge.config import CameraConfig, ConfirmConfig
+from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+from hazardwatch.edge.predictor import LookRequest, Predictor
+from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, boxes_to_cells
+from hazardwatch.models.evaluate import DEFAULT_MODELS, MODELS_DIR
+
+from hazardwatch.contract import AlertState, Hazard
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+SMOKE = Hazard.SMOKE
+LAYOUT = MODELS_DIR / "smoke-hpwren" / "validation-cameras.txt"
+
+
+@pytest.fixture(scope="module")
+def detector() -> OnnxDetector:
+    det = OnnxDetector(MODELS_DIR / DEFAULT_MODELS["smoke"], threads=2)
+    assert det.reference is not None, "the shipped smoke model has no reference head"
+    return det
+
+
+def _layout(shared_data: Path) -> dict[str, dict[str, list[Path]]]:
+    cams: dict[str, dict[str, list[Path]]] = {}
+    for line in LAYOUT.read_text().splitlines():
+        cam, role, rel = line.split("\t")
+        cams.setdefault(cam, {"reference": [], "negatives": [], "positives": []})[role].append(shared_data / rel)
+    return cams
+
+
+@pytest.fixture(scope="module")
+def camera(shared_data: Path) -> dict[str, list[Path]]:
+    """The validation camera with the most quiet frames (views never trained on by the cold path)."""
+    cams = _layout(shared_data)
+    best = max(cams.values(), key=lambda c: len(c["negatives"]))
+    if not all(p.is_file() for p in best["reference"]):
+        pytest.skip("HPWREN frames of the validation layout are missing")
+    return best
+
+
+def _predictor(det: OnnxDetector, bank: ReferenceBank) -> Predictor:
+    cam = CameraConfig(id="c1", source="rtsp://127.0.0.1/x", hazards={SMOKE: {}})
+    confirm = ConfirmConfig(window=3, min_votes=2, threshold=0.5, end_after_s=60)
+    return Predictor([cam], {SMOKE: det}, {("c1", SMOKE): confirm}, bank)
+
+
+def _look(pred: Predictor, frame: np.ndarray, at: float, **kw: object) -> list:
+    return pred.process([LookRequest("c1", frame, at, frozenset({SMOKE}), **kw)])  # type: ignore[arg-type]
+
+
+def test_learns_from_quiet_looks_then_scores_against_them(detector, camera) -> None:
+    bank = ReferenceBank(ReferencePolicy(min_looks=16, min_interval_s=60, horizon_looks=500))
+    pred = _predictor(detector, bank)
+    frames = [cv2.imread(str(p)) for p in camera["reference"]]
+    for k, frame in enumerate(frames):
+        _look(pred, frame, 1000.0 + 120.0 * k)
+        (state,) = bank.states("c1", now=1000.0 + 120.0 * k)
+        # cold until 16 quiet looks are in (a look the cold path finds suspicious is not learnt)
+        assert (bank.reference("c1", SMOKE, "day", _key(detector), 0) is None) == (state.looks < 16)
+    assert state.ready and state.looks >= 16 and state.mode == "day" and state.bytes <= 300_000
+    ref = bank.reference("c1", SMOKE, "day", _key(detector), 0)
+    assert ref is not None and ref.shape == (3 * detector.reference.dim, *detector.reference.grid)
+    # A look now goes through the reference head; the quiet frames of this camera stay quiet.
+    quiet = [cv2.imread(str(p)) for p in camera["negatives"][:8]]
+    results = detector.detect(quiet, [_ctx(ref)] * len(quiet))
+    assert all(r.with_reference and r.embedding is not None for r in results)
+    assert sum(bool(r.detections) for r in results) <= 1
+
+
+def _key(det: OnnxDetector) -> str:
+    from hazardwatch.edge.predictor import model_key
+
+    return model_key(det)
+
+
+def _ctx(ref: np.ndarray):
+    from hazardwatch.edge.detect import LookContext
+
+    return LookContext("c1", 0.0, reference=ref)
+
+
+def test_night_ir_and_a_new_view_learn_apart(detector, camera) -> None:
+    bank = ReferenceBank(ReferencePolicy(min_looks=4, min_interval_s=0, horizon_looks=500))
+    pred = _predictor(detector, bank)
+    grey = [
+        cv2.cvtColor(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        for p in camera["reference"][:4]
+    ]
+    for k, frame in enumerate(grey):
+        _look(pred, frame, 100.0 + k, mode="ir")
+    key = _key(detector)
+    assert bank.reference("c1", SMOKE, "ir", key, 0) is not None
+    assert bank.reference("c1", SMOKE, "day", key, 0) is None  # the day look of the camera is still unknown
+    _look(pred, cv2.imread(str(camera["reference"][0])), 200.0, mode="ir", view=1)  # the diagnosis adopted a new view
+    assert bank.reference("c1", SMOKE, "ir", key, 1) is None
+    assert [s.looks for s in bank.states("c1", 300.0)] == [1]
+    _look(pred, grey[0], 300.0, mode="ir", view=1, healthy=False)  # a covered or blurred camera teaches nothing
+    assert [s.looks for s in bank.states("c1", 300.0)] == [1]
+
+
+def _first_alert(det: OnnxDetector, cam: dict[str, list[Path]]) -> tuple | None:
+    """Learn the camera's reference, then watch its plumes until one alerts: (predictor, bank, frame, event)."""
+    bank = ReferenceBank(ReferencePolicy(min_looks=16, min_interval_s=0, horizon_looks=500))
+    pred = _predictor(det, bank)
+    for k, p in enumerate(cam["reference"]):
+        _look(pred, cv2.imread(str(p)), 10.0 * k)
+    at = 1000.0
+    for path in cam["positives"][:8]:
+        frame = cv2.imread(str(path))
+        for _ in range(3):
+            at += 30
+            new = next((e for o in _look(pred, frame, at) for e in o.events if e.state == AlertState.NEW), None)
+            if new is not None:
+                return pred, bank, frame, new, at
+    return None
+
+
+def test_a_false_alarm_taught_as_normal_stops_alerting(detector, shared_data) -> None:
+    """A plume-like thing the operator says is normal here (steam from a chimney, say): after the
+    learn_normal, the same look no longer flags that region."""
+    cams = _layout(shared_data)
+    found = next((r for _, c in sorted(cams.items()) if c["positives"] and (r := _first_alert(detector, c))), None)
+    assert found is not None, "no validation camera alerted on its plumes against its reference"
+    pred, bank, frame, new, at = found
+    assert pred.absorb_false_alarm(new.alert_id, at)
+    assert not pred.absorb_false_alarm("not-an-alert", at)
+    ref = bank.reference("c1", SMOKE, "day", _key(detector), 0)
+    (after,) = detector.detect([frame], [_ctx(ref)])
+    taught = boxes_to_cells(new.boxes, detector.reference.grid)
+    still = [d for d in after.detections if boxes_to_cells([d], detector.reference.grid)[taught].any()]
+    assert not still, f"the taught region still flags at {max(d.score for d in still):.3f}"
+    (state,) = bank.states("c1", at)
+    assert state.absorbed == 1
+
+
+def test_eval_cameras_cli_on_a_layout_of_shared_frames(tmp_path: Path, shared_data: Path) -> None:
+    cams = _layout(shared_data)
+    picked = sorted(cams.items(), key=lambda kv: -len(kv[1]["positives"]))[:2]
+    for name, roles in picked:
+        for role, paths in roles.items():
+            folder = tmp_path / "cams" / name / role
+            folder.mkdir(parents=True)
+            for p in paths if role == "reference" else paths[:10]:
+                (folder / p.name).symlink_to(p)
+    cli = [sys.executable, "-m", "hazardwatch.cli", "models", "eval", "smoke", "--json", "--cameras"]
+    out = subprocess.run([*cli, str(tmp_path / "cams")], capture_output=True, text=True, timeout=600, check=True)
+    res = json.loads(out.stdout)
+    assert set(res["per_camera"]) == {name for name, _ in picked}
+    for key in (
+        "n_pos",
+        "n_neg",
+        "tp",
+        "fp",
+        "fn",
+        "tn",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+        "ms_per_image",
+        "model",
+    ):
+        assert key in res
+    assert res["n_pos"] == sum(min(10, len(r["positives"])) for _, r in picked)
+    assert all(c["reference_ready"] and c["reference_looks"] >= 16 for c in res["per_camera"].values())
+    assert res["events"]["quiet_looks"] == res["n_neg"]
+    # The point of the reference: on cameras never trained on, it finds more plumes than the cold path.
+    assert res["recall"] > res["cold"]["recall"]
+    assert res["fp"] <= 1
+    bad = subprocess.run([*cli, str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no such folder" in bad.stderr
