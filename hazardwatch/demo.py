@@ -378,6 +378,9 @@ def edge_config(
         "outbox": {"path": str(workdir / "edge-outbox.db")},
         "http": {"host": HOST, "port": 0},
         "heartbeat_s": 10,
+        # A field edge spaces the looks a camera learns its normal from by 2 minutes (half an hour to a
+        # ready reference); the demo learns every 5 s so a newcomer sees it within a couple of minutes.
+        "reference": {"min_interval_s": 5},
     }
 
 
