@@ -52,7 +52,7 @@ def _weather(tx: Tx, hazard: str, cameras: list[str], now: float) -> tuple[tuple
 def _local_hour(cfg: CentralConfig, at: float) -> int | None:
     try:
         return datetime.fromtimestamp(at, ZoneInfo(cfg.timezone)).hour
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError, OSError):  # a stored time no datetime can hold (issue 17.2)
         return None
 
 
