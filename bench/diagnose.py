@@ -72,6 +72,15 @@ DEGRADATIONS: dict[str, tuple[Make, str, frozenset[str]]] = {
     "pan_25pct": (lambda im, r: D.shift(im, 0.25), "view_shifted", frozenset()),
     "rotate_5deg": (lambda im, r: D.shift(im, 0.0, 0.0, 5.0), "view_shifted", frozenset()),
     "rotate_15deg": (lambda im, r: D.shift(im, 0.0, 0.0, 15.0), "view_shifted", frozenset()),
+    # issue 16: a board over most of the lens (read as night-ir before), mud on the lens, water spray
+    "board_85pct_black_left": (lambda im, r: D.cover(im, 0.85, r, colour=(8, 8, 8)), "covered", frozenset({"black"})),
+    "board_85pct_dark_bottom": (
+        lambda im, r: D.cover(im, 0.85, r, colour=(20, 24, 28), side="bottom"),
+        "covered",
+        frozenset({"black"}),
+    ),
+    "lens_dirt": (lambda im, r: D.dirt(im, r), "covered|blurred", frozenset({"covered", "blurred"})),
+    "spray": (lambda im, r: D.spray(im, r), "blurred|covered", frozenset({"covered", "blurred"})),
     "black": (lambda im, r: D.black(im, r), "black", frozenset()),
     "overexposed_x3": (lambda im, r: D.overexpose(im, 3.0), "overexposed", frozenset()),
     "overexposed_x6": (lambda im, r: D.overexpose(im, 6.0), "overexposed", frozenset({"blank"})),

@@ -123,3 +123,36 @@ def greyscale(img: np.ndarray) -> np.ndarray:
     """Night / IR mode: the camera switched to a monochrome image."""
     g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     return cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)
+
+
+def dirt(img: np.ndarray, rng: np.random.Generator, blobs: int = 10, size: float = 0.12) -> np.ndarray:
+    """Mud or bird droppings on the lens: dark, semi-opaque, out-of-focus blotches."""
+    h, w = img.shape[:2]
+    mask = np.zeros((h, w), np.float32)
+    for _ in range(blobs):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        r = int(w * size * rng.uniform(0.5, 1.2))
+        cv2.ellipse(
+            mask,
+            c,
+            (r, int(r * rng.uniform(0.5, 1.0))),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            float(rng.uniform(0.7, 0.95)),
+            -1,
+        )
+    mask = cv2.GaussianBlur(mask, (0, 0), w / 80)[..., None]
+    mud = np.array([40, 55, 70], np.float32)
+    return np.clip(img * (1 - mask) + mud * mask, 0, 255).astype(np.uint8)
+
+
+def spray(img: np.ndarray, rng: np.random.Generator, drops: int = 400) -> np.ndarray:
+    """Water spray on the lens: many droplets, each a small blurred, brighter lens over the view."""
+    h, w = img.shape[:2]
+    soft = cv2.GaussianBlur(img, (0, 0), w / 60).astype(np.float32) * 1.1 + 12
+    mask = np.zeros((h, w), np.float32)
+    for _ in range(drops):
+        cv2.circle(mask, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(w * rng.uniform(0.006, 0.03)), 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.5)[..., None]
+    return np.clip(img * (1 - mask) + soft * mask, 0, 255).astype(np.uint8)
