@@ -388,12 +388,12 @@ def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bu
     A new incident starts at version 1 and a reopen bumps it itself (`already_bumped`).
     """
     row = tx.one(
-        "SELECT hazard, severity, camera_count, active_alerts, score_max, version, procedure FROM incidents "
+        "SELECT hazard, severity, camera_count, active_alerts, score_max, version, procedure, state FROM incidents "
         "WHERE id = ?",
         (incident_id,),
     )
     assert row is not None
-    hazard, old_severity, old_cameras, old_active, old_score, version, old_procedure = row
+    hazard, old_severity, old_cameras, old_active, old_score, version, old_procedure, state = row
     members = tx.execute(
         "SELECT edge_id, camera_id, active, boxes, score, last_at, lat, lon, bearing_deg, fov_deg "
         "FROM incident_alerts WHERE incident_id = ?",
@@ -412,7 +412,7 @@ def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bu
     kept = json.loads(old_procedure) if old_procedure else None
     if procedure and kept and kept.get("id") == procedure["id"]:
         procedure = kept  # the text the officer saw and ticked stays, even if the config changed since
-    closed = tx.scalar("SELECT state FROM incidents WHERE id = ?", (incident_id,)) in ("resolved", "false_alarm")
+    closed = state in ("resolved", "false_alarm")  # a closed incident's version stays: no repeated Cancels
     bump = (
         not already_bumped
         and not closed
