@@ -76,6 +76,7 @@ VALID = {
         "size": 1000,
     },
     "model_status": {"hazard": "smoke", "state": "active", "model_name": "m", "model_version": "2"},
+    "learn_normal": {"command_id": "c-3", "camera_id": "c1", "hazard": "smoke", "alert_id": "a-1", "box": BOX},
 }
 
 
@@ -105,6 +106,7 @@ def message(kind: str) -> dict:
 
 
 def test_every_baseline_is_valid_for_both():
+    assert set(VALID) == set(SCHEMA["discriminator"]["mapping"]), "add a valid baseline for every message kind"
     for kind in VALID:
         assert schema_verdict(message(kind)), kind
         assert code_verdict(message(kind)) == (True, ""), kind
