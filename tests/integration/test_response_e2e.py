@@ -123,6 +123,24 @@ def test_resolved_fire_that_keeps_burning_comes_back_and_false_alarm_stays_quiet
             print(f"lift -> fire back on the page: {time.monotonic() - lifted_at:.1f} s")
             (third,) = open_fire(central)
             assert third["previous_id"] == second["id"]
+
+            # 4. a suppression is time-bound: 12 s of quiet (API), then the still-burning fire comes back
+            status, _ = central.request("POST", f"/api/v1/incidents/{third['id']}/false-alarm",
+                                        {"note": "checking with the brigade", "suppress_s": 12})
+            assert status == 200
+            (sup,) = central.get("/api/v1/suppressions")["items"]
+            expires = time.monotonic() + 12
+            time.sleep(6)
+            assert open_fire(central) == []  # still inside the suppression
+            page.locator("li.incident[data-state='open'] .again").wait_for(timeout=(12 + PATROL_S + SLACK_S) * 1000)
+            print(f"suppression expired -> fire back on the page {time.monotonic() - expires:.1f} s later")
+            assert time.monotonic() - expires <= PATROL_S + SLACK_S
+            (fourth,) = open_fire(central)
+            assert fourth["previous_id"] == third["id"]
+            opened = central.get(f"/api/v1/incidents/{fourth['id']}")["timeline"][0]
+            assert opened["detail"]["reason"] == "still_seen_after_false_alarm"
+            assert central.get(f"/api/v1/suppressions?incident_id={third['id']}&include_ended=true")["items"][0][
+                "quiet_count"] >= 1 and sup["incident_id"] == third["id"]
             assert errors == [], errors
         finally:
             browser.close()
