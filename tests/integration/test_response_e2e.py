@@ -144,3 +144,67 @@ def test_resolved_fire_that_keeps_burning_comes_back_and_false_alarm_stays_quiet
             assert errors == [], errors
         finally:
             browser.close()
+
+
+def test_a_clearly_larger_detection_breaks_through_a_false_alarm(
+    tmp_path: Path, mosquitto, rtsp_server_factory, shared_data: Path
+) -> None:
+    """A small red patch on a real HPWREN frame is marked a false alarm in the browser and stays quiet;
+    the patch grows to nine times its area (the camera, the stream and the edge unchanged): the larger
+    detection breaks through the suppression as a new incident linked to the false alarm."""
+    if (reason := browser_unavailable_reason()) is not None:
+        pytest.skip(reason)
+    import cv2
+    from playwright.sync_api import sync_playwright
+    from support.media import frames_to_clip
+    from support.toy_models import paint_patch
+
+    still = cv2.imread(str(sorted((shared_data / "smoke-hpwren/unlabeled_hpwren").glob("*.jp*g"))[0]))
+    small = frames_to_clip([paint_patch(still, (0.45, 0.45, 0.52, 0.55))], tmp_path / "small.mp4", hold=100)
+    large = frames_to_clip([paint_patch(still, (0.38, 0.35, 0.59, 0.65))], tmp_path / "large.mp4", hold=100)
+    server = rtsp_server_factory({"/ridge": small})
+    port = server.port
+    manifest = red_patch_manifest(tmp_path / "model", name="red-patch", hazard="fire")
+    cams = [{"id": "cam-ridge", "source": server.url("/ridge"), "hazards": {"fire": {}}}]
+    edge_cfg = write_edge_config(
+        tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest,
+        confirm={"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 300, "still_seen_s": PATROL_S - 1},
+        patrol={"intervals_s": {"fire": PATROL_S}, "burst_interval_s": 1, "offline_after_s": 30, "open_timeout_s": 5,
+                "read_timeout_s": 5, "backoff": {"initial_s": 0.5, "max_s": 2, "jitter": 0.1}},
+    )
+    central_cfg = write_central_config(tmp_path / "central.yaml", broker_port=mosquitto.port,
+                                       database_url=f"sqlite:///{tmp_path}/central.db",
+                                       severity_rules={"time_windows": []})
+    errors: list[str] = []
+    with CentralProcess(central_cfg, tmp_path / "central.log") as central, \
+            EdgeProcess(edge_cfg, tmp_path / "edge.log"), sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = signed_in_page(browser, central.url, OPERATOR, errors)
+            first = wait_until(lambda: (o := open_fire(central)) and o[0], 90, "the small patch's incident")
+            page.click(f"li.incident[data-id='{first['id']}']")
+            page.fill("#detail textarea.note", "red signboard, not a fire")
+            page.select_option("#detail select.suppress", str(3600))
+            page.click("#detail button[data-action='false_alarm']")
+            page.click("#detail .close-confirm button[data-confirm='false_alarm']")
+            page.wait_for_selector("#detail .sup-list li.active")
+            wait_until(lambda: central.get("/api/v1/suppressions")["items"][0]["quiet_count"] >= 2,
+                       3 * PATROL_S + SLACK_S, "two looks kept quiet")
+            assert open_fire(central) == []
+
+            server.stop()
+            rtsp_server_factory({"/ridge": large}, port=port)
+            grown_at = time.monotonic()
+            page.locator("li.incident[data-state='open'] .again").wait_for(timeout=(2 * PATROL_S + SLACK_S) * 1000)
+            print(f"patch grown 9x -> breaks through on the page: {time.monotonic() - grown_at:.1f} s")
+            (second,) = open_fire(central)
+            assert second["previous_id"] == first["id"]
+            opened = central.get(f"/api/v1/incidents/{second['id']}")["timeline"][0]
+            assert opened["detail"]["reason"] == "stronger_than_false_alarm"
+            (sup,) = central.get(f"/api/v1/suppressions?incident_id={first['id']}&include_ended=true")["items"]
+            assert not sup["active"] and sup["ended_by"] == "system"
+            page.click(f"li.incident[data-id='{second['id']}']")
+            page.wait_for_selector("#detail .again-line[data-reason='stronger_than_false_alarm']")
+            assert errors == [], errors
+        finally:
+            browser.close()
