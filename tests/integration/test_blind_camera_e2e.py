@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
 from support.central_proc import OPERATOR, CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, wait_until, write_edge_config
+from support.edge_proc import EdgeProcess, patrol, wait_until, write_edge_config
 from support.media import _run_ffmpeg, _x264_args
 from support.toy_models import red_patch_manifest
 
@@ -44,8 +44,7 @@ def test_board_over_the_lens_is_shown_as_covered_within_a_minute(
     cams = [{"id": "cam-road", "source": server.url("/road"), "hazards": {"fire": {}}}]
     edge_cfg = write_edge_config(
         tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest,
-        patrol={"intervals_s": {"fire": PATROL_S}, "burst_interval_s": 2, "offline_after_s": 60, "open_timeout_s": 8,
-                "read_timeout_s": 8, "backoff": {"initial_s": 0.5, "max_s": 2, "jitter": 0.1}},
+        patrol=patrol(PATROL_S, offline_after_s=60, timeout_s=8),
     )  # diagnosis at its defaults: 3 looks of warm-up, raised after 2 looks
     central_cfg = write_central_config(tmp_path / "central.yaml", broker_port=mosquitto.port,
                                        database_url=f"sqlite:///{tmp_path}/central.db")

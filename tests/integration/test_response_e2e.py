@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
 from support.central_proc import OPERATOR, CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, wait_until, write_edge_config
+from support.edge_proc import EdgeProcess, patrol, wait_until, write_edge_config
 from support.media import prepare_clip
 from support.toy_models import red_patch_manifest
 
@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow, pytest.mark.rtsp, pytest.mark.
 
 PATROL_S = 5.0  # the fire camera's patrol interval: "comes back within one patrol interval"
 SLACK_S = 3.0  # MQTT, central's 0.3 s store poll, the event stream and the page, on a shared 2-core box
+CONFIRM = {"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 300, "still_seen_s": PATROL_S - 1}
 
 
 def open_fire(central: CentralProcess) -> list[dict]:
@@ -44,9 +45,7 @@ def test_resolved_fire_that_keeps_burning_comes_back_and_false_alarm_stays_quiet
              "location": {"lat": 22.5, "lon": 114.0}, "bearing_deg": 90, "fov_deg": 60}]
     edge_cfg = write_edge_config(
         tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest,
-        confirm={"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 300, "still_seen_s": PATROL_S - 1},
-        patrol={"intervals_s": {"fire": PATROL_S}, "burst_interval_s": 1, "offline_after_s": 20, "open_timeout_s": 5,
-                "read_timeout_s": 5, "backoff": {"initial_s": 0.5, "max_s": 2, "jitter": 0.1}},
+        confirm=CONFIRM, patrol=patrol(PATROL_S),
     )
     central_cfg = write_central_config(tmp_path / "central.yaml", broker_port=mosquitto.port,
                                        database_url=f"sqlite:///{tmp_path}/central.db",
@@ -168,9 +167,7 @@ def test_a_clearly_larger_detection_breaks_through_a_false_alarm(
     cams = [{"id": "cam-ridge", "source": server.url("/ridge"), "hazards": {"fire": {}}}]
     edge_cfg = write_edge_config(
         tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=manifest,
-        confirm={"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 300, "still_seen_s": PATROL_S - 1},
-        patrol={"intervals_s": {"fire": PATROL_S}, "burst_interval_s": 1, "offline_after_s": 30, "open_timeout_s": 5,
-                "read_timeout_s": 5, "backoff": {"initial_s": 0.5, "max_s": 2, "jitter": 0.1}},
+        confirm=CONFIRM, patrol=patrol(PATROL_S),
     )
     central_cfg = write_central_config(tmp_path / "central.yaml", broker_port=mosquitto.port,
                                        database_url=f"sqlite:///{tmp_path}/central.db",

@@ -205,3 +205,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             last_exc = exc
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_exc})")
+
+
+def patrol(interval_s: float, hazard: str = "fire", offline_after_s: float = 30, timeout_s: float = 5) -> dict:
+    """A `patrol` section with one revisit interval, for tests that measure "within one patrol interval"."""
+    return {
+        "intervals_s": {hazard: interval_s},
+        "burst_interval_s": 1,
+        "offline_after_s": offline_after_s,
+        "open_timeout_s": timeout_s,
+        "read_timeout_s": timeout_s,
+        "backoff": {"initial_s": 0.5, "max_s": 2, "jitter": 0.1},
+    }
