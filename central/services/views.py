@@ -226,10 +226,13 @@ BLIND_DIAGNOSES = ("black", "overexposed", "blank", "covered", "blurred", "view_
 
 
 def blind_because(state: str, diagnoses: dict[str, float]) -> list[str]:
-    """Why a camera cannot see: its blinding diagnoses, or `offline`; empty when it can."""
+    """Why a camera cannot see: its blinding diagnoses, `offline`, or `degraded` for a degraded camera
+    without a blinding diagnosis (failing to deliver frames, or an edge that does not diagnose):
+    counted as blind, because its silence must not read as "no hazard". Empty when it can see."""
     if state == "offline":
         return ["offline"]
-    return [d for d in BLIND_DIAGNOSES if d in diagnoses]
+    found = [d for d in BLIND_DIAGNOSES if d in diagnoses]
+    return found or (["degraded"] if state == "degraded" else [])
 
 
 def edges(tx: Tx) -> list[dict[str, Any]]:

@@ -363,6 +363,9 @@ def test_camera_going_offline_turns_its_marker(env: Env) -> None:
     row = page.locator("#cameras-table tr[data-key='e1/north']")
     row.wait_for()
     assert row.get_attribute("data-state") == "offline" and "no frame" in row.inner_text()
+    # issue 16.6: which cameras cannot see, and why: offline, and degraded without a known diagnosis
+    blind = page.inner_text("#blind-summary")
+    assert "North (offline)" in blind and "River (degraded)" in blind and "Ridge" not in blind
     assert page.locator("#edges-table tr[data-edge='e1'] .model").count() == 2
     env.shot(page, "health")
     no_errors(page)

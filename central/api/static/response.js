@@ -169,12 +169,12 @@ export function closeConfirm(v, action, { onConfirm, onCancel }) {
 export function whyText(c) {
   const blind = c.blind || [];
   if (blind.length) {
-    return blind.map((d) => (d === "offline" ? t("diag.offline")
+    return blind.map((d) => (d === "offline" || d === "degraded" ? t(`diag.${d}`)
       : `${t(`diag.${d}`)}${c.diagnoses && c.diagnoses[d] !== undefined ? ` (${Number(c.diagnoses[d]).toFixed(2)})` : ""}`)).join("; ");
   }
   const info = Object.keys(c.diagnoses || {}).filter((d) => d === "night_ir" || d === "fog");
   if (info.length) return info.map((d) => t(`diag.${d}`)).join("; ");
-  return c.state === "degraded" ? t("blind.failing") : "";
+  return "";
 }
 
 export function isBlind(c) {
