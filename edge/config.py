@@ -328,7 +328,7 @@ class ReferenceConfig(Strict):
     """Each camera learns its normal for models that can use it (manifest `reference`; edge/reference/).
 
     Memory: 3 float32 arrays of the model's embedding per camera, hazard and light mode (day, IR):
-    about 230 KB per mode for the shipped smoke model, so at most about 460 KB per camera.
+    about 346 KB per mode for the shipped smoke model (28,800 floats), so at most about 0.66 MiB per camera.
     """
 
     enabled: bool = Field(default=True, description="False: every camera runs the cold-start model only")

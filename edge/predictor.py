@@ -16,7 +16,7 @@ from hazardwatch.edge.confirm.lifecycle import AlertLifecycle, LifecycleEvent
 from hazardwatch.edge.confirm.vote import SlidingVote
 from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
-from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, boxes_to_cells
+from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, embedding_mask
 
 from hazardwatch.contract import AlertState, Hazard
 
@@ -82,9 +82,10 @@ class _AlertLook:
     model_key: str
     embedding: np.ndarray
     boxes: tuple[Detection, ...]
+    scales: tuple[tuple[int, tuple[int, int]], ...]  # the embedding's layout (manifest reference.scales)
 
 
-MAX_ALERT_LOOKS = 64  # bounded: about 80 KB each for the shipped smoke model
+MAX_ALERT_LOOKS = 32  # bounded: about 115 KB each for the shipped smoke model (3.7 MB)
 
 
 def model_key(detector: Detector) -> str:
@@ -164,8 +165,16 @@ class Predictor:
         assert result.embedding is not None
         for event in out.events:
             if event.hazard == hazard and event.state != AlertState.END:
+                spec = detector.reference  # type: ignore[attr-defined]
                 self._alert_looks[event.alert_id] = _AlertLook(
-                    req.camera_id, hazard, req.mode, req.view, key, result.embedding.copy(), event.boxes
+                    req.camera_id,
+                    hazard,
+                    req.mode,
+                    req.view,
+                    key,
+                    result.embedding.copy(),
+                    event.boxes,
+                    tuple((sc.dim, sc.grid) for sc in spec.scales),
                 )
                 self._alert_looks.move_to_end(event.alert_id)
                 while len(self._alert_looks) > MAX_ALERT_LOOKS:
@@ -189,9 +198,8 @@ class Predictor:
         look = self._alert_looks.get(alert_id)
         if look is None:
             return False
-        grid = look.embedding.shape[1:]
         boxes = (box,) if box is not None else look.boxes
-        cells = boxes_to_cells(boxes, grid)
+        cells = embedding_mask(boxes, look.scales)
         if not cells.any():
             return False
         self.references.absorb(

@@ -69,22 +69,38 @@ class OutputSpec(_Strict):
         return self
 
 
+class ReferenceScale(_Strict):
+    """One scale of the per-cell embedding: `dim` channels on a `grid` of cells."""
+
+    dim: int = Field(gt=0, le=512, description="Embedding channels per cell")
+    grid: tuple[int, int] = Field(description="Cells (rows, columns)")
+
+    @property
+    def size(self) -> int:
+        return self.dim * self.grid[0] * self.grid[1]
+
+
 class ReferenceSpec(_Strict):
     """A model that compares each look with the camera's own learnt normal (docs/models.md, edge/reference/).
 
-    The graph takes a second input, the camera's per-cell reference statistics (mean, std and max of
-    the embedding over quiet looks, concatenated to [N, 3*dim, Gh, Gw]), and gives two more outputs:
-    the look's embedding [N, dim, Gh, Gw], which the edge learns the reference from, and the adapted
-    per-cell logits [N, 1, Gh, Gw]. The main output stays the cold-start score map, used until a
-    camera's reference is ready.
+    The graph gives the look's embedding, every scale's [dim, rows, cols] cells flattened and
+    concatenated in `scales` order ([N, E]); the edge learns the camera's per-element mean, std and
+    max of it over quiet looks and feeds them back as the second input ([N, 3E]: means, stds, maxima).
+    The `adapted` output is the per-cell logit map against that reference ([N, 1, rows, cols] of
+    `grid`). The main output stays the cold-start score map, used until a camera's reference is ready.
     """
 
     input: str = Field(default="reference", description="Graph input of the reference statistics")
-    embedding_output: str = Field(default="embedding", description="Graph output of the per-cell embedding")
+    embedding_output: str = Field(default="embedding", description="Graph output of the flattened embedding")
     adapted_output: str = Field(default="adapted", description="Graph output of the logits against the reference")
-    dim: int = Field(gt=0, le=512, description="Embedding channels per cell")
-    grid: tuple[int, int] = Field(description="Cells (rows, columns) of the embedding and score maps")
+    scales: list[ReferenceScale] = Field(min_length=1, max_length=4)
+    grid: tuple[int, int] = Field(description="Cells (rows, columns) of the adapted score map")
     threshold: float = Field(gt=0, lt=1, description="Operating threshold on the adapted score")
+
+    @property
+    def size(self) -> int:
+        """E: the embedding's length."""
+        return sum(s.size for s in self.scales)
 
 
 class DataSource(_Strict):

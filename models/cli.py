@@ -228,7 +228,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr_ref.add_argument("hazard", choices=("smoke",))
     tr_ref.add_argument("--data", nargs="+", action="extend", required=True, help="data folder(s)")
     tr_ref.add_argument("--out", required=True, help="the model folder holding the cold-start int8 model")
-    tr_ref.add_argument("--epochs", type=int, default=4, help="passes over the reference pairs")
+    tr_ref.add_argument("--epochs", type=int, default=6, help="passes over the reference pairs")
     tr_ref.add_argument("--version", required=True, help="version of the model with the reference head")
     tr_ref.add_argument("--work", default="var/models", help="checkpoints and the validation camera layout")
     tr_ref.add_argument("--exclude", action="append", default=[], help="reviewed list of frames to leave out")

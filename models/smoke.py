@@ -63,28 +63,35 @@ class SmokeNet(nn.Module):
         return self.head(self.stem.forward_until(x, SPLIT_BLOCK))
 
 
-def cell_targets(box: tuple[float, float, float, float] | None, positive: bool) -> np.ndarray:
-    """Per-cell target: 1 smoke, 0 clear, -1 ignored (box edge cells and their neighbours)."""
-    t = np.zeros((GRID_H, GRID_W), np.float32)
+def cell_targets(
+    box: tuple[float, float, float, float] | None,
+    positive: bool,
+    grid: tuple[int, int] = (GRID_H, GRID_W),
+) -> np.ndarray:
+    """Per-cell target on `grid` (default: this head's): 1 smoke, 0 clear, -1 ignored (box edge cells
+    and their neighbours)."""
+    grid_h, grid_w = grid
+    cell = WIDTH // grid_w
+    t = np.zeros((grid_h, grid_w), np.float32)
     if not positive:
         return t
     if box is None:
-        return np.full((GRID_H, GRID_W), -1.0, np.float32)
+        return np.full((grid_h, grid_w), -1.0, np.float32)
     x1, y1, x2, y2 = box[0] * WIDTH, box[1] * HEIGHT, box[2] * WIDTH, box[3] * HEIGHT
     box_area = max(1.0, (x2 - x1) * (y2 - y1))
     touched = np.zeros_like(t, bool)
-    for i in range(GRID_H):
-        for j in range(GRID_W):
-            ix = max(0.0, min(x2, (j + 1) * CELL) - max(x1, j * CELL))
-            iy = max(0.0, min(y2, (i + 1) * CELL) - max(y1, i * CELL))
+    for i in range(grid_h):
+        for j in range(grid_w):
+            ix = max(0.0, min(x2, (j + 1) * cell) - max(x1, j * cell))
+            iy = max(0.0, min(y2, (i + 1) * cell) - max(y1, i * cell))
             inter = ix * iy
             if inter > 0:
                 touched[i, j] = True
-            if inter >= min(0.3 * CELL * CELL, 0.5 * box_area):
+            if inter >= min(0.3 * cell * cell, 0.5 * box_area):
                 t[i, j] = 1.0
     if not (t > 0).any():  # tiny box: its centre cell
-        ci = min(GRID_H - 1, int((y1 + y2) / 2 // CELL))
-        cj = min(GRID_W - 1, int((x1 + x2) / 2 // CELL))
+        ci = min(grid_h - 1, int((y1 + y2) / 2 // cell))
+        cj = min(grid_w - 1, int((x1 + x2) / 2 // cell))
         t[ci, cj] = 1.0
     near = cv2.dilate((t > 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | touched
     t[near & (t == 0)] = -1.0

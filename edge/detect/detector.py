@@ -55,8 +55,8 @@ class ImageResult:
 
     score: float
     detections: list[Detection] = field(default_factory=list)
-    # Models that learn each camera's normal (manifest `reference`): the look's per-cell embedding
-    # [D, Gh, Gw], and whether the camera's reference scored this look (False: the cold-start path).
+    # Models that learn each camera's normal (manifest `reference`): the look's flattened per-cell
+    # embedding [E], and whether the camera's reference scored this look (False: the cold-start path).
     embedding: np.ndarray | None = field(default=None, repr=False)
     with_reference: bool = False
 
@@ -67,7 +67,7 @@ class LookContext:
 
     Stateless models only need `region`; a detector that keeps per-camera state (the fallen-tree
     scene-change detector) keys it by `camera_id`. `reference` is the camera's learnt normal for a
-    model with a manifest `reference` section ([3*D, Gh, Gw] statistics), None while it runs cold.
+    model with a manifest `reference` section ([3E] statistics), None while it runs cold.
     """
 
     camera_id: str

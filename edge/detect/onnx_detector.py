@@ -115,7 +115,7 @@ class OnnxDetector:
         ref = self.reference
         if ref is not None:
             emb, adapted = extra
-            want_emb, want_adapted = [1, ref.dim, *ref.grid], [1, 1, *ref.grid]
+            want_emb, want_adapted = [1, ref.size], [1, 1, *ref.grid]
             if list(emb.shape) != want_emb or list(adapted.shape) != want_adapted:
                 self._fail(
                     f"reference outputs {list(emb.shape)} and {list(adapted.shape)} do not match the manifest's "
@@ -147,7 +147,7 @@ class OnnxDetector:
         feeds = {self._input.name: x}
         ref = self.reference
         if ref is not None:  # cameras still running cold get zeros; their adapted output is not used
-            stats = np.zeros((len(x), 3 * ref.dim, *ref.grid), np.float32)
+            stats = np.zeros((len(x), 3 * ref.size), np.float32)
             for k, r in enumerate(references):
                 if r is not None:
                     stats[k] = r

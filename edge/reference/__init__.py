@@ -1,7 +1,7 @@
 """Each camera's learnt normal: per-cell reference statistics that reference-aware models compare a look with."""
 
 from hazardwatch.edge.reference.bank import CameraReferences, ReferenceBank, ReferencePolicy, ReferenceState
-from hazardwatch.edge.reference.cells import CellReference, boxes_to_cells
+from hazardwatch.edge.reference.cells import CellReference, boxes_to_cells, embedding_mask
 
 __all__ = [
     "CameraReferences",
@@ -10,4 +10,5 @@ __all__ = [
     "ReferencePolicy",
     "ReferenceState",
     "boxes_to_cells",
+    "embedding_mask",
 ]

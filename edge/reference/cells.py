@@ -24,7 +24,7 @@ STATS = ("mean", "std", "max")
 
 @dataclass
 class CellReference:
-    """Per-cell statistics of a [D, H, W] embedding over quiet looks; float32, 3 arrays of D*H*W."""
+    """Per-element statistics of an embedding over quiet looks; float32, 3 arrays of its size."""
 
     mean: np.ndarray
     m2: np.ndarray  # sum of squared deviations while learning; the variance once ready
@@ -37,13 +37,13 @@ class CellReference:
     _last_learnt_at: float | None = field(default=None, repr=False)
 
     @classmethod
-    def empty(cls, shape: tuple[int, int, int], at: float) -> CellReference:
+    def empty(cls, shape: tuple[int, ...], at: float) -> CellReference:
         z = np.zeros(shape, np.float32)
         return cls(mean=z.copy(), m2=z.copy(), max=np.full(shape, -np.inf, np.float32), created_at=at, updated_at=at)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.mean.shape)  # type: ignore[return-value]
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.mean.shape)
 
     @property
     def nbytes(self) -> int:
@@ -83,9 +83,10 @@ class CellReference:
         return np.inf if self._last_learnt_at is None else at - self._last_learnt_at
 
     def absorb(self, emb: np.ndarray, cells: np.ndarray, at: float, min_looks: int) -> None:
-        """An operator said these cells (bool [H, W]) were normal: widen the range there to cover them."""
+        """An operator said these elements (a bool mask broadcastable to the embedding) were normal:
+        widen the range there to cover them."""
         emb = emb.astype(np.float32, copy=False)
-        sel = np.broadcast_to(cells[None], emb.shape)
+        sel = np.broadcast_to(cells, emb.shape)
         var = self.variance(min_looks)
         widened = np.maximum(var, (emb - self.mean) ** 2)
         if self.is_ready(min_looks):
@@ -97,7 +98,7 @@ class CellReference:
         self.updated_at = at
 
     def stats(self, min_looks: int) -> np.ndarray:
-        """[3D, H, W] float32: mean, std, max, the layout of the model's `reference` input."""
+        """mean, std and max concatenated on the first axis: the layout of the model's `reference` input."""
         std = np.sqrt(np.maximum(self.variance(min_looks), 0.0))
         top = np.where(np.isfinite(self.max), self.max, self.mean)
         return np.concatenate([self.mean, std, top]).astype(np.float32)
@@ -112,7 +113,7 @@ class CellReference:
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> CellReference:
         meta = arrays[f"{prefix}meta"]
         mean, m2, top = (np.asarray(arrays[f"{prefix}{k}"], np.float32) for k in ("mean", "m2", "max"))
-        if not (mean.shape == m2.shape == top.shape) or mean.ndim != 3 or meta.shape != (5,):
+        if not (mean.shape == m2.shape == top.shape) or meta.shape != (5,):
             raise ValueError(f"reference {prefix!r}: inconsistent array shapes")
         return cls(
             mean=mean.copy(),
@@ -135,3 +136,10 @@ def boxes_to_cells(boxes: Sequence[Detection], grid: tuple[int, int]) -> np.ndar
         c1, c2 = int(np.floor(b.x1 * w)), int(np.ceil(b.x2 * w))
         cells[max(0, r1) : min(h, max(r2, r1 + 1)), max(0, c1) : min(w, max(c2, c1 + 1))] = True
     return cells
+
+
+def embedding_mask(boxes: Sequence[Detection], scales: Sequence[tuple[int, tuple[int, int]]]) -> np.ndarray:
+    """Bool [E] over a flattened multi-scale embedding ((dim, (rows, cols)) per scale, in order): the
+    elements of every cell any box overlaps, at every scale."""
+    parts = [np.broadcast_to(boxes_to_cells(boxes, grid)[None], (dim, *grid)).ravel() for dim, grid in scales]
+    return np.concatenate(parts)

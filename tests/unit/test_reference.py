@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hazardwatch.edge.detect import Detection
-from hazardwatch.edge.reference import CellReference, ReferenceBank, ReferencePolicy, boxes_to_cells
+from hazardwatch.edge.reference import (
+    CellReference,
+    ReferenceBank,
+    ReferencePolicy,
+    boxes_to_cells,
+    embedding_mask,
+)
 from hazardwatch.edge.reference.store import ReferenceStore
 
 from hazardwatch.contract import Hazard
@@ -64,6 +70,13 @@ def test_absorb_widens_only_the_taught_cells() -> None:
     assert np.all(after[8:16, 1, 2] > before[8:16, 1, 2])  # and the spread widened there
     untouched = ~cells
     np.testing.assert_array_equal(after[:, untouched], before[:, untouched])
+
+
+def test_embedding_mask_covers_the_box_at_every_scale() -> None:
+    mask = embedding_mask([Detection(0.0, 0.0, 0.5, 0.5, 0.9)], [(2, (2, 2)), (1, (4, 4))])
+    coarse, fine = mask[:8].reshape(2, 2, 2), mask[8:].reshape(4, 4)
+    assert coarse[:, 0, 0].all() and coarse.sum() == 2
+    assert fine[:2, :2].all() and fine.sum() == 4
 
 
 def test_boxes_to_cells_covers_every_overlapped_cell() -> None:
@@ -122,7 +135,7 @@ def test_a_new_view_or_a_new_model_starts_again() -> None:
 
 def test_memory_per_camera_is_bounded_for_the_shipped_smoke_embedding() -> None:
     bank = _bank(min_looks=2, interval=0.0)
-    emb = np.ones((64, 15, 20), np.float32)
+    emb = np.ones(32 * 15 * 20 + 16 * 30 * 40, np.float32)  # smoke: stride 32 and stride 16 cells, flattened
     for mode in ("day", "ir"):
         for t in range(50):
             bank.learn("c1", SMOKE, mode, "m@1", 0, emb, float(t))
