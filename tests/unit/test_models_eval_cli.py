@@ -79,3 +79,19 @@ def test_train_refuses_a_bad_exclusion_list_before_any_work(tmp_path):
     run = subprocess.run([*base, "waterlogging", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.returncode == 2 and "smoke only" in run.stderr, run.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("how", ["missing positives", "both modes", "neither mode"])
+def test_eval_refuses_folders_that_do_not_exist_and_mixed_modes(tmp_path, how):
+    pos, neg = _folders(tmp_path)
+    args = {
+        "missing positives": ["--positives", str(tmp_path / "nope"), "--negatives", str(neg)],
+        "both modes": ["--positives", str(pos), "--negatives", str(neg), "--cameras", str(tmp_path)],
+        "neither mode": [],
+    }[how]
+    out = subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "models", "eval", "fire", *args, "--model", str(DEMO), "--json"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert ("no such folder" in out.stderr) if how == "missing positives" else ("--cameras ROOT" in out.stderr)
