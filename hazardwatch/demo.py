@@ -120,10 +120,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def shipped_models() -> dict[str, Path]:
+DEMO_FOLDER = "demo"  # hand-built graphs for the rendered scenes, never for a user's footage
+
+
+def shipped_models(demo_only: bool = False) -> dict[str, Path]:
     """Hazard -> manifest of the models shipped in hazardwatch.models that load: ONNX ones only (the
     scene-change fallen-tree detector needs minutes of persistence), not those disabled by default
-    (too many false alarms on scenes unlike their data), int8 preferred where both exist."""
+    (too many false alarms on scenes unlike their data), int8 preferred where both exist.
+
+    `demo_only`: the hand-built demo graphs instead (the red-patch "fire" model scores anything red or
+    orange, so an orange lorry on real footage would be a fire): they run on the rendered scenes only."""
     from importlib import resources
 
     from hazardwatch.manifest import ManifestError, verify_model_file
@@ -131,6 +137,8 @@ def shipped_models() -> dict[str, Path]:
     root = Path(str(resources.files("hazardwatch.models")))
     found: dict[str, tuple[bool, Path]] = {}
     for manifest in sorted(root.glob("*/*.json")):
+        if (manifest.parent.name == DEMO_FOLDER) != demo_only:
+            continue
         try:
             spec, _ = verify_model_file(manifest)
         except (ManifestError, OSError, ValueError):
@@ -451,7 +459,9 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
             raise DemoError(f"port {port} is in use: stop the program using it or pass another --port")
         port = 0  # the default port is taken: let the OS choose, the URL below says which
 
-    models = shipped_models()
+    # The user's footage runs the real models; the rendered scenes show flames, which the demo's
+    # hand-built fire graph detects.
+    models = shipped_models(demo_only=not args.source)
     if not models:
         raise DemoError("no shipped model could be loaded: reinstall with `pip install -e '.[edge]'`")
     if args.source:
@@ -459,7 +469,6 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
     else:
         print("rendering the demo scenes ...", file=out, flush=True)
         cameras = scene_cameras(demo.workdir)
-    # The rendered scenes show flames: the fire model is what detects on them.
     scene_hazards = [h for h in ("fire",) if h in models] or list(models)
 
     if args.broker:

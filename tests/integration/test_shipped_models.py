@@ -97,3 +97,12 @@ def test_waterlogging_ships_disabled_by_default():
     m = read_manifest(MODELS / "waterlogging-nc12" / "waterlogging-nc12-int8.json")
     assert m.enabled_by_default is False and "DISABLED BY DEFAULT" in m.notes
     assert "waterlogging" not in shipped_models() and "smoke" in shipped_models()
+
+
+def test_demo_graphs_never_run_on_a_users_footage():
+    """The red-patch "fire" graph scores anything red or orange: `demo --source` must not run it."""
+    from hazardwatch.demo import shipped_models
+
+    real, demo = shipped_models(), shipped_models(demo_only=True)
+    assert "fire" not in real and all(p.parent.name != "demo" for p in real.values())
+    assert demo == {"fire": MODELS / "demo" / "red-patch.json"}
