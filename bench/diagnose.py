@@ -40,11 +40,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from support import degrade as D  # noqa: E402
+from support.media import shared_data_dir  # noqa: E402
+
 from hazardwatch.edge.config import DiagnoseConfig  # noqa: E402
 from hazardwatch.edge.diagnose import CameraDiagnoser  # noqa: E402
 from hazardwatch.edge.diagnose.features import analyse  # noqa: E402
-from support import degrade as D  # noqa: E402
-from support.media import shared_data_dir  # noqa: E402
 
 WARMUP = 6
 DEGRADED_LOOKS = 3

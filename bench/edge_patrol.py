@@ -48,14 +48,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from hazardwatch.edge.detect.onnx_detector import OnnxDetector  # noqa: E402
-from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader  # noqa: E402
-from hazardwatch.edge.sources.av_stream import AvStreamSource  # noqa: E402
 from support.edge_proc import EdgeProcess, MqttWatcher, write_edge_config  # noqa: E402
 from support.media import _run_ffmpeg, _x264_args, ffmpeg_binary, prepare_clip, shared_data_dir  # noqa: E402
 from support.mosquitto import MosquittoBroker  # noqa: E402
 from support.rtsp import RtspServer, gst_rtsp_unavailable_reason  # noqa: E402
 from support.toy_models import red_patch_manifest  # noqa: E402
+
+from hazardwatch.edge.detect.onnx_detector import OnnxDetector  # noqa: E402
+from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader  # noqa: E402
+from hazardwatch.edge.sources.av_stream import AvStreamSource  # noqa: E402
 
 CLIPS = {
     "road": Path("media-intel-road/traffic_road/car-detection.mp4"),

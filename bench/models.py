@@ -41,13 +41,13 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
     import tempfile
 
     import onnx
+
     from hazardwatch.edge.config import CameraConfig, ConfirmConfig
     from hazardwatch.edge.detect.onnx_detector import OnnxDetector
     from hazardwatch.edge.predictor import LookRequest, Predictor
     from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
-    from hazardwatch.models.train_reference import cold_graph
-
     from hazardwatch.manifest import sha256_file
+    from hazardwatch.models.train_reference import cold_graph
 
     manifest = json.loads(path.read_text())
     with tempfile.TemporaryDirectory() as tmp:

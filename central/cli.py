@@ -34,7 +34,6 @@ def _export_dataset(args: argparse.Namespace) -> int:
     from hazardwatch.central.service import database_url
     from hazardwatch.central.services.export import export_dataset
     from hazardwatch.central.store import Database
-
     from hazardwatch.configfile import load_config
 
     cfg = load_config(args.config, CentralConfig)
@@ -52,11 +51,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     import sys
 
     import yaml
+
     from hazardwatch.central.config import CentralConfig
     from hazardwatch.central.service import database_url
     from hazardwatch.central.services.calibration import calibrate
     from hazardwatch.central.store import Database
-
     from hazardwatch.configfile import load_config
 
     cfg = load_config(args.config, CentralConfig)

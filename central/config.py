@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from hazardwatch.central.ingest.clock import ClockConfig
-from hazardwatch.central.response_config import ConfidenceConfig, FalseAlarmConfig, ResponseConfig, SeverityRules
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from hazardwatch.central.ingest.clock import ClockConfig
+from hazardwatch.central.response_config import ConfidenceConfig, FalseAlarmConfig, ResponseConfig, SeverityRules
 from hazardwatch.contract import Hazard, RiskLevel
 from hazardwatch.contract.messages import Id
 

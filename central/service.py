@@ -15,6 +15,7 @@ import logging
 import time
 
 from aiohttp import web
+
 from hazardwatch.central.api.app import ApiContext, EventHub, make_app
 from hazardwatch.central.api.auth import RateLimiter, TokenBook
 from hazardwatch.central.config import CentralConfig

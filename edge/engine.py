@@ -18,6 +18,22 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from hazardwatch.contract import (
+    Alert,
+    Box,
+    CameraStatus,
+    Hazard,
+    Heartbeat,
+    LearnNormalCommand,
+    ModelStatus,
+    RiskLevel,
+    RolloutCommand,
+    SetRiskCommand,
+    Topics,
+    parse_message,
+)
+from hazardwatch.contract.messages import ContractError
 from hazardwatch.edge.config import CameraConfig, EdgeConfig
 from hazardwatch.edge.detect import Detection, Detector
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
@@ -35,22 +51,6 @@ from hazardwatch.edge.reference.store import ReferenceStore
 from hazardwatch.edge.rollout import CentralClient, RolloutManager
 from hazardwatch.edge.snapshot import downscale, snapshot_b64
 from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader, SourceError, open_source
-
-from hazardwatch.contract import (
-    Alert,
-    Box,
-    CameraStatus,
-    Hazard,
-    Heartbeat,
-    LearnNormalCommand,
-    ModelStatus,
-    RiskLevel,
-    RolloutCommand,
-    SetRiskCommand,
-    Topics,
-    parse_message,
-)
-from hazardwatch.contract.messages import ContractError
 
 log = logging.getLogger(__name__)
 

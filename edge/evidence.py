@@ -32,6 +32,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from hazardwatch.edge.config import EdgeConfig, EvidenceConfig
 from hazardwatch.edge.predictor import AlertEvent
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hazardwatch.edge.diagnose import Diagnosis
-
 from hazardwatch.contract import CameraState
+from hazardwatch.edge.diagnose import Diagnosis
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import cv2
 from aiohttp import web
-from hazardwatch.edge.engine import EdgeEngine
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hazardwatch.edge.engine import EdgeEngine
 
 ENGINE = web.AppKey("engine", EdgeEngine)
 

@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
 from hazardwatch.edge.confirm.lifecycle import AlertLifecycle, LifecycleEvent
 from hazardwatch.edge.confirm.vote import SlidingVote
 from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, embedding_mask
-
-from hazardwatch.contract import AlertState, Hazard
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hazardwatch.edge.config import CentralLinkConfig, EdgeConfig, RolloutConfig
-from hazardwatch.edge.detect import Detector, ImageResult, LookContext
-from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 
 from hazardwatch.configfile import resolve_secret
 from hazardwatch.contract import Hazard, ModelStatus, RolloutCommand
+from hazardwatch.edge.config import CentralLinkConfig, EdgeConfig, RolloutConfig
+from hazardwatch.edge.detect import Detector, ImageResult, LookContext
+from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.manifest import ManifestError, ModelManifest, read_manifest, sha256_file
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ import base64
 
 import cv2
 import numpy as np
+
 from hazardwatch.edge.config import SnapshotConfig
 
 

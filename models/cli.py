@@ -111,9 +111,8 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"{model} is a {det.hazard.value} model, not {args.hazard}", file=sys.stderr)  # type: ignore[attr-defined]
         return 2
     if args.cameras:
-        from hazardwatch.models.evaluate_cameras import LayoutError, evaluate_cameras
-
         from hazardwatch.contract import Hazard
+        from hazardwatch.models.evaluate_cameras import LayoutError, evaluate_cameras
 
         try:
             res = evaluate_cameras(det, Hazard(args.hazard), Path(args.cameras))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from hazardwatch.models.data import list_images, read_bgr
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -35,7 +36,6 @@ def load_detector(manifest: Path, threads: int = 2) -> object:
     """The detector the edge would build from this manifest (ONNX or scene-change)."""
     from hazardwatch.edge.detect.onnx_detector import OnnxDetector
     from hazardwatch.edge.detect.scene_change import SceneChangeDetector
-
     from hazardwatch.manifest import read_manifest
 
     if read_manifest(manifest).runtime == "scene_change":

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
 from hazardwatch.edge.detect import LookContext
 from hazardwatch.edge.predictor import LookRequest, Predictor, model_key
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
 from hazardwatch.models.data import list_images, read_bgr
 from hazardwatch.models.evaluate import confusion
-
-from hazardwatch.contract import AlertState, Hazard
 
 PATROL_INTERVAL_S = 30.0  # the spacing of replayed patrol looks (the edge's default smoke interval)
 

@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from hazardwatch.models.backbone import EfficientNetLite0, load_pretrained, to_input
 from hazardwatch.models.data import Sample, list_images
-from torch import nn
 
 log = logging.getLogger(__name__)
 

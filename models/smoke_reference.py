@@ -34,10 +34,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from hazardwatch.models.data import Sample
-from hazardwatch.models.smoke import GRID_H, GRID_W, HEIGHT, WIDTH, cell_targets
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
+
+from hazardwatch.models.data import Sample
+from hazardwatch.models.smoke import GRID_H, GRID_W, HEIGHT, WIDTH, cell_targets
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,9 @@ def fit_projection(cold: onnx.ModelProto, samples: Sequence[Sample], n_frames: i
 
 def embed_all(cold: onnx.ModelProto, proj: Projection, samples: Sequence[Sample]) -> Embedded:
     """Run the cold graph once per frame (and mirror) and keep only the projected embeddings."""
-    from hazardwatch.models.data import fingerprint
     from tqdm import tqdm
+
+    from hazardwatch.models.data import fingerprint
 
     session = _feature_session(cold)
     n = len(samples)

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from hazardwatch.models.data import Sample, read_bgr, read_source_md
-from hazardwatch.models.evaluate import evaluate_paths, pick_threshold
 
 from hazardwatch.manifest import sha256_file
+from hazardwatch.models.data import Sample, read_bgr, read_source_md
+from hazardwatch.models.evaluate import evaluate_paths, pick_threshold
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ def train_smoke(
     version: str = "1.0.0",
 ) -> dict:
     import torch
+
     from hazardwatch.models import smoke
     from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples, split_samples
 
@@ -209,6 +210,7 @@ def train_waterlogging(
     data_dirs: Sequence[Path], out_dir: Path, work_dir: Path, command: str, version: str = "1.0.0"
 ) -> dict:
     import torch
+
     from hazardwatch.models import flood
     from hazardwatch.models.data import fingerprint
 
@@ -268,9 +270,8 @@ def train_waterlogging(
 def build_fallen_tree(data_root: Path, out_dir: Path, command: str, version: str = "1.0.0") -> dict:
     """The scene-change manifest, measured on composited scenes built from the real road clip."""
     from hazardwatch.edge.detect.scene_change import DEFAULTS, SceneChangeDetector
-    from hazardwatch.models.fallen_tree import ROAD_VIDEO, build_scenes, evaluate_scenes
-
     from hazardwatch.manifest import ModelManifest
+    from hazardwatch.models.fallen_tree import ROAD_VIDEO, build_scenes, evaluate_scenes
 
     name = out_dir.name
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+
 from hazardwatch.models.data import Sample
 
 if TYPE_CHECKING:
@@ -140,13 +141,13 @@ def train_smoke_reference(
     epochs: int = 6,
 ) -> dict:
     import torch
+
+    from hazardwatch.contract import Hazard
     from hazardwatch.edge.detect.onnx_detector import OnnxDetector
     from hazardwatch.models import smoke_reference as sr
     from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples, split_samples
     from hazardwatch.models.evaluate_cameras import evaluate_cameras
     from hazardwatch.models.train import training_record
-
-    from hazardwatch.contract import Hazard
 
     torch.set_num_threads(2)
     name = f"{model_dir.name}-int8"

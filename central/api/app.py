@@ -21,6 +21,9 @@ from typing import Any
 
 import yaml
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from hazardwatch.central.api import dashboard
 from hazardwatch.central.api.auth import COOKIE, Principal, RateLimiter, TokenBook
 from hazardwatch.central.config import Area, CentralConfig
@@ -28,9 +31,6 @@ from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.notify import queue as delivery_queue
 from hazardwatch.central.services import incidents, silences, teach, views
 from hazardwatch.central.store import Database
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from hazardwatch.contract import Hazard
 
 log = logging.getLogger(__name__)

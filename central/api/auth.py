@@ -9,7 +9,6 @@ from collections import deque
 from dataclasses import dataclass
 
 from hazardwatch.central.config import AuthConfig
-
 from hazardwatch.configfile import resolve_secret
 
 ROLES = {"edge": -1, "viewer": 0, "operator": 1, "admin": 2}  # edge: evidence upload, model download

@@ -14,6 +14,7 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
 from hazardwatch.central.api.auth import COOKIE
 from hazardwatch.central.config import DashboardConfig
 

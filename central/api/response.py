@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from aiohttp import web
-from hazardwatch.central.services import incidents, procedures, suppressions, views
 from pydantic import BaseModel, ConfigDict, Field
+
+from hazardwatch.central.services import incidents, procedures, suppressions, views
 
 
 def _api() -> Any:

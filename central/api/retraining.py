@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from hazardwatch.central.services import evidence_files, labels, registry
 from pydantic import BaseModel, ConfigDict, Field
+
+from hazardwatch.central.services import evidence_files, labels, registry
 
 EDGE_PATHS = (
     re.compile(r"^/api/v1/edges/[^/]+/evidence/[^/]+$"),

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.ingest.clock import bound_times
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services import health, registry
 from hazardwatch.central.services.incidents import apply_alert
 from hazardwatch.central.store import Database, Tx
-
 from hazardwatch.configfile import resolve_secret
 from hazardwatch.contract import Alert, Availability, CameraStatus, Heartbeat, ModelStatus, parse_message
 from hazardwatch.contract.messages import ContractError

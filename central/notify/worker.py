@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from hazardwatch.central.config import BackoffConfig, ReceiverConfig
 from hazardwatch.central.notify import queue
 from hazardwatch.central.notify.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
@@ -35,8 +37,6 @@ from hazardwatch.central.notify.queue import Delivery
 from hazardwatch.central.notify.webhook import CONTENT_TYPE as JSON_CONTENT_TYPE
 from hazardwatch.central.notify.webhook import render_body, signed_headers
 from hazardwatch.central.store.database import Database
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from hazardwatch.configfile import resolve_secret
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
+
 from hazardwatch.central.services import labels as label_service
 from hazardwatch.central.store import Database, Tx
 

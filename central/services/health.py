@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from hazardwatch.central.store import Tx
-
 from hazardwatch.contract import Availability, CameraStatus, Heartbeat
 
 

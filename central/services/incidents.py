@@ -26,7 +26,6 @@ from hazardwatch.central.incidents.geo import Sighting, estimate_location, sight
 from hazardwatch.central.incidents.suppress import judge
 from hazardwatch.central.services import situation, suppressions
 from hazardwatch.central.store import Tx
-
 from hazardwatch.contract import Alert
 
 SEVERITIES = list(SEVERITY_ORDER)

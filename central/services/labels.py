@@ -22,10 +22,10 @@ import random
 import re
 from typing import Any, Literal
 
-from hazardwatch.central.services import evidence_files, registry
-from hazardwatch.central.store import Tx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hazardwatch.central.services import evidence_files, registry
+from hazardwatch.central.store import Tx
 from hazardwatch.contract import Hazard
 
 FalseAlarmKind = Literal[

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hazardwatch.central.store import Tx
 from pydantic import ValidationError
 
+from hazardwatch.central.store import Tx
 from hazardwatch.contract import ModelStatus, RolloutCommand
 from hazardwatch.manifest import ModelManifest
 

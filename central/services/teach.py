@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 
 from hazardwatch.central.store import Tx
-
 from hazardwatch.contract import Box, Hazard, LearnNormalCommand
 
 

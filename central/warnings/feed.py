@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from xml.etree.ElementTree import Element
 
 import aiohttp
+
 from hazardwatch.central.config import WeatherFeedConfig
 from hazardwatch.central.warnings.cap_parse import ATOM, CapError, is_cap_alert, local_name, namespace, parse_xml
 

@@ -25,7 +25,6 @@ from hazardwatch.central.config import WeatherConfig, WeatherRule
 from hazardwatch.central.store import Tx
 from hazardwatch.central.warnings.areas import CameraKey, CameraPlace, GeocodeEntry, GeocodeTable, cameras_in_area
 from hazardwatch.central.warnings.cap_parse import Area, CapAlert, Info
-
 from hazardwatch.contract import Hazard, RiskLevel
 
 LEVEL_RANK = {RiskLevel.NORMAL: 0, RiskLevel.ELEVATED: 1, RiskLevel.HIGH: 2}

@@ -19,13 +19,13 @@ from xml.etree.ElementTree import Element
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.store import Database
 from hazardwatch.central.warnings import risk
 from hazardwatch.central.warnings.cap_parse import CapError, alert_from_element, parse_xml
 from hazardwatch.central.warnings.feed import FeedPoller
-from prometheus_client import CollectorRegistry, Counter, Gauge
-
 from hazardwatch.contract import SetRiskCommand
 
 log = logging.getLogger(__name__)

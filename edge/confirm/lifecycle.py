@@ -11,11 +11,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from hazardwatch.contract import AlertState
 from hazardwatch.edge.config import ConfirmConfig
 from hazardwatch.edge.confirm.vote import Confirmation
 from hazardwatch.edge.detect import Detection
-
-from hazardwatch.contract import AlertState
 
 
 @dataclass(frozen=True)

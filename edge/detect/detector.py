@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from hazardwatch.edge.detect.regions import RegionFilter
 
 from hazardwatch.contract import Hazard
+from hazardwatch.edge.detect.regions import RegionFilter
 
 
 @dataclass(frozen=True)

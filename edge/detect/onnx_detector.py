@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
+
 from hazardwatch.edge.detect.decode import regions_from_map, sigmoid, softmax, yolo_boxes
 from hazardwatch.edge.detect.detector import ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
-
 from hazardwatch.manifest import ManifestError, ModelManifest, OutputKind, verify_model_file
 
 log = logging.getLogger(__name__)

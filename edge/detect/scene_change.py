@@ -19,9 +19,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from hazardwatch.edge.detect.detector import Detection, ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
-
 from hazardwatch.manifest import ManifestError, ModelManifest, read_manifest
 
 DEFAULTS: dict[str, float] = {

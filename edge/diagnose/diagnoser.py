@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from hazardwatch.edge.config import DiagnoseConfig
 from hazardwatch.edge.diagnose.features import (
     STRUCT_SIZE,

@@ -13,9 +13,8 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hazardwatch.edge.config import CameraConfig, PatrolConfig
-
 from hazardwatch.contract import Hazard, RiskLevel
+from hazardwatch.edge.config import CameraConfig, PatrolConfig
 
 # A hazard due within this share of its interval rides along with a look taken for another hazard.
 SHARE_SLACK = 0.25

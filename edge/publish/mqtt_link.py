@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
-from hazardwatch.edge.config import BrokerConfig
-from hazardwatch.edge.publish.outbox import Outbox
 
 from hazardwatch.configfile import resolve_secret
 from hazardwatch.contract import Availability, Topics
+from hazardwatch.edge.config import BrokerConfig
+from hazardwatch.edge.publish.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from hazardwatch.edge.reference.cells import CellReference
 
 from hazardwatch.contract import Hazard
+from hazardwatch.edge.reference.cells import CellReference
 
 MODES = ("day", "ir")
 

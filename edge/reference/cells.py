@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from hazardwatch.edge.detect.detector import Detection
 
 STATS = ("mean", "std", "max")

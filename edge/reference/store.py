@@ -16,10 +16,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from hazardwatch.edge.reference.bank import MODES, CameraReferences, ReferenceBank
-from hazardwatch.edge.reference.cells import CellReference
 
 from hazardwatch.contract import Hazard
+from hazardwatch.edge.reference.bank import MODES, CameraReferences, ReferenceBank
+from hazardwatch.edge.reference.cells import CellReference
 
 log = logging.getLogger(__name__)
 

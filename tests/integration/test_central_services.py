@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.geo import haversine_km
 from hazardwatch.central.services import dispatch, health, incidents, silences, views
 from hazardwatch.central.store import Database
-
 from hazardwatch.contract import Alert, CameraStatus
 
 CFG = CentralConfig.model_validate(

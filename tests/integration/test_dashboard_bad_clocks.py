@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from hazardwatch.central.config import CentralConfig
-from hazardwatch.central.services import incidents
-from hazardwatch.central.store import Database
 from support.browser import browser_unavailable_reason, launch
 from support.central_proc import OPERATOR, CentralProcess, alert_payload, write_central_config
 
+from hazardwatch.central.config import CentralConfig
+from hazardwatch.central.services import incidents
+from hazardwatch.central.store import Database
 from hazardwatch.contract import Alert
 
 pytestmark = [pytest.mark.slow]

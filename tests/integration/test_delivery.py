@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
+from support.receiver import Receiver
+
 from hazardwatch.central.config import BackoffConfig, ReceiverConfig, Secret
 from hazardwatch.central.notify import queue
 from hazardwatch.central.notify.cap import CAP_NS
 from hazardwatch.central.notify.worker import DeliveryWorker
 from hazardwatch.central.store.database import Database
-from prometheus_client import CollectorRegistry
-from support.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support.central_proc import ADMIN, CentralProcess, alert_payload, write_central_config
+
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.services import incidents
 from hazardwatch.central.store import Database
-from support.central_proc import ADMIN, CentralProcess, alert_payload, write_central_config
-
 from hazardwatch.contract import Alert
 
 pytestmark = [pytest.mark.slow]

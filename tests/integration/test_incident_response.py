@@ -5,9 +5,10 @@ suppression that a clearly stronger detection breaks through."""
 from __future__ import annotations
 
 import pytest
+from test_central_services import CFG, alert
+
 from hazardwatch.central.services import dispatch, incidents, suppressions, views
 from hazardwatch.central.store import Database
-from test_central_services import CFG, alert
 
 
 @pytest.fixture
@@ -209,6 +210,7 @@ def test_calibration_tables_come_from_operators_verdicts(db, tmp_path):
     from itertools import pairwise
 
     import yaml
+
     from hazardwatch.central.config import CentralConfig
     from hazardwatch.central.services.calibration import calibrate, isotonic
 

@@ -11,13 +11,13 @@ import json
 import time
 
 import pytest
+from support.central_proc import alert_payload
+
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest, validate
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services import incidents, views
 from hazardwatch.central.store import Database
-from support.central_proc import alert_payload
-
 from hazardwatch.contract import Alert
 
 CFG = CentralConfig.model_validate(

@@ -11,13 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.edge.predictor import LookRequest, Predictor
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, boxes_to_cells
 from hazardwatch.models.evaluate import DEFAULT_MODELS, MODELS_DIR
-
-from hazardwatch.contract import AlertState, Hazard
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 

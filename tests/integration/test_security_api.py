@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
-from hazardwatch.central.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from support.central_proc import (
     ADMIN,
     OPERATOR,
@@ -35,6 +34,8 @@ from support.edge_proc import EdgeProcess, wait_until, write_edge_config
 from support.mosquitto import MosquittoBroker, mosquitto_binary
 from support.ports import free_port, wait_port
 from support.toy_models import red_patch_manifest
+
+from hazardwatch.central.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

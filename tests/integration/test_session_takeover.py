@@ -21,11 +21,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from hazardwatch.central.ingest.mqtt_ingest import default_client_id
 from support.central_proc import CentralProcess, alert_payload, write_central_config
 from support.edge_proc import wait_until
 from support.mosquitto import mosquitto_binary
 from support.ports import free_port, wait_port
+
+from hazardwatch.central.ingest.mqtt_ingest import default_client_id
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

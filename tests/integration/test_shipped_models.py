@@ -71,11 +71,10 @@ def test_smoke_reference_head_on_the_validation_cameras(shared_data, tmp_path):
     The shipped head was trained on every view after its recipe was measured view-disjoint (the
     manifest's reference_cameras_* figures); on these views it must do at least as well, and find
     clearly more plumes than the cold path on the same frames."""
+    from hazardwatch.contract import Hazard
     from hazardwatch.edge.detect.onnx_detector import OnnxDetector
     from hazardwatch.models.evaluate_cameras import evaluate_cameras
     from hazardwatch.models.train_reference import LAYOUT_FILE, build_layout
-
-    from hazardwatch.contract import Hazard
 
     manifest = MODELS / "smoke-hpwren" / "smoke-hpwren-int8.json"
     m = read_manifest(manifest)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aiohttp import web
+
 from hazardwatch.central.notify.webhook import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hazardwatch.central.notify.cap import (
     CAP_NS,
     CapOptions,

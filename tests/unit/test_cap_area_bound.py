@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from hazardwatch.central.warnings.cap_parse import MAX_AREA_SPAN_DEG, CapError, parse_cap
 from support.cap_samples import rewrite, sample
+
+from hazardwatch.central.warnings.cap_parse import MAX_AREA_SPAN_DEG, CapError, parse_cap
 
 pytestmark = pytest.mark.quick
 

@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+from support.cap_samples import require_specs, rewrite, sample
+
 from hazardwatch.central.config import CentralConfig, WeatherConfig, WeatherRule
 from hazardwatch.central.store import Database
 from hazardwatch.central.warnings import risk
@@ -14,9 +17,6 @@ from hazardwatch.central.warnings.areas import CameraPlace, GeocodeEntry, camera
 from hazardwatch.central.warnings.cap_parse import Area, CapError, parse_cap, parse_xml
 from hazardwatch.central.warnings.feed import index_entries
 from hazardwatch.central.warnings.service import WeatherService
-from pydantic import ValidationError
-from support.cap_samples import require_specs, rewrite, sample
-
 from hazardwatch.contract import Hazard, RiskLevel, parse_message
 
 pytestmark = pytest.mark.quick

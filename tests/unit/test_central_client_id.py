@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hazardwatch.central.ingest.mqtt_ingest import default_client_id
 
 pytestmark = pytest.mark.quick

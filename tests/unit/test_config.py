@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hazardwatch.edge.config import EdgeConfig
 
 from hazardwatch.configfile import ConfigError, load_config
+from hazardwatch.edge.config import EdgeConfig
 
 pytestmark = pytest.mark.quick
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.toy_models import paint_patch, red_patch_manifest
+
+from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
 from hazardwatch.edge.confirm.lifecycle import AlertLifecycle
 from hazardwatch.edge.confirm.vote import SlidingVote
 from hazardwatch.edge.detect import Detection
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.edge.predictor import LookRequest, Predictor
-from support.toy_models import paint_patch, red_patch_manifest
-
-from hazardwatch.contract import AlertState, Hazard
 
 pytestmark = pytest.mark.quick
 

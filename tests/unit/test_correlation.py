@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hazardwatch.central.config import CorrelationConfig
 from hazardwatch.central.incidents.correlate import Candidate, Member, Region, choose
 from hazardwatch.central.incidents.geo import estimate_location, haversine_km, intersect, sighting

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import onnx
 import pytest
-from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from onnx import TensorProto, helper, numpy_helper
 from support.toy_models import paint_patch, red_patch_manifest, write_model
 
+from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.manifest import ManifestError
 
 pytestmark = pytest.mark.quick

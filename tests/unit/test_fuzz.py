@@ -231,11 +231,11 @@ JPEG = base64.b64encode(b"\xff\xd8\xff\xe0" + b"0" * 200 + b"\xff\xd9").decode()
 @pytest.fixture(scope="module")
 def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real central process (SQLite, no broker) holding three incidents with evidence."""
+    from support.central_proc import CentralProcess, alert_payload, write_central_config
+
     from hazardwatch.central.config import CentralConfig
     from hazardwatch.central.services import incidents
     from hazardwatch.central.store import Database
-    from support.central_proc import CentralProcess, alert_payload, write_central_config
-
     from hazardwatch.contract import Alert
 
     tmp = tmp_path_factory.mktemp("fuzz-central")

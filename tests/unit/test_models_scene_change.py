@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from hazardwatch.edge.detect.detector import LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
 from hazardwatch.edge.detect.scene_change import SceneChangeDetector

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hazardwatch.models.data import choose_val_groups, fingerprint, split_samples, view_groups
 
 

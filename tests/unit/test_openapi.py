@@ -6,6 +6,7 @@ from importlib import resources
 
 import pytest
 import yaml
+
 from hazardwatch.central.api.app import ROUTES
 
 pytestmark = pytest.mark.quick

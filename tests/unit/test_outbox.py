@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hazardwatch.edge.publish.outbox import Outbox, OutboxError
 
 pytestmark = pytest.mark.quick

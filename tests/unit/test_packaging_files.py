@@ -178,9 +178,8 @@ def test_every_file_compose_references_exists(tmp_path):
             assert (DOCKER / rel).exists(), f"{who}: {src} does not exist"
     # The configs the containers mount validate against the project's schemas.
     from hazardwatch.central.config import CentralConfig
-    from hazardwatch.edge.config import EdgeConfig
-
     from hazardwatch.configfile import load_config
+    from hazardwatch.edge.config import EdgeConfig
 
     edge = load_config(DOCKER / "config" / "edge.yaml", EdgeConfig)
     load_config(DOCKER / "config" / "central.yaml", CentralConfig)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hazardwatch.contract import Hazard
 from hazardwatch.edge.detect import Detection
 from hazardwatch.edge.reference import (
     CellReference,
@@ -17,8 +19,6 @@ from hazardwatch.edge.reference import (
     embedding_mask,
 )
 from hazardwatch.edge.reference.store import ReferenceStore
-
-from hazardwatch.contract import Hazard
 
 pytestmark = pytest.mark.quick
 

@@ -7,9 +7,9 @@ import hashlib
 import json
 
 import pytest
+
 from hazardwatch.central.services import registry
 from hazardwatch.central.store import Database
-
 from hazardwatch.contract import ModelStatus, parse_message
 
 pytestmark = pytest.mark.quick

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from hazardwatch.edge.config import BackoffConfig, CameraConfig, PatrolConfig
-from hazardwatch.edge.patrol.scheduler import PatrolScheduler
 
 from hazardwatch.contract import Hazard, RiskLevel
+from hazardwatch.edge.config import BackoffConfig, CameraConfig, PatrolConfig
+from hazardwatch.edge.patrol.scheduler import PatrolScheduler
 
 pytestmark = pytest.mark.quick
 

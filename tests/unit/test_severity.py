@@ -4,6 +4,7 @@ the confidence calibration table maps a vote score to a probability."""
 from __future__ import annotations
 
 import pytest
+
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.severity import Facts, assess
 from hazardwatch.central.response_config import CameraImportance, ConfidenceConfig, SeverityRules

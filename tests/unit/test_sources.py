@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from hazardwatch.edge.config import BackoffConfig, CameraConfig, PatrolConfig
 from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader, SourceError, open_source
 from hazardwatch.edge.sources.av_stream import AvStreamSource

@@ -7,6 +7,7 @@ import random
 from email.utils import formatdate
 
 import pytest
+
 from hazardwatch.central.config import BackoffConfig, ReceiverConfig
 from hazardwatch.central.notify.queue import Delivery
 from hazardwatch.central.notify.webhook import (
