@@ -9,13 +9,12 @@ relying on the suppression; nothing else depends on it.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
 
 from hazardwatch.central.store import Tx
-from hazardwatch.contract import Box, Hazard, LearnNormalCommand
+from hazardwatch.contract import Hazard, LearnNormalCommand
 
 
 @dataclass(frozen=True)
@@ -25,16 +24,15 @@ class Teach:
 
 
 def learn_normal_commands(tx: Tx, incident_id: int, actor: str, note: str) -> list[Teach]:
-    """A learn_normal command for every alert behind the incident, with its strongest region."""
+    """A learn_normal command for every alert behind the incident. No box: the edge teaches every region
+    of the alert's latest look, which it holds (central only keeps the regions of the events it got)."""
     rows = tx.execute(
-        "SELECT a.edge_id, a.alert_id, a.camera_id, a.boxes, i.hazard FROM incident_alerts a "
+        "SELECT a.edge_id, a.alert_id, a.camera_id, i.hazard FROM incident_alerts a "
         "JOIN incidents i ON i.id = a.incident_id WHERE a.incident_id = ? ORDER BY a.edge_id, a.alert_id",
         (incident_id,),
     )
     out = []
-    for edge_id, alert_id, camera_id, boxes, hazard in rows:
-        regions = json.loads(boxes) if boxes else []
-        best = max(regions, key=lambda b: b["score"]) if regions else None
+    for edge_id, alert_id, camera_id, hazard in rows:
         command = LearnNormalCommand(
             edge_id=edge_id,
             sent_at=time.time(),
@@ -42,7 +40,6 @@ def learn_normal_commands(tx: Tx, incident_id: int, actor: str, note: str) -> li
             camera_id=camera_id,
             hazard=Hazard(hazard),
             alert_id=alert_id,
-            box=Box.model_validate({k: best[k] for k in ("x1", "y1", "x2", "y2", "score")}) if best else None,
             reason=f"incident {incident_id} marked false alarm by {actor}: {note}"[:256],
         )
         out.append(Teach(edge_id, command.model_dump_json().encode()))

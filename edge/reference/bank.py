@@ -24,7 +24,7 @@ class ReferencePolicy:
     """How a reference learns (edge config `reference`; see ReferenceConfig for the meaning)."""
 
     min_looks: int = 16
-    min_interval_s: float = 60.0
+    min_interval_s: float = 120.0
     horizon_looks: int = 500
 
 
