@@ -14,6 +14,7 @@ looks it takes to alert on the hazard are what a duty officer waits.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ def read_layout(root: Path) -> list[CameraFolder]:
         raise LayoutError(f"{root}: no such folder")
     cameras = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", folder.name):
+            raise LayoutError(f"{folder}: a camera folder is named like a camera id (letters, digits, _ . -)")
         parts = {name: folder / name for name in ("reference", "positives", "negatives")}
         if not any(p.is_dir() for p in parts.values()):
             raise LayoutError(f"{folder}: expected reference/, positives/ and negatives/ inside")

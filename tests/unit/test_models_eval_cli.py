@@ -95,3 +95,22 @@ def test_eval_refuses_folders_that_do_not_exist_and_mixed_modes(tmp_path, how):
     )
     assert out.returncode == 2 and out.stdout == ""
     assert ("no such folder" in out.stderr) if how == "missing positives" else ("--cameras ROOT" in out.stderr)
+
+
+def test_eval_cameras_runs_any_model_and_names_a_bad_camera_folder(tmp_path):
+    """--cameras with a model that has no reference: every camera runs cold, per camera figures still come."""
+    pos, neg = _folders(tmp_path)
+    root = tmp_path / "cams"
+    (root / "cam-1").mkdir(parents=True)
+    pos.rename(root / "cam-1" / "positives")
+    (neg / "nested").rename(root / "cam-1" / "negatives")
+    cli = [sys.executable, "-m", "hazardwatch.cli", "models", "eval", "fire", "--model", str(DEMO), "--json"]
+    cli.append("--cameras")
+    out = subprocess.run([*cli, str(root)], capture_output=True, text=True, check=True, cwd=ROOT)
+    res = json.loads(out.stdout)
+    assert set(res) >= KEYS and (res["n_pos"], res["n_neg"], res["tp"], res["fp"]) == (3, 4, 3, 0)
+    assert res["per_camera"]["cam-1"]["reference_ready"] is False and res["cold"]["recall"] == 1.0
+    assert res["events"]["quiet_looks"] == 4 and res["events"]["cameras_alerted"] == 1
+    (root / "cam two" / "positives").mkdir(parents=True)
+    bad = subprocess.run([*cli, str(root)], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "cam two" in bad.stderr
