@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -301,7 +302,7 @@ class WeatherConfig(Strict):
 class CentralConfig(Strict):
     instance_id: Id = "central-1"
     site: str = ""
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Asia/Shanghai")
     broker: BrokerConfig | None = Field(default_factory=BrokerConfig)
     database: DatabaseConfig = DatabaseConfig()
     http: HttpConfig = HttpConfig()
@@ -332,6 +333,16 @@ class CentralConfig(Strict):
     clock: ClockConfig = Field(
         default_factory=ClockConfig, description="What central trusts of edge clocks (docs/security.md)"
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        """A misspelt zone would otherwise pass the check and fail at run time (situation hours, warnings)."""
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "America"
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as Asia/Shanghai or UTC") from None
+        return v
 
     @model_validator(mode="before")
     @classmethod

@@ -402,3 +402,36 @@ class EdgeConfig(Strict):
         if settings and settings.confirm:
             return settings.confirm
         return self.confirm.get(hazard, ConfirmConfig())
+
+
+def model_problems(cfg: EdgeConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each model whose manifest or model file is missing or corrupt, keyed by its `models[i].manifest` entry.
+
+    Run by `config check` and at edge start, so the error names the config line, not only the file.
+    """
+    from hazardwatch.manifest import ManifestError, verify_model_file
+
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for i, ref in enumerate(cfg.models):
+        try:
+            verify_model_file(ref.manifest)
+        except ManifestError as exc:
+            found.append((("models", i, "manifest"), str(exc)))
+    return found
+
+
+def source_problems(cfg: EdgeConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each camera whose local folder or file does not exist (rtsp/http URLs are not probed here).
+
+    Not a field validator: a container may render its frames after the config is read (docker/).
+    """
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for i, cam in enumerate(cfg.cameras):
+        local = cam.source
+        if "://" in local:
+            scheme, local = local.split("://", 1)
+            if scheme.lower() != "file":
+                continue
+        if not Path(local).exists():
+            found.append((("cameras", i, "source"), f"{local} does not exist (a folder of images or a video file)"))
+    return found

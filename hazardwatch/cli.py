@@ -20,14 +20,15 @@ SCHEMA_DIR = Path("configs/schemas")
 
 def _edge(args: argparse.Namespace) -> int:
     from hazardwatch import sdnotify
-    from hazardwatch.configfile import load_config
-    from hazardwatch.edge.config import EdgeConfig
+    from hazardwatch.configfile import check_found, load_config
+    from hazardwatch.edge.config import EdgeConfig, model_problems
     from hazardwatch.edge.engine import EdgeEngine, EngineSetupError
     from hazardwatch.edge.http_api import start_http
     from hazardwatch.edge.publish.outbox import OutboxError
     from hazardwatch.edge.sources import SourceError
 
     cfg = load_config(args.config, EdgeConfig)
+    check_found(args.config, model_problems(cfg))
     try:
         engine = EdgeEngine(cfg)
     except (EngineSetupError, OutboxError, SourceError) as exc:
@@ -84,9 +85,8 @@ def _central(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from hazardwatch.configfile import load_config, read_yaml
-    from hazardwatch.edge.config import EdgeConfig
-    from hazardwatch.manifest import verify_model_file
+    from hazardwatch.configfile import check_found, load_config, read_yaml
+    from hazardwatch.edge.config import EdgeConfig, model_problems, source_problems
 
     path = Path(args.file)
     doc, _ = read_yaml(path)
@@ -97,8 +97,7 @@ def _config_check(args: argparse.Namespace) -> int:
         print(f"{path}: ok (central {central.instance_id}, {len(central.receivers)} receivers)")
         return 0
     cfg = load_config(path, EdgeConfig)
-    for ref in cfg.models:
-        verify_model_file(ref.manifest)
+    check_found(path, model_problems(cfg) + source_problems(cfg))
     print(f"{path}: ok (edge {cfg.edge_id}, {len(cfg.cameras)} cameras, {len(cfg.models)} models)")
     return 0
 

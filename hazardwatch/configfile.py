@@ -190,6 +190,15 @@ def load_config(path: Path | str, model: type[Model]) -> Model:
         raise ConfigError(path, problems) from None
 
 
+def check_found(path: Path | str, found: list[tuple[tuple[str | int, ...], str]]) -> None:
+    """Raise a ConfigError with file:line for problems found after validation (files named by a valid config)."""
+    if not found:
+        return
+    _, lines = read_yaml(Path(path))
+    problems = [Problem(".".join(str(p) for p in loc), _line_for(lines, loc), reason) for loc, reason in found]
+    raise ConfigError(path, problems)
+
+
 def resolve_secret(inline: str | None, env: str | None, file: Path | None, what: str) -> str | None:
     """One secret from exactly one of: an environment variable, a file, or an inline value."""
     if env:

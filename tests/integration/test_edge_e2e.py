@@ -275,5 +275,6 @@ def test_bad_config_and_wrong_model_fail_clearly(tmp_path, manifest):
         timeout=30,
     )
     assert run.returncode == 2
-    assert "model error:" in run.stderr and "red-patch.onnx: sha256" in run.stderr
+    line = next(i for i, t in enumerate(config.read_text().splitlines(), 1) if t.lstrip("- ").startswith("manifest:"))
+    assert f"{config}:{line} models.0.manifest: " in run.stderr and "red-patch.onnx: sha256" in run.stderr
     assert "Traceback" not in run.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,13 +100,25 @@ def test_cli_config_check_exit_codes(tmp_path):
     assert f"{bad}:2 sitee: unknown key" in run.stderr
 
 
-def test_example_config_checks_clean():
-    root = Path(__file__).resolve().parents[2]
-    run = subprocess.run(
-        [sys.executable, "-m", "hazardwatch.cli", "config", "check", str(root / "configs/edge.example.yaml")],
-        capture_output=True,
-        text=True,
+def config_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "config", "check", str(path)], capture_output=True, text=True
     )
+
+
+def test_example_config_checks_clean(tmp_path):
+    """The example as shipped, beside the models it names and the demo frames it replays (rendered for real)."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "configs").mkdir()
+    example = tmp_path / "configs/edge.example.yaml"
+    shutil.copy(root / "configs/edge.example.yaml", example)
+    (tmp_path / "models").symlink_to(root / "models")
+    subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "demo-frames", "--out", str(tmp_path / "var/demo-frames")],
+        check=True,
+        capture_output=True,
+    )
+    run = config_check(example)
     assert run.returncode == 0, run.stderr
     assert "ok (edge edge-futian-01" in run.stdout
 
@@ -120,3 +133,58 @@ def test_exported_schemas_are_current(tmp_path):
     for fresh in tmp_path.glob("*.json"):
         committed = root / "configs/schemas" / fresh.name
         assert committed.read_text() == fresh.read_text(), f"{committed} is stale: run hazardwatch schemas export"
+
+
+CENTRAL = """\
+instance_id: central-1
+timezone: Asia/Shanghai
+broker: null
+"""
+
+
+def test_central_config_refuses_a_misspelt_time_zone(tmp_path):
+    good = tmp_path / "central.yaml"
+    good.write_text(CENTRAL)
+    assert config_check(good).returncode == 0, config_check(good).stderr
+    bad = tmp_path / "bad.yaml"
+    for zone in ("Asia/Shenzen", "America", "../../etc/passwd"):
+        bad.write_text(CENTRAL.replace("Asia/Shanghai", zone))
+        run = config_check(bad)
+        assert run.returncode == 2, zone
+        assert f"{bad}:2 timezone: Value error, unknown time zone {zone!r}" in run.stderr
+
+
+def shipped_model_config(tmp_path: Path, source: str) -> Path:
+    """An edge config naming the real demo model (copied) and `source`."""
+    root = Path(__file__).resolve().parents[2]
+    for name in ("red-patch.json", "red-patch.onnx"):
+        shutil.copy(root / "models/demo" / name, tmp_path / name)
+    return write(tmp_path, GOOD.replace("m.json", "red-patch.json").replace("rtsp://10.0.0.1/stream", source))
+
+
+def test_config_check_refuses_a_local_source_that_does_not_exist(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    assert config_check(shipped_model_config(tmp_path, "frames")).returncode == 0
+    assert config_check(shipped_model_config(tmp_path, "rtsp://10.0.0.1/unreachable")).returncode == 0
+    path = shipped_model_config(tmp_path, "framez")
+    run = config_check(path)
+    assert run.returncode == 2
+    assert f"{path}:7 cameras.0.source: {tmp_path / 'framez'} does not exist" in run.stderr
+
+
+def test_missing_model_file_names_the_config_line(tmp_path):
+    path = shipped_model_config(tmp_path, "rtsp://10.0.0.1/stream")
+    (tmp_path / "red-patch.onnx").unlink()
+    run = config_check(path)
+    assert run.returncode == 2
+    assert f"{path}:4 models.0.manifest: " in run.stderr and "red-patch.onnx does not exist" in run.stderr
+    # The edge refuses to start with the same sentence, before it opens anything.
+    edge = subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "edge", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert edge.returncode == 2
+    assert f"{path}:4 models.0.manifest: " in edge.stderr
