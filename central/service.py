@@ -182,7 +182,8 @@ class CentralService:
         self.ctx.events = EventHub(self.ctx)
         runner = web.AppRunner(make_app(self.ctx), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.cfg.http.host, self.cfg.http.port)
+        # SO_REUSEADDR: a restart within a minute gets its port back though old connections sit in TIME_WAIT.
+        site = web.TCPSite(runner, self.cfg.http.host, self.cfg.http.port, reuse_address=True)
         await site.start()
         server = site._server
         if server and server.sockets:

@@ -65,7 +65,8 @@ async def start_http(engine: EdgeEngine) -> tuple[web.AppRunner, int]:
     """Start the server; return the runner (for cleanup) and the bound port."""
     runner = web.AppRunner(make_app(engine), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, engine.cfg.http.host, engine.cfg.http.port)
+    # SO_REUSEADDR: a restart gets its port back though old connections sit in TIME_WAIT.
+    site = web.TCPSite(runner, engine.cfg.http.host, engine.cfg.http.port, reuse_address=True)
     await site.start()
     server = site._server
     port = server.sockets[0].getsockname()[1] if server and server.sockets else engine.cfg.http.port

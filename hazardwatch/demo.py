@@ -78,8 +78,14 @@ SCENE_CAMERAS: tuple[tuple[str, str, float, float, float], ...] = (
 
 # -- small helpers ------------------------------------------------------------------------------------
 def port_free(port: int, host: str = HOST) -> bool:
-    """True when nothing listens on host:port and we could bind it."""
+    """True when nothing listens on host:port and we could bind it.
+
+    Probes with SO_REUSEADDR, as the dashboard binds: connections of a stopped demo left in TIME_WAIT do not
+    keep its port, so a restart within a minute gets 8080 again; a live listener still makes the bind fail.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if hasattr(socket, "SO_REUSEADDR") and os.name != "nt":  # on Windows it would let us share a live port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
