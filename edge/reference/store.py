@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import zipfile
 from pathlib import Path
@@ -21,8 +20,6 @@ from hazardwatch.contract import Hazard
 from hazardwatch.edge.reference.bank import MODES, CameraReferences, ReferenceBank
 from hazardwatch.edge.reference.cells import CellReference
 
-log = logging.getLogger(__name__)
-
 FORMAT = 1
 
 
@@ -31,21 +28,31 @@ def _file_for(root: Path, camera_id: str) -> Path:
     return root / f"camera-{hashlib.sha256(camera_id.encode()).hexdigest()[:20]}.npz"
 
 
+def _version(entries: list[tuple[Hazard, CameraReferences]]) -> tuple:
+    """What a camera's file holds: unchanged means nothing to write."""
+    return tuple(
+        (h.value, e.model_key, e.view, m, r.looks, r.absorbed, r.updated_at)
+        for h, e in entries
+        for m, r in sorted(e.modes.items())
+    )
+
+
 class ReferenceStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._written: dict[str, tuple] = {}  # camera -> what its file holds, so a quiet camera costs no I/O
 
-    def save(self, bank: ReferenceBank, camera_ids: list[str] | None = None) -> int:
-        """Write every camera's references (or those listed); returns the number of files written."""
+    def save(self, bank: ReferenceBank) -> int:
+        """Write the references of every camera that changed since its last save; returns the files written."""
         by_camera: dict[str, list[tuple[Hazard, CameraReferences]]] = {}
         for cam, hazard, entry in bank.entries():
             if entry.modes:
                 by_camera.setdefault(cam, []).append((hazard, entry))
         self.root.mkdir(parents=True, exist_ok=True)
         written = 0
-        for cam in camera_ids if camera_ids is not None else sorted(by_camera):
-            entries = by_camera.get(cam)
-            if not entries:
+        for cam, entries in sorted(by_camera.items()):
+            version = _version(entries)
+            if self._written.get(cam) == version:
                 continue
             arrays: dict[str, np.ndarray] = {}
             index = {"format": FORMAT, "camera_id": cam, "hazards": {}}
@@ -65,6 +72,7 @@ class ReferenceStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+            self._written[cam] = version
             written += 1
         return written
 
@@ -90,6 +98,7 @@ class ReferenceStore:
                             raise ValueError(f"unknown light mode {mode!r}")
                         entry.modes[mode] = CellReference.from_arrays(arrays, f"{hazard_name}.{mode}.")
                     bank.put(cam, Hazard(hazard_name), entry)
+                self._written[cam] = _version([(h, e) for c, h, e in bank.entries() if c == cam and e.modes])
             except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
                 problems.append(f"{path}: camera {cam}: unreadable reference ({exc}); it learns again")
                 bank.reset(cam)

@@ -175,3 +175,27 @@ def test_a_damaged_file_is_set_aside_and_the_camera_learns_again(tmp_path: Path)
     assert "camera c1" in problem and "learns again" in problem
     assert again.reference("c1", SMOKE, "day", "m@1", 0) is None
     assert path.with_suffix(".bad").is_file() and not path.exists()
+
+
+def test_a_save_writes_only_cameras_that_changed(tmp_path: Path) -> None:
+    bank = _bank()
+    _teach(bank, "c1", "day", 4)
+    _teach(bank, "c2", "day", 4)
+    store = ReferenceStore(tmp_path)
+    assert store.save(bank) == 2
+    assert store.save(bank) == 0  # nothing learnt since: no disk write
+    bank.learn("c2", SMOKE, "day", "m@1", 0, _looks(1)[0], 10_000.0)
+    assert store.save(bank) == 1
+    again = _bank()
+    assert store.load(again, {"c1", "c2"}) == []
+    assert ReferenceStore(tmp_path).save(again) == 2 and store.save(again) == 0  # loaded = already on disk
+
+
+def test_stats_follow_learning_and_absorbing() -> None:
+    ref = CellReference.empty(SHAPE, 0.0)
+    for k, e in enumerate(_looks(16)):
+        ref.learn(e, float(k), 16, 100)
+    first = ref.stats(16).copy()
+    assert ref.stats(16) is ref.stats(16)  # one computation per change, not per look
+    ref.learn(np.full(SHAPE, 50.0, np.float32), 100.0, 16, 100)
+    assert not np.array_equal(ref.stats(16), first)
