@@ -130,8 +130,9 @@ class Alert(_Message):
 
 
 class CameraStatus(_Message):
-    """A camera's health. `diagnoses` and `night` are optional additions within version 1 (issue 6):
-    producers leave them out when empty/false, so a payload without them is exactly as before."""
+    """A camera's health and placement. `diagnoses`, `night` and the placement fields (position, bearing,
+    field of view, height, tilt, view range) are optional additions within version 1: producers leave them
+    out when empty/false/None, so a payload without them is exactly as before."""
 
     kind: Literal["camera_status"] = "camera_status"
     camera_id: Id
@@ -147,11 +148,31 @@ class CameraStatus(_Message):
         "view_shifted, frozen (the camera is degraded) or night_ir, fog (informational, it stays online)",
     )
     night: bool = Field(default=False, description="The camera is in night / infrared (greyscale) mode")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Where the camera stands (its edge's config)")
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    bearing_deg: float | None = Field(default=None, ge=0, lt=360, description="Where it looks, clockwise from north")
+    fov_deg: float | None = Field(default=None, gt=0, le=360, description="Horizontal field of view")
+    height_m: float | None = Field(default=None, gt=0, le=10000, description="Lens height above the ground it sees")
+    tilt_deg: float | None = Field(default=None, ge=-90, le=90, description="Downward pitch of the view's centre")
+    view_range_m: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]] | None = Field(
+        default=None, description="Terrain hint: nearest and farthest ground distance the view covers (m)"
+    )
 
     def wire_json(self) -> str:
         """JSON without the optional fields at their defaults, so older strict consumers still accept it."""
-        exclude = {k for k in ("diagnoses", "night") if not getattr(self, k)}
+        unset = {k for k in PLACEMENT if getattr(self, k) is None}  # 0.0 is a position, None is not
+        exclude = unset | {k for k in ("diagnoses", "night") if not getattr(self, k)}
         return self.model_dump_json(exclude=exclude)
+
+    @field_validator("view_range_m")
+    @classmethod
+    def _range_order(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and v[1] <= v[0]:
+            raise ValueError("view_range_m must be [nearest, farthest] with farthest > nearest")
+        return v
+
+
+PLACEMENT = ("lat", "lon", "bearing_deg", "fov_deg", "height_m", "tilt_deg", "view_range_m")
 
 
 class Availability(_Message):
