@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hazardwatch.central.ingest.clock import ClockConfig
+from hazardwatch.central.map_config import MapConfig
 from hazardwatch.central.response_config import ConfidenceConfig, FalseAlarmConfig, ResponseConfig, SeverityRules
 from hazardwatch.contract import Hazard, RiskLevel
 from hazardwatch.contract.messages import Id
@@ -328,6 +329,7 @@ class CentralConfig(Strict):
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     dashboard: DashboardConfig = DashboardConfig()
+    map: MapConfig = Field(default_factory=MapConfig, description="Tiles, GeoJSON layers and named areas")
     weather: WeatherConfig = WeatherConfig()
     false_alarm: FalseAlarmConfig = FalseAlarmConfig()
     clock: ClockConfig = Field(
