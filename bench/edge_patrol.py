@@ -23,6 +23,7 @@ Progress lines go to stdout; the LAST line is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import itertools
@@ -30,7 +31,6 @@ import json
 import math
 import os
 import platform
-import queue
 import random
 import statistics
 import subprocess
@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +54,9 @@ from support.mosquitto import MosquittoBroker  # noqa: E402
 from support.rtsp import RtspServer, gst_rtsp_unavailable_reason  # noqa: E402
 from support.toy_models import red_patch_manifest  # noqa: E402
 
+from hazardwatch.edge.detect import ImageResult  # noqa: E402
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector  # noqa: E402
+from hazardwatch.edge.engine.batching import InferenceBatcher  # noqa: E402
 from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader  # noqa: E402
 from hazardwatch.edge.sources.av_stream import AvStreamSource  # noqa: E402
 
@@ -188,11 +190,25 @@ def snapshot_phase(
     lock = threading.Lock()
     records: list[VisitRecord] = []
     failures = 0
-    work: queue.Queue[tuple[str, np.ndarray] | None] = queue.Queue()
     batches: list[int] = []
     max_score = dict.fromkeys(urls, 0.0)
     sample: list[np.ndarray] = []
     deadline = time.monotonic() + seconds
+
+    def process(batch: list[tuple[str, np.ndarray]]) -> list[ImageResult]:
+        """On the inference thread, as the engine's predictor runs."""
+        results = detector.detect([img for _, img in batch])
+        for (mount, _), res in zip(batch, results, strict=True):
+            max_score[mount] = max(max_score[mount], res.score)
+        return results
+
+    # The engine's own batching loop on an event loop of its own; visitor threads submit to it.
+    loop = asyncio.new_event_loop()
+    infer_pool = ThreadPoolExecutor(1, thread_name_prefix="infer")
+    batcher: InferenceBatcher[tuple[str, np.ndarray], ImageResult] = InferenceBatcher(
+        process, infer_pool, on_batch=lambda size, _s: batches.append(size)
+    )
+    submitted: list[Future[ImageResult]] = []
 
     def visitor(seed: int) -> None:
         nonlocal failures
@@ -217,37 +233,23 @@ def snapshot_phase(
                 records.append(VisitRecord(mount, wall, frame.connect_cpu_s, frame.decode_cpu_s))
                 if len(sample) < 32:
                     sample.append(frame.image)
-            work.put((mount, frame.image))
+                submitted.append(asyncio.run_coroutine_threadsafe(batcher.submit((mount, frame.image)), loop))
             time.sleep(rng.uniform(0, gop_s))
-
-    def inferrer() -> None:
-        while True:
-            item = work.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < 16:
-                try:
-                    nxt = work.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    work.put(None)
-                    break
-                batch.append(nxt)
-            results = detector.detect([img for _, img in batch])
-            batches.append(len(batch))
-            for (mount, _), res in zip(batch, results, strict=True):
-                max_score[mount] = max(max_score[mount], res.score)
 
     s0, k0 = proc_cpu_s(server.proc.pid), keepalive.cpu_s()  # type: ignore[union-attr]
     c0, w0 = time.process_time(), time.perf_counter()
-    infer_thread = threading.Thread(target=inferrer, daemon=True)
-    infer_thread.start()
+    loop_thread = threading.Thread(target=loop.run_forever, name="batcher", daemon=True)
+    loop_thread.start()
+    runner = asyncio.run_coroutine_threadsafe(batcher.run(), loop)
     with ThreadPoolExecutor(concurrency, thread_name_prefix="visit") as pool:
         list(pool.map(visitor, range(concurrency)))
-    work.put(None)
-    infer_thread.join()
+    for fut in submitted:
+        fut.result()
+    runner.cancel()
+    loop.call_soon_threadsafe(loop.stop)
+    loop_thread.join()
+    infer_pool.shutdown()
+    loop.close()
     elapsed = time.perf_counter() - w0
     cpu = time.process_time() - c0
     s1, k1 = proc_cpu_s(server.proc.pid), keepalive.cpu_s()  # type: ignore[union-attr]

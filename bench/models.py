@@ -96,8 +96,7 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
 
 
 def main() -> None:
-    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
-    from hazardwatch.edge.detect.scene_change import SceneChangeDetector
+    from hazardwatch.edge.detect.registry import build_detector
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
@@ -117,12 +116,10 @@ def main() -> None:
         # Frames at the size the model is fed (cameras give larger frames; resize is included).
         frame = rng.integers(0, 255, (m.input.height, m.input.width, 3), dtype=np.uint8)
         entry = out.setdefault(base, {"input": f"{m.input.width}x{m.input.height}", "hazard": m.hazard.value})
-        if m.runtime == "scene_change":
-            det = SceneChangeDetector(path)
+        det = build_detector(path, threads=args.threads)
+        if m.runtime == "scene_change":  # analyses the camera's own frame size, downscaled inside
             frame = rng.integers(0, 255, (432, 768, 3), dtype=np.uint8)
             entry["input"] = f"768x432 analysed at {m.input.width}x{m.input.height}"
-        else:
-            det = OnnxDetector(path, threads=args.threads)
         b1 = _time(det, [frame], args.reps)
         bn = _time(det, [frame] * args.batch, max(2, args.reps // args.batch))
         entry[m.precision if m.runtime == "onnx" else "cpu"] = {

@@ -33,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hazardwatch.edge.central_client import CentralClient
 from hazardwatch.edge.config import EdgeConfig, EvidenceConfig
 from hazardwatch.edge.predictor import AlertEvent
 
@@ -405,10 +406,7 @@ class EvidenceStore:
 class EvidenceUploader:
     """Sends unsent evidence to central in chunks; asks central how much it has before resuming."""
 
-    def __init__(self, client: object, edge_id: str, chunk_bytes: int) -> None:
-        from hazardwatch.edge.rollout import CentralClient
-
-        assert isinstance(client, CentralClient)
+    def __init__(self, client: CentralClient, edge_id: str, chunk_bytes: int) -> None:
         self.client = client
         self.edge_id = edge_id
         self.chunk = chunk_bytes

@@ -6,36 +6,25 @@ import cv2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hazardwatch.edge.engine import EdgeEngine
+from hazardwatch.edge.engine import EdgeEngine, views
 
 ENGINE = web.AppKey("engine", EdgeEngine)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    problems = []
-    if engine.storage_error:
-        problems.append(f"outbox: {engine.storage_error}")
-    body = {
-        "status": "degraded" if problems else "ok",
-        "problems": problems,
-        "edge_id": engine.cfg.edge_id,
-        "mqtt_connected": bool(engine.link and engine.link.connected),
-        "outbox_depth": engine.outbox.depth(),
-        "models": {d.hazard.value: f"{d.name}@{d.version}" for d in engine.detectors.values()},
-    }
-    return web.json_response(body, status=503 if problems else 200)
+    body, status = views.health(request.app[ENGINE])
+    return web.json_response(body, status=status)
 
 
 async def metrics(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    engine.refresh_metrics()
+    views.refresh_metrics(engine)
     body = generate_latest(engine.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def cameras(request: web.Request) -> web.Response:
-    return web.json_response({"cameras": request.app[ENGINE].camera_views()})
+    return web.json_response({"cameras": views.camera_views(request.app[ENGINE])})
 
 
 async def camera_snapshot(request: web.Request) -> web.Response:

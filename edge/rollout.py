@@ -18,11 +18,8 @@ import logging
 import math
 import os
 import shutil
-import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -31,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from hazardwatch.configfile import resolve_secret
 from hazardwatch.contract import Hazard, ModelStatus, RolloutCommand
-from hazardwatch.edge.config import CentralLinkConfig, EdgeConfig, RolloutConfig
+from hazardwatch.edge.central_client import CentralClient, CentralError
+from hazardwatch.edge.config import EdgeConfig, RolloutConfig
 from hazardwatch.edge.detect import Detector, ImageResult, LookContext
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.manifest import ManifestError, ModelManifest, read_manifest, sha256_file
@@ -47,51 +44,6 @@ MAX_MANIFEST_BYTES = 256 * 1024
 
 class RolloutError(Exception):
     """A rollout step failed; the text is reported to central as the reason."""
-
-
-class CentralClient:
-    """Authenticated HTTP calls to central (stdlib only: it runs on worker threads, off the loop)."""
-
-    def __init__(self, cfg: CentralLinkConfig) -> None:
-        self.base = cfg.url.rstrip("/")
-        self.timeout = cfg.timeout_s
-        self._token = resolve_secret(cfg.token, cfg.token_env, cfg.token_file, "central edge token") or ""
-        self._ssl = ssl.create_default_context(cafile=str(cfg.ca_file)) if cfg.ca_file else None
-
-    def request(
-        self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self._token}")
-        for k, v in (headers or {}).items():
-            req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers or {}), err.read()
-
-    def download(self, path: str, dest: Path, max_bytes: int) -> str:
-        """Stream a file to `dest`; return its sha256. Refuses bodies over `max_bytes`."""
-        import hashlib
-
-        req = urllib.request.Request(self.base + path)
-        req.add_header("Authorization", f"Bearer {self._token}")
-        h = hashlib.sha256()
-        total = 0
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp, dest.open("wb") as f:
-                while chunk := resp.read(1 << 20):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise RolloutError(f"{path}: larger than the {max_bytes}-byte limit")
-                    h.update(chunk)
-                    f.write(chunk)
-        except urllib.error.HTTPError as err:
-            raise RolloutError(f"{path}: central answered {err.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RolloutError(f"{path}: download failed: {exc}") from None
-        return h.hexdigest()
 
 
 def check_results(results: Sequence[ImageResult], n: int) -> None:
@@ -312,7 +264,10 @@ class RolloutManager:
         if manifest.runtime != "onnx" or manifest.sha256 != cmd.sha256:
             raise RolloutError("manifest sha256 differs from the command's")
         file_name = Path(manifest.file).name
-        digest = self.client.download(base + "/file", tmp / file_name, self.rcfg.max_model_bytes)
+        try:
+            digest = self.client.download(base + "/file", tmp / file_name, self.rcfg.max_model_bytes)
+        except CentralError as exc:
+            raise RolloutError(str(exc)) from None
         if digest != cmd.sha256:
             raise RolloutError(f"sha256 {digest[:12]}... of the downloaded file does not match {cmd.sha256[:12]}...")
         doc = json.loads(raw)

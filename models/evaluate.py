@@ -10,10 +10,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hazardwatch.models.data import list_images, read_bgr
+
+if TYPE_CHECKING:
+    from hazardwatch.edge.detect import Detector
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODELS = {
@@ -32,25 +36,21 @@ class Scored:
     ms_per_image: float
 
 
-def load_detector(manifest: Path, threads: int = 2) -> object:
-    """The detector the edge would build from this manifest (ONNX or scene-change)."""
-    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
-    from hazardwatch.edge.detect.scene_change import SceneChangeDetector
-    from hazardwatch.manifest import read_manifest
+def load_detector(manifest: Path, threads: int = 2) -> Detector:
+    """The detector the edge would build from this manifest (edge/detect/registry.py)."""
+    from hazardwatch.edge.detect.registry import build_detector
 
-    if read_manifest(manifest).runtime == "scene_change":
-        return SceneChangeDetector(manifest)
-    return OnnxDetector(manifest, threads=threads)
+    return build_detector(manifest, threads=threads)
 
 
-def score_paths(detector: object, paths: Sequence[Path], batch: int = 8) -> Scored:
+def score_paths(detector: Detector, paths: Sequence[Path], batch: int = 8) -> Scored:
     """Run the detector over image files in batches, timing inference only (not decoding)."""
     scores, decisions = [], []
     spent = 0.0
     for start in range(0, len(paths), batch):
         frames = [read_bgr(p) for p in paths[start : start + batch]]
         t0 = time.perf_counter()
-        results = detector.detect(frames)  # type: ignore[attr-defined]
+        results = detector.detect(frames)
         spent += time.perf_counter() - t0
         scores += [r.score for r in results]
         decisions += [bool(r.detections) for r in results]
@@ -78,21 +78,21 @@ def confusion(pos: np.ndarray, neg: np.ndarray) -> dict[str, float | int]:
     }
 
 
-def evaluate_paths(detector: object, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:
+def evaluate_paths(detector: Detector, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:
     """The `models eval --json` object, plus the raw scores for a PR curve under `_scores`."""
     sp = score_paths(detector, positives)
     sn = score_paths(detector, negatives)
     out = confusion(sp.decisions, sn.decisions)
     n = max(1, len(positives) + len(negatives))
     ms = (sp.ms_per_image * len(positives) + sn.ms_per_image * len(negatives)) / n
-    out["threshold"] = float(detector.threshold)  # type: ignore[attr-defined]
+    out["threshold"] = float(detector.threshold)
     out["ms_per_image"] = round(ms, 2)
-    out["model"] = f"{detector.name} {detector.version}"  # type: ignore[attr-defined]
+    out["model"] = f"{detector.name} {detector.version}"
     out["_scores"] = (sp.scores, sn.scores)
     return out
 
 
-def evaluate_folders(detector: object, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:
+def evaluate_folders(detector: Detector, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:
     return evaluate_paths(detector, list_images(positives), list_images(negatives))
 
 

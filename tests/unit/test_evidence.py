@@ -18,11 +18,11 @@ import pytest
 from hazardwatch.central.services import evidence_files
 from hazardwatch.central.store import Database
 from hazardwatch.contract import AlertState, Hazard
+from hazardwatch.edge.central_client import CentralClient
 from hazardwatch.edge.config import EdgeConfig
 from hazardwatch.edge.detect import Detection
 from hazardwatch.edge.evidence import EvidenceStore, EvidenceUploader, FrameRing
 from hazardwatch.edge.predictor import AlertEvent
-from hazardwatch.edge.rollout import CentralClient
 
 pytestmark = pytest.mark.quick
 
