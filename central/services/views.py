@@ -195,7 +195,8 @@ def timeline(tx: Tx, incident_id: int, limit: int = 500) -> list[dict[str, Any]]
 def cameras(tx: Tx) -> list[dict[str, Any]]:
     rows = tx.execute(
         "SELECT edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, state, reason, since, last_frame_at, "
-        "updated_at, diagnoses, night FROM cameras ORDER BY edge_id, camera_id"
+        "updated_at, diagnoses, night, height_m, tilt_deg, range_near_m, range_far_m FROM cameras "
+        "ORDER BY edge_id, camera_id"
     )
     keys = (
         "edge_id",
@@ -217,6 +218,8 @@ def cameras(tx: Tx) -> list[dict[str, Any]]:
         cam["diagnoses"] = json.loads(r[12] or "{}")
         cam["night"] = bool(r[13])
         cam["blind"] = blind_because(cam["state"], cam["diagnoses"])
+        cam["height_m"], cam["tilt_deg"] = r[14], r[15]
+        cam["view_range_m"] = [r[16], r[17]] if r[16] is not None else None
         out.append(cam)
     return out
 

@@ -148,6 +148,7 @@ class CameraStatus(_Message):
         "view_shifted, frozen (the camera is degraded) or night_ir, fog (informational, it stays online)",
     )
     night: bool = Field(default=False, description="The camera is in night / infrared (greyscale) mode")
+    camera_name: Text | None = Field(default=None, description="The camera's name in its edge's config")
     lat: float | None = Field(default=None, ge=-90, le=90, description="Where the camera stands (its edge's config)")
     lon: float | None = Field(default=None, ge=-180, le=180)
     bearing_deg: float | None = Field(default=None, ge=0, lt=360, description="Where it looks, clockwise from north")
@@ -172,7 +173,7 @@ class CameraStatus(_Message):
         return v
 
 
-PLACEMENT = ("lat", "lon", "bearing_deg", "fov_deg", "height_m", "tilt_deg", "view_range_m")
+PLACEMENT = ("camera_name", "lat", "lon", "bearing_deg", "fov_deg", "height_m", "tilt_deg", "view_range_m")
 
 
 class Availability(_Message):
