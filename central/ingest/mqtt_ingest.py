@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from hazardwatch.central.config import BrokerConfig, CentralConfig
+from hazardwatch.central.incidents.places import lock_keys
 from hazardwatch.central.ingest.clock import bound_times
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services import health, registry
-from hazardwatch.central.services.incidents import apply_alert
+from hazardwatch.central.services.correlation import AlertBatch, apply_alert
 from hazardwatch.central.store import Database, Tx
 from hazardwatch.configfile import resolve_secret
 from hazardwatch.contract import Alert, Availability, CameraStatus, Heartbeat, ModelStatus, parse_message
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 BATCH_WAIT_S = 0.02
+# A deadlock or serialisation failure says nothing about the messages: PostgreSQL chose this transaction
+# to give way to another instance's, so the same batch is simply run again.
+TRANSIENT_SQLSTATES = ("40P01", "40001")
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,9 @@ class MqttIngest:
                 stored = self.store(part)
             except Exception as exc:
                 self.metrics.ingest_errors.inc()
+                if getattr(exc, "sqlstate", None) in TRANSIENT_SQLSTATES:
+                    log.info("batch of %d met %s; retrying it whole", len(part), type(exc).__name__)
+                    continue
                 if len(part) > 1:
                     pending[0:1] = [[m] for m in part]
                     continue
@@ -297,18 +304,31 @@ class MqttIngest:
             return False
 
     def store(self, batch: list[Valid]) -> int:
-        """Store validated messages in one transaction; return how many alerts were new."""
+        """Store validated messages in one transaction; return how many alerts were new.
+
+        Correlation locks only the places where the batch's alerts could merge (`incidents/places.py`),
+        all at once and in a fixed order, so instances working on different places never wait for each
+        other and two instances never split one incident."""
         started = time.perf_counter()
         now = time.time()
         new_alerts = 0
+        distance = self.cfg.correlation.cross_camera_distance_km
+        alerts = AlertBatch()
         with self.db.tx() as tx:
+            tx.lock_all(
+                key
+                for _msg, p in batch
+                if isinstance(p, Alert)
+                for key in lock_keys(p.hazard.value, p.edge_id, p.camera_id, p.lat, p.lon, distance)
+            )
             for msg, parsed in batch:
-                new_alerts += self._apply(tx, msg, parsed, now)
+                new_alerts += self._apply(tx, msg, parsed, now, alerts)
+            alerts.flush(tx, self.cfg, now)
         self.metrics.batch.observe(len(batch))
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         return new_alerts
 
-    def _apply(self, tx: Tx, msg: Incoming, parsed: Message, now: float) -> int:
+    def _apply(self, tx: Tx, msg: Incoming, parsed: Message, now: float, alerts: AlertBatch) -> int:
         parsed, clamped = bound_times(parsed, now, self.cfg.clock)
         for c in clamped:
             self.metrics.clock_clamped.labels(parsed.kind, c.field, c.direction).inc()
@@ -321,9 +341,7 @@ class MqttIngest:
                 "ahead of" if c.direction == "future" else "behind",
             )
         if isinstance(parsed, Alert):
-            # One hazard at a time across instances, so concurrent alerts cannot split an incident.
-            tx.lock(f"hazard:{parsed.hazard.value}")
-            outcome = apply_alert(tx, parsed, self.cfg, now)
+            outcome = apply_alert(tx, parsed, self.cfg, now, alerts)
             self.metrics.messages.labels("alert", "duplicate" if outcome.duplicate else "stored").inc()
             if outcome.created:
                 self.metrics.incidents_created.inc()

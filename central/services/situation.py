@@ -22,12 +22,24 @@ def _area(boxes_json: str) -> float | None:
     return area(union([Region(b["x1"], b["y1"], b["x2"], b["y2"]) for b in boxes]))
 
 
-def _growth(tx: Tx, incident_id: int, latest: dict[str, float]) -> float | None:
-    firsts = tx.execute(
-        "SELECT edge_id, camera_id, boxes FROM alert_events WHERE id IN (SELECT MIN(id) FROM alert_events "
-        "WHERE incident_id = ? AND state <> 'end' GROUP BY edge_id, camera_id)",
-        (incident_id,),
+def first_sightings(tx: Tx, incident_ids: list[int]) -> dict[int, list[tuple]]:
+    """Each camera's first (non-end) alert event per incident: {incident: [(edge_id, camera_id, boxes)]}."""
+    out: dict[int, list[tuple]] = {i: [] for i in incident_ids}
+    if not incident_ids:
+        return out
+    rows = tx.execute(
+        "SELECT incident_id, edge_id, camera_id, boxes FROM alert_events WHERE id IN (SELECT MIN(id) "
+        f"FROM alert_events WHERE incident_id IN ({','.join('?' * len(incident_ids))}) AND state <> 'end' "
+        "GROUP BY incident_id, edge_id, camera_id)",
+        incident_ids,
     )
+    for incident_id, edge_id, camera_id, boxes in rows:
+        out[incident_id].append((edge_id, camera_id, boxes))
+    return out
+
+
+def growth_of(firsts: list[tuple], latest: dict[str, float]) -> float | None:
+    """How much the detected area grew: each camera's latest area over its first, the largest ratio."""
     ratios = []
     for edge_id, camera_id, boxes in firsts:
         first = _area(boxes)
@@ -37,11 +49,15 @@ def _growth(tx: Tx, incident_id: int, latest: dict[str, float]) -> float | None:
     return max(ratios) if ratios else None
 
 
-def _weather(tx: Tx, hazard: str, cameras: list[str], now: float) -> tuple[tuple[str, str, str], ...]:
-    rows = tx.execute(
+def weather_rows(tx: Tx, hazard: str) -> list[tuple]:
+    """The hazard's raised weather watch, one row per camera: (edge_id, camera_id, level, reason, until)."""
+    return tx.execute(
         "SELECT edge_id, camera_id, level, reason, until FROM weather_watch WHERE hazard = ? AND level <> 'normal'",
         (hazard,),
     )
+
+
+def weather_of(rows: list[tuple], cameras: list[str], now: float) -> tuple[tuple[str, str, str], ...]:
     return tuple(
         (f"{e}/{c}", level, reason or "")
         for e, c, level, reason, until in rows
@@ -59,6 +75,11 @@ def _local_hour(cfg: CentralConfig, at: float) -> int | None:
 def confidence_of(tx: Tx, incident_id: int) -> float | None:
     """The incident's confidence: the highest of its active alerts (of all alerts once none is active)."""
     rows = tx.execute("SELECT active, confidence FROM incident_alerts WHERE incident_id = ?", (incident_id,))
+    return confidence_from(rows)
+
+
+def confidence_from(rows: list[tuple]) -> float | None:
+    """(active, confidence) of each alert -> the highest of the active ones (of all once none is active)."""
     live = [c for a, c in rows if a and c is not None]
     every = [c for _a, c in rows if c is not None]
     return max(live or every) if (live or every) else None
@@ -68,6 +89,27 @@ def assess_incident(
     tx: Tx, incident_id: int, hazard: str, members: list[tuple], cfg: CentralConfig, now: float
 ) -> tuple[str, list[dict[str, Any]], float | None]:
     """(severity, reasons, confidence) for the incident as it stands."""
+    return assess_with(
+        hazard,
+        members,
+        confidence_of(tx, incident_id),
+        first_sightings(tx, [incident_id])[incident_id],
+        weather_rows(tx, hazard),
+        cfg,
+        now,
+    )
+
+
+def assess_with(
+    hazard: str,
+    members: list[tuple],
+    confidence: float | None,
+    firsts: list[tuple],
+    weather: list[tuple],
+    cfg: CentralConfig,
+    now: float,
+) -> tuple[str, list[dict[str, Any]], float | None]:
+    """The same from facts read beforehand, so a batch of incidents is assessed from a few queries."""
     cameras = sorted({f"{m[0]}/{m[1]}" for m in members})
     latest: dict[str, float] = {}
     for m in members:
@@ -75,15 +117,14 @@ def assess_incident(
         if a:
             key = f"{m[0]}/{m[1]}"
             latest[key] = max(latest.get(key, 0.0), a)
-    confidence = confidence_of(tx, incident_id)
     last_at = max((m[5] for m in members), default=now)
     facts = Facts(
         hazard=hazard,
         base=cfg.severity.get(hazard, "moderate"),  # type: ignore[call-overload]
         cameras=tuple(cameras),
         confidence=confidence,
-        growth=_growth(tx, incident_id, latest),
-        weather=_weather(tx, hazard, cameras, now),
+        growth=growth_of(firsts, latest),
+        weather=weather_of(weather, cameras, now),
         local_hour=_local_hour(cfg, last_at),
     )
     severity, reasons = assess(facts, cfg.severity_rules)

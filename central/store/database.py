@@ -8,11 +8,12 @@ constraints and transaction-scoped advisory locks (`Tx.lock`); SQLite serialises
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -49,6 +50,14 @@ class Tx:
         self._cur.execute(sql, tuple(params))
         return list(self._cur.fetchall()) if self._cur.description else []
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows; psycopg sends them pipelined, in one round trip."""
+        if not rows:
+            return
+        if self.dialect == "postgres":
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        self._cur.executemany(sql, [tuple(r) for r in rows])
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         rows = self.execute(sql, params)
         return rows[0] if rows else None
@@ -61,6 +70,25 @@ class Tx:
         """Serialise a critical section across central instances (PostgreSQL advisory lock)."""
         if self.dialect == "postgres":
             self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+    def lock_all(self, keys: Iterable[str]) -> int:
+        """Take several advisory locks in one round trip and in one fixed order (by lock number), so two
+        transactions that want overlapping sets queue instead of deadlocking. Returns how many."""
+        if self.dialect != "postgres":
+            return 0
+        ids = sorted({lock_number(k) for k in keys})
+        if ids:
+            self._cur.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS t(k)", (ids,))
+        return len(ids)
+
+    def for_update(self) -> str:
+        """` FOR UPDATE` on PostgreSQL (row locks until commit); SQLite already serialises writers."""
+        return " FOR UPDATE" if self.dialect == "postgres" else ""
+
+
+def lock_number(key: str) -> int:
+    """A stable signed 64-bit advisory lock number for a key (the same in every instance)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class Database:

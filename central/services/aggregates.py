@@ -1,0 +1,145 @@
+"""An incident's aggregates (cameras, activity, score, location, severity) recomputed from its alerts.
+
+Ingest refreshes every incident a batch touched once, at the end of the batch, from a handful of
+queries for the whole batch instead of six per alert. The incidents are locked in id order
+(`FOR UPDATE` on PostgreSQL) before their alerts are read, so two instances refreshing one incident
+take turns and the second reads what the first committed; the fixed order keeps them from deadlocking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from hazardwatch.central.config import CentralConfig
+from hazardwatch.central.incidents.geo import Sighting, estimate_location, sighting
+from hazardwatch.central.services import situation
+from hazardwatch.central.store import Tx
+
+MEMBER_COLUMNS = "edge_id, camera_id, active, boxes, score, last_at, lat, lon, bearing_deg, fov_deg"
+
+
+def _marks(values: list) -> str:
+    return ",".join("?" * len(values))
+
+
+def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bumped: bool = False) -> None:
+    """Recompute one incident's aggregates (see `refresh_many`)."""
+    refresh_many(tx, {incident_id: already_bumped}, cfg, now)
+
+
+def refresh_many(tx: Tx, incidents: Mapping[int, bool], cfg: CentralConfig, now: float) -> None:
+    """Recompute the aggregates of `{incident_id: already_bumped}`; bump an incident's version when
+    something notifiable changed. A new incident starts at version 1 and a reopen bumps it itself
+    (`already_bumped`)."""
+    ids = sorted(incidents)
+    if not ids:
+        return
+    rows = tx.execute(
+        "SELECT id, hazard, severity, camera_count, active_alerts, score_max, version, procedure, state FROM incidents "
+        f"WHERE id IN ({_marks(ids)}) ORDER BY id{tx.for_update()}",
+        ids,
+    )
+    members: dict[int, list[tuple]] = {i: [] for i in ids}
+    confidences: dict[int, list[tuple]] = {i: [] for i in ids}
+    for row in tx.execute(
+        f"SELECT incident_id, {MEMBER_COLUMNS}, confidence FROM incident_alerts WHERE incident_id IN ({_marks(ids)})",
+        ids,
+    ):
+        members[row[0]].append(tuple(row[1:11]))
+        confidences[row[0]].append((row[3], row[11]))
+    firsts = situation.first_sightings(tx, ids)
+    weather = {h: situation.weather_rows(tx, h) for h in sorted({r[1] for r in rows})}
+    updates = []
+    for row in rows:
+        incident_id, hazard = row[0], row[1]
+        updates.append(
+            _aggregate(
+                row,
+                members[incident_id],
+                situation.assess_with(
+                    hazard,
+                    members[incident_id],
+                    situation.confidence_from(confidences[incident_id]),
+                    firsts[incident_id],
+                    weather[hazard],
+                    cfg,
+                    now,
+                ),
+                cfg,
+                now,
+                incidents[incident_id],
+            )
+        )
+    tx.executemany(
+        "UPDATE incidents SET severity = ?, camera_count = ?, cameras = ?, active_alerts = ?, score_max = ?, "
+        "last_alert_at = ?, lat = ?, lon = ?, est_lat = ?, est_lon = ?, updated_at = ?, version = ?, "
+        "severity_reasons = ?, confidence = ?, procedure = ? WHERE id = ?",
+        updates,
+    )
+
+
+def _aggregate(
+    row: tuple,
+    members: list[tuple],
+    assessed: tuple[str, list, float | None],
+    cfg: CentralConfig,
+    now: float,
+    already_bumped: bool,
+) -> tuple:
+    """The UPDATE's parameters for one incident."""
+    incident_id, hazard, old_severity, old_cameras, old_active, old_score, version, old_procedure, state = row
+    cameras = sorted({f"{m[0]}/{m[1]}" for m in members})
+    active = sum(1 for m in members if m[2])
+    score = max((m[4] for m in members), default=0.0)
+    last_at = max((m[5] for m in members), default=now)
+    located = [(m[6], m[7]) for m in members if m[6] is not None and m[7] is not None]
+    lat = sum(p[0] for p in located) / len(located) if located else None
+    lon = sum(p[1] for p in located) / len(located) if located else None
+    est = estimate_location(sightings_of(members))
+    severity, reasons, confidence = assessed
+    procedure = cfg.response.snapshot(hazard, severity)
+    kept = json.loads(old_procedure) if old_procedure else None
+    if procedure and kept and kept.get("id") == procedure["id"]:
+        procedure = kept  # the text the officer saw and ticked stays, even if the config changed since
+    closed = state in ("resolved", "false_alarm")  # a closed incident's version stays: no repeated Cancels
+    bump = (
+        not already_bumped
+        and not closed
+        and (
+            severity != old_severity
+            or len(cameras) != old_cameras
+            or (old_active > 0) != (active > 0)
+            or score >= old_score + 0.1
+        )
+    )
+    return (
+        severity,
+        len(cameras),
+        json.dumps(cameras),
+        active,
+        max(score, old_score),
+        last_at,
+        lat,
+        lon,
+        est[0] if est else None,
+        est[1] if est else None,
+        now,
+        version + (1 if bump and old_cameras > 0 else 0),
+        json.dumps(reasons, separators=(",", ":")),
+        confidence,
+        json.dumps(procedure, ensure_ascii=False, separators=(",", ":")) if procedure else None,
+        incident_id,
+    )
+
+
+def sightings_of(members: list[tuple]) -> list[Sighting]:
+    """Lines of sight of members with a position, bearing and field of view (latest region each)."""
+    out = []
+    for edge_id, camera_id, _active, boxes, _score, _last, lat, lon, bearing, fov in members:
+        regions = json.loads(boxes)
+        if None in (lat, lon, bearing, fov) or not regions:
+            continue
+        best = max(regions, key=lambda b: b["score"])
+        out.append(sighting(f"{edge_id}/{camera_id}", lat, lon, bearing, fov, best["x1"], best["x2"]))
+    return out

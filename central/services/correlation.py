@@ -1,0 +1,288 @@
+"""Alerts into incidents on the store: correlation, recurrence after a close, false-alarm suppressions.
+
+The rules are `incidents/correlate.py`; this module reads what they need and writes the outcome. Ingest
+stores a whole batch of MQTT messages in one transaction: what correlation reads back within the batch
+(incidents, incident_alerts) is written at once, while what it never reads (alert history, evidence,
+timeline, camera facts) and the incidents' aggregates go out once at the end of the batch (`AlertBatch`),
+a few statements for the batch instead of about a dozen per alert.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from hazardwatch.central.config import CentralConfig
+from hazardwatch.central.incidents.correlate import SYSTEM, Choice, Member, Region
+from hazardwatch.central.services.aggregates import refresh_many
+from hazardwatch.central.services.placement import for_attached, for_unattached
+from hazardwatch.central.store import Tx
+from hazardwatch.contract import Alert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    incident_id: int | None  # None for a duplicate
+    duplicate: bool
+    created: bool = False
+    reopened: bool = False
+
+
+@dataclass
+class AlertBatch:
+    """The writes of one batch that correlation never reads back, sent together by `flush`."""
+
+    evidence: list[tuple] = field(default_factory=list)
+    alert_events: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    cameras: dict[tuple[str, str], tuple] = field(default_factory=dict)
+    touched: dict[int, bool] = field(default_factory=dict)  # incident -> its version was already bumped
+    seen: dict[tuple[str, int], str] = field(default_factory=dict)  # (edge, seq) -> alert_id, this batch
+
+    def event(self, incident_id: int, at: float, kind: str, actor: str, detail: dict) -> None:
+        self.events.append((incident_id, at, kind, actor, json.dumps(detail, separators=(",", ":"))))
+
+    def touch(self, incident_id: int, already_bumped: bool = False) -> None:
+        self.touched[incident_id] = self.touched.get(incident_id, False) or already_bumped
+
+    def flush(self, tx: Tx, cfg: CentralConfig, now: float) -> None:
+        """Write what was deferred, then refresh every touched incident once (in id order)."""
+        tx.executemany(
+            "INSERT INTO evidence(id, incident_id, content_type, data, created_at) VALUES (?, ?, 'image/jpeg', ?, ?)",
+            self.evidence,
+        )
+        tx.executemany(
+            "INSERT INTO alert_events(edge_id, seq, alert_id, state, camera_id, hazard, score, boxes, zone, "
+            "first_frame_at, last_frame_at, model, received_at, incident_id, evidence_id, confidence) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.alert_events,
+        )
+        tx.executemany(
+            "INSERT INTO cameras(edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET name = excluded.name, "
+            "lat = excluded.lat, lon = excluded.lon, bearing_deg = excluded.bearing_deg, "
+            "fov_deg = excluded.fov_deg, updated_at = excluded.updated_at",
+            [self.cameras[k] for k in sorted(self.cameras)],
+        )
+        tx.executemany("INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
+                       self.events)
+        refresh_many(tx, self.touched, cfg, now)
+        self.evidence, self.alert_events, self.events = [], [], []
+        self.cameras, self.touched, self.seen = {}, {}, {}
+
+
+def _jpeg_or_none(alert: Alert) -> bytes | None:
+    """The snapshot's bytes if they are base64 of a JPEG; else None. Evidence is served as image/jpeg
+    to browsers and receivers, so anything else (HTML, a script, junk) is dropped and the alert kept."""
+    try:
+        data = base64.b64decode(alert.snapshot_jpeg_b64 or "", validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if data[:3] == b"\xff\xd8\xff":
+        return data
+    log.warning(
+        "alert %s/%s seq %d: snapshot is not a base64 JPEG; evidence dropped, alert kept",
+        alert.edge_id,
+        alert.camera_id,
+        alert.seq,
+    )
+    return None
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the store already knows of an alert: the event (edge, seq), its incident and that incident's close."""
+
+    seen: str | None
+    own: int | None
+    last_seq: int | None
+    closed: tuple[str, float] | None  # (state, resolved_at) when an operator closed `own`
+
+
+def _known(tx: Tx, alert: Alert, batch: AlertBatch) -> _Known:
+    row = tx.one(
+        "SELECT (SELECT alert_id FROM alert_events WHERE edge_id = ? AND seq = ?), ia.incident_id, ia.last_seq, "
+        "i.state, i.resolved_by, i.resolved_at FROM (SELECT 1 AS one) o "
+        "LEFT JOIN incident_alerts ia ON ia.edge_id = ? AND ia.alert_id = ? "
+        "LEFT JOIN incidents i ON i.id = ia.incident_id",
+        (alert.edge_id, alert.seq, alert.edge_id, alert.alert_id),
+    )
+    seen, own, last_seq, state, resolved_by, resolved_at = row or (None,) * 6
+    seen = seen or batch.seen.get((alert.edge_id, alert.seq))
+    closed = None
+    if state in ("resolved", "false_alarm") and resolved_by not in (None, SYSTEM):
+        closed = (state, float(resolved_at or 0.0))
+    return _Known(seen, own, last_seq, closed)
+
+
+def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: AlertBatch | None = None) -> AlertOutcome:
+    """Store one alert event and fold it into its incident.
+
+    Idempotent by (edge, seq), which the contract says identifies an event. The alert's state follows its
+    highest seq, so an older event arriving late (an update after its end) is kept in the history only.
+    Without a `batch` the deferred writes go out at once; with one, the caller flushes it.
+    """
+    if batch is None:
+        own_batch = AlertBatch()
+        outcome = apply_alert(tx, alert, cfg, now, own_batch)
+        own_batch.flush(tx, cfg, now)
+        return outcome
+    known = _known(tx, alert, batch)
+    own = known.own
+    if known.seen is not None:
+        if known.seen != alert.alert_id:
+            log.warning(
+                "edge %s reused seq %d (alert %s, then %s): kept the first",
+                alert.edge_id,
+                alert.seq,
+                known.seen,
+                alert.alert_id,
+            )
+        return AlertOutcome(None, duplicate=True)
+    batch.seen[(alert.edge_id, alert.seq)] = alert.alert_id
+    stale = own is not None and known.last_seq is not None and alert.seq < known.last_seq
+    me = Member(
+        alert.edge_id,
+        alert.alert_id,
+        f"{alert.edge_id}/{alert.camera_id}",
+        tuple(Region(b.x1, b.y1, b.x2, b.y2) for b in alert.boxes),
+        alert.last_frame_at,
+        alert.lat,
+        alert.lon,
+    )
+    # An alert already in an incident stays there (rule 1) unless an operator closed that incident and the
+    # hazard is still seen (recurrence, docs/central.md); false-alarm suppressions keep matching looks quiet.
+    if stale:
+        choice, why = Choice("attach", own), {}
+    elif own is not None:
+        choice, why = for_attached(tx, alert, me, own, known.closed, cfg, now, batch.event)
+    else:
+        choice, why = for_unattached(tx, alert, me, cfg, now, batch.event)
+    created = reopened = False
+    if choice.action == "new":
+        incident_id = tx.scalar(
+            "INSERT INTO incidents(hazard, state, severity, opened_at, updated_at, last_alert_at, previous_id) "
+            "VALUES (?, 'open', ?, ?, ?, ?, ?) RETURNING id",
+            (alert.hazard.value, cfg.severity[alert.hazard], now, now, alert.last_frame_at, choice.previous_id),
+        )
+        batch.event(incident_id, now, "opened", SYSTEM, {"previous_id": choice.previous_id, **why})
+        if own is not None and own != incident_id:
+            batch.event(own, now, "recurred", SYSTEM, {"new_id": incident_id, **why})
+        created = True
+    else:
+        incident_id = choice.incident_id
+        assert incident_id is not None
+        if choice.action == "reopen":
+            tx.execute(
+                "UPDATE incidents SET state = 'open', resolved_at = NULL, resolved_by = NULL, "
+                "acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1, updated_at = ? WHERE id = ?",
+                (now, incident_id),
+            )
+            batch.event(incident_id, now, "reopened", SYSTEM, {"alert_id": alert.alert_id})
+            reopened = True
+    confidence = _store_alert(tx, alert, incident_id, cfg, now, batch)
+    batch.event(
+        incident_id,
+        now,
+        "alert",
+        f"{alert.edge_id}/{alert.camera_id}",
+        {
+            "alert_id": alert.alert_id,
+            "state": alert.state.value,
+            "seq": alert.seq,
+            "score": alert.score,
+            "confidence": round(confidence, 4),
+            "evidence_id": batch.alert_events[-1][14],
+            **({"stale": True} if stale else {}),
+            **({"suppressed_by": why["suppressed_by"]} if "suppressed_by" in why else {}),
+        },
+    )
+    batch.touch(incident_id, already_bumped=reopened)
+    if own is not None and own != incident_id:
+        batch.touch(own)  # the alert moved out: the closed incident no longer counts it
+    return AlertOutcome(incident_id, duplicate=False, created=created, reopened=reopened)
+
+
+def _store_alert(tx: Tx, alert: Alert, incident_id: int, cfg: CentralConfig, now: float, batch: AlertBatch) -> float:
+    """The alert's membership now (correlation reads it back); its history, evidence and camera later."""
+    ended = alert.state.value == "end"
+    boxes = json.dumps([b.model_dump() for b in alert.boxes])
+    if ended:
+        tx.execute(
+            "UPDATE incident_alerts SET active = 0, last_at = ?, last_seq = ? WHERE edge_id = ? AND alert_id = ? "
+            "AND (last_seq IS NULL OR last_seq < ?)",
+            (alert.last_frame_at, alert.seq, alert.edge_id, alert.alert_id, alert.seq),
+        )
+    confidence, _calibrated = cfg.confidence.calibrate(alert.model_name, alert.score)
+    tx.execute(
+        "INSERT INTO incident_alerts(incident_id, edge_id, alert_id, camera_id, active, boxes, score, last_at, "
+        "lat, lon, bearing_deg, fov_deg, last_seq, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (edge_id, alert_id) DO "
+        + (
+            "NOTHING"
+            if ended
+            else "UPDATE SET incident_id = excluded.incident_id, active = 1, boxes = excluded.boxes, "
+            "score = excluded.score, last_at = excluded.last_at, last_seq = excluded.last_seq, "
+            "confidence = excluded.confidence "
+            "WHERE incident_alerts.last_seq IS NULL OR incident_alerts.last_seq < excluded.last_seq"
+        ),
+        (
+            incident_id,
+            alert.edge_id,
+            alert.alert_id,
+            alert.camera_id,
+            0 if ended else 1,
+            boxes,
+            alert.score,
+            alert.last_frame_at,
+            alert.lat,
+            alert.lon,
+            alert.bearing_deg,
+            alert.fov_deg,
+            alert.seq,
+            confidence,
+        ),
+    )
+    evidence_id = None
+    image = _jpeg_or_none(alert) if alert.snapshot_jpeg_b64 else None
+    if image is not None:
+        evidence_id = secrets.token_urlsafe(24)
+        batch.evidence.append((evidence_id, incident_id, image, now))
+    batch.alert_events.append(
+        (
+            alert.edge_id,
+            alert.seq,
+            alert.alert_id,
+            alert.state.value,
+            alert.camera_id,
+            alert.hazard.value,
+            alert.score,
+            boxes,
+            alert.zone,
+            alert.first_frame_at,
+            alert.last_frame_at,
+            f"{alert.model_name}@{alert.model_version}",
+            now,
+            incident_id,
+            evidence_id,
+            confidence,
+        )
+    )
+    if alert.state.value == "new":  # camera facts ride on every alert; storing them once per alert is enough
+        batch.cameras[(alert.edge_id, alert.camera_id)] = (
+            alert.edge_id,
+            alert.camera_id,
+            alert.camera_name,
+            alert.lat,
+            alert.lon,
+            alert.bearing_deg,
+            alert.fov_deg,
+            now,
+        )
+    return confidence
