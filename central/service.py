@@ -16,14 +16,16 @@ import time
 
 from aiohttp import web
 
-from hazardwatch.central.api.app import ApiContext, EventHub, make_app
+from hazardwatch.central.api.app import make_app
 from hazardwatch.central.api.auth import RateLimiter, TokenBook
+from hazardwatch.central.api.context import ApiContext
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.notify.cap import CapOptions
 from hazardwatch.central.notify.worker import DeliveryWorker
 from hazardwatch.central.services import dispatch, incidents, registry
+from hazardwatch.central.services.events import EventHub
 from hazardwatch.central.store import Database
 from hazardwatch.central.store.database import safe_url
 from hazardwatch.central.warnings.service import WeatherService
@@ -179,7 +181,7 @@ class CentralService:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._dispatch_wake = asyncio.Event()
-        self.ctx.events = EventHub(self.ctx)
+        self.ctx.events = EventHub(self.db)
         runner = web.AppRunner(make_app(self.ctx), access_log=None)
         await runner.setup()
         # SO_REUSEADDR: a restart within a minute gets its port back though old connections sit in TIME_WAIT.

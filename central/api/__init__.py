@@ -1,1 +1,2 @@
-"""HTTP API: thin aiohttp handlers over central.services, OpenAPI in openapi.yaml."""
+"""HTTP API: thin aiohttp handlers over central.services, one module per resource, joined in
+`routes.py`; OpenAPI in openapi.yaml."""

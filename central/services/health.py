@@ -1,4 +1,4 @@
-"""Edge and camera health from the edges' status, availability and heartbeat messages."""
+"""Edge and camera health from the edges' status, availability and heartbeat messages; the database's own."""
 
 from __future__ import annotations
 
@@ -63,3 +63,7 @@ def apply_heartbeat(tx: Tx, msg: Heartbeat, now: float) -> None:
         (msg.edge_id, msg.sent_at, msg.sent_at, msg.model_dump_json(exclude={"schema_version", "kind"})),
     )
 
+
+def ping(tx: Tx) -> None:
+    """Raises when the database does not answer (the health check)."""
+    tx.execute("SELECT 1")

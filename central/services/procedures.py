@@ -1,11 +1,15 @@
-"""An incident's procedure (checklist and contacts, chosen by hazard and severity; `ResponseConfig`) with
-the steps the officers ticked. Ticks are timeline events (`step`), so who and when is recorded once."""
+"""An officer's follow-up on an incident besides its state: the procedure (checklist and contacts, chosen
+by hazard and severity; `ResponseConfig`) with the steps ticked, and lifting the incident's false-alarm
+suppressions. Both are timeline events, so who and when is recorded once.
+
+Lifting lives here, not in `suppressions`, because `incidents` imports `suppressions`."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from hazardwatch.central.services import suppressions
 from hazardwatch.central.services.incidents import ActionError, add_event
 from hazardwatch.central.store import Tx
 
@@ -66,3 +70,12 @@ def tick(
         },
     )
     tx.execute("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))  # the page refreshes
+
+
+def lift_suppression(tx: Tx, suppression_id: int, actor: str, now: float) -> bool:
+    """End an active suppression early and note it in its incident's timeline; False: none to lift."""
+    incident_id = tx.scalar("SELECT incident_id FROM suppressions WHERE id = ?", (suppression_id,))
+    if incident_id is None or not suppressions.end(tx, suppression_id, actor, "lifted by an operator", now):
+        return False
+    add_event(tx, incident_id, now, "suppression_lifted", actor, {"suppression_id": suppression_id})
+    return True

@@ -250,3 +250,14 @@ def edges(tx: Tx) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def snapshot(tx: Tx, evidence_id: str) -> tuple[str, bytes] | None:
+    """An alert's snapshot (content type, bytes), served at `evidence_url`."""
+    row = tx.one("SELECT content_type, data FROM evidence WHERE id = ?", (evidence_id,))
+    return None if row is None else (row[0], bytes(row[1]))
+
+
+def incident_counts(tx: Tx) -> dict[str, int]:
+    """How many incidents are in each state (the metrics gauge)."""
+    return {state: int(n) for state, n in tx.execute("SELECT state, COUNT(*) FROM incidents GROUP BY state")}

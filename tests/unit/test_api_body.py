@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from hazardwatch.central.api.app import read_body
+from hazardwatch.central.api.http import read_body
 
 
 async def _post_in_pieces(pieces: list[bytes], limit: int) -> tuple[int, bytes]:

@@ -7,7 +7,7 @@ from importlib import resources
 import pytest
 import yaml
 
-from hazardwatch.central.api.app import ROUTES
+from hazardwatch.central.api.routes import ROUTES
 
 pytestmark = pytest.mark.quick
 
