@@ -13,12 +13,11 @@ receiver as a second line of defence). Delivery itself is `hazardwatch.central.n
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hazardwatch.central.config import SEVERITY_ORDER, CentralConfig, ReceiverConfig
 from hazardwatch.central.incidents.geo import haversine_km
 from hazardwatch.central.services import silences
-from hazardwatch.central.services.incidents import add_event
 from hazardwatch.central.services.views import incident_view
 from hazardwatch.central.store import Tx
 
@@ -33,12 +32,27 @@ class Planned:
     suppressed: str | None = None
 
 
+_DUE = (
+    "(notified_version = 0 AND (state IN ('resolved', 'false_alarm') OR opened_at <= ?)) "
+    "OR (notified_version > 0 AND version > notified_version AND (notified_at IS NULL OR notified_at <= ?)) "
+    "OR (state IN ('open', 'acknowledged') AND notified_version > 0 AND version = notified_version "
+    "AND notified_at <= ?)"
+)
+_ROW = (
+    "id, version, notified_version, notified_at, state, opened_at, hazard, severity, cameras, suppressed_version, "
+    "notify_count, COALESCE(est_lat, lat), COALESCE(est_lon, lon)"
+)
+
+
+def _due_params(cfg: CentralConfig, now: float) -> list[float]:
+    t = cfg.timers
+    return [now - t.group_wait_s, now - t.group_interval_s, now - t.repeat_interval_s]
+
+
 def due(tx: Tx, cfg: CentralConfig, now: float, limit: int = 200) -> list[int]:
-    rows = tx.execute(
-        "SELECT id FROM incidents WHERE version > notified_version OR (state IN ('open', 'acknowledged') "
-        "AND notified_version > 0 AND notified_at <= ?) ORDER BY updated_at LIMIT ?",
-        (now - cfg.timers.repeat_interval_s, limit),
-    )
+    """Incidents whose timers let a notification (or a silent close) go out now, oldest change first."""
+    params = [*_due_params(cfg, now), limit]
+    rows = tx.execute(f"SELECT id FROM incidents WHERE {_DUE} ORDER BY updated_at LIMIT ?", params)
     return [r[0] for r in rows]
 
 
@@ -60,34 +74,109 @@ def route(cfg: CentralConfig, hazard: str, severity: str, lat: float | None, lon
     return [by_name[n] for n in names]
 
 
-def _inhibited(tx: Tx, cfg: CentralConfig, hazard: str, camera_keys: list[str]) -> dict | None:
+@dataclass
+class _Batch:
+    """What a planning batch reads once (silences, cameras that are not online) and writes together."""
+
+    silences: list[silences.Silence]
+    camera_states: dict[str, str]
+    deliveries: list[tuple] = field(default_factory=list)
+    notified: list[tuple] = field(default_factory=list)
+    quiet: list[tuple] = field(default_factory=list)  # closed before anyone was told: nothing to cancel
+    suppressed: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, tx: Tx, now: float) -> _Batch:
+        states = {
+            f"{e}/{c}": s
+            for e, c, s in tx.execute("SELECT edge_id, camera_id, state FROM cameras WHERE state <> 'online'")
+        }
+        return cls(silences.active(tx, now), states)
+
+    def event(self, incident_id: int, at: float, kind: str, detail: dict) -> None:
+        self.events.append((incident_id, at, kind, SYSTEM, json.dumps(detail, separators=(",", ":"))))
+
+    def write(self, tx: Tx) -> None:
+        tx.executemany("UPDATE incidents SET notified_version = version WHERE id = ?", self.quiet)
+        tx.executemany("UPDATE incidents SET suppressed_version = version WHERE id = ?", self.suppressed)
+        tx.executemany(
+            "INSERT INTO deliveries(receiver, incident_id, idempotency_key, msg_type, payload, state, "
+            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT (receiver, idempotency_key) DO NOTHING",
+            self.deliveries,
+        )
+        tx.executemany(
+            "UPDATE incidents SET notified_version = ?, notified_at = ?, notify_count = notify_count + 1 WHERE id = ?",
+            self.notified,
+        )
+        tx.executemany("INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
+                       self.events)
+
+
+def _inhibited(batch: _Batch, cfg: CentralConfig, hazard: str, camera_keys: list[str]) -> dict | None:
     if not cfg.inhibit or not camera_keys:
         return None
-    states = {
-        f"{e}/{c}": s
-        for e, c, s in tx.execute("SELECT edge_id, camera_id, state FROM cameras")
-        if f"{e}/{c}" in camera_keys
-    }
     for rule in cfg.inhibit:
         if rule.hazards and hazard not in rule.hazards:
             continue
-        if all(states.get(k) in rule.camera_states for k in camera_keys):
+        if all(batch.camera_states.get(k, "online") in rule.camera_states for k in camera_keys):
             states = list(rule.camera_states)
             return {"reason": f"inhibited: every camera is {'/'.join(states)}", "inhibit_states": states}
     return None
 
 
+def _held(
+    batch: _Batch, cfg: CentralConfig, hazard: str, camera_keys: list[str], lat: float | None, lon: float | None
+) -> dict | None:
+    """Why an incident is held back (inhibited, silenced), or None."""
+    held = _inhibited(batch, cfg, hazard, camera_keys)
+    if held is not None:
+        return held
+    for s in batch.silences:
+        if s.matches(hazard, camera_keys, lat, lon):
+            return {
+                "reason": f"silenced by #{s.id} ({s.created_by}: {s.comment})",
+                "silence_id": s.id,
+                "by": s.created_by,
+                "comment": s.comment,
+            }
+    return None
+
+
 def plan(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str) -> Planned | None:
-    """Enqueue the notifications one incident needs now, if any."""
-    tx.lock(f"incident:{incident_id}")
-    row = tx.one(
-        "SELECT version, notified_version, notified_at, state, opened_at, hazard, severity, cameras, "
-        "suppressed_version, notify_count, COALESCE(est_lat, lat), COALESCE(est_lon, lon) FROM incidents WHERE id = ?",
-        (incident_id,),
-    )
+    """Enqueue the notifications one incident needs now, if any (waits for the incident's row lock)."""
+    row = tx.one(f"SELECT {_ROW} FROM incidents WHERE id = ?{tx.for_update()}", (incident_id,))
     if row is None:
         return None
+    batch = _Batch.read(tx, now)
+    planned = _plan_row(tx, row, cfg, now, base_url, batch)
+    batch.write(tx)
+    return planned
+
+
+def plan_due(
+    tx: Tx, cfg: CentralConfig, now: float, base_url: str, limit: int = 200
+) -> tuple[list[Planned], int]:
+    """Plan every due incident (up to `limit`) in this one transaction; return what was planned and how many
+    incidents were examined (`limit` of them: more may be due). Rows another instance is planning are
+    skipped, not waited for: that instance plans them."""
+    skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
+    rows = tx.execute(
+        f"SELECT {_ROW} FROM incidents WHERE {_DUE} ORDER BY updated_at LIMIT ?{skip}",
+        [*_due_params(cfg, now), limit],
+    )
+    if not rows:
+        return [], 0
+    batch = _Batch.read(tx, now)
+    out = [p for row in rows if (p := _plan_row(tx, row, cfg, now, base_url, batch)) is not None]
+    batch.write(tx)
+    return out, len(rows)
+
+
+def _plan_row(tx: Tx, row: tuple, cfg: CentralConfig, now: float, base_url: str, batch: _Batch) -> Planned | None:
     (
+        incident_id,
         version,
         notified_version,
         notified_at,
@@ -106,8 +195,7 @@ def plan(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str
     changed = version > notified_version
     closed = state in ("resolved", "false_alarm")
     if never and closed:
-        # Nothing was ever sent, so there is nothing to cancel.
-        tx.execute("UPDATE incidents SET notified_version = version WHERE id = ?", (incident_id,))
+        batch.quiet.append((incident_id,))  # nothing was ever sent, so there is nothing to cancel
         return None
     if never and now < opened_at + cfg.timers.group_wait_s:
         return None
@@ -117,45 +205,23 @@ def plan(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str
         return None
     msg_type = "Cancel" if closed else ("Alert" if never else "Update")
     if msg_type != "Cancel":
-        held = _inhibited(tx, cfg, hazard, camera_keys)
-        if held is None:
-            for s in silences.active(tx, now):
-                if s.matches(hazard, camera_keys, lat, lon):
-                    held = {
-                        "reason": f"silenced by #{s.id} ({s.created_by}: {s.comment})",
-                        "silence_id": s.id,
-                        "by": s.created_by,
-                        "comment": s.comment,
-                    }
-                    break
+        held = _held(batch, cfg, hazard, camera_keys, lat, lon)
         if held:
             if suppressed_v < version:
-                tx.execute("UPDATE incidents SET suppressed_version = version WHERE id = ?", (incident_id,))
-                add_event(tx, incident_id, now, "suppressed", SYSTEM, {**held, "version": version})
+                batch.suppressed.append((incident_id,))
+                batch.event(incident_id, now, "suppressed", {**held, "version": version})
             return Planned(incident_id, msg_type, (), suppressed=held["reason"])
     receivers = route(cfg, hazard, severity, lat, lon)
     key = f"inc{incident_id}-v{version}" + ("" if changed else f"-repeat{count}")
     if receivers:
-        view = incident_view(tx, incident_id, base_url, cfg.site)
-        payload = json.dumps(view, separators=(",", ":"))
-        for r in receivers:
-            tx.execute(
-                "INSERT INTO deliveries(receiver, incident_id, idempotency_key, msg_type, payload, state, "
-                "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
-                "ON CONFLICT (receiver, idempotency_key) DO NOTHING",
-                (r.name, incident_id, key, msg_type, payload, now, now),
-            )
-    tx.execute(
-        "UPDATE incidents SET notified_version = ?, notified_at = ?, notify_count = notify_count + 1 WHERE id = ?",
-        (version, now, incident_id),
-    )
+        payload = json.dumps(incident_view(tx, incident_id, base_url, cfg.site), separators=(",", ":"))
+        batch.deliveries += [(r.name, incident_id, key, msg_type, payload, now, now) for r in receivers]
+    batch.notified.append((version, now, incident_id))
     # "notified" only when someone was: with no receiver configured or routed, the timeline says so.
-    add_event(
-        tx,
+    batch.event(
         incident_id,
         now,
         "notified" if receivers else "not_notified",
-        SYSTEM,
         {"msg_type": msg_type, "idempotency_key": key, "receivers": [r.name for r in receivers]},
     )
     return Planned(incident_id, msg_type, tuple(r.name for r in receivers))

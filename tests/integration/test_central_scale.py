@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -11,7 +12,15 @@ from support.databases import postgres_unavailable_reason, temporary_database
 from support.edge_proc import wait_until
 from support.receiver import Receiver
 
+from hazardwatch.central.config import BrokerConfig, CentralConfig, CorrelationConfig
+from hazardwatch.central.incidents.places import lock_keys
+from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest
+from hazardwatch.central.metrics import CentralMetrics
+from hazardwatch.central.store import Database
+from hazardwatch.contract import Alert
+
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+WATER = "waterlogging"
 
 
 def stored_by(central: CentralProcess) -> float:
@@ -91,3 +100,51 @@ def test_two_instances_share_load_without_splitting_incidents(tmp_path, mosquitt
                 c.stop()
         logs = (tmp_path / "central-a.log").read_text() + (tmp_path / "central-b.log").read_text()
         assert "subscribed" in logs
+
+
+def _valid(doc: dict) -> tuple[Incoming, Alert]:
+    raw = json.dumps(doc).encode()
+    return Incoming(f"hazardwatch/v1/{doc['edge_id']}/alerts/{doc['camera_id']}", raw, 1, 0), Alert.model_validate(doc)
+
+
+def test_two_instances_work_side_by_side_on_different_places_and_queue_on_the_same(tmp_path):
+    """Correlation locks places, not hazards: while one instance holds a batch in one place, the other
+    stores an alert of the same hazard 5 km away at once, and waits only for an alert that could merge."""
+    if reason := postgres_unavailable_reason():
+        pytest.skip(reason)
+    with temporary_database("postgres", tmp_path) as url:
+        cfg = CentralConfig(
+            broker=BrokerConfig(), database={"url": url}, correlation=CorrelationConfig(cross_camera_distance_km=1.0)
+        )
+        dbs = [Database(url, pool_size=2) for _ in range(2)]
+        dbs[0].migrate()
+        ingest = MqttIngest(cfg, dbs[1], CentralMetrics(), lambda n: None)
+        lat, lon = 22.60, 114.00
+        holding, release = threading.Event(), threading.Event()
+
+        def busy_batch_here() -> None:  # instance A, in the middle of a long batch at `here`
+            with dbs[0].tx() as tx:
+                tx.lock_all(lock_keys(WATER, "ea", "c", lat, lon, 1.0))
+                holding.set()
+                release.wait(20)
+
+        holder = threading.Thread(target=busy_batch_here)
+        holder.start()
+        try:
+            assert holding.wait(10)
+            started = time.monotonic()
+            far = alert_payload(0, edge="eb", cam="c", alert_id="alert-far-1", lat=lat, lon=lon + 0.05, hazard=WATER)
+            assert ingest.store([_valid(far)]) == 1  # 5 km east: another place, no wait
+            assert time.monotonic() - started < 2.0
+            near_done = threading.Event()
+            near = alert_payload(0, edge="ec", cam="c", alert_id="alert-n-1", lat=lat + 3e-4, lon=lon, hazard=WATER)
+            threading.Thread(target=lambda: (ingest.store([_valid(near)]), near_done.set())).start()
+            assert not near_done.wait(1.0), "an alert 30 m from a batch in progress did not wait for it"
+        finally:
+            release.set()
+            holder.join(10)
+        assert near_done.wait(10), "the alert nearby was not stored once the other batch ended"
+        with dbs[1].tx() as tx:
+            assert tx.scalar("SELECT COUNT(*) FROM incidents") == 2
+        for db in dbs:
+            db.close()

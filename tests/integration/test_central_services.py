@@ -226,3 +226,51 @@ def test_silence_then_expiry_and_inhibition(db):
             tx, CameraStatus(edge_id="e3", sent_at=1600, camera_id="west", state="online", since=1600), 1730
         )
         assert tx.scalar("SELECT state FROM cameras WHERE camera_id = 'west'") == "offline"
+
+
+def _burst(db: Database, n: int, at: float) -> list[int]:
+    """`n` separate incidents (cameras 100 km apart), all opened at `at`."""
+    out = []
+    for k in range(n):
+        place = {"lat": -40 + k, "lon": 10.0, "bearing_deg": 0.0, "fov_deg": 60.0}
+        a = alert(0, edge=f"b{k}", cam="c", alert_id=f"alert-burst-{k}", place=place, at=at)
+        out.append(apply(db, a, at).incident_id)
+    return out
+
+
+def test_due_incidents_are_planned_in_one_transaction_per_batch(db):
+    ids = _burst(db, 30, 1000)
+    with db.tx() as tx:
+        planned, examined = dispatch.plan_due(tx, CFG, 1005, "http://central", limit=20)
+    assert (planned, examined) == ([], 0)  # group_wait (10 s) holds them all
+    with db.tx() as tx:
+        planned, examined = dispatch.plan_due(tx, CFG, 1011, "http://central", limit=20)
+    assert examined == 20 and [p.msg_type for p in planned] == ["Alert"] * 20
+    with db.tx() as tx:
+        rest, examined = dispatch.plan_due(tx, CFG, 1011, "http://central", limit=20)
+    assert examined == 10 and len(rest) == 10
+    assert sorted(p.incident_id for p in planned + rest) == sorted(ids)
+    rows = deliveries(db)
+    assert sorted(r[1] for r in rows) == sorted(f"inc{i}-v1" for i in ids)
+    with db.tx() as tx:
+        assert dispatch.plan_due(tx, CFG, 1012, "http://central") == ([], 0)
+        notified = tx.execute("SELECT COUNT(*) FROM incident_events WHERE kind = 'notified'")[0][0]
+    assert notified == 30
+
+
+def test_two_instances_planning_at_once_split_the_due_incidents(db, database_url):
+    """Rows another instance is planning are skipped, not waited for, and never planned twice."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    ids = _burst(db, 12, 1000)
+    other = Database(database_url, pool_size=1)
+    try:
+        with db.tx() as tx_a, other.tx() as tx_b:
+            first, seen_a = dispatch.plan_due(tx_a, CFG, 1011, "http://central", limit=5)
+            second, seen_b = dispatch.plan_due(tx_b, CFG, 1011, "http://central", limit=50)
+        assert seen_a == 5 and seen_b == 7  # B skipped A's five locked rows instead of waiting
+        assert sorted(p.incident_id for p in first + second) == sorted(ids)
+    finally:
+        other.close()
+    keys = [r[1] for r in deliveries(db)]
+    assert len(keys) == len(set(keys)) == 12
