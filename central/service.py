@@ -32,6 +32,8 @@ from hazardwatch.central.warnings.service import WeatherService
 
 log = logging.getLogger(__name__)
 DISPATCH_PERIOD_S = 0.5
+DISPATCH_BATCH = 200  # incidents planned per transaction
+DISPATCH_MAX_BATCHES = 50  # per pass, so a pass always ends
 HOUSEKEEPING_PERIOD_S = 5.0
 SUBSCRIBE_WAIT_S = 10.0
 ROLLOUT_PERIOD_S = 1.0
@@ -148,20 +150,20 @@ class CentralService:
                 self.worker.wake()
 
     def dispatch_once(self, now: float) -> int:
-        """Plan every due incident, one transaction each; return how many notifications went out."""
-        with self.db.tx() as tx:
-            due = dispatch.due(tx, self.cfg, now)
+        """Plan every due incident, one transaction per batch; return how many notifications went out."""
         enqueued = 0
-        for incident_id in due:
+        for _ in range(DISPATCH_MAX_BATCHES):
             with self.db.tx() as tx:
-                plan = dispatch.plan(tx, incident_id, self.cfg, now, self.ctx.base_url)
-            if plan is None:
-                continue
-            if plan.suppressed:
-                self.metrics.suppressed.inc()
-            elif plan.receivers:
-                enqueued += len(plan.receivers)
-                self.metrics.notifications_planned.labels(plan.msg_type).inc(len(plan.receivers))
+                planned, examined = dispatch.plan_due(tx, self.cfg, now, self.ctx.base_url, DISPATCH_BATCH)
+            for plan in planned:
+                if plan.suppressed:
+                    self.metrics.suppressed.inc()
+                elif plan.receivers:
+                    enqueued += len(plan.receivers)
+                    self.metrics.notifications_planned.labels(plan.msg_type).inc(len(plan.receivers))
+            if examined < DISPATCH_BATCH:
+                break
+            self.worker.wake()  # a burst: this batch goes out while the next one is planned
         return enqueued
 
     async def _housekeeping(self) -> None:
