@@ -6,67 +6,31 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hazardwatch.central.ingest.clock import ClockConfig
 from hazardwatch.central.map_config import MapConfig
 from hazardwatch.central.response_config import ConfidenceConfig, FalseAlarmConfig, ResponseConfig, SeverityRules
 from hazardwatch.contract import Hazard, RiskLevel
 from hazardwatch.contract.messages import Id
+from hazardwatch.kernel import settings as kernel
+from hazardwatch.kernel.settings import Secret, Strict, resolve_path
 
 Severity = Literal["minor", "moderate", "severe", "extreme"]
 SEVERITY_ORDER: dict[str, int] = {"minor": 0, "moderate": 1, "severe": 2, "extreme": 3}
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TlsConfig(kernel.TlsSettings):
+    """Broker TLS; cert_file and key_file together for client certificates."""
 
 
-def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:
-    if path is None or path.is_absolute():
-        return path
-    base = (info.context or {}).get("config_dir")
-    return (Path(base) / path) if base else path
-
-
-class Secret(Strict):
-    """A secret from exactly one place: an environment variable, a file, or inline (tests only)."""
-
-    env: str | None = None
-    file: Path | None = None
-    value: str | None = Field(default=None, description="Inline; prefer env or file")
-
-    _file = field_validator("file")(_resolve)
-
-    @model_validator(mode="after")
-    def _one(self) -> Secret:
-        given = [k for k in ("env", "file", "value") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError("give exactly one of env, file or value")
-        return self
-
-
-class TlsConfig(Strict):
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    _paths = field_validator("ca_file", "cert_file", "key_file")(_resolve)
-
-
-class BrokerConfig(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+class BrokerConfig(kernel.BrokerSettings):
     tls: TlsConfig | None = None
-    username: str | None = None
-    password: Secret | None = None
     client_id: str | None = Field(
         default=None,
         description="Default: hazardwatch-central-<instance_id>-<20 hex derived from the broker password>, "
         "stable and unguessable without the password",
     )
-    topic_prefix: str = "hazardwatch"
-    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT version; 3.1.1 for brokers without 5")
     shared_subscription: bool = Field(
         default=True,
         description="Split alerts between instances with $share/<share_group>/...; false for brokers without it "
@@ -77,7 +41,6 @@ class BrokerConfig(Strict):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="MQTT 5 shared-subscription group: instances in one group split the load",
     )
-    keepalive_s: int = Field(default=30, ge=5, le=600)
 
 
 class DatabaseConfig(Strict):
@@ -93,16 +56,14 @@ class DatabaseConfig(Strict):
     def _url(cls, v: str, info: ValidationInfo) -> str:
         if v.startswith("sqlite:///"):
             path = Path(v.removeprefix("sqlite:///"))
-            resolved = _resolve(path, info)
+            resolved = resolve_path(path, info)
             return f"sqlite:///{resolved}"
         if v.startswith(("postgresql://", "postgres://")):
             return v
         raise ValueError("use sqlite:///PATH or postgresql://...")
 
 
-class HttpConfig(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
+class HttpConfig(kernel.HttpSettings):
     public_url: str | None = Field(default=None, description="Base URL receivers use to fetch evidence")
 
 
@@ -155,10 +116,10 @@ class Area(Strict):
     radius_km: float = Field(gt=0)
 
 
-class BackoffConfig(Strict):
-    initial_s: float = Field(default=1.0, gt=0)
+class BackoffConfig(kernel.BackoffSettings):
+    """Delivery retries (defaults: 1 s doubling to 300 s)."""
+
     max_s: float = Field(default=300.0, gt=0)
-    jitter: float = Field(default=0.2, ge=0, le=1)
 
 
 class ReceiverConfig(Strict):

@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hazardwatch.configfile import resolve_secret
 from hazardwatch.edge.config import CentralLinkConfig
 
 
@@ -26,7 +25,7 @@ class CentralClient:
     def __init__(self, cfg: CentralLinkConfig) -> None:
         self.base = cfg.url.rstrip("/")
         self.timeout = cfg.timeout_s
-        self._token = resolve_secret(cfg.token, cfg.token_env, cfg.token_file, "central edge token") or ""
+        self._token = cfg.token.reveal("central edge token")
         self._ssl = ssl.create_default_context(cafile=str(cfg.ca_file)) if cfg.ca_file else None
 
     def request(

@@ -7,74 +7,41 @@ resolved relative to the config file so a config can be moved with its models.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AnyUrl,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AnyUrl, Field, ValidationInfo, field_validator, model_validator
 
 from hazardwatch.contract import Hazard, RiskLevel
 from hazardwatch.contract.messages import Id
+from hazardwatch.kernel.settings import (
+    BackoffSettings,
+    BrokerSettings,
+    HttpSettings,
+    Secret,
+    Strict,
+    TlsSettings,
+    refuse_removed_keys,
+    resolve_path,
+)
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
 Polygon = Annotated[list[Point], Field(min_length=3, max_length=256)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:
-    if path is None or path.is_absolute():
-        return path
-    base = (info.context or {}).get("config_dir")
-    return (Path(base) / path) if base else path
-
-
-class TlsConfig(Strict):
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
+class TlsConfig(TlsSettings):
     insecure_skip_hostname_check: bool = False
 
-    _paths = field_validator("ca_file", "cert_file", "key_file")(_resolve)
 
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (client certificate authentication)")
-        return self
-
-
-class BrokerConfig(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+class BrokerConfig(BrokerSettings):
     tls: TlsConfig | None = None
-    username: str | None = None
-    password: str | None = Field(default=None, description="Prefer password_env or password_file")
-    password_env: str | None = None
-    password_file: Path | None = None
     client_id: str | None = Field(default=None, description="Default: hazardwatch-edge-<edge_id>")
-    protocol: Literal["5", "3.1.1"] = Field(default="5", description="MQTT version; 3.1.1 for old brokers")
     topic_prefix: str = Field(default="hazardwatch", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-    keepalive_s: int = Field(default=30, ge=5, le=600)
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     max_inflight: int = Field(default=20, ge=1, le=1000)
 
-    _pw_file = field_validator("password_file")(_resolve)
-
     @model_validator(mode="after")
-    def _one_secret(self) -> BrokerConfig:
-        given = [k for k in ("password", "password_env", "password_file") if getattr(self, k)]
-        if len(given) > 1:
-            raise ValueError(f"give the broker password one way only, not {' and '.join(given)}")
+    def _reconnect(self) -> BrokerConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self
@@ -177,6 +144,11 @@ class CameraConfig(Strict):
     location: Location | None = None
     bearing_deg: float | None = Field(default=None, ge=0, lt=360)
     fov_deg: float | None = Field(default=None, gt=0, le=360)
+    height_m: float | None = Field(default=None, gt=0, le=10000, description="Lens height above the ground it sees")
+    tilt_deg: float | None = Field(default=None, ge=-90, le=90, description="Downward pitch of the view's centre")
+    view_range_m: tuple[float, float] | None = Field(
+        default=None, description="Terrain hint: nearest and farthest ground distance the view covers, in metres"
+    )
     hazards: dict[Hazard, HazardSettings] = Field(min_length=1)
     zones: list[Zone] = Field(default_factory=list, max_length=64)
     masks: list[Polygon] = Field(default_factory=list, max_length=64, description="Regions never analysed")
@@ -191,11 +163,13 @@ class CameraConfig(Strict):
                 raise ValueError(f"unsupported source scheme {scheme!r}: use rtsp, http(s) or a local path")
             AnyUrl(v)
             return v
-        resolved = _resolve(Path(v), info)
+        resolved = resolve_path(Path(v), info)
         return str(resolved)
 
     @model_validator(mode="after")
     def _zones(self) -> CameraConfig:
+        if self.view_range_m is not None and not 0 <= self.view_range_m[0] < self.view_range_m[1]:
+            raise ValueError("view_range_m must be [nearest, farthest] metres with 0 <= nearest < farthest")
         ids = [z.id for z in self.zones]
         if len(ids) != len(set(ids)):
             raise ValueError("zone ids must be unique within a camera")
@@ -206,10 +180,8 @@ class CameraConfig(Strict):
         return self
 
 
-class BackoffConfig(Strict):
-    initial_s: float = Field(default=1.0, gt=0)
-    max_s: float = Field(default=60.0, gt=0)
-    jitter: float = Field(default=0.2, ge=0, le=1, description="Random +- share of each delay")
+class BackoffConfig(BackoffSettings):
+    """Reconnects to a camera that failed (defaults: 1 s doubling to 60 s)."""
 
 
 class PatrolConfig(Strict):
@@ -254,18 +226,17 @@ class ModelRef(Strict):
     threshold: float | None = Field(default=None, gt=0, lt=1, description="Override the manifest's threshold")
     threads: int = Field(default=2, ge=1, le=64, description="ONNX Runtime intra-op threads")
 
-    _path = field_validator("manifest")(_resolve)
+    _path = field_validator("manifest")(resolve_path)
 
 
 class OutboxConfig(Strict):
     path: Path = Field(default=Path("var/edge-outbox.db"), validate_default=True)
     max_messages: int = Field(default=100_000, ge=100)
 
-    _path = field_validator("path")(_resolve)
+    _path = field_validator("path")(resolve_path)
 
 
-class HttpConfig(Strict):
-    host: str = "127.0.0.1"
+class HttpConfig(HttpSettings):
     port: int = Field(default=8090, ge=0, le=65535, description="0 picks a free port")
 
 
@@ -279,20 +250,16 @@ class CentralLinkConfig(Strict):
     """Central's HTTP API, for evidence upload and model downloads (docs/retraining.md)."""
 
     url: str = Field(pattern=r"^https?://[^\s]+$", description="Base URL, e.g. https://central.example:8080")
-    token: str | None = Field(default=None, description="Edge token (role edge, named after edge_id); prefer env/file")
-    token_env: str | None = None
-    token_file: Path | None = None
+    token: Secret = Field(description="Edge token (role edge, named after edge_id): {env: NAME} or {file: PATH}")
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     ca_file: Path | None = Field(default=None, description="CA bundle for an https URL with a private CA")
 
-    _paths = field_validator("token_file", "ca_file")(_resolve)
+    _paths = field_validator("ca_file")(resolve_path)
 
-    @model_validator(mode="after")
-    def _one_secret(self) -> CentralLinkConfig:
-        given = [k for k in ("token", "token_env", "token_file") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError("give the edge token exactly one way: token, token_env or token_file")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        return refuse_removed_keys(data, {"token_env": "token: {env: NAME}", "token_file": "token: {file: PATH}"})
 
 
 class EvidenceConfig(Strict):
@@ -310,7 +277,7 @@ class EvidenceConfig(Strict):
     upload: bool = Field(default=True, description="Upload to central (needs the central section)")
     chunk_bytes: int = Field(default=1 << 20, ge=16 << 10, le=16 << 20)
 
-    _path = field_validator("path")(_resolve)
+    _path = field_validator("path")(resolve_path)
 
 
 class RolloutConfig(Strict):
@@ -321,7 +288,7 @@ class RolloutConfig(Strict):
     probation_batches: int = Field(default=3, ge=0, le=1000, description="Batches the new model runs on trial")
     max_model_bytes: int = Field(default=512 << 20, ge=1 << 10)
 
-    _path = field_validator("path")(_resolve)
+    _path = field_validator("path")(resolve_path)
 
 
 class ReferenceConfig(Strict):
@@ -355,7 +322,7 @@ class ReferenceConfig(Strict):
     )
     save_interval_s: float = Field(default=300.0, gt=0, description="How often references are written to disk")
 
-    _path = field_validator("path")(_resolve)
+    _path = field_validator("path")(resolve_path)
 
 
 class EdgeConfig(Strict):

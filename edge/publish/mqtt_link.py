@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from hazardwatch.configfile import resolve_secret
 from hazardwatch.contract import Availability, Topics
 from hazardwatch.edge.config import BrokerConfig
 from hazardwatch.edge.publish.outbox import Outbox
+from hazardwatch.kernel.mqtt import broker_password, make_client
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +51,13 @@ class MqttLink:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.cfg
-        v5 = cfg.protocol == "5"
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id or f"hazardwatch-edge-{self.edge_id}",
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            **({} if v5 else {"clean_session": True}),
+        client = make_client(
+            cfg,
+            cfg.client_id or f"hazardwatch-edge-{self.edge_id}",
+            broker_password(cfg),
+            clean_session=True,
+            insecure_skip_hostname_check=bool(cfg.tls and cfg.tls.insecure_skip_hostname_check),
         )
-        password = resolve_secret(cfg.password, cfg.password_env, cfg.password_file, "broker password")
-        if cfg.username:
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file),
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_skip_hostname_check)
         client.will_set(self.topics.availability, self._availability("offline"), qos=1, retain=True)
         client.reconnect_delay_set(int(max(1, cfg.reconnect_min_s)), int(max(1, cfg.reconnect_max_s)))
         client.max_inflight_messages_set(cfg.max_inflight)

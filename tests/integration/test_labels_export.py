@@ -59,7 +59,7 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         cameras=[{"id": "cam-1", "source": str(frames), "hazards": {"smoke": {}}}],
         manifest=manifest,
         confirm={"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 3},
-        central={"url": central.url, "token": EDGE_TOKEN},
+        central={"url": central.url, "token": {"value": EDGE_TOKEN}},
         evidence={"frames_after": 2, "buffer_frames": 4},
     )
     doc = yaml.safe_load(edge_cfg.read_text())

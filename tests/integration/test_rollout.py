@@ -94,7 +94,7 @@ def start_edge(
         edge_id=edge_id,
         cameras=[{"id": "cam-1", "source": str(frames), "hazards": {"fire": {}}}],
         manifest=manifest,
-        central={"url": central.url, "token": EDGE_TOKENS[edge_id], "timeout_s": 10},
+        central={"url": central.url, "token": {"value": EDGE_TOKENS[edge_id]}, "timeout_s": 10},
         rollout={"probation_batches": 2},
     )
     return EdgeProcess(cfg, tmp_path / edge_id / "edge.log").start()

@@ -402,7 +402,7 @@ def test_real_edge_and_central_work_over_tls_with_their_credentials(secure_broke
     import yaml
 
     doc = yaml.safe_load(edge_cfg.read_text())
-    doc["broker"].update(username="edge-a", password_file=str(tmp_path / "edge-a.secret"), tls=tls_edge)
+    doc["broker"].update(username="edge-a", password={"file": str(tmp_path / "edge-a.secret")}, tls=tls_edge)
     edge_cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     central_cfg = write_central_config(

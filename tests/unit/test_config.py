@@ -72,9 +72,55 @@ def test_cross_checks(tmp_path):
 
 
 def test_password_given_twice_is_an_error(tmp_path):
-    text = GOOD.replace("port: 1883}", "port: 1883, password: x, password_env: PW}")
-    with pytest.raises(ConfigError, match="one way only"):
+    text = GOOD.replace("port: 1883}", "port: 1883, password: {value: x, env: PW}}")
+    with pytest.raises(ConfigError, match="give exactly one of env, file or value"):
         load_config(write(tmp_path, text), EdgeConfig)
+
+
+@pytest.mark.parametrize(
+    ("section", "removed", "replacement"),
+    [
+        ("broker: {host: 127.0.0.1, port: 1883", "password_env: PW", "password: {env: NAME}"),
+        ("broker: {host: 127.0.0.1, port: 1883", "password_file: pw.txt", "password: {file: PATH}"),
+        ("central: {url: 'http://c:8080'", "token_env: TK", "token: {env: NAME}"),
+        ("central: {url: 'http://c:8080'", "token_file: tk.txt", "token: {file: PATH}"),
+    ],
+)
+def test_a_removed_secret_key_fails_naming_its_replacement(tmp_path, section, removed, replacement):
+    """One secret convention everywhere: the edge's older keys are refused, never ignored."""
+    text = GOOD.replace("broker: {host: 127.0.0.1, port: 1883}", f"{section}, {removed}}}")
+    if section.startswith("central"):
+        text = GOOD + f"{section}, {removed}}}\n"
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), EdgeConfig)
+    where = "central" if section.startswith("central") else "broker"
+    problem = next(p for p in err.value.problems if p.key == where)
+    assert f"{removed.split(':')[0]} is no longer accepted: write {replacement}" in problem.reason
+    assert problem.line is not None
+
+
+def test_a_plain_string_secret_is_refused_on_both_sides(tmp_path):
+    from hazardwatch.central.config import CentralConfig
+
+    text = GOOD.replace("port: 1883}", "username: u, password: hunter2}")
+    with pytest.raises(ConfigError, match=r"broker.password: .*a secret is a mapping: \{env: NAME\}"):
+        load_config(write(tmp_path, text), EdgeConfig)
+    central = tmp_path / "central.yaml"
+    central.write_text("broker: {username: c, password: hunter2}\n")
+    with pytest.raises(ConfigError, match=r"broker.password: .*a secret is a mapping"):
+        load_config(central, CentralConfig)
+
+
+def test_tls_cert_without_key_is_refused_on_both_sides(tmp_path):
+    from hazardwatch.central.config import CentralConfig
+
+    text = GOOD.replace("port: 1883}", "port: 8883, tls: {ca_file: ca.pem, cert_file: c.pem}}")
+    with pytest.raises(ConfigError, match="cert_file and key_file go together"):
+        load_config(write(tmp_path, text), EdgeConfig)
+    central = tmp_path / "central.yaml"
+    central.write_text("broker: {tls: {ca_file: ca.pem, key_file: k.pem}}\n")
+    with pytest.raises(ConfigError, match="cert_file and key_file go together"):
+        load_config(central, CentralConfig)
 
 
 def test_yaml_syntax_error_and_duplicate_key_have_lines(tmp_path):

@@ -36,7 +36,7 @@ def config(tmp_path: Path, **evidence) -> EdgeConfig:
             "models": [{"manifest": str(tmp_path / "m.json")}],
             "outbox": {"path": str(tmp_path / "outbox.db")},
             "evidence": {"path": str(tmp_path / "evidence"), **evidence},
-            "central": {"url": "http://127.0.0.1:1", "token": "t"},
+            "central": {"url": "http://127.0.0.1:1", "token": {"value": "t"}},
         }
     )
 

@@ -85,6 +85,11 @@ def _violations(folders: tuple[str, ...], forbidden: tuple[str, ...]) -> list[st
             "api -> services -> store",
         ),
         (("central/services",), ("hazardwatch.central.api",), "api -> services -> store"),
+        (
+            ("hazardwatch/kernel",),
+            ("hazardwatch.edge", "hazardwatch.central", "hazardwatch.models", "hazardwatch.demo"),
+            "the shared kernel sits below both services",
+        ),
         (("edge", "central", "models", "hazardwatch"), ("tests", "support"), "the shipped code never needs the tests"),
     ],
 )
