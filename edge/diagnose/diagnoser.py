@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from hazardwatch.edge.config import DiagnoseConfig
+from hazardwatch.edge.diagnose.diagnosis import ALL, DEGRADED, INFO, Diagnosis
 from hazardwatch.edge.diagnose.features import (
     STRUCT_SIZE,
     FrameFeatures,
@@ -40,16 +41,9 @@ from hazardwatch.edge.diagnose.features import (
     hanning,
     shifted_correlation,
 )
+from hazardwatch.edge.diagnose.view_reference import ViewReference
 
 log = logging.getLogger(__name__)
-
-# Degraded diagnoses in the order they are named in a status reason (most fundamental first).
-DEGRADED = ("black", "overexposed", "blank", "covered", "blurred", "view_shifted", "frozen")
-# Informational diagnoses: reported, but the camera stays online.
-INFO = ("night_ir", "fog")
-ALL = DEGRADED + INFO
-_LABELS = {"view_shifted": "view shifted", "night_ir": "night-ir"}
-_NO_CONFIDENCE_IN_REASON = frozenset({"black", "overexposed", "blank", "frozen", "night_ir"})
 
 TEXTURE_FLOOR = 0.25  # medium-band energy (grey levels) below which a block is flat in any view
 BLIND_TEXTURE = 0.3  # a block keeping less than this share of its normalised texture...
@@ -67,45 +61,6 @@ def _below(x: float, threshold: float, width: float) -> float:
     return _above(-x, -threshold, width)
 
 
-@dataclass(frozen=True)
-class Diagnosis:
-    """The diagnoses in effect after one look (immutable: safe to read from another thread)."""
-
-    active: dict[str, float] = field(default_factory=dict)  # degraded diagnoses -> confidence
-    info: dict[str, float] = field(default_factory=dict)  # night_ir / fog -> confidence
-    raw: dict[str, float] = field(default_factory=dict)  # this look's confidence of every diagnosis
-    looks: int = 0
-    cpu_s: float = 0.0
-
-    @property
-    def degraded(self) -> bool:
-        return bool(self.active)
-
-    @property
-    def night(self) -> bool:
-        return "night_ir" in self.info
-
-    @property
-    def names(self) -> frozenset[str]:
-        """What a status change is about: a new confidence alone is not news."""
-        return frozenset(self.active) | frozenset(self.info)
-
-    def reason(self) -> str:
-        """'covered (0.93); frozen' for a degraded camera, 'night-ir' or 'fog (0.71)' for an online one."""
-        found = self.active if self.active else self.info
-        order = DEGRADED if self.active else INFO
-        parts = []
-        for name in order:
-            if name in found:
-                label = _LABELS.get(name, name)
-                parts.append(label if name in _NO_CONFIDENCE_IN_REASON else f"{label} ({found[name]:.2f})")
-        return "; ".join(parts)
-
-    def all_confidences(self) -> dict[str, float]:
-        """Active and informational diagnoses together (the status message's `diagnoses`)."""
-        return {k: round(v, 3) for k, v in {**self.active, **self.info}.items()}
-
-
 @dataclass
 class _Track:
     """Hysteresis of one diagnosis."""
@@ -115,58 +70,6 @@ class _Track:
     active: bool = False
     confidence: float = 0.0
     since: float = 0.0
-
-
-@dataclass
-class _Reference:
-    """What this camera usually looks like in one mode (day colour or night IR)."""
-
-    looks: int
-    structure: np.ndarray
-    block_texture: np.ndarray
-    block_mean: np.ndarray
-    block_saturation: np.ndarray
-    sharpness: float
-    block_sharpness: np.ndarray
-    block_fine: np.ndarray
-    mean: float
-    usual_corr: float | None = None
-    block_corr: np.ndarray | None = None  # how well each block usually matches (noise-only blocks do not)
-
-    @classmethod
-    def first(cls, f: FrameFeatures) -> _Reference:
-        return cls(
-            1,
-            f.structure.copy(),
-            f.block_texture.copy(),
-            f.block_mean.copy(),
-            f.block_saturation.copy(),
-            f.sharpness,
-            f.block_sharpness.copy(),
-            f.block_fine.copy(),
-            f.mean,
-        )
-
-    def update(self, f: FrameFeatures, rate: float, corr0: float | None, bcorr: np.ndarray | None) -> None:
-        a = max(rate, 1.0 / (self.looks + 1))
-        self.looks += 1
-        self.structure = (1 - a) * self.structure + a * f.structure
-        self.structure -= self.structure.mean()
-        norm = float(np.linalg.norm(self.structure))
-        if norm > 1e-6:
-            self.structure /= norm
-        self.block_texture = (1 - a) * self.block_texture + a * f.block_texture
-        self.block_mean = (1 - a) * self.block_mean + a * f.block_mean
-        self.block_saturation = (1 - a) * self.block_saturation + a * f.block_saturation
-        self.sharpness = (1 - a) * self.sharpness + a * f.sharpness
-        self.block_sharpness = (1 - a) * self.block_sharpness + a * f.block_sharpness
-        self.block_fine = (1 - a) * self.block_fine + a * f.block_fine
-        if bcorr is not None:
-            self.block_corr = bcorr.copy() if self.block_corr is None else 0.8 * self.block_corr + 0.2 * bcorr
-        self.mean = (1 - a) * self.mean + a * f.mean
-        if corr0 is not None:
-            c = min(1.0, max(0.3, corr0))
-            self.usual_corr = c if self.usual_corr is None else 0.9 * self.usual_corr + 0.1 * c
 
 
 class CameraDiagnoser:
@@ -184,7 +87,7 @@ class CameraDiagnoser:
         self._prev_at: float | None = None
         self._last_bcorr: np.ndarray | None = None
         self._prev_blind: np.ndarray | None = None
-        self._refs: dict[str, _Reference] = {}
+        self._refs: dict[str, ViewReference] = {}
         self._tracks = {name: _Track() for name in ALL}
         self._prev_thumb: np.ndarray | None = None
         self._last_at: float | None = None
@@ -224,13 +127,13 @@ class CameraDiagnoser:
             pass  # between day and IR: learn nothing
         elif ref is None:
             if healthy:
-                self._refs[mode] = _Reference.first(f)
+                self._refs[mode] = ViewReference.first(f)
         elif healthy:
             ref.update(f, self.cfg.reference_rate, corr0 if ref.looks >= 2 else None, self._last_bcorr)
         shifted = self._tracks["view_shifted"]
         if mode and shifted.active and at - shifted.since >= self.cfg.adopt_view_after_s:
             log.warning("view shifted for %.0f s: adopting the new view as the reference", at - shifted.since)
-            self._refs[mode] = _Reference.first(f)
+            self._refs[mode] = ViewReference.first(f)
             self._tracks["view_shifted"] = _Track()
             active.pop("view_shifted", None)
             self.view += 1
@@ -293,7 +196,7 @@ class CameraDiagnoser:
         return probe, "day", view_corr
 
     @staticmethod
-    def _too_dark(f: FrameFeatures, ref: _Reference) -> bool:
+    def _too_dark(f: FrameFeatures, ref: ViewReference) -> bool:
         """Too dark to compare (a non-IR camera at night), unless part of the view is as bright as usual:
         then the darkness sits in front of the lens."""
         if f.mean >= TOO_DARK:
@@ -301,7 +204,7 @@ class CameraDiagnoser:
         lit = f.block_mean >= np.maximum(0.6 * ref.block_mean, TOO_DARK)
         return not bool(lit.any())
 
-    def _compare(self, raw: dict[str, float], f: FrameFeatures, ref: _Reference) -> float | None:
+    def _compare(self, raw: dict[str, float], f: FrameFeatures, ref: ViewReference) -> float | None:
         """Reference comparisons of one look (covered, blurred, view shifted, fog); fills `raw` in place
         and returns the view's alignment."""
         cfg = self.cfg
@@ -392,7 +295,7 @@ class CameraDiagnoser:
 
     @staticmethod
     def _fog_like(
-        f: FrameFeatures, ref: _Reference, blind: np.ndarray, textured: np.ndarray, tex_ratio: np.ndarray
+        f: FrameFeatures, ref: ViewReference, blind: np.ndarray, textured: np.ndarray, tex_ratio: np.ndarray
     ) -> bool:
         """Blank blocks that got brighter and greyer while the rest of the view lost contrast too."""
         brighter = float(np.mean(f.block_mean[blind] - ref.block_mean[blind])) > -5.0

@@ -1,0 +1,248 @@
+"""Snapshots and clips of alerts, saved on a worker thread, with byte-bounded retention.
+
+`observe`, `on_alert` and `tick` are called on the engine's loop; encoding runs on one worker
+thread and uploading (uploader.py) on another, so neither delays the patrol. Retention deletes only
+files central already has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from hazardwatch.edge.config import EdgeConfig, EvidenceConfig
+from hazardwatch.edge.evidence.encode import encode_jpeg_tar, encode_mp4, pick_codec
+from hazardwatch.edge.evidence.index import EvidenceIndex, EvidenceRow
+from hazardwatch.edge.evidence.ring import FrameRing
+from hazardwatch.edge.predictor import AlertEvent
+
+if TYPE_CHECKING:
+    from hazardwatch.edge.evidence.uploader import EvidenceUploader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _PendingClip:
+    alert_id: str
+    camera_id: str
+    hazard: str
+    state: str
+    at: float
+    before: list[tuple[float, np.ndarray]]
+    after: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def downscale_for_buffer(frame: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return frame
+    return cv2.resize(frame, (max(2, int(w * scale)), max(2, int(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+class EvidenceStore:
+    """Evidence of one edge. `observe`/`on_alert`/`tick` are called on the engine's loop thread;
+    encoding runs on one worker thread and uploading on another, so neither delays the patrol."""
+
+    def __init__(self, cfg: EdgeConfig, uploader: EvidenceUploader | None = None) -> None:
+        self.ecfg: EvidenceConfig = cfg.evidence
+        self.edge_id = cfg.edge_id
+        self.dir = self.ecfg.path or (cfg.outbox.path.parent / "evidence")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.index = EvidenceIndex(self.dir / "index.db")
+        self._rings: dict[str, FrameRing] = {}
+        self._pending: list[_PendingClip] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidence")
+        self.codec = pick_codec()
+        self.refused = 0
+        self.uploader = uploader
+        if uploader:
+            uploader.attach(self)
+
+    def close(self) -> None:
+        self.flush(time.time() + 10**9)
+        self._pool.shutdown(wait=True)
+        if self.uploader:
+            self.uploader.stop()
+        self.index.close()
+
+    # -- loop thread ------------------------------------------------------------------------------
+    def observe(self, camera_id: str, frame: np.ndarray, at: float) -> None:
+        """A frame the patrol looked at: buffer it and feed clips waiting for frames after an alert."""
+        if not self.ecfg.enabled:
+            return
+        small = downscale_for_buffer(frame, self.ecfg.buffer_max_side)
+        ring = self._rings.get(camera_id)
+        if ring is None:
+            ring = self._rings[camera_id] = FrameRing(self.ecfg.buffer_frames, self.ecfg.buffer_bytes)
+        ring.add(at, small)
+        for clip in self._pending:
+            if clip.camera_id == camera_id and at > clip.at:
+                clip.after.append((at, small))
+        self.tick(at)
+
+    def recent(self, n: int) -> list[tuple[str, np.ndarray, float]]:
+        """The newest frames across cameras (for a new model's health check)."""
+        items = [(cam, f, at) for cam, ring in self._rings.items() for at, f in ring.frames()]
+        return sorted(items, key=lambda t: t[2])[-n:]
+
+    def on_alert(self, event: AlertEvent, camera_id: str, edge_id: str) -> None:
+        """An alert started or ended: snapshot now, clip once `frames_after` more looks arrived."""
+        if not self.ecfg.enabled:
+            return
+        alert_id, hazard, state, frame, at = (
+            event.alert_id,
+            event.hazard.value,
+            event.state.value,
+            event.frame,
+            event.last_frame_at,
+        )
+        meta = {
+            "score": round(event.score, 4),
+            "model": f"{event.model_name}@{event.model_version}",
+            "edge_id": edge_id,
+            "boxes": [[b.x1, b.y1, b.x2, b.y2, round(b.score, 4)] for b in event.boxes],
+        }
+        ring = self._rings.get(camera_id)
+        before = ring.frames() if ring else []
+        clip = _PendingClip(alert_id, camera_id, hazard, state, at, before, meta=meta)
+        if frame is not None:
+            full = frame.copy()
+            self._pool.submit(self._save_snapshot, clip, full)
+        if self.ecfg.frames_after == 0:
+            self._pool.submit(self._save_clip, clip)
+        else:
+            self._pending.append(clip)
+
+    def tick(self, now: float) -> None:
+        """Close clips that have their frames after, or waited long enough."""
+        self.flush(now)
+
+    def flush(self, now: float) -> None:
+        ready = [
+            c for c in self._pending if len(c.after) >= self.ecfg.frames_after or now - c.at >= self.ecfg.finish_after_s
+        ]
+        for clip in ready:
+            self._pending.remove(clip)
+            self._pool.submit(self._save_clip, clip)
+
+    # -- worker thread ----------------------------------------------------------------------------
+    def _new_id(self, clip: _PendingClip, kind: str) -> str:
+        return f"{clip.alert_id[:24]}-{clip.state}-{kind}-{secrets.token_hex(4)}"
+
+    def _save_snapshot(self, clip: _PendingClip, frame: np.ndarray) -> None:
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            log.error("evidence snapshot of %s could not be encoded", clip.alert_id)
+            return
+        ident = self._new_id(clip, "snapshot")
+        self._store(
+            clip,
+            ident,
+            "snapshot",
+            buf.tobytes(),
+            "image/jpeg",
+            ".jpg",
+            {"width": frame.shape[1], "height": frame.shape[0]},
+        )
+
+    def _save_clip(self, clip: _PendingClip) -> None:
+        frames = clip.before + clip.after
+        if not frames:
+            return
+        ident = self._new_id(clip, "clip")
+        tmp = self.dir / f".{ident}.tmp"
+        try:
+            if self.codec:
+                encode_mp4([f for _, f in frames], tmp, self.ecfg.clip_fps, self.codec)
+                ctype, ext = "video/mp4", ".mp4"
+            else:
+                raise RuntimeError("no MP4 encoder")
+        except Exception as exc:
+            if self.codec:
+                log.warning("MP4 encoding failed (%s); saving a JPEG sequence", exc)
+            encode_jpeg_tar(frames, tmp)
+            ctype, ext = "application/x-tar", ".tar"
+        data = tmp.read_bytes()
+        tmp.unlink(missing_ok=True)
+        meta = {
+            "frames": len(frames),
+            "before": len(clip.before),
+            "after": len(clip.after),
+            "first_at": frames[0][0],
+            "last_at": frames[-1][0],
+            "codec": self.codec or "jpeg",
+        }
+        self._store(clip, ident, "clip", data, ctype, ext, meta)
+
+    def _store(self, clip: _PendingClip, ident: str, kind: str, data: bytes, ctype: str, ext: str, meta: dict) -> None:
+        if not self._make_room(len(data)):
+            self.refused += 1
+            log.error(
+                "evidence folder %s is full of evidence central does not have yet: %s of %s not saved",
+                self.dir,
+                kind,
+                clip.alert_id,
+            )
+            return
+        path = self.dir / f"{ident}{ext}"
+        tmp = path.with_suffix(ext + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        row = EvidenceRow(
+            ident,
+            clip.alert_id,
+            clip.camera_id,
+            clip.hazard,
+            clip.state,
+            kind,
+            path.name,
+            ctype,
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+            clip.at,
+            {**clip.meta, **meta},
+        )
+        self.index.add(row)
+        log.info("evidence %s saved (%s, %d bytes)", ident, ctype, len(data))
+        if self.uploader:
+            self.uploader.wake()
+
+    # -- retention ----------------------------------------------------------------------------------
+    def used_bytes(self) -> int:
+        return self.index.used_bytes()
+
+    def _make_room(self, incoming: int) -> bool:
+        """Delete uploaded evidence, oldest first, until `incoming` fits; never delete unsent evidence."""
+        budget = self.ecfg.max_bytes
+        used = self.used_bytes()
+        if used + incoming <= budget:
+            return True
+        for ident, name, size in self.index.uploaded_oldest_first():
+            if used + incoming <= budget:
+                break
+            (self.dir / name).unlink(missing_ok=True)
+            self.index.delete(ident)
+            used -= size
+            log.info("retention: deleted uploaded evidence %s (%d bytes)", ident, size)
+        return used + incoming <= budget
+
+    # -- index for the uploader and tests -----------------------------------------------------------
+    def items(self, *, unsent_only: bool = False) -> list[dict[str, Any]]:
+        return self.index.items(unsent_only=unsent_only)
+
+    def mark_uploaded(self, ident: str) -> None:
+        self.index.mark_uploaded(ident)
+
+    def note_attempt(self, ident: str) -> None:
+        self.index.note_attempt(ident)
