@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from hazardwatch.edge.detect.detector import Detection
+from hazardwatch.edge.detect.regions import cell_regions
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -18,18 +19,9 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def regions_from_map(score_map: np.ndarray, threshold: float) -> list[Detection]:
-    """Connected groups of cells at or above threshold become boxes scored by their best cell."""
-    h, w = score_map.shape
-    binary = (score_map >= threshold).astype(np.uint8)
-    if not binary.any():
-        return []
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    out = []
-    for label in range(1, count):
-        x, y, bw, bh, _area = stats[label]
-        score = float(score_map[labels == label].max())
-        out.append(Detection(float(x / w), float(y / h), float((x + bw) / w), float((y + bh) / h), min(1.0, score)))
-    return out
+    """One box per plume: cells at or above threshold, grown over their neighbours and merged
+    (regions.cell_regions), each scored by its best cell."""
+    return [Detection(*box) for box in cell_regions(score_map, threshold)]
 
 
 def yolo_boxes(

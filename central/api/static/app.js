@@ -1,6 +1,7 @@
 // The duty officer's dashboard: live incident list, map, incident detail and actions, health, silences.
 // Data: GET /api/v1/* once, then server-sent events (GET /api/v1/events: `incident` and `camera`).
-import { api, ApiError, evidenceSrc, setUnauthorizedHandler } from "./api.js";
+import { api, ApiError, setUnauthorizedHandler } from "./api.js";
+import { filesBlock, snapshotsBlock } from "./evidence.js";
 import { ago, coord, duration, el, icon, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { MapView } from "./map.js";
@@ -32,6 +33,7 @@ const S = {
   detailVersion: new Map(), // incident id -> version the sightings came from
   selected: null,
   detail: null,
+  files: null, // {id, items}: the evidence files (clips, full snapshots) of the incident in the detail
   view: "incidents",
   filter: localStorage.getItem("hw-filter") || "active",
   muted: localStorage.getItem("hw-muted") === "1",
@@ -432,7 +434,9 @@ async function loadDetail(id) {
   const panel = $("#detail");
   if (!S.detail || S.detail.id !== id) panel.replaceChildren(el("p.empty", {}, t("detail.loading")));
   try {
-    const view = await api(`/incidents/${id}`);
+    S.files = { id, items: files };
+    const [view, files] = await Promise.all([api(`/incidents/${id}`),
+      api(`/incidents/${id}/labels`).then((r) => r.evidence_files).catch(() => [])]);
     if (seq !== detailSeq) return;
     S.detail = view;
     S.sightings.set(view.id, view.sightings || []);
@@ -492,7 +496,9 @@ function renderDetail() {
     actionsBlock(v, note, msg),
     ...[suppressionsBlock(v, { canAct: canAct(), cameraName, onLift: liftSuppression, settings: S.supSettings })].filter(Boolean),
     el("h3", {}, t("detail.evidence")),
-    evidenceBlock(v),
+    snapshotsBlock(v, { cameraName, confidenceText }),
+    el("h3", {}, t("detail.clips")),
+    filesBlock(S.files?.id === v.id ? S.files.items : null, { cameraName }),
     rawScoresBlock(v, cameraName),
     el("h3", {}, t("detail.cameras")),
     camerasBlock(v),
@@ -602,22 +608,6 @@ async function silenceFromIncident(v, cam) {
     msg.textContent = t("error", { detail: err.detail || err.message });
     msg.className = "action-msg error";
   }
-}
-
-function evidenceBlock(v) {
-  if (!v.evidence.length) return el("p.empty", {}, t("detail.no_evidence"));
-  return el("div.evidence", {}, v.evidence.map((e) => {
-    const overlay = svg("svg", { class: "boxes", viewBox: "0 0 1 1", preserveAspectRatio: "none" },
-      (e.boxes || []).map((b) => svg("rect", {
-        x: b.x1, y: b.y1, width: Math.max(0.002, b.x2 - b.x1), height: Math.max(0.002, b.y2 - b.y1),
-        "vector-effect": "non-scaling-stroke", class: "box",
-      })));
-    const fig = el("figure.snap", { onclick: () => fig.classList.toggle("zoomed") },
-      el("div.frame", {}, el("img", { src: evidenceSrc(e), alt: `${e.camera} ${time(e.at)}`, loading: "lazy" }), overlay),
-      el("figcaption", {}, `${cameraName(e.camera)} · ${time(e.at, "clock")} · ${t("detail.confidence")} ${confidenceText(e.confidence ?? e.vote_score)}`));
-    if (e.clip_url) fig.append(el("video", { src: e.clip_url, controls: true, preload: "none", title: t("detail.clip") }));
-    return fig;
-  }));
 }
 
 function camerasBlock(v) {
@@ -862,6 +852,11 @@ function bindChrome() {
   $("#silence-form").addEventListener("submit", createSilence);
   $("#silences-expired").addEventListener("change", () => loadSilences().catch(() => {}));
   $("#zoom-in").addEventListener("click", () => map.zoom(1.5));
+    const zoomed = document.querySelector(".snap.zoomed");
+    if (e.key === "Escape" && zoomed) {
+      zoomed.classList.remove("zoomed"); // an enlarged picture closes first, then the detail
+      return;
+    }
   $("#zoom-out").addEventListener("click", () => map.zoom(1 / 1.5));
   $("#zoom-fit").addEventListener("click", () => map.fit());
   document.addEventListener("pointerdown", unlockAudio, { once: true }); // browsers start audio only after a gesture

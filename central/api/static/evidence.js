@@ -1,0 +1,95 @@
+// Evidence in the incident detail: alert snapshots with their regions (enlarged on click), and the
+// clips and full-resolution snapshots the edge uploaded (GET /api/v1/incidents/{id}/labels).
+import { evidenceSrc } from "./api.js";
+import { el, svg, time } from "./fmt.js";
+import { t } from "./i18n.js";
+
+/** Boxes [{x1, y1, x2, y2, score}] in relative coordinates, drawn over a 0..1 square stretched onto
+ * the media. The stretch is right only because the frame holding it has the media's own aspect ratio. */
+export function boxOverlay(boxes) {
+  return svg("svg", { class: "boxes", viewBox: "0 0 1 1", preserveAspectRatio: "none" },
+    (boxes || []).map((b) => svg("rect", {
+      x: b.x1, y: b.y1, width: Math.max(0.002, b.x2 - b.x1), height: Math.max(0.002, b.y2 - b.y1),
+      "vector-effect": "non-scaling-stroke", class: "box", dataset: { score: b.score },
+    })));
+}
+
+/** A frame that takes the aspect ratio of the image or video it holds, once that is known: the CSS sizes
+ * it to fit its box (enlarged: the screen) and the media and the overlay fill it exactly, so a box drawn
+ * at relative coordinates lands on the same pixels of the picture at any size, for 4:3 and 16:9 alike. */
+export function mediaFrame(media, boxes) {
+  const frame = el("div.frame", {}, media, boxOverlay(boxes));
+  const setRatio = (w, h) => {
+    if (w > 0 && h > 0) {
+      frame.style.setProperty("--ar", String(w / h));
+      frame.dataset.ratio = `${w}x${h}`;
+    }
+  };
+  if (media.tagName === "VIDEO") media.addEventListener("loadedmetadata", () => setRatio(media.videoWidth, media.videoHeight));
+  else media.addEventListener("load", () => setRatio(media.naturalWidth, media.naturalHeight));
+  return frame;
+}
+
+function zoomable(fig) {
+  fig.tabIndex = 0;
+  fig.addEventListener("click", () => fig.classList.toggle("zoomed"));
+  fig.addEventListener("keydown", (e) => e.key === "Enter" && fig.classList.toggle("zoomed")); // Escape: app.js
+  return fig;
+}
+
+/** The snapshots sent with the alerts, newest first, each with its boxes; click to enlarge. */
+export function snapshotsBlock(v, { cameraName, confidenceText }) {
+  if (!v.evidence.length) return el("p.empty", {}, t("detail.no_evidence"));
+  return el("div.evidence", {}, v.evidence.map((e) => zoomable(el("figure.snap", { dataset: { id: e.id } },
+    mediaFrame(el("img", { src: evidenceSrc(e), alt: `${e.camera} ${time(e.at)}`, loading: "lazy" }), e.boxes),
+    el("figcaption", {}, `${cameraName(e.camera)} · ${time(e.at, "clock")} · ${t("detail.confidence")} ${confidenceText(e.confidence ?? e.vote_score)}`)))));
+}
+
+const asBoxes = (rows) => (rows || []).map(([x1, y1, x2, y2, score]) => ({ x1, y1, x2, y2, score }));
+
+/** Per-frame boxes of a clip, when the edge recorded them (meta.frame_boxes: one list per frame), else
+ * the alert's own regions (meta.boxes) for every frame. */
+function clipBoxesAt(meta, index) {
+  const perFrame = meta.frame_boxes;
+  if (Array.isArray(perFrame) && perFrame.length) return asBoxes(perFrame[Math.min(index, perFrame.length - 1)]);
+  return asBoxes(meta.boxes);
+}
+
+/** One uploaded clip: an MP4 plays in a <video> with the boxes of the frame on screen; a JPEG tar (an
+ * edge without an MP4 encoder) is offered as a download. */
+function clipFigure(f, cameraName) {
+  const meta = f.meta || {};
+  const caption = t("clip.caption", { camera: cameraName(`${f.edge_id}/${f.camera_id}`), from: time(meta.first_at, "clock"),
+    to: time(meta.last_at, "clock"), n: meta.frames ?? "?", before: meta.before ?? "?", after: meta.after ?? "?" });
+  if (f.content_type !== "video/mp4") {
+    return el("figure.clip", { dataset: { id: f.id } }, el("a", { href: f.url, download: `${f.id}.tar` }, t("clip.download_tar")),
+      el("figcaption", {}, caption));
+  }
+  const video = el("video", { src: f.url, controls: true, muted: true, preload: "metadata", playsinline: true, title: t("detail.clip") });
+  const frame = mediaFrame(video, clipBoxesAt(meta, 0));
+  const redraw = () => {
+    const n = Number(meta.frames) || 1;
+    const at = video.duration > 0 ? Math.floor((video.currentTime / video.duration) * n) : 0;
+    const index = Math.max(0, Math.min(n - 1, at));
+    if (frame.dataset.index === String(index)) return;
+    frame.dataset.index = String(index);
+    frame.querySelector("svg.boxes").replaceWith(boxOverlay(clipBoxesAt(meta, index)));
+  };
+  video.addEventListener("timeupdate", redraw);
+  video.addEventListener("seeked", redraw);
+  return el("figure.clip", { dataset: { id: f.id } }, frame, el("figcaption", {}, caption));
+}
+
+/** The edge's uploads for this incident: clips first, then the full-resolution snapshots taken when an
+ * alert began (before) and ended (after), each with the alert's boxes. */
+export function filesBlock(files, { cameraName }) {
+  if (!files) return el("p.empty", {}, t("detail.loading"));
+  if (!files.length) return el("p.empty.no-files", {}, t("clip.none"));
+  const clips = files.filter((f) => f.kind === "clip");
+  const snaps = files.filter((f) => f.kind === "snapshot");
+  return el("div.files", {},
+    clips.map((f) => clipFigure(f, cameraName)),
+    el("div.evidence.full-snaps", {}, snaps.map((f) => zoomable(el("figure.snap", { dataset: { id: f.id, state: f.alert_state } },
+      mediaFrame(el("img", { src: f.url, alt: f.id, loading: "lazy" }), asBoxes((f.meta || {}).boxes)),
+      el("figcaption", {}, `${t(`clip.state.${f.alert_state}`)} · ${cameraName(`${f.edge_id}/${f.camera_id}`)} · ${time(f.captured_at, "clock")}`))))));
+}

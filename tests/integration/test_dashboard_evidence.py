@@ -1,0 +1,197 @@
+"""Evidence an officer can judge, in headless Chromium against a real central fed by a real Mosquitto:
+the boxes over a snapshot sit on the picture's own pixels, thumbnail and enlarged, on 4:3 and 16:9
+snapshots; the clip the edge uploaded plays in the detail; and the page works on a phone.
+
+Where a box sits is measured from a screenshot, not from the page's own layout: each synthetic snapshot
+has a pure green patch exactly where its alert's box is, and the test finds the green pixels on screen
+and compares them with the drawn rectangle.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from support.browser import artifact_dir, signed_in_page
+from support.central_proc import ADMIN, CentralProcess, Publisher, alert_payload, alert_topic
+from support.dashboard_stack import central_and_browser
+
+cv2 = pytest.importorskip("cv2")
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+BOX = (0.55, 0.62, 0.80, 0.86)  # low in the frame: the part a 4:3 picture lost below the fold before
+GREEN_TOL_PX = 2.0
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def green_snapshot(width: int, height: int, box: tuple[float, float, float, float]) -> bytes:
+    """A grey-blue sky-to-ground gradient with a pure green patch exactly at `box` (relative)."""
+    ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    img = (1 - ramp) * np.array([200, 170, 140], np.float32) + ramp * np.array([70, 90, 80], np.float32)
+    img = np.repeat(img, width, axis=1)
+    x1, y1, x2, y2 = round(box[0] * width), round(box[1] * height), round(box[2] * width), round(box[3] * height)
+    img[y1:y2, x1:x2] = (0, 255, 0)
+    ok, buf = cv2.imencode(".jpg", img.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    return buf.tobytes()
+
+
+def green_bounds(png: bytes, clip: dict) -> tuple[float, float, float, float]:
+    """Screen rectangle (x1, y1, x2, y2, CSS px at scale 1) of the green pixels inside `clip`."""
+    shot = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    b, g, r = (shot[..., i].astype(int) for i in range(3))
+    mask = (g > 180) & (r < 90) & (b < 90)
+    x0, y0 = int(clip["x"]), int(clip["y"])
+    mask[:, : max(0, x0)] = False
+    mask[: max(0, y0), :] = False
+    mask[:, int(clip["x"] + clip["width"]) :] = False
+    mask[int(clip["y"] + clip["height"]) :, :] = False
+    ys, xs = np.nonzero(mask)
+    assert xs.size > 50, "no green patch on screen"
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+@dataclass
+class Env:
+    central: CentralProcess
+    pub: Publisher
+    browser: Any
+    shots: Path
+    seq: int = 0
+
+    def alert(
+        self, cam: str, hazard: str, snapshot: bytes | None, box: tuple[float, float, float, float] = BOX
+    ) -> dict:
+        """Publish an alert as an edge would; return its incident once central has it (one incident per
+        hazard: alerts of one hazard from neighbouring cameras would join one incident)."""
+        self.seq += 1
+        doc = alert_payload(
+            self.seq,
+            cam=cam,
+            alert_id=f"alert-{cam}-{self.seq:04d}",
+            hazard=hazard,
+            snapshot=base64.b64encode(snapshot).decode() if snapshot else None,
+        )
+        doc["boxes"] = [{"x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3], "score": 0.9}]
+        self.pub.send(alert_topic("e1", cam), doc)
+        found = wait_for(
+            lambda: self.central.get(f"/api/v1/incidents?camera=e1/{cam}&hazard={hazard}")["items"],
+            15,
+            f"{cam}'s incident",
+        )
+        return {**found[0], "alert_id": doc["alert_id"]}
+
+    def page(self, **context: Any) -> Any:
+        errors: list[str] = []
+        page = signed_in_page(self.browser, self.central.url, ADMIN, errors, **context)
+        page.errors = errors  # type: ignore[attr-defined]
+        return page
+
+    def upload(
+        self,
+        name: str,
+        alert_id: str,
+        cam: str,
+        data: bytes,
+        kind: str,
+        content_type: str,
+        meta: dict,
+        state: str = "new",
+    ) -> None:
+        """PUT one evidence file as the edge's uploader does (one chunk, admin token)."""
+        import urllib.request
+
+        head = {
+            "alert_id": alert_id,
+            "camera_id": cam,
+            "hazard": "smoke",
+            "state": state,
+            "kind": kind,
+            "content_type": content_type,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "captured_at": time.time(),
+            "meta": meta,
+        }
+        req = urllib.request.Request(f"{self.central.url}/api/v1/edges/e1/evidence/{name}", data=data, method="PUT")
+        req.add_header("Authorization", f"Bearer {ADMIN}")
+        req.add_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+        req.add_header("X-Evidence-Meta", json.dumps(head))
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.loads(resp.read())["complete"] is True
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with central_and_browser(tmp_path_factory.mktemp("evidence"), "evidence-test-edge") as (central, pub, browser):
+        yield Env(central, pub, browser, artifact_dir("dashboard"))
+
+
+def open_detail(page: Any, incident_id: int) -> None:
+    page.click(f"li.incident[data-id='{incident_id}']")
+    page.wait_for_selector(f"#detail .detail-head h2:has-text('#{incident_id}')")
+
+
+def drawn_vs_green(page: Any, fig: str) -> tuple[dict, tuple[float, float, float, float]]:
+    page.wait_for_selector(f"{fig} .frame[data-ratio]")  # the image loaded and gave the frame its ratio
+    page.locator(f"{fig} .frame").scroll_into_view_if_needed()
+    page.wait_for_timeout(100)  # one layout pass after the ratio changed
+    rect = page.locator(f"{fig} rect.box").first.bounding_box()
+    frame = page.locator(f"{fig} .frame").bounding_box()
+    boxes = page.locator(f"{fig} svg.boxes")
+    boxes.evaluate("n => { n.style.visibility = 'hidden'; }")  # its stroke would cover the green edge
+    shot = page.screenshot()
+    boxes.evaluate("n => { n.style.visibility = ''; }")
+    return rect, green_bounds(shot, frame)
+
+
+def assert_same(rect: dict, green: tuple[float, float, float, float], what: str) -> None:
+    drawn = (rect["x"], rect["y"], rect["x"] + rect["width"], rect["y"] + rect["height"])
+    off = max(abs(a - b) for a, b in zip(drawn, green, strict=True))
+    print(f"{what}: drawn {tuple(round(v, 1) for v in drawn)} green {green} off by {off:.1f} px")
+    assert off <= GREEN_TOL_PX, (what, drawn, green)
+
+
+@pytest.mark.parametrize(("cam", "hazard", "size"), [("four3", "smoke", (640, 480)), ("wide", "fire", (1280, 720))])
+def test_boxes_sit_on_the_picture_thumbnail_and_enlarged(
+    env: Env, cam: str, hazard: str, size: tuple[int, int]
+) -> None:
+    inc = env.alert(cam, hazard, green_snapshot(*size, BOX))
+    page = env.page()
+    open_detail(page, inc["id"])
+    fig = "#detail .evidence .snap"
+    rect, green = drawn_vs_green(page, fig)
+    assert_same(rect, green, f"{cam} thumbnail")
+    assert page.get_attribute(f"{fig} .frame", "data-ratio") == f"{size[0]}x{size[1]}"
+
+    page.click(fig)
+    page.wait_for_selector("#detail .snap.zoomed")
+    rect, green = drawn_vs_green(page, "#detail .snap.zoomed")
+    assert_same(rect, green, f"{cam} enlarged")
+    # the whole picture is on screen and as large as the screen allows
+    frame = page.locator("#detail .snap.zoomed .frame").bounding_box()
+    img = page.locator("#detail .snap.zoomed img").bounding_box()
+    vw, vh = page.viewport_size["width"], page.viewport_size["height"]
+    assert frame["y"] >= 0 and frame["y"] + frame["height"] <= vh and frame["x"] + frame["width"] <= vw
+    assert abs(img["width"] / img["height"] - size[0] / size[1]) < 0.01
+    assert max(frame["width"] / (vw * 0.92), frame["height"] / (vh * 0.92)) > 0.85
+    env.shots.joinpath(f"evidence-enlarged-{cam}.png").write_bytes(page.screenshot())
+    page.keyboard.press("Escape")
+    assert page.locator("#detail .snap.zoomed").count() == 0
+    assert page.errors == []
+    page.context.close()

@@ -1,0 +1,39 @@
+"""Everything a dashboard browser test drives: a private Mosquitto, a real central on SQLite, an MQTT
+publisher standing in for an edge, and headless Chromium; closed in reverse order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.browser import browser_unavailable_reason, launch
+from support.central_proc import CentralProcess, Publisher, write_central_config
+from support.mosquitto import MosquittoBroker, mosquitto_binary
+
+
+@contextmanager
+def central_and_browser(tmp: Path, client_id: str, **central: Any) -> Iterator[tuple[CentralProcess, Publisher, Any]]:
+    """(central, publisher, browser); skips the test when Chromium, Playwright or Mosquitto is missing.
+    `central` adds keys to central's config."""
+    if (reason := browser_unavailable_reason()) is not None:
+        pytest.skip(reason)
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto binary not found (run .ci/install-system.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with ExitStack() as stack:
+        broker = stack.enter_context(MosquittoBroker(workdir=tmp / "mosquitto"))
+        cfg = write_central_config(
+            tmp / "central.yaml", broker_port=broker.port, database_url=f"sqlite:///{tmp}/central.db", **central
+        )
+        proc = stack.enter_context(CentralProcess(cfg, tmp / "central.log"))
+        pub = Publisher(broker.port, client_id=client_id)
+        stack.callback(pub.close)
+        pw = stack.enter_context(sync_playwright())
+        browser = launch(pw)
+        stack.callback(browser.close)
+        yield proc, pub, browser
