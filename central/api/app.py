@@ -8,12 +8,12 @@ from aiohttp import web
 from hazardwatch.central.api import dashboard
 from hazardwatch.central.api.context import CTX, ApiContext
 from hazardwatch.central.api.http import MAX_BODY
-from hazardwatch.central.api.middleware import auth_middleware
+from hazardwatch.central.api.middleware import auth_middleware, service_errors
 from hazardwatch.central.api.routes import ROUTES
 
 
 def make_app(ctx: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[service_errors, auth_middleware], client_max_size=MAX_BODY)
     app[CTX] = ctx
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

@@ -61,20 +61,14 @@ async def evidence_put(request: web.Request) -> web.Response:
     ctx = context(request)
     edge_id, eid = ident(request, "edge_id"), ident(request, "evidence_id")
     _may_upload(request, edge_id)
-    try:
-        rng = evidence_files.parse_range(request.headers.get("Content-Range"))
-        meta = evidence_files.Meta.parse(request.headers.get("X-Evidence-Meta", ""))
-    except evidence_files.UploadError as exc:
-        raise problem(exc.status if exc.status in (400, 413) else 400, str(exc)) from None
+    rng = evidence_files.parse_range(request.headers.get("Content-Range"))
+    meta = evidence_files.Meta.parse(request.headers.get("X-Evidence-Meta", ""))
     if rng[1] - rng[0] > MAX_CHUNK:
         raise problem(413, f"chunks are at most {MAX_CHUNK} bytes")
     body = await read_body(request, MAX_CHUNK)
     if len(body) > MAX_CHUNK:
         raise problem(413, f"chunks are at most {MAX_CHUNK} bytes")
-    try:
-        result = await ctx.run(evidence_files.put_chunk, edge_id, eid, rng, body, meta, time.time())
-    except evidence_files.UploadError as exc:
-        raise problem(exc.status, str(exc)) from None
+    result = await ctx.run(evidence_files.put_chunk, edge_id, eid, rng, body, meta, time.time())
     return web.json_response(result)
 
 
@@ -100,10 +94,7 @@ async def add_label(request: web.Request) -> web.Response:
     who = require(request, "operator")
     iid = incident_id(request)
     body = await body_model(request, labels.LabelBody)
-    try:
-        label = await ctx.run(labels.add, iid, body, who.name, time.time())
-    except labels.LabelError as exc:
-        raise problem(exc.status, str(exc)) from None
+    label = await ctx.run(labels.add, iid, body, who.name, time.time())
     ctx.on_change()
     return web.json_response(label, status=201)
 
@@ -115,10 +106,7 @@ async def add_file_label(request: web.Request) -> web.Response:
     body = await body_model(request, labels.LabelBody)
     if body.evidence is None:
         raise problem(400, "evidence: name the evidence file")
-    try:
-        label = await ctx.run(labels.add, None, body, who.name, time.time())
-    except labels.LabelError as exc:
-        raise problem(exc.status, str(exc)) from None
+    label = await ctx.run(labels.add, None, body, who.name, time.time())
     return web.json_response(label, status=201)
 
 

@@ -91,19 +91,16 @@ def action_handler(action: str) -> Handler:
         suppress_s = fa.suppress_s if body.suppress_s is None else body.suppress_s
         if action == "false_alarm" and suppress_s > fa.max_suppress_s:
             raise problem(400, f"suppress_s: at most {fa.max_suppress_s:.0f} s (false_alarm.max_suppress_s)")
-        try:
-            await ctx.run(
-                incidents.act,
-                iid,
-                action,
-                who.name,
-                body.note,
-                time.time(),
-                suppress_s,
-                tuple(ctx.cfg.response.confirm_close),
-            )
-        except incidents.ActionError as exc:
-            raise problem(exc.status, str(exc)) from None
+        await ctx.run(
+            incidents.act,
+            iid,
+            action,
+            who.name,
+            body.note,
+            time.time(),
+            suppress_s,
+            tuple(ctx.cfg.response.confirm_close),
+        )
         ctx.on_change()
         if action == "false_alarm":
             await _teach_edges(ctx, iid, who.name, body.note)
@@ -118,10 +115,7 @@ async def tick_step(request: web.Request) -> web.Response:
     who = require(request, "operator")
     iid = incident_id(request)
     body = await body_model(request, StepBody)
-    try:
-        await ctx.run(procedures.tick, iid, body.procedure_id, body.index, body.done, who.name, body.note, time.time())
-    except incidents.ActionError as exc:
-        raise problem(exc.status, str(exc)) from None
+    await ctx.run(procedures.tick, iid, body.procedure_id, body.index, body.done, who.name, body.note, time.time())
     ctx.on_change()
     view = await ctx.run(views.incident_view, iid, ctx.base_url, ctx.cfg.site)
     return web.json_response(view)

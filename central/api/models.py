@@ -61,10 +61,7 @@ async def register_model(request: web.Request) -> web.Response:
     if "manifest" not in parts or "file" not in parts:
         raise problem(400, "parts manifest and file are required")
     note = parts.get("note", b"").decode(errors="replace")[:2000]
-    try:
-        model = await ctx.run(registry.register, parts["manifest"], parts["file"], who.name, note, time.time())
-    except registry.RegistryError as exc:
-        raise problem(exc.status, str(exc)) from None
+    model = await ctx.run(registry.register, parts["manifest"], parts["file"], who.name, note, time.time())
     return web.json_response(model, status=201)
 
 
@@ -108,12 +105,9 @@ async def create_rollout(request: web.Request) -> web.Response:
     ctx = context(request)
     who = require(request, "admin")
     body = await body_model(request, RolloutBody)
-    try:
-        view = await ctx.run(
-            registry.create_rollout, body.model, body.version, body.edges, body.canary, who.name, time.time()
-        )
-    except registry.RegistryError as exc:
-        raise problem(exc.status, str(exc)) from None
+    view = await ctx.run(
+        registry.create_rollout, body.model, body.version, body.edges, body.canary, who.name, time.time()
+    )
     ctx.on_change()
     return web.json_response(view, status=201)
 

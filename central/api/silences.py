@@ -43,23 +43,20 @@ async def create_silence(request: web.Request) -> web.Response:
     ends = body.ends_at or (starts + body.duration_s if body.duration_s else None)
     if ends is None:
         raise problem(400, "give ends_at or duration_s")
-    try:
-        s = await ctx.run(
-            lambda tx: silences.create(
-                tx,
-                edge_id=body.edge_id,
-                camera_id=body.camera_id,
-                hazard=body.hazard.value if body.hazard else None,
-                area=body.area,
-                starts_at=starts,
-                ends_at=ends,
-                created_by=who.name,
-                comment=body.comment,
-                now=now,
-            )
+    s = await ctx.run(
+        lambda tx: silences.create(
+            tx,
+            edge_id=body.edge_id,
+            camera_id=body.camera_id,
+            hazard=body.hazard.value if body.hazard else None,
+            area=body.area,
+            starts_at=starts,
+            ends_at=ends,
+            created_by=who.name,
+            comment=body.comment,
+            now=now,
         )
-    except ValueError as exc:
-        raise problem(400, str(exc)) from None
+    )
     return web.json_response(s.as_dict(), status=201)
 
 

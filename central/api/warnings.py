@@ -37,7 +37,7 @@ async def push_warning(request: web.Request) -> web.Response:
     except CapError as exc:
         if exc.code == "oversized" and len(raw) > limit:
             raise too_large(exc.reason, limit, len(raw)) from None
-        raise problem(400, f"{exc.code}: {exc.reason}") from None
+        raise  # a 400 saying "code: reason", like every service error
     ctx.on_change()
     watch = await asyncio.to_thread(weather.watch)
     return web.json_response(

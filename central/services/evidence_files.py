@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from hazardwatch.central.services.errors import Conflict, Damaged, Invalid, TooLarge
 from hazardwatch.central.store import Tx
 
 MAX_FILE_BYTES = 64 << 20
@@ -21,12 +22,6 @@ RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 EMPTY_RANGE = re.compile(r"^bytes \*/0$")
 KINDS = ("clip", "snapshot")
 STATES = ("new", "end", "quiet")
-
-
-class UploadError(ValueError):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -57,11 +52,11 @@ class Meta:
                 extra=doc.get("meta") if isinstance(doc.get("meta"), dict) else {},
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise UploadError(f"X-Evidence-Meta: {exc}") from None
+            raise Invalid(f"X-Evidence-Meta: {exc}") from None
         if meta.kind not in KINDS or meta.state not in STATES or not re.fullmatch(r"[0-9a-f]{64}", meta.sha256):
-            raise UploadError("X-Evidence-Meta: kind, state or sha256 is invalid")
+            raise Invalid("X-Evidence-Meta: kind, state or sha256 is invalid")
         if meta.content_type not in ("image/jpeg", "video/mp4", "application/x-tar"):
-            raise UploadError(f"content type {meta.content_type} is not accepted")
+            raise Invalid(f"content type {meta.content_type} is not accepted")
         return meta
 
 
@@ -71,12 +66,12 @@ def parse_range(header: str | None) -> tuple[int, int, int]:
         return 0, 0, 0
     m = RANGE.match(header or "")
     if not m:
-        raise UploadError("Content-Range: bytes START-END/TOTAL is required")
+        raise Invalid("Content-Range: bytes START-END/TOTAL is required")
     start, last, total = (int(g) for g in m.groups())
     if last < start or last >= total:
-        raise UploadError("Content-Range is inconsistent")
+        raise Invalid("Content-Range is inconsistent")
     if total > MAX_FILE_BYTES:
-        raise UploadError(f"file over {MAX_FILE_BYTES} bytes", 413)
+        raise TooLarge(f"file over {MAX_FILE_BYTES} bytes")
     return start, last + 1, total
 
 
@@ -90,13 +85,13 @@ def put_chunk(
 ) -> dict[str, Any]:
     start, end, total = rng
     if len(body) != end - start:
-        raise UploadError(f"body has {len(body)} bytes, Content-Range says {end - start}")
+        raise Invalid(f"body has {len(body)} bytes, Content-Range says {end - start}")
     row = tx.one(
         "SELECT received, complete, size, data FROM evidence_files WHERE edge_id = ? AND id = ?", (edge_id, ident)
     )
     if row is None:
         if start != 0:
-            raise UploadError("central has 0 bytes of this file", 409)
+            raise Conflict("central has 0 bytes of this file")
         tx.execute(
             "INSERT INTO evidence_files(edge_id, id, alert_id, camera_id, hazard, alert_state, kind, content_type, "
             "size, received, sha256, captured_at, meta, data, complete, created_at, updated_at) "
@@ -125,15 +120,15 @@ def put_chunk(
     if complete:
         return {"received": received, "complete": True}
     if size != total:
-        raise UploadError(f"total {total} differs from the {size} bytes announced before", 409)
+        raise Conflict(f"total {total} differs from the {size} bytes announced before")
     if start != received:
-        raise UploadError(f"central has {received} bytes; resend from there", 409)
+        raise Conflict(f"central has {received} bytes; resend from there")
     data += body
     received = len(data)
     done = received == size
     if done and hashlib.sha256(data).hexdigest() != meta.sha256:
         tx.execute("DELETE FROM evidence_files WHERE edge_id = ? AND id = ?", (edge_id, ident))
-        raise UploadError("sha256 of the assembled file does not match; upload it again", 422)
+        raise Damaged("sha256 of the assembled file does not match; upload it again")
     tx.execute(
         "UPDATE evidence_files SET data = ?, received = ?, complete = ?, updated_at = ? WHERE edge_id = ? AND id = ?",
         (data, received, int(done), now, edge_id, ident),

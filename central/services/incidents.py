@@ -14,15 +14,8 @@ from hazardwatch.central.incidents.correlate import OPEN_STATES, SYSTEM
 from hazardwatch.central.services import suppressions
 from hazardwatch.central.services.aggregates import refresh, refresh_many, sightings_of
 from hazardwatch.central.services.correlation import AlertBatch, AlertOutcome, apply_alert
+from hazardwatch.central.services.errors import Conflict, Invalid, NotFound
 from hazardwatch.central.store import Tx
-
-
-class ActionError(Exception):
-    """An operator action that cannot apply (unknown incident, wrong state)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def add_event(tx: Tx, incident_id: int, at: float, kind: str, actor: str, detail: dict) -> None:
@@ -59,12 +52,12 @@ def act(
     tx.lock(f"incident:{incident_id}")
     row = tx.one("SELECT state, severity FROM incidents WHERE id = ?", (incident_id,))
     if row is None:
-        raise ActionError(404, f"incident {incident_id} does not exist")
+        raise NotFound(f"incident {incident_id} does not exist")
     state, severity = row
     if state not in ALLOWED[action]:
-        raise ActionError(409, f"cannot {action.replace('_', ' ')} an incident that is {state}")
+        raise Conflict(f"cannot {action.replace('_', ' ')} an incident that is {state}")
     if action in ("resolve", "false_alarm") and severity in note_to_close and not note.strip():
-        raise ActionError(400, f"note: closing a {severity} incident needs a note (what was done, who confirmed it)")
+        raise Invalid(f"note: closing a {severity} incident needs a note (what was done, who confirmed it)")
     if action == "acknowledge":
         tx.execute(
             "UPDATE incidents SET state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ?, "
@@ -119,7 +112,6 @@ def auto_resolve(tx: Tx, cfg: CentralConfig, now: float) -> list[int]:
 
 __all__ = [
     "OPEN_STATES",
-    "ActionError",
     "AlertBatch",
     "AlertOutcome",
     "act",

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hazardwatch.central.services import evidence_files, registry
+from hazardwatch.central.services.errors import Invalid, NotFound
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import Hazard
 
@@ -69,12 +70,6 @@ class LabelBody(BaseModel):
         return self
 
 
-class LabelError(ValueError):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 _COLS = (
     "id, incident_id, evidence_edge, evidence_id, verdict, hazard, false_alarm_kind, region, note, labelled_by, "
     "labelled_at, exported_at"
@@ -102,22 +97,22 @@ def add(tx: Tx, incident_id: int | None, body: LabelBody, who: str, now: float) 
     if incident_id is not None:
         inc = tx.one("SELECT hazard FROM incidents WHERE id = ?", (incident_id,))
         if inc is None:
-            raise LabelError(f"incident {incident_id} does not exist", 404)
+            raise NotFound(f"incident {incident_id} does not exist")
         if body.verdict == "hazard" and hazard is None:
             hazard = inc[0]
     elif body.evidence is None:
-        raise LabelError("label an incident or an evidence file")
+        raise Invalid("label an incident or an evidence file")
     if body.evidence is not None:
         known = tx.one(
             "SELECT hazard FROM evidence_files WHERE edge_id = ? AND id = ? AND complete = 1",
             (body.evidence.edge_id, body.evidence.id),
         )
         if known is None:
-            raise LabelError("no such evidence file", 404)
+            raise NotFound("no such evidence file")
         if hazard is None and body.verdict == "hazard":
             hazard = known[0]
     if body.verdict == "hazard" and hazard is None:
-        raise LabelError("say which hazard")
+        raise Invalid("say which hazard")
     lid = tx.scalar(
         "INSERT INTO labels(incident_id, evidence_edge, evidence_id, verdict, hazard, false_alarm_kind, region, note, "
         "labelled_by, labelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 from hazardwatch.central.services import suppressions
-from hazardwatch.central.services.incidents import ActionError, add_event
+from hazardwatch.central.services.errors import Conflict, Invalid, NotFound
+from hazardwatch.central.services.incidents import add_event
 from hazardwatch.central.store import Tx
 
 
@@ -46,14 +47,14 @@ def tick(
     tx.lock(f"incident:{incident_id}")
     row = tx.one("SELECT procedure FROM incidents WHERE id = ?", (incident_id,))
     if row is None:
-        raise ActionError(404, f"incident {incident_id} does not exist")
+        raise NotFound(f"incident {incident_id} does not exist")
     p = json.loads(row[0]) if row[0] else None
     if p is None or p["id"] != procedure_id:
-        raise ActionError(
-            409, f"incident {incident_id} now follows {p['id'] if p else 'no procedure'}, not {procedure_id}"
+        raise Conflict(
+            f"incident {incident_id} now follows {p['id'] if p else 'no procedure'}, not {procedure_id}"
         )
     if not 0 <= index < len(p["steps"]):
-        raise ActionError(400, f"index: procedure {procedure_id} has steps 0..{len(p['steps']) - 1}")
+        raise Invalid(f"index: procedure {procedure_id} has steps 0..{len(p['steps']) - 1}")
     add_event(
         tx,
         incident_id,

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from hazardwatch.central.services.errors import Conflict, Invalid, NotFound, TooLarge
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import ModelStatus, RolloutCommand
 from hazardwatch.manifest import ModelManifest
@@ -34,14 +35,6 @@ TERMINAL = ("active", "failed", "rolled_back")
 EDGE_STATES = ("waiting", "sent", "downloading", "loaded", *TERMINAL)
 
 
-class RegistryError(ValueError):
-    """A registration or rollout request that cannot be honoured; `status` is the HTTP status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 # -- versions ----------------------------------------------------------------------------------------
 def register(tx: Tx, manifest_raw: bytes, data: bytes, who: str, note: str, now: float) -> dict:
     """Check a manifest against its file and store both; the same name+version twice is a conflict."""
@@ -49,18 +42,18 @@ def register(tx: Tx, manifest_raw: bytes, data: bytes, who: str, note: str, now:
         manifest = ModelManifest.model_validate_json(manifest_raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise RegistryError(f"manifest: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+        raise Invalid(f"manifest: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
     if manifest.runtime != "onnx":
-        raise RegistryError("only onnx models can be rolled out (scene_change has no file)")
+        raise Invalid("only onnx models can be rolled out (scene_change has no file)")
     if not data:
-        raise RegistryError("the model file is empty")
+        raise Invalid("the model file is empty")
     if len(data) > MAX_MODEL_BYTES:
-        raise RegistryError(f"model file over {MAX_MODEL_BYTES} bytes", 413)
+        raise TooLarge(f"model file over {MAX_MODEL_BYTES} bytes")
     digest = hashlib.sha256(data).hexdigest()
     if digest != manifest.sha256:
-        raise RegistryError(f"file sha256 {digest[:12]}... does not match the manifest's {manifest.sha256[:12]}...")
+        raise Invalid(f"file sha256 {digest[:12]}... does not match the manifest's {manifest.sha256[:12]}...")
     if tx.one("SELECT 1 FROM model_versions WHERE name = ? AND version = ?", (manifest.name, manifest.version)):
-        raise RegistryError(f"{manifest.name}@{manifest.version} is already registered; bump the version", 409)
+        raise Conflict(f"{manifest.name}@{manifest.version} is already registered; bump the version")
     tx.execute(
         "INSERT INTO model_versions(name, version, hazard, sha256, size, threshold, manifest, metrics, registered_by, "
         "registered_at, note, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -141,13 +134,13 @@ def create_rollout(
 ) -> dict:
     model = get_version(tx, name, version)
     if model is None:
-        raise RegistryError(f"{name}@{version} is not registered", 404)
+        raise NotFound(f"{name}@{version} is not registered")
     targets = list(dict.fromkeys(edges))
     if not targets:
-        raise RegistryError("name at least one edge")
+        raise Invalid("name at least one edge")
     canary = canary or targets[0]
     if canary not in targets:
-        raise RegistryError(f"canary {canary} is not among the edges")
+        raise Invalid(f"canary {canary} is not among the edges")
     busy = tx.execute(
         "SELECT re.edge_id FROM rollout_edges re JOIN rollouts r ON r.id = re.rollout_id JOIN model_versions m "
         "ON m.id = r.model_id WHERE r.state IN ('canary', 'rolling') AND m.hazard = ? AND re.state NOT IN "
@@ -156,7 +149,7 @@ def create_rollout(
     )
     clash = sorted({b[0] for b in busy} & set(targets))
     if clash:
-        raise RegistryError(f"edges {', '.join(clash)} are in another {model['hazard']} rollout", 409)
+        raise Conflict(f"edges {', '.join(clash)} are in another {model['hazard']} rollout")
     rid = tx.scalar(
         "INSERT INTO rollouts(model_id, state, canary_edge, created_by, created_at, updated_at) "
         "VALUES (?, 'canary', ?, ?, ?, ?) RETURNING id",

@@ -12,6 +12,7 @@ from typing import Any
 
 from hazardwatch.central.config import Area
 from hazardwatch.central.incidents.geo import haversine_km
+from hazardwatch.central.services.errors import Invalid
 from hazardwatch.central.store import Tx
 
 
@@ -84,9 +85,9 @@ def create(
     now: float,
 ) -> Silence:
     if ends_at <= starts_at:
-        raise ValueError("ends_at must be after starts_at")
+        raise Invalid("ends_at must be after starts_at")
     if not any((edge_id, camera_id, hazard, area)):
-        raise ValueError("a silence needs at least one matcher: edge_id, camera_id, hazard or area")
+        raise Invalid("a silence needs at least one matcher: edge_id, camera_id, hazard or area")
     sid = tx.scalar(
         "INSERT INTO silences(edge_id, camera_id, hazard, area, starts_at, ends_at, created_by, comment, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 import defusedxml.ElementTree as safe_et
 from defusedxml import DefusedXmlException
 
+from hazardwatch.central.services.errors import Invalid
+
 CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP11 = "urn:oasis:names:tc:emergency:cap:1.1"
 ATOM = "http://www.w3.org/2005/Atom"
@@ -53,11 +55,11 @@ _DATETIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[
 _ID_FORBIDDEN = re.compile(r"[\s,<&]")
 
 
-class CapError(ValueError):
-    """A document that is not acted on. `code` is a short metric label, the text says why."""
+class CapError(Invalid):
+    """A document that is not acted on. `code` is a short metric label, `reason` says why."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
 

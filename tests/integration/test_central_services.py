@@ -10,6 +10,7 @@ import pytest
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.geo import haversine_km
 from hazardwatch.central.services import dispatch, health, incidents, silences, views
+from hazardwatch.central.services.errors import Conflict, NotFound
 from hazardwatch.central.store import Database
 from hazardwatch.contract import Alert, CameraStatus
 
@@ -134,7 +135,7 @@ def test_operator_actions_record_who_and_refuse_wrong_states(db):
     with db.tx() as tx:
         incidents.act(tx, iid, "acknowledge", "amy", "", 1001)
     with (
-        pytest.raises(incidents.ActionError, match="cannot acknowledge an incident that is acknowledged"),
+        pytest.raises(Conflict, match="cannot acknowledge an incident that is acknowledged"),
         db.tx() as tx,
     ):
         incidents.act(tx, iid, "acknowledge", "bob", "", 1002)
@@ -142,9 +143,8 @@ def test_operator_actions_record_who_and_refuse_wrong_states(db):
         incidents.act(tx, iid, "false_alarm", "bob", "low cloud", 1003)
         row = tx.one("SELECT state, acknowledged_by, resolved_by, note FROM incidents WHERE id = ?", (iid,))
         assert row == ("false_alarm", "amy", "bob", "low cloud")
-    with pytest.raises(incidents.ActionError) as err, db.tx() as tx:
+    with pytest.raises(NotFound, match="incident 999 does not exist"), db.tx() as tx:
         incidents.act(tx, 999, "resolve", "amy", "", 1004)
-    assert err.value.status == 404
     # a new alert nearby after a false alarm starts a new incident linked to it
     new = apply(db, alert(1, alert_id="alert-north-9", at=1010), 1010)
     assert new.created

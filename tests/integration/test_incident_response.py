@@ -8,6 +8,7 @@ import pytest
 from test_central_services import CFG, alert
 
 from hazardwatch.central.services import dispatch, incidents, suppressions, views
+from hazardwatch.central.services.errors import Conflict, Invalid
 from hazardwatch.central.store import Database
 
 
@@ -186,7 +187,7 @@ def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_
         step = views.timeline(tx, iid)[-1]
     assert p["done"] == 1 and p["steps"][1] | {"by": "amy", "at": 1010, "done": True} == p["steps"][1]
     assert step["kind"] == "step" and step["actor"] == "amy" and step["detail"]["text"].startswith("Call the")
-    with pytest.raises(incidents.ActionError, match="not fire-severe"), db.tx() as tx:
+    with pytest.raises(Conflict, match="not fire-severe"), db.tx() as tx:
         procedures.tick(tx, iid, "fire-severe", 0, True, "amy", "", 1011)
     # a second camera makes it severe: the severe checklist applies
     with db.tx() as tx:
@@ -195,7 +196,7 @@ def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_
                               cfg, 1020)
         p = procedures.procedure_view(tx, iid)
     assert p["id"] == "fire-severe" and p["done"] == 0 and len(p["steps"]) == 5
-    with pytest.raises(incidents.ActionError, match="closing a severe incident needs a note"), db.tx() as tx:
+    with pytest.raises(Invalid, match="closing a severe incident needs a note"), db.tx() as tx:
         incidents.act(tx, iid, "resolve", "amy", " ", 1030, note_to_close=("severe", "extreme"))
     with db.tx() as tx:
         incidents.act(tx, iid, "resolve", "amy", "out, brigade confirmed", 1031, note_to_close=("severe", "extreme"))

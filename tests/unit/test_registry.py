@@ -9,6 +9,7 @@ import json
 import pytest
 
 from hazardwatch.central.services import registry
+from hazardwatch.central.services.errors import Conflict, Invalid
 from hazardwatch.central.store import Database
 from hazardwatch.contract import ModelStatus, parse_message
 
@@ -62,12 +63,11 @@ def test_register_checks_the_file_and_versions_are_immutable(db):
             "root",
             {"f1": 0.9},
         )
-        with pytest.raises(registry.RegistryError) as exc:
+        with pytest.raises(Conflict, match="already registered"):
             registry.register(tx, manifest(data), data, "root", "", 2.0)
-        assert exc.value.status == 409
-        with pytest.raises(registry.RegistryError, match="sha256"):
+        with pytest.raises(Invalid, match="sha256"):
             registry.register(tx, manifest(b"other", version="3"), data, "root", "", 2.0)
-        with pytest.raises(registry.RegistryError, match="manifest"):
+        with pytest.raises(Invalid, match="manifest"):
             registry.register(tx, b'{"name": "x"}', data, "root", "", 2.0)
         assert registry.model_file(tx, "red-patch", "2.0.0") == ("red-patch.onnx", data)
         assert registry.threshold_for(tx, "fire") == 0.6
@@ -111,9 +111,8 @@ def test_failing_canary_stops_the_rollout_and_silent_edges_time_out(db):
         registry.register(tx, manifest(data), data, "root", "", 1.0)
         ro = registry.create_rollout(tx, "red-patch", "2.0.0", ["e1", "e2"], None, "root", 1.0)
         registry.advance(tx, 2.0)
-        with pytest.raises(registry.RegistryError) as exc:  # one rollout per edge and hazard at a time
+        with pytest.raises(Conflict, match="in another"):  # one rollout per edge and hazard at a time
             registry.create_rollout(tx, "red-patch", "2.0.0", ["e1"], None, "root", 2.0)
-        assert exc.value.status == 409
         registry.apply_model_status(tx, status("e1", ro["id"], "failed", version="1.0.0"), 3.0)
         assert registry.advance(tx, 4.0) == []
         view = registry.get_rollout(tx, ro["id"])
