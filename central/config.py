@@ -130,6 +130,25 @@ class ReceiverConfig(Strict):
     timeout_s: float = Field(default=10, gt=0, le=120)
     deadline_s: float = Field(default=86400, gt=0, description="Give up (dead letter) after this long")
     backoff: BackoffConfig = BackoffConfig()
+    group_by: list[Literal["hazard", "severity", "edge", "area"]] = Field(
+        default_factory=list,
+        description="Alertmanager-style grouping: one notification per group carries all its incidents' changes "
+        "(area: a square of group_area_km around the incident's location). Empty: one per incident",
+    )
+    group_wait_s: float | None = Field(
+        default=None, ge=0, description="A new group's first notification waits this long; default timers.group_wait_s"
+    )
+    group_interval_s: float | None = Field(
+        default=None, ge=0, description="Least time between a group's notifications; default timers.group_interval_s"
+    )
+    group_area_km: float = Field(default=10.0, gt=0, description="Side of the squares that group_by area uses")
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct_labels(cls, v: list[str]) -> list[str]:
+        if len(v) != len(set(v)):
+            raise ValueError(f"group_by lists a label twice: {v}")
+        return v
 
 
 class RouteConfig(Strict):

@@ -24,7 +24,7 @@ from hazardwatch.central.ingest.mqtt_ingest import MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.notify.cap import CapOptions
 from hazardwatch.central.notify.worker import DeliveryWorker
-from hazardwatch.central.services import dispatch, incidents, registry
+from hazardwatch.central.services import dispatch, grouping, incidents, registry
 from hazardwatch.central.services.events import EventHub
 from hazardwatch.central.store import Database
 from hazardwatch.central.store.database import safe_url
@@ -164,6 +164,9 @@ class CentralService:
             if examined < DISPATCH_BATCH:
                 break
             self.worker.wake()  # a burst: this batch goes out while the next one is planned
+        if any(r.group_by for r in self.cfg.receivers):
+            with self.db.tx() as tx:
+                enqueued += grouping.flush(tx, self.cfg, now)
         return enqueued
 
     async def _housekeeping(self) -> None:

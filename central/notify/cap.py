@@ -239,8 +239,6 @@ def render_cap(
         raise ValueError(f"msg_type must be one of {', '.join(MSG_TYPES)}, not {msg_type!r}")
     opts = options or CapOptions()
     tz = opts.tz()
-    hazard = str(view.get("hazard") or "")
-    cams = int(view.get("camera_count") or len(view.get("cameras") or []))
 
     alert = ET.Element("alert", {"xmlns": CAP_NS})
     _sub(
@@ -256,7 +254,15 @@ def render_cap(
     if msg_type != "Alert" and references:
         _sub(alert, "references", " ".join(str(r) for r in references))
     _sub(alert, "incidents", f"hazardwatch-inc{int(view['id'])}")
+    add_info(alert, view, msg_type, opts)
+    return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
 
+
+def add_info(alert: ET.Element, view: Mapping[str, Any], msg_type: str, opts: CapOptions) -> None:
+    """One incident's `<info>` (with its `<area>`); a grouped message holds one per incident."""
+    tz = opts.tz()
+    hazard = str(view.get("hazard") or "")
+    cams = int(view.get("camera_count") or len(view.get("cameras") or []))
     info = _sub(alert, "info")
     _sub(info, "language", opts.language)
     _sub(info, "category", CATEGORY.get(hazard, "Other"))
@@ -294,4 +300,3 @@ def render_cap(
     _sub(area, "areaDesc", _area_desc(view))
     for circle in _circles(view):
         _sub(area, "circle", circle)
-    return ET.tostring(alert, encoding="utf-8", xml_declaration=True)

@@ -4,7 +4,8 @@ Why it is shaped like this:
 - A notification leaves the queue only when a receiver accepted it (`mark_delivered`), so a crash at
   any point loses nothing: an unfinished attempt's lease simply expires and another worker takes it.
 - Per (receiver, incident) notifications go out in order: `claim_due` only ever offers the oldest
-  pending row of each chain, so a pending older row blocks newer ones; a dead row does not.
+  pending row of each chain, so a pending older row blocks newer ones; a dead row does not. A grouped
+  notification (`group_key`, several incidents in one message) chains with its group's others instead.
 - Each claim increments `attempts`; the value returned with the claimed row is a fencing token that every
   `mark_*` call checks, so a worker whose lease expired (and whose row another instance re-claimed)
   cannot overwrite the newer attempt's outcome.
@@ -28,8 +29,10 @@ CLAIM_LOCK = "hazardwatch.deliveries.claim"
 
 _COLUMNS = (
     "id, receiver, incident_id, idempotency_key, msg_type, payload, state, attempts, next_attempt_at, "
-    "lease_until, last_error, created_at, delivered_at"
+    "lease_until, last_error, created_at, delivered_at, group_key"
 )
+# The chain a row belongs to: its group when it is a grouped notification, else its incident.
+CHAIN = "COALESCE(group_key, CAST(incident_id AS TEXT))"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Delivery:
     last_error: str
     created_at: float
     delivered_at: float | None
+    group_key: str | None = None  # set for a grouped notification: the payload holds several incidents
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Delivery:
@@ -66,6 +70,7 @@ class Delivery:
             last_error=row[10] or "",
             created_at=float(row[11]),
             delivered_at=None if row[12] is None else float(row[12]),
+            group_key=row[13],
         )
 
     def view(self) -> dict[str, Any]:
@@ -120,7 +125,7 @@ def claim_due(
         for r in tx.execute(
             "SELECT d.id FROM deliveries d JOIN ("
             f"SELECT MIN(id) AS id FROM deliveries WHERE state = 'pending'{receiver_sql} "
-            "GROUP BY receiver, incident_id) h ON h.id = d.id "
+            f"GROUP BY receiver, {CHAIN}) h ON h.id = d.id "
             "WHERE d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) "
             "ORDER BY d.next_attempt_at, d.id LIMIT ?",
             params,
@@ -234,12 +239,13 @@ def counts_by_receiver(tx: Tx, states: Sequence[State] = ("pending", "dead")) ->
     return {(r[0], r[1]): int(r[2]) for r in rows}
 
 
-def earlier_delivered(tx: Tx, receiver: str, incident_id: int, before_id: int) -> list[Delivery]:
-    """Messages of the same incident this receiver already accepted, oldest first (CAP `references`)."""
+def earlier_delivered(tx: Tx, delivery: Delivery) -> list[Delivery]:
+    """Messages of the same chain (incident, or group) this receiver already accepted, oldest first (CAP
+    `references`)."""
     rows = tx.execute(
-        f"SELECT {_COLUMNS} FROM deliveries WHERE receiver = ? AND incident_id = ? AND id < ? "
+        f"SELECT {_COLUMNS} FROM deliveries WHERE receiver = ? AND {CHAIN} = ? AND id < ? "
         "AND state = 'delivered' ORDER BY id",
-        (receiver, incident_id, before_id),
+        (delivery.receiver, delivery.group_key or str(delivery.incident_id), delivery.id),
     )
     return [Delivery.from_row(r) for r in rows]
 

@@ -36,6 +36,22 @@ def render_body(msg_type: str, idempotency_key: str, created_at: float, incident
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+def render_group_body(
+    idempotency_key: str, created_at: float, group: Mapping[str, Any], notifications: list[Mapping[str, Any]]
+) -> bytes:
+    """A grouped notification's body: msg_type "Group", the group's labels and each incident's change
+    (`msg_type`, `idempotency_key`, `incident`) in the order they were planned. Deterministic, as above."""
+    doc = {
+        "schema": SCHEMA,
+        "msg_type": "Group",
+        "idempotency_key": idempotency_key,
+        "sent_at": created_at,
+        "group": group,
+        "notifications": notifications,
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
 def _as_bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
 

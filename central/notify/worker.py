@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
+import functools
 import heapq
 import logging
 import math
@@ -23,137 +23,28 @@ import random
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import aiohttp
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-from hazardwatch.central.config import BackoffConfig, ReceiverConfig
+from hazardwatch.central.config import ReceiverConfig
 from hazardwatch.central.notify import queue
 from hazardwatch.central.notify.cap import CONTENT_TYPE as CAP_CONTENT_TYPE
 from hazardwatch.central.notify.cap import CapOptions, reference_for, render_cap
+from hazardwatch.central.notify.cap_group import group_reference, render_group_cap
+from hazardwatch.central.notify.policy import Decision, DeliveryMetrics, Outcome, decide, parse_retry_after
 from hazardwatch.central.notify.queue import Delivery
 from hazardwatch.central.notify.webhook import CONTENT_TYPE as JSON_CONTENT_TYPE
-from hazardwatch.central.notify.webhook import render_body, signed_headers
+from hazardwatch.central.notify.webhook import render_body, render_group_body, signed_headers
 from hazardwatch.central.store.database import Database
 from hazardwatch.configfile import resolve_secret
 
 log = logging.getLogger(__name__)
 
-Result = Literal["delivered", "retry", "dead"]
 ATTEMPT_HEADER = "X-Hazardwatch-Attempt"
 USER_AGENT = "hazardwatch-central/1"
 _ERROR_BODY_BYTES = 300
 GAUGE_PERIOD_S = 1.0  # the backlog gauges are refreshed with a claim at most this often
-
-
-class DeliveryMetrics:
-    """The worker's Prometheus series, registered in the registry the service passes in (no globals)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.deliveries = Counter(
-            "hazardwatch_central_deliveries",
-            "Delivery attempts by receiver and result (delivered, retry, dead)",
-            ["receiver", "result"],
-            registry=registry,
-        )
-        self.seconds = Histogram(
-            "hazardwatch_central_delivery_seconds",
-            "Time of one delivery attempt (render + HTTP round trip)",
-            ["receiver"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=registry,
-        )
-        self.pending = Gauge(
-            "hazardwatch_central_deliveries_pending",
-            "Notifications waiting in the delivery queue, per receiver (updated on each claim)",
-            ["receiver"],
-            registry=registry,
-        )
-        self.dead = Gauge(
-            "hazardwatch_central_deliveries_dead",
-            "Dead letters per receiver (updated on each claim)",
-            ["receiver"],
-            registry=registry,
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one HTTP attempt produced: a status (with Retry-After and a body excerpt) or a transport error."""
-
-    status: int | None = None
-    error: str = ""
-    retry_after: float | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    result: Result
-    error: str = ""
-    next_attempt_at: float | None = None
-
-
-def classify(status: int) -> Result:
-    """2xx accepted; 408, 429 and 5xx are transient; anything else (other 4xx, 3xx) will never succeed."""
-    if 200 <= status < 300:
-        return "delivered"
-    if status in (408, 429) or 500 <= status < 600:
-        return "retry"
-    return "dead"
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - now
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def backoff_delay(attempt: int, backoff: BackoffConfig, rng: random.Random) -> float:
-    """initial * 2^(attempt-1), capped at max, spread by ±jitter so instances do not retry in step."""
-    base = min(backoff.max_s, backoff.initial_s * 2 ** max(0, min(attempt - 1, 60)))
-    spread = 1.0 + backoff.jitter * (2.0 * rng.random() - 1.0)
-    return max(0.0, min(backoff.max_s, base * spread))
-
-
-def decide(outcome: Outcome, delivery: Delivery, receiver: ReceiverConfig, now: float, rng: random.Random) -> Decision:
-    """Turn an attempt's outcome into the queue's next state, applying backoff and the deadline."""
-    if outcome.status is not None:
-        kind = classify(outcome.status)
-        error = f"HTTP {outcome.status}" + (f": {outcome.error}" if outcome.error else "")
-        if kind == "delivered":
-            return Decision("delivered")
-        if kind == "dead":
-            return Decision("dead", f"rejected, not retried: {error}")
-    else:
-        error = outcome.error or "unknown error"
-    if outcome.retry_after is not None and outcome.retry_after > 0:
-        delay = outcome.retry_after
-    else:
-        delay = backoff_delay(delivery.attempts, receiver.backoff, rng)
-    next_at = now + delay
-    deadline = delivery.created_at + receiver.deadline_s
-    if next_at > deadline:
-        return Decision(
-            "dead",
-            f"deadline of {receiver.deadline_s:g} s exceeded after {delivery.attempts} attempt(s); last error: {error}",
-        )
-    return Decision("retry", error, next_at)
 
 
 class DeliveryWorker:
@@ -331,7 +222,7 @@ class DeliveryWorker:
 
     def _references(self, delivery: Delivery) -> list[Delivery]:
         with self.db.tx() as tx:
-            return queue.earlier_delivered(tx, delivery.receiver, delivery.incident_id, delivery.id)
+            return queue.earlier_delivered(tx, delivery)
 
     def _record(self, delivery: Delivery, decision: Decision) -> bool:
         with self.db.tx() as tx:
@@ -349,21 +240,30 @@ class DeliveryWorker:
 
     # -- one attempt -------------------------------------------------------------------------------
     async def _render(self, delivery: Delivery, receiver: ReceiverConfig) -> tuple[bytes, str]:
-        view = delivery.view()
+        """The body: one incident's change, or a group's (`group_key`: all its incidents' changes)."""
+        doc = delivery.view()
+        grouped = delivery.group_key is not None
         if receiver.kind == "webhook":
-            return render_body(delivery.msg_type, delivery.idempotency_key, delivery.created_at, view), (
-                JSON_CONTENT_TYPE
-            )
+            if grouped:
+                key, at = delivery.idempotency_key, delivery.created_at
+                body = render_group_body(key, at, doc["group"], doc["notifications"])
+            else:
+                body = render_body(delivery.msg_type, delivery.idempotency_key, delivery.created_at, doc)
+            return body, JSON_CONTENT_TYPE
         earlier = await asyncio.to_thread(self._references, delivery) if delivery.msg_type != "Alert" else []
-        refs = [reference_for(e.view(), e.receiver, e.idempotency_key, e.created_at, self.cap_options) for e in earlier]
-        body = render_cap(
-            view,
-            delivery.msg_type,
+        opts = self.cap_options
+        if grouped:
+            refs = [group_reference(e.receiver, e.idempotency_key, e.created_at, opts) for e in earlier]
+            render = functools.partial(render_group_cap, doc)
+        else:
+            refs = [reference_for(e.view(), e.receiver, e.idempotency_key, e.created_at, opts) for e in earlier]
+            render = functools.partial(render_cap, doc, delivery.msg_type)
+        body = render(
             created_at=delivery.created_at,
             receiver=delivery.receiver,
             idempotency_key=delivery.idempotency_key,
             references=refs,
-            options=self.cap_options,
+            options=opts,
         )
         return body, CAP_CONTENT_TYPE
 

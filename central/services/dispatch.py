@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from hazardwatch.central.config import SEVERITY_ORDER, CentralConfig, ReceiverConfig
 from hazardwatch.central.incidents.geo import haversine_km
-from hazardwatch.central.services import silences
+from hazardwatch.central.services import grouping, silences
 from hazardwatch.central.services.views import incident_view
 from hazardwatch.central.store import Tx
 
@@ -80,19 +80,32 @@ class _Batch:
 
     silences: list[silences.Silence]
     camera_states: dict[str, str]
+    pinned: dict[tuple[str, int], str]  # (receiver, incident) -> the group it was first put in
     deliveries: list[tuple] = field(default_factory=list)
+    group_items: list[tuple] = field(default_factory=list)
+    groups: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     notified: list[tuple] = field(default_factory=list)
     quiet: list[tuple] = field(default_factory=list)  # closed before anyone was told: nothing to cancel
     suppressed: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
 
     @classmethod
-    def read(cls, tx: Tx, now: float) -> _Batch:
+    def read(cls, tx: Tx, cfg: CentralConfig, now: float, incident_ids: list[int]) -> _Batch:
         states = {
             f"{e}/{c}": s
             for e, c, s in tx.execute("SELECT edge_id, camera_id, state FROM cameras WHERE state <> 'online'")
         }
-        return cls(silences.active(tx, now), states)
+        grouped = any(r.group_by for r in cfg.receivers)
+        return cls(silences.active(tx, now), states, grouping.pinned(tx, incident_ids) if grouped else {})
+
+    def group_key(self, r: ReceiverConfig, incident_id: int, row: tuple, camera_keys: list[str]) -> str:
+        """The incident's group for a grouped receiver: the one it was first put in, else from its labels."""
+        if (r.name, incident_id) in self.pinned:
+            return self.pinned[(r.name, incident_id)]
+        group = grouping.group_of(r, row[6], row[7], camera_keys, row[11], row[12])
+        self.groups[(r.name, group.key)] = group.labels
+        self.pinned[(r.name, incident_id)] = group.key
+        return group.key
 
     def event(self, incident_id: int, at: float, kind: str, detail: dict) -> None:
         self.events.append((incident_id, at, kind, SYSTEM, json.dumps(detail, separators=(",", ":"))))
@@ -110,6 +123,7 @@ class _Batch:
             "UPDATE incidents SET notified_version = ?, notified_at = ?, notify_count = notify_count + 1 WHERE id = ?",
             self.notified,
         )
+        grouping.enqueue(tx, self.group_items, self.groups)
         tx.executemany("INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
                        self.events)
 
@@ -149,7 +163,7 @@ def plan(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str
     row = tx.one(f"SELECT {_ROW} FROM incidents WHERE id = ?{tx.for_update()}", (incident_id,))
     if row is None:
         return None
-    batch = _Batch.read(tx, now)
+    batch = _Batch.read(tx, cfg, now, [incident_id])
     planned = _plan_row(tx, row, cfg, now, base_url, batch)
     batch.write(tx)
     return planned
@@ -168,7 +182,7 @@ def plan_due(
     )
     if not rows:
         return [], 0
-    batch = _Batch.read(tx, now)
+    batch = _Batch.read(tx, cfg, now, [r[0] for r in rows])
     out = [p for row in rows if (p := _plan_row(tx, row, cfg, now, base_url, batch)) is not None]
     batch.write(tx)
     return out, len(rows)
@@ -215,7 +229,12 @@ def _plan_row(tx: Tx, row: tuple, cfg: CentralConfig, now: float, base_url: str,
     key = f"inc{incident_id}-v{version}" + ("" if changed else f"-repeat{count}")
     if receivers:
         payload = json.dumps(incident_view(tx, incident_id, base_url, cfg.site), separators=(",", ":"))
-        batch.deliveries += [(r.name, incident_id, key, msg_type, payload, now, now) for r in receivers]
+        for r in receivers:
+            if r.group_by:
+                group_key = batch.group_key(r, incident_id, row, camera_keys)
+                batch.group_items.append((r.name, group_key, incident_id, key, msg_type, payload, now))
+            else:
+                batch.deliveries.append((r.name, incident_id, key, msg_type, payload, now, now))
     batch.notified.append((version, now, incident_id))
     # "notified" only when someone was: with no receiver configured or routed, the timeline says so.
     batch.event(

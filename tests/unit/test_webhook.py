@@ -9,6 +9,7 @@ from email.utils import formatdate
 import pytest
 
 from hazardwatch.central.config import BackoffConfig, ReceiverConfig
+from hazardwatch.central.notify.policy import Outcome, backoff_delay, classify, decide, parse_retry_after
 from hazardwatch.central.notify.queue import Delivery
 from hazardwatch.central.notify.webhook import (
     SCHEMA,
@@ -17,7 +18,6 @@ from hazardwatch.central.notify.webhook import (
     signed_headers,
     verify_signature,
 )
-from hazardwatch.central.notify.worker import Outcome, backoff_delay, classify, decide, parse_retry_after
 
 pytestmark = pytest.mark.quick
 

@@ -1,0 +1,62 @@
+"""A grouped notification as one CAP 1.2 `<alert>`: one `<info>` (with its `<area>`) per incident change.
+
+CAP allows several `<info>` blocks in one alert, each with its own event, urgency, severity and area, so
+a group of incidents stays one valid message. The group's first message is an Alert; later ones are
+Updates that reference the group's earlier messages this receiver accepted. A Cancel inside a group is
+its incident's `<info>` with responseType AllClear and urgency Past, as in a single incident's Cancel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hazardwatch.central.notify.cap import CAP_NS, CapOptions, CapReference, add_info, cap_time
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
+
+
+def group_identifier(receiver: str, idempotency_key: str) -> str:
+    """Unique per message and receiver, stable across retries, free of CAP's forbidden characters."""
+    digest = hashlib.sha256(f"{receiver}\0{idempotency_key}".encode()).hexdigest()[:12]
+    return _ID_UNSAFE.sub("-", f"hazardwatch-{idempotency_key}-{digest}")
+
+
+def group_reference(receiver: str, idempotency_key: str, created_at: float, options: CapOptions) -> CapReference:
+    return CapReference(options.sender, group_identifier(receiver, idempotency_key), cap_time(created_at, options.tz()))
+
+
+def render_group_cap(
+    payload: Mapping[str, Any],
+    *,
+    created_at: float,
+    receiver: str,
+    idempotency_key: str,
+    references: Sequence[CapReference] = (),
+    options: CapOptions | None = None,
+) -> bytes:
+    """One CAP `<alert>` for a group's message (`payload` as `services/grouping.py` stores it)."""
+    opts = options or CapOptions()
+    items = payload.get("notifications") or []
+    if not items:
+        raise ValueError("a grouped notification without incidents")
+    alert = ET.Element("alert", {"xmlns": CAP_NS})
+    for tag, text in (
+        ("identifier", group_identifier(receiver, idempotency_key)),
+        ("sender", opts.sender),
+        ("sent", cap_time(created_at, opts.tz())),
+        ("status", "Actual"),
+        ("msgType", "Update" if references else "Alert"),
+        ("scope", "Public"),
+    ):
+        ET.SubElement(alert, tag).text = text
+    if references:
+        ET.SubElement(alert, "references").text = " ".join(str(r) for r in references)
+    ids = sorted({int(item["incident"]["id"]) for item in items})
+    ET.SubElement(alert, "incidents").text = " ".join(f"hazardwatch-inc{i}" for i in ids)
+    for item in items:
+        add_info(alert, item["incident"], str(item["msg_type"]), opts)
+    return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
