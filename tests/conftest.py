@@ -1,7 +1,8 @@
 """Shared fixtures: private brokers, RTSP servers and prepared clips, each skipped with a clear reason.
 
 Helpers live in tests/support (imported as ``support``: pytest puts tests/ on sys.path because tests/
-has no __init__.py).  Nothing here imports hazardwatch, so the infrastructure can be tested on its own.
+has no __init__.py). Child processes and ports come from hazardwatch/procs.py, shared with the demo and
+the benches; nothing else here imports hazardwatch, so the infrastructure can be tested on its own.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -361,23 +360,8 @@ class NetnsEdge(EdgeProcess):
         super().__init__(config, log_path)
         self.ns = ns
 
-    def start(self, timeout: float = 30.0) -> NetnsEdge:
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns.name, sys.executable, "-m", "hazardwatch.cli", "edge",
-             "--config", str(self.config)],
-            stdout=subprocess.PIPE, stderr=self.log_path.open("ab"), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                raise RuntimeError(f"edge exited with {self.proc.wait()}: {self.log()[-3000:]}")
-            if "http://" in line:
-                self.url = line.strip().split(" ")[-1].rstrip("/")
-                threading.Thread(target=self._drain, daemon=True).start()
-                return self
-        raise TimeoutError(f"edge did not start: {self.log()[-3000:]}")
+    def command(self) -> list[str]:
+        return ["ip", "netns", "exec", self.ns.name, *super().command()]
 
     def health(self) -> dict:
         host, port = self.url.split("//")[1].split(":")

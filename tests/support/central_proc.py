@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import yaml
+
+from .service import ServiceProcess
 
 OPERATOR = "op-token-0123456789"
 VIEWER = "viewer-token-0123456789"
@@ -64,35 +61,10 @@ def write_central_config(
     return path
 
 
-class CentralProcess:
-    def __init__(self, config: Path, log_path: Path) -> None:
-        self.config = config
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
+class CentralProcess(ServiceProcess):
+    """`hazardwatch central --config FILE` as a child process, with an authenticated HTTP client."""
 
-    def start(self, timeout: float = 30.0) -> CentralProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hazardwatch.cli", "central", "--config", str(self.config)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                raise RuntimeError(f"central exited with {self.proc.wait()}: {self.log()[-3000:]}")
-            if "http://" in line:
-                self.url = line.strip().split(" ")[-1].rstrip("/")
-                threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-                return self
-        raise TimeoutError(f"central did not start: {self.log()[-3000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    role = "central"
 
     def request(self, method: str, path: str, body: Any = None, token: str | None = OPERATOR) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -116,28 +88,6 @@ class CentralProcess:
         status, body = self.request("GET", path, token=token)
         assert status == 200, (status, body)
         return body
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def __enter__(self) -> CentralProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                self.stop()
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 class Publisher:

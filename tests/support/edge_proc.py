@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -17,6 +13,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import yaml
+
+from .service import ServiceProcess
 
 
 def write_edge_config(
@@ -57,43 +55,10 @@ def write_edge_config(
     return path
 
 
-class EdgeProcess:
+class EdgeProcess(ServiceProcess):
     """`hazardwatch edge --config FILE` as a child process, with its HTTP URL and log."""
 
-    def __init__(self, config: Path, log_path: Path) -> None:
-        self.config = config
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self, timeout: float = 30.0) -> EdgeProcess:
-        log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hazardwatch.cli", "edge", "--config", str(self.config)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=env,
-        )
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                raise RuntimeError(f"edge exited with {self.proc.wait()}: {self.log()[-3000:]}")
-            if "http://" in line:
-                self.url = line.strip().split(" ")[-1].rstrip("/")
-                threading.Thread(target=self._drain, daemon=True).start()
-                return self
-        raise TimeoutError(f"edge did not start: {self.log()[-3000:]}")
-
-    def _drain(self) -> None:
-        assert self.proc and self.proc.stdout
-        for _ in self.proc.stdout:
-            pass
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    role = "edge"
 
     def get_json(self, path: str) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=5) as resp:
@@ -105,28 +70,6 @@ class EdgeProcess:
 
     def camera(self, camera_id: str) -> dict:
         return next(c for c in self.get_json("/api/cameras")["cameras"] if c["id"] == camera_id)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def __enter__(self) -> EdgeProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                self.stop()
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass

@@ -10,28 +10,16 @@ Settings that matter (Mosquitto 2.0.11, Debian):
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from .ports import free_port, wait_port, wait_port_closed
+from hazardwatch.procs import Child, free_port, mosquitto_binary, mosquitto_config, wait_port, wait_port_closed
 
 HOST = "127.0.0.1"
 
-
-def mosquitto_binary() -> str | None:
-    """Path of the mosquitto executable (Debian puts it in /usr/sbin, often not on a user's PATH)."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+__all__ = ["MosquittoBroker", "mosquitto_binary"]
 
 
 class MosquittoBroker:
@@ -58,24 +46,16 @@ class MosquittoBroker:
         self.log_path = self.workdir / "mosquitto.log"
         (self.workdir / "data").mkdir(exist_ok=True)
         self.conf_path.write_text(
-            "\n".join(
-                [
-                    f"listener {self._port} {HOST}",
-                    "allow_anonymous true",
-                    "user root" if os.geteuid() == 0 else "",
-                    "max_queued_messages 1000000",
-                    "persistence true",
-                    f"persistence_location {self.workdir / 'data'}/",
-                    f"autosave_interval {autosave_interval}",
-                    f"log_dest file {self.log_path}",
-                    "log_type all",
-                    "connection_messages true",
-                    extra_config,
-                    "",
-                ]
+            mosquitto_config(
+                self._port,
+                state_dir=self.workdir / "data",
+                autosave_s=autosave_interval,
+                log_file=self.log_path,
+                extra=extra_config,
             )
         )
-        self.proc: subprocess.Popen[bytes] | None = None
+        argv = [str(self.binary), "-c", str(self.conf_path)]
+        self.child = Child("mosquitto", argv, self.workdir / "stdout.txt", self.workdir / "stderr.txt", self.workdir)
 
     @property
     def port(self) -> int:
@@ -90,21 +70,14 @@ class MosquittoBroker:
     @property
     def running(self) -> bool:
         """True while the broker process is alive."""
-        return self.proc is not None and self.proc.poll() is None
+        return self.child.alive()
 
     def start(self) -> MosquittoBroker:
         """Start the broker and wait until it accepts connections (raises with the log on failure)."""
         if self.running:
             return self
         wait_port_closed(HOST, self._port, timeout=self.start_timeout)
-        with open(self.workdir / "stderr.txt", "ab") as err:
-            self.proc = subprocess.Popen(
-                [str(self.binary), "-c", str(self.conf_path)],
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+        self.child.start()
         try:
             wait_port(HOST, self._port, timeout=self.start_timeout)
         except TimeoutError as exc:
@@ -114,25 +87,11 @@ class MosquittoBroker:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM and wait: a clean exit that writes the persistence database."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.child.stop(timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash; nothing is saved beyond the last autosave."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        self.child.kill()
 
     def restart(self, *, hard: bool = False) -> MosquittoBroker:
         """Stop (or kill when hard) and start again on the same port with the same state directory."""
