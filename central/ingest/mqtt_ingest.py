@@ -314,13 +314,11 @@ class MqttIngest:
         new_alerts = 0
         distance = self.cfg.correlation.cross_camera_distance_km
         alerts = AlertBatch()
-        with self.db.tx() as tx:
-            tx.lock_all(
-                key
-                for _msg, p in batch
-                if isinstance(p, Alert)
-                for key in lock_keys(p.hazard.value, p.edge_id, p.camera_id, p.lat, p.lon, distance)
-            )
+        with self.db.tx(pipeline=True) as tx:
+            found = [p for _msg, p in batch if isinstance(p, Alert)]
+            places = (lock_keys(a.hazard.value, a.edge_id, a.camera_id, a.lat, a.lon, distance) for a in found)
+            tx.lock_all(key for keys in places for key in keys)
+            alerts.prefetch(tx, found)
             for msg, parsed in batch:
                 new_alerts += self._apply(tx, msg, parsed, now, alerts)
             alerts.flush(tx, self.cfg, now)

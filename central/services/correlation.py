@@ -14,6 +14,7 @@ import binascii
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hazardwatch.central.config import CentralConfig
@@ -34,6 +35,26 @@ class AlertOutcome:
     reopened: bool = False
 
 
+@dataclass(frozen=True)
+class _Known:
+    """What the store already knows of an alert: the event (edge, seq), its incident and that incident's close."""
+
+    seen: str | None
+    own: int | None
+    last_seq: int | None
+    closed: tuple[str, float] | None  # (state, resolved_at) when an operator closed `own`
+
+
+def _closed(state: str | None, resolved_by: str | None, resolved_at: float | None) -> tuple[str, float] | None:
+    if state in ("resolved", "false_alarm") and resolved_by not in (None, SYSTEM):
+        return state, float(resolved_at or 0.0)
+    return None
+
+
+def _pairs(values: Sequence[tuple]) -> str:
+    return ",".join("(?, ?)" for _ in values)
+
+
 @dataclass
 class AlertBatch:
     """The writes of one batch that correlation never reads back, sent together by `flush`."""
@@ -44,6 +65,46 @@ class AlertBatch:
     cameras: dict[tuple[str, str], tuple] = field(default_factory=dict)
     touched: dict[int, bool] = field(default_factory=dict)  # incident -> its version was already bumped
     seen: dict[tuple[str, int], str] = field(default_factory=dict)  # (edge, seq) -> alert_id, this batch
+    # What `prefetch` read of the batch's alerts, kept current as the batch applies them.
+    stored: dict[tuple[str, int], str] = field(default_factory=dict)  # (edge, seq) -> alert_id in the store
+    known: dict[tuple[str, str], _Known] = field(default_factory=dict)  # (edge, alert_id) -> membership
+    covered: set[tuple[str, str]] = field(default_factory=set)
+    covered_events: set[tuple[str, int]] = field(default_factory=set)
+
+    def prefetch(self, tx: Tx, alerts: Sequence[Alert]) -> None:
+        """Read in two queries what the store knows of every alert of the batch (call with the batch's
+        correlation locks held, so no other instance changes it meanwhile)."""
+        events = sorted({(a.edge_id, a.seq) for a in alerts})
+        members = sorted({(a.edge_id, a.alert_id) for a in alerts})
+        if not events:
+            return
+        for edge, seq, alert_id in tx.execute(
+            f"SELECT edge_id, seq, alert_id FROM alert_events WHERE (edge_id, seq) IN (VALUES {_pairs(events)})",
+            [v for pair in events for v in pair],
+        ):
+            self.stored[(edge, int(seq))] = alert_id
+        for edge, alert_id, own, last_seq, state, by, at in tx.execute(
+            "SELECT ia.edge_id, ia.alert_id, ia.incident_id, ia.last_seq, i.state, i.resolved_by, i.resolved_at "
+            "FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id "
+            f"WHERE (ia.edge_id, ia.alert_id) IN (VALUES {_pairs(members)})",
+            [v for pair in members for v in pair],
+        ):
+            self.known[(edge, alert_id)] = _Known(None, own, last_seq, _closed(state, by, at))
+        self.covered.update(members)
+        self.covered_events.update(events)
+
+    def applied(self, alert: Alert, known: _Known, incident_id: int) -> None:
+        """Keep the prefetched membership current, as the store's upsert just changed it."""
+        key = (alert.edge_id, alert.alert_id)
+        if key not in self.covered:
+            return
+        if known.own is None:
+            own, last_seq = incident_id, alert.seq
+        elif known.last_seq is None or alert.seq > known.last_seq:
+            own, last_seq = (known.own if alert.state.value == "end" else incident_id), alert.seq
+        else:
+            own, last_seq = known.own, known.last_seq
+        self.known[key] = _Known(None, own, last_seq, known.closed if own == known.own else None)
 
     def event(self, incident_id: int, at: float, kind: str, actor: str, detail: dict) -> None:
         self.events.append((incident_id, at, kind, actor, json.dumps(detail, separators=(",", ":"))))
@@ -95,17 +156,11 @@ def _jpeg_or_none(alert: Alert) -> bytes | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Known:
-    """What the store already knows of an alert: the event (edge, seq), its incident and that incident's close."""
-
-    seen: str | None
-    own: int | None
-    last_seq: int | None
-    closed: tuple[str, float] | None  # (state, resolved_at) when an operator closed `own`
-
-
 def _known(tx: Tx, alert: Alert, batch: AlertBatch) -> _Known:
+    event = (alert.edge_id, alert.seq)
+    if (alert.edge_id, alert.alert_id) in batch.covered and event in batch.covered_events:
+        k = batch.known.get((alert.edge_id, alert.alert_id)) or _Known(None, None, None, None)
+        return _Known(batch.stored.get(event) or batch.seen.get(event), k.own, k.last_seq, k.closed)
     row = tx.one(
         "SELECT (SELECT alert_id FROM alert_events WHERE edge_id = ? AND seq = ?), ia.incident_id, ia.last_seq, "
         "i.state, i.resolved_by, i.resolved_at FROM (SELECT 1 AS one) o "
@@ -114,11 +169,7 @@ def _known(tx: Tx, alert: Alert, batch: AlertBatch) -> _Known:
         (alert.edge_id, alert.seq, alert.edge_id, alert.alert_id),
     )
     seen, own, last_seq, state, resolved_by, resolved_at = row or (None,) * 6
-    seen = seen or batch.seen.get((alert.edge_id, alert.seq))
-    closed = None
-    if state in ("resolved", "false_alarm") and resolved_by not in (None, SYSTEM):
-        closed = (state, float(resolved_at or 0.0))
-    return _Known(seen, own, last_seq, closed)
+    return _Known(seen or batch.seen.get(event), own, last_seq, _closed(state, resolved_by, resolved_at))
 
 
 def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: AlertBatch | None = None) -> AlertOutcome:
@@ -203,6 +254,7 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: Ale
             **({"suppressed_by": why["suppressed_by"]} if "suppressed_by" in why else {}),
         },
     )
+    batch.applied(alert, known, incident_id)
     batch.touch(incident_id, already_bumped=reopened)
     if own is not None and own != incident_id:
         batch.touch(own)  # the alert moved out: the closed incident no longer counts it
@@ -214,13 +266,13 @@ def _store_alert(tx: Tx, alert: Alert, incident_id: int, cfg: CentralConfig, now
     ended = alert.state.value == "end"
     boxes = json.dumps([b.model_dump() for b in alert.boxes])
     if ended:
-        tx.execute(
+        tx.write(
             "UPDATE incident_alerts SET active = 0, last_at = ?, last_seq = ? WHERE edge_id = ? AND alert_id = ? "
             "AND (last_seq IS NULL OR last_seq < ?)",
             (alert.last_frame_at, alert.seq, alert.edge_id, alert.alert_id, alert.seq),
         )
     confidence, _calibrated = cfg.confidence.calibrate(alert.model_name, alert.score)
-    tx.execute(
+    tx.write(
         "INSERT INTO incident_alerts(incident_id, edge_id, alert_id, camera_id, active, boxes, score, last_at, "
         "lat, lon, bearing_deg, fov_deg, last_seq, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (edge_id, alert_id) DO "

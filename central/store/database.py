@@ -8,6 +8,7 @@ constraints and transaction-scoped advisory locks (`Tx.lock`); SQLite serialises
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -40,15 +41,29 @@ def safe_url(url: str) -> str:
 class Tx:
     """One transaction. `execute` returns all rows as tuples (empty for statements without rows)."""
 
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+    def __init__(self, cursor: Any, dialect: Dialect, pipelined: bool = False) -> None:
         self._cur = cursor
         self.dialect = dialect
+        self._pipelined = pipelined
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         if self.dialect == "postgres":
             sql = sql.replace("%", "%%").replace("?", "%s")
         self._cur.execute(sql, tuple(params))
+        if self._pipelined:  # the description is only known once the result arrived: fetching waits for it
+            try:
+                return list(self._cur.fetchall())
+            except Exception as exc:  # psycopg.ProgrammingError: a statement without rows
+                if type(exc).__name__ != "ProgrammingError":
+                    raise
+                return []
         return list(self._cur.fetchall()) if self._cur.description else []
+
+    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A statement whose result nobody reads: in a pipelined transaction it goes out without waiting."""
+        if self.dialect == "postgres":
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        self._cur.execute(sql, tuple(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows; psycopg sends them pipelined, in one round trip."""
@@ -129,8 +144,12 @@ class Database:
             self._pool.close()
 
     @contextmanager
-    def tx(self) -> Iterator[Tx]:
-        """A write transaction; commits on success, rolls back on any exception."""
+    def tx(self, *, pipeline: bool = False) -> Iterator[Tx]:
+        """A write transaction; commits on success, rolls back on any exception.
+
+        `pipeline` (PostgreSQL): statements whose results are not read (`write`, `executemany`) are sent
+        without waiting for the server, so they ride along with the next read; an error in one of them
+        surfaces at that read or at commit, and still rolls the whole transaction back."""
         if self._sqlite is not None:
             with self._lock:
                 cur = self._sqlite.cursor()
@@ -143,8 +162,11 @@ class Database:
                 else:
                     cur.execute("COMMIT")
             return
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            yield Tx(cur, "postgres")
+        with self._pool.connection() as conn, contextlib.ExitStack() as stack:
+            if pipeline:
+                stack.enter_context(conn.pipeline())
+            stack.enter_context(conn.transaction())
+            yield Tx(stack.enter_context(conn.cursor()), "postgres", pipelined=pipeline)
 
     # -- migrations -------------------------------------------------------------------------------
     def migrate(self) -> int:
