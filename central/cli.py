@@ -1,10 +1,11 @@
-"""`hazardwatch central export-dataset` and `calibrate`: argparse only here; the store and OpenCV load when they run."""
+"""`hazardwatch central calibrate` and the `--since` parser: argparse only here; the store loads when it
+runs. `central export-dataset` is the models tooling's (`hazardwatch.models.dataset_cli`), added by the
+top-level parser, because it needs OpenCV, which central's install does not have."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import re
 import time
 from pathlib import Path
@@ -27,24 +28,6 @@ def parse_since(text: str, now: float | None = None) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()
-
-
-def _export_dataset(args: argparse.Namespace) -> int:
-    from hazardwatch.central.config import CentralConfig
-    from hazardwatch.central.service import database_url
-    from hazardwatch.central.services.export import export_dataset
-    from hazardwatch.central.store import Database
-    from hazardwatch.configfile import load_config
-
-    cfg = load_config(args.config, CentralConfig)
-    db = Database(database_url(cfg))
-    try:
-        db.migrate()
-        summary = export_dataset(db, Path(args.out), args.since, cfg.site, with_clips=not args.no_clips)
-    finally:
-        db.close()
-    print(json.dumps(summary.as_dict(), indent=2))
-    return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -73,15 +56,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0 if result["calibration"] else 1
 
 
-def register(central: argparse.ArgumentParser) -> None:
-    """Sub-commands of `hazardwatch central` (plain `hazardwatch central --config FILE` still runs it)."""
+def register(central: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """Sub-commands of `hazardwatch central` (plain `hazardwatch central --config FILE` still runs it);
+    returns them so the top-level parser can add the models tooling's `export-dataset`."""
     sub = central.add_subparsers(dest="central_command", required=False)
-    ex = sub.add_parser("export-dataset", help="write labelled evidence in the layout `hazardwatch models train` reads")
-    ex.add_argument("--config", required=True, type=Path, help="central YAML config (for the database)")
-    ex.add_argument("--since", type=parse_since, default=None, help="labels made since: Unix s, ISO time, or 7d")
-    ex.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per hazard)")
-    ex.add_argument("--no-clips", action="store_true", help="export snapshots only, no clip frames")
-    ex.set_defaults(func=_export_dataset)
     cal = sub.add_parser(
         "calibrate",
         help="print confidence.calibration tables measured on operators' verdicts (resolved = real, false alarm)",
@@ -90,3 +68,4 @@ def register(central: argparse.ArgumentParser) -> None:
     cal.add_argument("--since", type=parse_since, default=None, help="verdicts made since: Unix s, ISO time, or 90d")
     cal.add_argument("--min-alerts", type=int, default=30, help="fewest alerts with a verdict per model (default 30)")
     cal.set_defaults(func=_calibrate)
+    return sub

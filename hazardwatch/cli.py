@@ -147,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     central.add_argument("--config", type=Path, help="central YAML config (required)")
     central.set_defaults(func=_central)
     from hazardwatch.central.cli import register as register_central  # argparse only
+    from hazardwatch.models.dataset_cli import add_parser as add_export_dataset  # needs OpenCV only when run
 
-    register_central(central)
+    add_export_dataset(register_central(central))
 
     config = sub.add_parser("config", help="work with config files")
     config_sub = config.add_subparsers(dest="config_command", required=True)

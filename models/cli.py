@@ -1,4 +1,4 @@
-"""`hazardwatch models ...`: train, eval, export, check. torch is imported only inside train/export,
+"""`hazardwatch models ...`: train, eval, export, export-dataset, check. torch is imported only inside train/export,
 so `hazardwatch --help`, `models eval` and the edge never load it."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from hazardwatch.models.dataset_cli import add_parser as add_export_dataset  # argparse only
 
 HAZARDS = ("smoke", "waterlogging", "fallen_tree")
 
@@ -203,6 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `models` with its subcommands to the `hazardwatch` parser."""
     models = subparsers.add_parser("models", help="train, evaluate and export the hazard models")
     sub = models.add_subparsers(dest="models_command", required=True)
+    add_export_dataset(sub)
 
     tr = sub.add_parser("train", help="split, train, export fp32 + int8 and write manifests (needs [train])")
     tr.add_argument("hazard", choices=HAZARDS)
