@@ -159,14 +159,14 @@ class RouteConfig(Strict):
 
 
 class DashboardConfig(Strict):
-    """The duty officer's web page. With no tile URL its map is a plain projection (works offline)."""
+    """The duty officer's web page. Its map (tiles, layers, named areas) is configured under `map:`."""
 
-    tile_url: str | None = Field(
-        default=None,
-        pattern=r"^https?://[^\s]*\{z\}[^\s]*\{x\}[^\s]*\{y\}",
-        description="Optional XYZ (Web Mercator) tile server, e.g. http://tiles.example/{z}/{x}/{y}.png",
-    )
-    tile_attribution: str = Field(default="", max_length=200, description="Shown under the map when tiles are used")
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        return kernel.refuse_removed_keys(
+            data, {"tile_url": "map: {tiles: {url: ...}}", "tile_attribution": "map: {tiles: {attribution: ...}}"}
+        )
 
 
 CapSeverity = Literal["extreme", "severe", "moderate", "minor", "unknown"]
@@ -269,7 +269,7 @@ class WeatherConfig(Strict):
     rules: list[WeatherRule] = Field(default_factory=_default_weather_rules)
     geocodes: list[GeocodeArea] = Field(default_factory=list)
     cameras: list[CameraLocation] = Field(
-        default_factory=list, description="Camera positions (edges report positions only with alerts)"
+        default_factory=list, description="Camera positions for edges that do not report them in camera_status"
     )
 
     @model_validator(mode="after")

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from hazardwatch.kernel.settings import Strict, resolve_path
 
 MAX_GEOJSON_BYTES = 16 * 1024 * 1024
 GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
@@ -19,16 +21,7 @@ AREA_GEOMETRIES = {"Polygon", "MultiPolygon"}
 WMTS_TILE_KEYS = "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _relative_to_config(path: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("config_dir")
-    return path if path.is_absolute() or not base else Path(base) / path
-
-
-class TileSource(_Strict):
+class TileSource(Strict):
     """An XYZ template (OpenStreetMap style) or a WMTS GetTile endpoint (KVP) in Web Mercator."""
 
     kind: Literal["xyz", "wmts"] = "xyz"
@@ -79,7 +72,7 @@ class TileSource(_Strict):
         return sorted(set(out))
 
 
-class LayerStyle(_Strict):
+class LayerStyle(Strict):
     color: str = Field(default="#5b6b7f", pattern=r"^#[0-9a-fA-F]{6}$")
     weight: float = Field(default=2.0, ge=0, le=20, description="Line width in pixels")
     dash: str | None = Field(default=None, pattern=r"^[0-9 ,.]+$", description="SVG dash array, e.g. '6 4'")
@@ -135,7 +128,7 @@ def read_geojson(path: Path, allowed: set[str] = GEOMETRIES, name_property: str 
     return doc
 
 
-class GeoLayer(_Strict):
+class GeoLayer(Strict):
     """A GeoJSON file drawn on the map over the tiles, or alone when tiles are off or unreachable."""
 
     name: str = Field(min_length=1, max_length=64, description="Shown in the map's layer list")
@@ -144,7 +137,7 @@ class GeoLayer(_Strict):
     label_property: str | None = Field(default=None, description="Feature property drawn as a label, e.g. name")
     _data: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    _file = field_validator("file")(_relative_to_config)
+    _file = field_validator("file")(resolve_path)
 
     @model_validator(mode="after")
     def _read(self) -> GeoLayer:
@@ -156,7 +149,7 @@ class GeoLayer(_Strict):
         return self._data
 
 
-class AreaLayer(_Strict):
+class AreaLayer(Strict):
     """Named areas (districts, streets, parks): an incident is said to be in the one containing it."""
 
     file: Path = Field(description="GeoJSON polygons (lon, lat), relative to this config file")
@@ -164,7 +157,7 @@ class AreaLayer(_Strict):
     style: LayerStyle = LayerStyle(color="#8a5cf6", weight=1.5, dash="6 4")
     _data: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    _file = field_validator("file")(_relative_to_config)
+    _file = field_validator("file")(resolve_path)
 
     @model_validator(mode="after")
     def _read(self) -> AreaLayer:
@@ -176,7 +169,7 @@ class AreaLayer(_Strict):
         return self._data
 
 
-class MapConfig(_Strict):
+class MapConfig(Strict):
     """The dashboard's map. Without tiles it is drawn from the GeoJSON layers and cameras alone (offline)."""
 
     tiles: TileSource | None = Field(default=None, description="None: no tiles, the page fetches nothing outside")

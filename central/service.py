@@ -186,7 +186,7 @@ class CentralService:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._dispatch_wake = asyncio.Event()
-        self.ctx.events = EventHub(self.db)
+        self.ctx.events = EventHub(self.db, areas=self.ctx.areas)
         runner = web.AppRunner(make_app(self.ctx), access_log=None)
         await runner.setup()
         # SO_REUSEADDR: a restart within a minute gets its port back though old connections sit in TIME_WAIT.

@@ -17,5 +17,5 @@ def make_app(ctx: ApiContext) -> web.Application:
     app[CTX] = ctx
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
-    dashboard.add_routes(app, ctx.cfg.dashboard)  # the page; public like every path outside /api/
+    dashboard.add_routes(app, ctx.cfg.map)  # the page; public like every path outside /api/
     return app

@@ -16,6 +16,7 @@ from hazardwatch.central.api.auth import RateLimiter, TokenBook
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services.events import EventHub
+from hazardwatch.central.services.places import NamedArea, named_areas
 from hazardwatch.central.store import Database
 from hazardwatch.central.warnings.service import WeatherService
 
@@ -39,6 +40,10 @@ class ApiContext:
     weather: WeatherService | None = None  # when weather.enabled
     # Central -> edge commands over MQTT (False when not sent: no broker, or not acknowledged).
     publish_command: Callable[[str, bytes], bool] = _not_sent
+    areas: list[NamedArea] = field(init=False)  # map.areas, for the place of each incident
+
+    def __post_init__(self) -> None:
+        self.areas = named_areas(self.cfg.map)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(tx, *args)` in one transaction, in a worker thread."""

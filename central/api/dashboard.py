@@ -2,21 +2,19 @@
 
 The page is public (it holds no data); everything it shows comes from /api/v1 with the token the
 officer logs in with (the `hw_token` cookie). Plain HTML, CSS and JavaScript modules, no build step,
-nothing fetched from outside the site: the map is drawn from camera coordinates, and map tiles are used
-only when `dashboard.tile_url` names a tile server.
+nothing fetched from outside the site: the map library (Leaflet) is vendored under static/vendor/, its
+layers come from GET /api/v1/map, and map tiles are fetched only from the tile server `map.tiles` names.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from importlib import resources
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from hazardwatch.central.api.auth import COOKIE
-from hazardwatch.central.config import DashboardConfig
+from hazardwatch.central.map_config import MapConfig
 
 PACKAGE = "hazardwatch.central.api"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -28,25 +26,26 @@ TYPES = {
     ".ico": "image/x-icon",
     ".html": "text/html",
 }
-CONFIG_MARK = "<!--hw-config-->"
+# The only sub-folders served: vendored libraries, each with its licence beside it.
+VENDORED = {("vendor", "leaflet"), ("vendor", "leaflet", "images")}
 
 
-def static_bytes(name: str) -> bytes | None:
-    """A file of central/api/static, or None (no sub-folders, no dot files, known types only)."""
+def static_bytes(name: str, folder: tuple[str, ...] = ()) -> bytes | None:
+    """A file of central/api/static (or of a vendored folder), or None: no other sub-folders, no dot
+    files, known types only."""
     if not NAME.match(name) or ".." in name or not name.endswith(tuple(TYPES)):
         return None
-    ref = resources.files(PACKAGE).joinpath("static").joinpath(name)
+    if folder and folder not in VENDORED:
+        return None
+    ref = resources.files(PACKAGE).joinpath("static", *folder, name)
     if not ref.is_file():
         return None
     return ref.read_bytes()
 
 
-def content_security_policy(cfg: DashboardConfig) -> str:
+def content_security_policy(cfg: MapConfig) -> str:
     """Same-origin only; a configured tile server is the one outside origin images may come from."""
-    img = "'self' data: blob:"
-    if cfg.tile_url:
-        parts = urlsplit(cfg.tile_url.replace("{s}", "a"))
-        img += f" {parts.scheme}://{parts.netloc}"
+    img = " ".join(["'self' data: blob:", *(cfg.tiles.origins() if cfg.tiles else [])])
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         f"img-src {img}; connect-src 'self'; media-src 'self'; object-src 'none'; "
@@ -54,16 +53,7 @@ def content_security_policy(cfg: DashboardConfig) -> str:
     )
 
 
-def render_index(cfg: DashboardConfig) -> str:
-    page = (static_bytes("index.html") or b"").decode("utf-8")
-    meta = [
-        f'<meta name="hw-tile-url" content="{html.escape(cfg.tile_url or "", quote=True)}">',
-        f'<meta name="hw-tile-attribution" content="{html.escape(cfg.tile_attribution, quote=True)}">',
-    ]
-    return page.replace(CONFIG_MARK, "\n  ".join(meta), 1)
-
-
-def _security_headers(cfg: DashboardConfig) -> dict[str, str]:
+def _security_headers(cfg: MapConfig) -> dict[str, str]:
     return {
         "Content-Security-Policy": content_security_policy(cfg),
         "X-Content-Type-Options": "nosniff",
@@ -72,17 +62,18 @@ def _security_headers(cfg: DashboardConfig) -> dict[str, str]:
     }
 
 
-def add_routes(app: web.Application, cfg: DashboardConfig) -> None:
-    """GET / (the page), GET /static/{name} (its files), GET /logout (drops the login cookie)."""
+def add_routes(app: web.Application, cfg: MapConfig) -> None:
+    """GET / (the page), GET /static/{name} and /static/vendor/... (its files), GET /logout (drops the
+    login cookie). `cfg` is the map's: its tile server is the one outside origin the page may load."""
 
     async def index(request: web.Request) -> web.Response:
-        return web.Response(
-            text=render_index(cfg), content_type="text/html", charset="utf-8", headers=_security_headers(cfg)
-        )
+        page = static_bytes("index.html") or b""
+        return web.Response(body=page, content_type="text/html", charset="utf-8", headers=_security_headers(cfg))
 
     async def static(request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        body = static_bytes(name)
+        folder = tuple(p for p in (request.match_info.get("lib"), request.match_info.get("sub")) if p)
+        body = static_bytes(name, ("vendor", *folder) if folder else ())
         if body is None:
             raise web.HTTPNotFound(text="no such file")
         ctype = TYPES["." + name.rsplit(".", 1)[-1]]
@@ -96,4 +87,6 @@ def add_routes(app: web.Application, cfg: DashboardConfig) -> None:
 
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
+    app.router.add_get("/static/vendor/{lib}/{name}", static)
+    app.router.add_get("/static/vendor/{lib}/{sub}/{name}", static)
     app.router.add_get("/logout", logout)

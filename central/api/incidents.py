@@ -24,7 +24,7 @@ from hazardwatch.central.api.http import (
     problem,
     require,
 )
-from hazardwatch.central.services import incidents, procedures, teach, views
+from hazardwatch.central.services import incidents, places, procedures, teach, views
 
 
 class NoteBody(BaseModel):
@@ -53,21 +53,30 @@ async def list_incidents(request: web.Request) -> web.Response:
         limit=int_param(request, "limit", 50, 1, 500),
         offset=int_param(request, "offset", 0, 0, 10_000_000),
     )
-    items, total = await ctx.run(views.list_incidents, f)
+    def load(tx: Any) -> tuple[list[dict[str, Any]], int]:
+        items, total = views.list_incidents(tx, f)
+        places.annotate(tx, items, ctx.areas)
+        return items, total
+
+    items, total = await ctx.run(load)
     return web.json_response({"items": items, "total": total, "limit": f.limit, "offset": f.offset})
+
+
+def _placed_view(tx: Any, ctx: ApiContext, iid: int, timeline: bool = False) -> dict[str, Any] | None:
+    """The incident view with its place (named area, line-of-sight stretch), and its timeline if asked."""
+    view = views.incident_view(tx, iid, ctx.base_url, ctx.cfg.site)
+    if view is not None:
+        if timeline:
+            view["timeline"] = views.timeline(tx, iid)
+        places.annotate(tx, [view], ctx.areas)
+    return view
 
 
 async def get_incident(request: web.Request) -> web.Response:
     ctx = context(request)
     iid = incident_id(request)
 
-    def load(tx: Any) -> dict | None:
-        view = views.incident_view(tx, iid, ctx.base_url, ctx.cfg.site)
-        if view is not None:
-            view["timeline"] = views.timeline(tx, iid)
-        return view
-
-    view = await ctx.run(load)
+    view = await ctx.run(_placed_view, ctx, iid, True)
     if view is None:
         raise problem(404, f"incident {iid} does not exist")
     return web.json_response(view)
@@ -104,8 +113,7 @@ def action_handler(action: str) -> Handler:
         ctx.on_change()
         if action == "false_alarm":
             await _teach_edges(ctx, iid, who.name, body.note)
-        view = await ctx.run(views.incident_view, iid, ctx.base_url, ctx.cfg.site)
-        return web.json_response(view)
+        return web.json_response(await ctx.run(_placed_view, ctx, iid))
 
     return handle
 
@@ -117,8 +125,7 @@ async def tick_step(request: web.Request) -> web.Response:
     body = await body_model(request, StepBody)
     await ctx.run(procedures.tick, iid, body.procedure_id, body.index, body.done, who.name, body.note, time.time())
     ctx.on_change()
-    view = await ctx.run(views.incident_view, iid, ctx.base_url, ctx.cfg.site)
-    return web.json_response(view)
+    return web.json_response(await ctx.run(_placed_view, ctx, iid))
 
 
 ROUTES: list[Route] = [

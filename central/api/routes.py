@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from hazardwatch.central.api import cameras, deliveries, evidence, incidents, models, silences, system, warnings
+from hazardwatch.central.api import (
+    cameras,
+    deliveries,
+    evidence,
+    incidents,
+    models,
+    places,
+    silences,
+    system,
+    warnings,
+)
 from hazardwatch.central.api.http import Route
 
 ROUTES: list[Route] = [
@@ -10,6 +20,7 @@ ROUTES: list[Route] = [
     *incidents.ROUTES,
     *silences.ROUTES,
     *cameras.ROUTES,
+    *places.ROUTES,
     *deliveries.ROUTES,
     *evidence.ROUTES,
     *warnings.ROUTES,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hazardwatch.central.services import views
+from hazardwatch.central.services import places, views
 from hazardwatch.central.store import Database
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,9 @@ SENT_LIMIT = 10_000
 class EventHub:
     """Subscribers get SSE frames (`event: incident` or `event: camera`); `poke` polls at once."""
 
-    def __init__(self, db: Database, interval_s: float = 0.3) -> None:
+    def __init__(self, db: Database, interval_s: float = 0.3, areas: list[places.NamedArea] | None = None) -> None:
         self.db = db
+        self.areas = areas or []
         self.interval_s = interval_s
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._since = time.time()
@@ -51,6 +52,11 @@ class EventHub:
 
         return await asyncio.to_thread(work)
 
+    def _changed_incidents(self, tx: Any, since: float) -> list[dict[str, Any]]:
+        rows, _ = views.list_incidents(tx, views.IncidentFilter(since=since, limit=200))
+        places.annotate(tx, rows, self.areas)
+        return rows
+
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -61,7 +67,7 @@ class EventHub:
                 continue
             since = self._since
             try:
-                rows, _ = await self._read(views.list_incidents, views.IncidentFilter(since=since, limit=200))
+                rows = await self._read(self._changed_incidents, since)
                 cams = [c for c in await self._read(views.cameras) if c["updated_at"] >= since]
             except Exception:
                 log.exception("event hub poll failed")

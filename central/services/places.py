@@ -10,12 +10,14 @@ horizon have no ground distance; then the configured `view_range_m` (a terrain h
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hazardwatch.central.map_config import MapConfig
+from hazardwatch.central.store import Tx
 
 EARTH_RADIUS_M = 6_371_008.8
 FRAME_ASPECT = 9 / 16  # height / width of the frames vertical field of view is derived for
@@ -155,3 +157,34 @@ def sight_segment(cam: Placement, boxes: Sequence[dict[str, float]]) -> dict[str
         "range_m": list(span),
         "segment": [[round(start[0], 6), round(start[1], 6)], [round(end[0], 6), round(end[1], 6)]],
     }
+
+
+def _midpoint(segment: list[list[float]]) -> tuple[float, float]:
+    return (segment[0][0] + segment[1][0]) / 2, (segment[0][1] + segment[1][1]) / 2
+
+
+def annotate(tx: Tx, items: list[dict[str, Any]], areas: Sequence[NamedArea], chunk: int = 500) -> None:
+    """Add `place` to incident summaries or views: the named area it lies in and, for one camera (where
+    no cones cross), the stretch of its line of sight where the hazard probably is."""
+    single = [i["id"] for i in items if i["camera_count"] == 1 and not (i["location"] or {}).get("estimated")]
+    stretches: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(single), chunk):
+        ids = single[start : start + chunk]
+        rows = tx.execute(
+            "SELECT ia.incident_id, ia.boxes, c.lat, c.lon, c.bearing_deg, c.fov_deg, c.height_m, c.tilt_deg, "
+            "c.range_near_m, c.range_far_m FROM incident_alerts ia JOIN cameras c ON c.edge_id = ia.edge_id "
+            f"AND c.camera_id = ia.camera_id WHERE ia.incident_id IN ({', '.join('?' * len(ids))}) ORDER BY ia.last_at",
+            ids,
+        )
+        for iid, boxes, lat, lon, bearing, fov, height, tilt, near, far in rows:
+            if None in (lat, lon, bearing, fov):
+                continue
+            cam = Placement(lat, lon, bearing, fov, height, tilt, (near, far) if near is not None else None)
+            stretch = sight_segment(cam, json.loads(boxes or "[]"))
+            if stretch is not None:
+                stretches[iid] = stretch
+    for item in items:
+        stretch = stretches.get(item["id"])
+        loc = item["location"]
+        point = _midpoint(stretch["segment"]) if stretch else (loc["lat"], loc["lon"]) if loc else None
+        item["place"] = {"area": area_name(areas, *point) if point else None, **(stretch or {})}

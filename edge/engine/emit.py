@@ -23,6 +23,24 @@ from hazardwatch.edge.snapshot import snapshot_b64
 log = logging.getLogger(__name__)
 
 
+def placement(cfg: EdgeConfig, camera_id: str) -> dict[str, object]:
+    """What the camera's config says of where it stands and looks: every status carries it, so central
+    puts the camera on its map before it ever alerts."""
+    cam = next((c for c in cfg.cameras if c.id == camera_id), None)
+    if cam is None:
+        return {}
+    return {
+        "camera_name": cam.name[:256] or None,
+        "lat": cam.location.lat if cam.location else None,
+        "lon": cam.location.lon if cam.location else None,
+        "bearing_deg": cam.bearing_deg,
+        "fov_deg": cam.fov_deg,
+        "height_m": cam.height_m,
+        "tilt_deg": cam.tilt_deg,
+        "view_range_m": cam.view_range_m,
+    }
+
+
 class Emitter:
     """Builds every message the edge sends; the only writer of the outbox."""
 
@@ -113,6 +131,7 @@ class Emitter:
             last_frame_at=change.last_frame_at,
             diagnoses=change.diagnoses,
             night=change.night,
+            **placement(self.cfg, change.camera_id),
         )
         try:
             self.outbox.put_status(self.topics.camera_status(change.camera_id), status.wire_json().encode())

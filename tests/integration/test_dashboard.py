@@ -409,24 +409,36 @@ def test_page_is_offline_unless_a_tile_server_is_configured() -> None:
     import re
 
     from hazardwatch.central.api import dashboard
-    from hazardwatch.central.config import CentralConfig, DashboardConfig
+    from hazardwatch.central.config import CentralConfig
+    from hazardwatch.central.map_config import MapConfig
 
-    plain = DashboardConfig()
+    plain = MapConfig()
     csp = dashboard.content_security_policy(plain)
     assert "img-src 'self' data: blob:;" in csp and "connect-src 'self'" in csp and "unsafe" not in csp
-    page = dashboard.render_index(plain)
-    assert '<meta name="hw-tile-url" content="">' in page
     static = Path(dashboard.__file__).parent / "static"
-    for f in static.iterdir():  # nothing is fetched from another origin (no CDN, no web fonts)
+    for f in static.rglob("*"):  # nothing is fetched from another origin (no CDN, no web fonts)
+        if not f.is_file() or f.suffix not in (".js", ".css", ".html", ".svg"):
+            continue
         text = f.read_text(encoding="utf-8")
+        if f.parent.name == "leaflet":  # the vendored library: its one outside URL is the attribution link
+            text = text.replace('href="https://leafletjs.com"', "")
         assert not re.search(r"(src|href)=[\"']?(https?:)?//", text), f.name
         assert "@import" not in text and "fonts.googleapis" not in text, f.name
-    tiles = DashboardConfig(tile_url="http://tiles.example:8081/{z}/{x}/{y}.png", tile_attribution="<b>OSM</b>")
-    assert "img-src 'self' data: blob: http://tiles.example:8081;" in dashboard.content_security_policy(tiles)
-    page = dashboard.render_index(tiles)
-    assert 'content="http://tiles.example:8081/{z}/{x}/{y}.png"' in page and "&lt;b&gt;OSM&lt;/b&gt;" in page
-    with pytest.raises(ValueError, match="tile_url"):
-        CentralConfig.model_validate({"dashboard": {"tile_url": "http://tiles.example/static.png"}})
+    assert dashboard.static_bytes("leaflet.js", ("vendor", "leaflet"))
+    assert dashboard.static_bytes("layers.png", ("vendor", "leaflet", "images"))
+    assert dashboard.static_bytes("app.js", ("vendor",)) is None and dashboard.static_bytes("x.js", ("..",)) is None
+    tiles = MapConfig(tiles={"url": "http://{s}.tiles.example:8081/{z}/{x}/{y}.png", "subdomains": "ab"})
+    csp = dashboard.content_security_policy(tiles)
+    assert "img-src 'self' data: blob: http://a.tiles.example:8081 http://b.tiles.example:8081;" in csp
+    wmts = MapConfig(tiles={"kind": "wmts", "url": "http://t0.tianditu.gov.cn/vec_w/wmts?tk=KEY", "layer": "vec",
+                            "tile_matrix_set": "w", "format": "tiles"})
+    assert wmts.tiles is not None and wmts.tiles.template() == (
+        "http://t0.tianditu.gov.cn/vec_w/wmts?tk=KEY&SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=vec"
+        "&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}")
+    with pytest.raises(ValueError, match=r"needs \{z\}, \{x\} and \{y\}"):
+        MapConfig(tiles={"url": "http://tiles.example/static.png"})
+    with pytest.raises(ValueError, match=r"tile_url is no longer accepted: write map: \{tiles: \{url"):
+        CentralConfig.model_validate({"dashboard": {"tile_url": "http://tiles.example/{z}/{x}/{y}.png"}})
 
 
 @e2e

@@ -4,7 +4,7 @@ import { api, ApiError, setUnauthorizedHandler } from "./api.js";
 import { filesBlock, snapshotsBlock } from "./evidence.js";
 import { ago, coord, duration, el, icon, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
-import { MapView } from "./map.js";
+import { MapView, placeText } from "./map.js";
 import {
   againLine, blindStrip, closeConfirm, confidenceMeaning, confidenceText, isBlind, procedureBlock, rawScoresBlock,
   severityBlock, successorLines, suppressionRows, suppressionsBlock, suppressSelect, whyText,
@@ -61,12 +61,7 @@ async function boot() {
   applyStatic(document);
   bindChrome();
   setUnauthorizedHandler(showLogin);
-  const tileMeta = document.querySelector('meta[name="hw-tile-url"]');
-  map = new MapView($("#map"), $("#map-foot"), {
-    tileUrl: tileMeta ? tileMeta.content : "",
-    tileAttribution: document.querySelector('meta[name="hw-tile-attribution"]')?.content || "",
-    onSelect: select,
-  });
+  map = new MapView($("#map"), $("#map-foot"), { onSelect: select });
   try {
     S.me = await api("/me", { quiet401: true });
   } catch (err) {
@@ -110,6 +105,7 @@ async function start() {
   document.body.dataset.role = S.me.role;
   $("#site").textContent = S.me.site || "";
   renderWho();
+  api("/map").then((cfg) => map.configure(cfg)).catch((err) => console.warn("map layers", err));
   await reloadAll();
   openEvents();
   tick();
@@ -382,6 +378,7 @@ function renderList() {
           el("span.sev", {}, t(`severity.${i.severity}`))),
         el("div.line2", {},
           el("span.cam", { title: i.camera_keys.join(", ") }, camText),
+          i.place && i.place.area ? el("span.area", {}, i.place.area) : null,
           el("span.ncams", {}, i.camera_count === 1 ? t("list.camera") : t("list.cameras", { n: i.camera_count })),
           i.camera_keys.some((k) => isBlind(S.cameras.get(k))) ? el("span.blind-badge", {}, t("list.blind_cam")) : null)),
       el("div.side", {},
@@ -466,6 +463,7 @@ function renderDetail() {
     el("dt", {}, t("detail.opened")), el("dd", {}, el("time", { dataset: { unix: v.opened_at } }, time(v.opened_at)), " · ", el("span.age", { dataset: { age: v.opened_at } }, ago(v.opened_at))),
     el("dt", {}, t("detail.last_alert")), el("dd", {}, time(v.last_alert_at)),
     el("dt", {}, t("detail.location")), el("dd", {}, loc),
+    el("dt", {}, t("detail.where")), el("dd.where", {}, placeText(v.place)),
     el("dt", {}, t("detail.confidence")), el("dd.confidence", {}, el("strong", {}, confidenceText(v.confidence ?? v.score_max)),
       el("span.muted", {}, ` · ${confidenceMeaning(v, S.calibrated)}`)),
     el("dt", {}, t("detail.alerts_active")), el("dd", {}, String(v.alerts_active ?? 0)),

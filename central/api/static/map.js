@@ -1,262 +1,35 @@
-// The map: an SVG in Web Mercator projection drawn from camera coordinates, so it needs no internet.
-// Optional XYZ tiles (dashboard.tile_url in central's config) are laid underneath when configured.
+// The map: Leaflet (vendored under /static/vendor/leaflet/, no CDN) with the site's tiles when configured,
+// and the configured GeoJSON layers (district outline, rivers, roads) and named areas drawn over them, so
+// the map still reads when the tile server is off or unreachable. Cameras, incidents and view cones come
+// from central's API; incidents closer than a grid cell on screen are drawn as one counted cluster so a
+// burst of a thousand stays readable, and redraws are coalesced to one per animation frame.
 import { svg, icon } from "./fmt.js";
 import { t } from "./i18n.js";
 
-const EARTH_M = 40075016.686; // equator length: metres per world unit at latitude 0
-const MAX_SCALE = 256 * 2 ** 19;
+const L = window.L;
+const CELL_PX = 56; // incidents whose markers would overlap are one cluster
+const FIT_PAD = 28;
+const CAM_CONE_PX = 30;
+const FOCUS_ZOOM = 13; // a selected incident is shown at least this close (about 20 m a pixel)
+const EARTH_RADIUS_M = 6371008.8;
+const SEVERITY_RANK = { extreme: 3, severe: 2, moderate: 1, minor: 0 };
 
-function world(lat, lon) {
-  const s = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
-  return [(lon + 180) / 360, 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)];
+/** The point `m` metres from (lat, lon) along `bearingDeg` (great circle). */
+export function destination(lat, lon, bearingDeg, m) {
+  const rad = Math.PI / 180;
+  const d = m / EARTH_RADIUS_M;
+  const b = bearingDeg * rad;
+  const p1 = lat * rad;
+  const p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(b));
+  const l2 = lon * rad + Math.atan2(Math.sin(b) * Math.sin(d) * Math.cos(p1), Math.cos(d) - Math.sin(p1) * Math.sin(p2));
+  return [p2 / rad, ((l2 / rad + 540) % 360) - 180];
 }
 
 function haversineKm(a, b) {
   const rad = Math.PI / 180;
-  const dLat = (b.lat - a.lat) * rad;
-  const dLon = (b.lon - a.lon) * rad;
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+  const h = Math.sin(((b.lat - a.lat) * rad) / 2) ** 2
+    + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(((b.lon - a.lon) * rad) / 2) ** 2;
   return 12742 * Math.asin(Math.min(1, Math.sqrt(h)));
-}
-
-function niceMetres(m) {
-  const p = 10 ** Math.floor(Math.log10(m));
-  for (const f of [5, 2, 1]) if (f * p <= m) return f * p;
-  return p;
-}
-
-export class MapView {
-  constructor(svgEl, footEl, { tileUrl = "", tileAttribution = "", onSelect = () => {} } = {}) {
-    this.svg = svgEl;
-    this.foot = footEl;
-    this.tileUrl = tileUrl;
-    this.tileAttribution = tileAttribution;
-    this.onSelect = onSelect;
-    this.view = null; // {cx, cy, s}: centre in world units, pixels per world unit
-    this.userMoved = false;
-    this.data = { cameras: [], incidents: [], sightings: new Map(), selected: null };
-    this._bindPointer();
-    new ResizeObserver(() => this.render()).observe(svgEl.parentElement);
-  }
-
-  size() {
-    const r = this.svg.parentElement.getBoundingClientRect();
-    return [Math.max(200, r.width), Math.max(160, r.height)];
-  }
-
-  /** cameras: API rows; incidents: summaries; sightings: Map(incidentId -> sightings[]). */
-  update(data) {
-    this.data = data;
-    if (!this.view || !this.userMoved) this.fit(false);
-    this.render();
-  }
-
-  points() {
-    const pts = [];
-    for (const c of this.data.cameras) if (c.lat !== null && c.lon !== null) pts.push(world(c.lat, c.lon));
-    for (const i of this.data.incidents) if (i.location) pts.push(world(i.location.lat, i.location.lon));
-    return pts;
-  }
-
-  fit(render = true) {
-    const [w, h] = this.size();
-    const pts = this.points();
-    if (!pts.length) {
-      this.view = { cx: world(0, 0)[0], cy: world(0, 0)[1], s: 256 * 4 };
-    } else {
-      const xs = pts.map((p) => p[0]);
-      const ys = pts.map((p) => p[1]);
-      const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-      const minSpan = 3 / 40075; // about 3 km, so one camera alone is not drawn at street level
-      const s = Math.min(w / Math.max(x1 - x0, minSpan), h / Math.max(y1 - y0, minSpan)) * 0.8;
-      this.view = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, s: Math.min(s, MAX_SCALE) };
-    }
-    this.userMoved = false;
-    if (render) this.render();
-  }
-
-  zoom(factor, px = null, py = null) {
-    if (!this.view) return;
-    const [w, h] = this.size();
-    const ax = px ?? w / 2;
-    const ay = py ?? h / 2;
-    const wx = this.view.cx + (ax - w / 2) / this.view.s;
-    const wy = this.view.cy + (ay - h / 2) / this.view.s;
-    const s = Math.max(64, Math.min(MAX_SCALE, this.view.s * factor));
-    this.view = { s, cx: wx - (ax - w / 2) / s, cy: wy - (ay - h / 2) / s };
-    this.userMoved = true;
-    this.render();
-  }
-
-  _bindPointer() {
-    let drag = null;
-    this.svg.addEventListener("wheel", (e) => {
-      e.preventDefault();
-      const r = this.svg.getBoundingClientRect();
-      this.zoom(e.deltaY < 0 ? 1.25 : 0.8, e.clientX - r.left, e.clientY - r.top);
-    }, { passive: false });
-    this.svg.addEventListener("pointerdown", (e) => {
-      if (e.target.closest(".inc")) return;
-      drag = { x: e.clientX, y: e.clientY, cx: this.view?.cx, cy: this.view?.cy };
-    });
-    window.addEventListener("pointermove", (e) => {
-      if (!drag || !this.view) return;
-      this.view.cx = drag.cx - (e.clientX - drag.x) / this.view.s;
-      this.view.cy = drag.cy - (e.clientY - drag.y) / this.view.s;
-      this.userMoved = true;
-      this.render();
-    });
-    window.addEventListener("pointerup", () => (drag = null));
-  }
-
-  project(lat, lon) {
-    const [w, h] = this.size();
-    const [x, y] = world(lat, lon);
-    return [(x - this.view.cx) * this.view.s + w / 2, (y - this.view.cy) * this.view.s + h / 2];
-  }
-
-  pxPerKm(lat) {
-    return (this.view.s * 1000) / (EARTH_M * Math.cos((lat * Math.PI) / 180));
-  }
-
-  render() {
-    if (!this.view) return;
-    const [w, h] = this.size();
-    const root = this.svg;
-    root.setAttribute("viewBox", `0 0 ${w} ${h}`);
-    root.replaceChildren();
-    root.append(svg("rect", { class: "map-bg", x: 0, y: 0, width: w, height: h }));
-    if (this.tileUrl) root.append(this._tiles(w, h));
-    root.append(this._grid(w, h));
-
-    const layerCones = svg("g", { class: "cones" });
-    const layerCams = svg("g", { class: "cams" });
-    const layerInc = svg("g", { class: "incs" });
-    const layerLabels = svg("g", { class: "labels" }); // on top: an incident at a camera must not hide its name
-    root.append(layerCones, layerCams, layerInc, layerLabels);
-
-    const selected = this.data.selected;
-    let unplaced = 0;
-    for (const c of this.data.cameras) {
-      if (c.lat === null || c.lon === null) {
-        unplaced += 1;
-        continue;
-      }
-      const [x, y] = this.project(c.lat, c.lon);
-      const key = `${c.edge_id}/${c.camera_id}`;
-      const g = svg("g", { class: "cam", transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})`, dataset: { key, state: c.state || "unknown" } });
-      if (c.bearing_deg !== null && c.fov_deg !== null && c.fov_deg < 360) {
-        g.append(svg("path", { class: "fov", d: wedge(0, 0, c.bearing_deg, c.fov_deg / 2, 26) }));
-      }
-      g.append(svg("circle", { class: "cam-dot", r: 6.5 }));
-      layerLabels.append(svg("text", { class: "cam-label", x: (x + 10).toFixed(1), y: (y + 4).toFixed(1), dataset: { key, state: c.state || "unknown" } }, c.name || c.camera_id));
-      g.append(svg("title", {}, `${c.name || key} (${key}) — ${t(`cam.${c.state || "unknown"}`)}${c.reason ? `: ${c.reason}` : ""}`));
-      layerCams.append(g);
-    }
-
-    for (const inc of this.data.incidents) {
-      const sightings = this.data.sightings.get(inc.id) || [];
-      const coneFor = inc.hazard === "smoke" || inc.id === selected;
-      if (coneFor) {
-        for (const s of sightings) {
-          const [x, y] = this.project(s.lat, s.lon);
-          let km = 8;
-          if (inc.location) km = Math.min(40, Math.max(1, 1.5 * haversineKm(s, inc.location)));
-          const len = km * this.pxPerKm(s.lat);
-          layerCones.append(svg("path", {
-            class: `cone${inc.id === selected ? " sel" : ""}`,
-            d: wedge(x, y, s.azimuth_deg, Math.max(s.half_width_deg, 0.75), len),
-            dataset: { incident: inc.id, camera: s.camera },
-          }));
-        }
-      }
-      if (!inc.location) continue;
-      const [x, y] = this.project(inc.location.lat, inc.location.lon);
-      const g = svg("g", {
-        class: `inc sev-${inc.severity} st-${inc.state}${inc.id === selected ? " sel" : ""}`,
-        transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})`,
-        dataset: { id: inc.id, hazard: inc.hazard, state: inc.state },
-        onclick: () => this.onSelect(inc.id),
-      });
-      if (inc.state === "open") g.append(svg("circle", { class: "pulse", r: 14 }));
-      if (inc.location.estimated) g.append(svg("circle", { class: "est", r: 19 }));
-      g.append(svg("circle", { class: "inc-dot", r: 12 }));
-      const ic = icon(inc.hazard, "inc-icon");
-      ic.setAttribute("x", -8);
-      ic.setAttribute("y", -8);
-      ic.setAttribute("width", 16);
-      ic.setAttribute("height", 16);
-      g.append(ic);
-      g.append(svg("title", {}, `#${inc.id} ${t(`hazard.${inc.hazard}`)} — ${t(`state.${inc.state}`)}${inc.location.estimated ? ` (${t("map.estimated")})` : ""}`));
-      layerInc.append(g);
-    }
-
-    root.append(this._scale(w, h), this._north(w));
-    const notes = [];
-    if (unplaced) notes.push(t("map.no_position", { n: unplaced }));
-    notes.push(this.tileUrl ? this.tileAttribution : t("map.plain"));
-    this.foot.textContent = notes.filter(Boolean).join(" ");
-  }
-
-  _tiles(w, h) {
-    const g = svg("g", { class: "tiles" });
-    const z = Math.max(0, Math.min(19, Math.round(Math.log2(this.view.s / 256))));
-    const n = 2 ** z;
-    const ts = this.view.s / n;
-    const left = this.view.cx - w / 2 / this.view.s;
-    const top = this.view.cy - h / 2 / this.view.s;
-    const x0 = Math.floor(left * n);
-    const y0 = Math.max(0, Math.floor(top * n));
-    const x1 = Math.floor((left + w / this.view.s) * n);
-    const y1 = Math.min(n - 1, Math.floor((top + h / this.view.s) * n));
-    for (let ty = y0; ty <= y1; ty++) {
-      for (let tx = x0; tx <= x1; tx++) {
-        const wx = ((tx % n) + n) % n;
-        const href = this.tileUrl.replace("{z}", z).replace("{x}", wx).replace("{y}", ty).replace("{s}", "a");
-        g.append(svg("image", {
-          href, x: ((tx / n - left) * this.view.s).toFixed(1), y: ((ty / n - top) * this.view.s).toFixed(1),
-          width: ts + 0.5, height: ts + 0.5, preserveAspectRatio: "none",
-        }));
-      }
-    }
-    return g;
-  }
-
-  _grid(w, h) {
-    // Faint lines every "nice" distance so the plain map still reads as distance.
-    const g = svg("g", { class: "grid" });
-    const lat = this._centreLat();
-    const step = niceMetres((EARTH_M * Math.cos((lat * Math.PI) / 180) / this.view.s) * 120) / 1000; // km
-    const px = step * this.pxPerKm(lat);
-    if (px < 20) return g;
-    const leftPx = this.view.cx * this.view.s - w / 2;
-    const topPx = this.view.cy * this.view.s - h / 2;
-    for (let x = (px - (leftPx % px)) % px; x < w; x += px) g.append(svg("line", { x1: x, y1: 0, x2: x, y2: h }));
-    for (let y = (px - (topPx % px)) % px; y < h; y += px) g.append(svg("line", { x1: 0, y1: y, x2: w, y2: y }));
-    return g;
-  }
-
-  _centreLat() {
-    const y = this.view.cy;
-    return (Math.atan(Math.sinh(Math.PI * (1 - 2 * y))) * 180) / Math.PI;
-  }
-
-  _scale(w, h) {
-    const lat = this._centreLat();
-    const mPerPx = (EARTH_M * Math.cos((lat * Math.PI) / 180)) / this.view.s;
-    const m = niceMetres(mPerPx * 120);
-    const len = m / mPerPx;
-    const label = m >= 1000 ? `${m / 1000} km` : `${m} m`;
-    return svg("g", { class: "scale", transform: `translate(16 ${h - 18})` },
-      svg("path", { d: `M0 -6 V0 H${len.toFixed(1)} V-6` }),
-      svg("text", { x: len / 2, y: -9 }, label));
-  }
-
-  _north(w) {
-    return svg("g", { class: "north", transform: `translate(${w - 28} 34)` },
-      svg("path", { d: "M0 -16 L7 6 L0 2 L-7 6 Z" }),
-      svg("text", { x: 0, y: 20 }, "N"));
-  }
 }
 
 /** SVG path of a circular sector at (x, y): azimuth clockwise from north, half-width, radius in px. */
@@ -268,4 +41,336 @@ export function wedge(x, y, azimuthDeg, halfDeg, r) {
     pts.push(`${(x + r * Math.sin(a)).toFixed(1)} ${(y - r * Math.cos(a)).toFixed(1)}`);
   }
   return `M${x.toFixed(1)} ${y.toFixed(1)} L${pts.join(" L")} Z`;
+}
+
+/** A geographic sector (lat/lon ring) for a line of sight: `km` long, `halfDeg` either side. */
+function sector(lat, lon, azimuthDeg, halfDeg, km) {
+  const ring = [[lat, lon]];
+  const steps = Math.max(2, Math.ceil(halfDeg / 2));
+  for (let i = -steps; i <= steps; i++) ring.push(destination(lat, lon, azimuthDeg + (halfDeg * i) / steps, km * 1000));
+  return ring;
+}
+
+function pathStyle(style, pane) {
+  return {
+    pane, interactive: false, color: style.color, weight: style.weight, dashArray: style.dash || null,
+    fill: Boolean(style.fill_color), fillColor: style.fill_color || style.color, fillOpacity: style.fill_opacity,
+  };
+}
+
+function divIcon(node, size, className) {
+  return L.divIcon({ html: node, className, iconSize: [size, size], iconAnchor: [size / 2, size / 2] });
+}
+
+export class MapView {
+  constructor(container, footEl, { onSelect = () => {} } = {}) {
+    this.el = container;
+    this.foot = footEl;
+    this.onSelect = onSelect;
+    this.data = { cameras: [], incidents: [], sightings: new Map(), selected: null };
+    this.tiles = null;
+    this.tileState = { loaded: 0, failed: 0 };
+    this.userMoved = false;
+    this.fitKey = "";
+    this.fitted = false;
+    this.frame = 0;
+    this.drawn = new Map(); // key -> {layer, sig}: only what changed is replaced
+    this.map = L.map(container, { zoomControl: false, zoomSnap: 0.25, worldCopyJump: true, minZoom: 2, maxZoom: 19 });
+    this.map.attributionControl.setPrefix(false);
+    this.map.createPane("geo").style.zIndex = 350; // configured layers: over tiles, under cones and markers
+    L.control.scale({ imperial: false, position: "bottomleft" }).addTo(this.map);
+    this.map.setView([20, 110], 3);
+    this.geo = L.layerGroup().addTo(this.map);
+    this.overlay = L.layerGroup().addTo(this.map);
+    this.map.on("dragstart", () => { this.userMoved = true; });
+    this.map.on("zoomend moveend", () => this.schedule());
+    new ResizeObserver(() => { this.map.invalidateSize({ pan: false }); this.schedule(); }).observe(container);
+  }
+
+  /** The site's map from GET /api/v1/map: tiles (or none), GeoJSON layers and named areas. */
+  configure(cfg) {
+    if (this.tiles) this.tiles.remove();
+    this.tiles = null;
+    this.tileState = { loaded: 0, failed: 0 };
+    if (cfg.tiles) {
+      this.tiles = L.tileLayer(cfg.tiles.url, {
+        subdomains: cfg.tiles.subdomains || "abc", maxZoom: cfg.tiles.max_zoom, attribution: escapeText(cfg.tiles.attribution || ""),
+        crossOrigin: false,
+      });
+      this.tiles.on("tileload", () => { this.tileState.loaded += 1; this.renderFoot(); });
+      this.tiles.on("tileerror", () => { this.tileState.failed += 1; this.renderFoot(); });
+      if (this.fitted) this.tiles.addTo(this.map); // else at the first fit: no tiles of the whole world first
+    }
+    this.el.classList.toggle("no-tiles", !cfg.tiles);
+    this.configured = true;
+    this.geo.clearLayers();
+    this.geoBounds = L.latLngBounds([]);
+    for (const layer of cfg.layers || []) this._addGeo(layer.data, layer.style, layer.label_property, `geo-layer geo-${layer.name}`);
+    for (const area of cfg.areas || []) this._addGeo(area.data, area.style, area.name_property, "geo-area");
+    this.fitKey = "";
+    this.schedule();
+  }
+
+  _addGeo(data, style, labelProp, cls) {
+    const gj = L.geoJSON(data, {
+      style: () => ({ ...pathStyle(style, "geo"), className: cls }),
+      pointToLayer: (_f, ll) => L.circleMarker(ll, { ...pathStyle(style, "geo"), radius: 3, className: cls }),
+      onEachFeature: (f, layer) => {
+        const label = labelProp && f.properties ? f.properties[labelProp] : null;
+        if (label) layer.bindTooltip(String(label), { permanent: true, direction: "center", className: `geo-label ${cls}-label` });
+      },
+    });
+    gj.addTo(this.geo);
+    if (gj.getBounds().isValid()) this.geoBounds.extend(gj.getBounds());
+  }
+
+  /** cameras: API rows; incidents: summaries; sightings: Map(incidentId -> sightings[]). */
+  update(data) {
+    const picked = data.selected !== null && data.selected !== this.data.selected;
+    this.data = data;
+    this.updated = true;
+    if (picked) this.focus(data.incidents.find((i) => i.id === data.selected));
+    this.schedule();
+  }
+
+  /** Bring a newly selected incident into view: with its camera and line-of-sight stretch when it has one. */
+  focus(inc) {
+    const pos = inc && MapView.position(inc);
+    if (!pos) return;
+    this.userMoved = true;
+    const seg = inc.place && inc.place.segment;
+    if (seg && inc.location) {
+      const bounds = L.latLngBounds([[inc.location.lat, inc.location.lon], ...seg]);
+      this.map.fitBounds(bounds, { padding: [60, 60], maxZoom: 17, animate: false });
+    } else {
+      this.map.setView(pos, Math.max(this.map.getZoom(), FOCUS_ZOOM), { animate: false });
+    }
+  }
+
+  /** Redraw at most once per animation frame, however many events arrive. */
+  schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.render();
+    });
+  }
+
+  render() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    const want = new Map();
+    const placed = this._drawCameras(want);
+    this._drawIncidents(want);
+    for (const [key, item] of this.drawn) {
+      if (want.get(key)?.sig !== item.sig) {
+        item.layer.remove();
+        this.drawn.delete(key);
+      }
+    }
+    for (const [key, item] of want) {
+      if (this.drawn.has(key)) continue;
+      const layer = item.make();
+      layer.addTo(this.overlay);
+      this.drawn.set(key, { layer, sig: item.sig });
+    }
+    this.unplaced = this.data.cameras.length - placed;
+    this.renderFoot();
+    const key = this._pointsKey();
+    if (!this.userMoved && key !== this.fitKey) this.fit();
+  }
+
+  renderFoot() {
+    const notes = [];
+    if (this.unplaced) notes.push(t("map.no_position", { n: this.unplaced }));
+    if (!this.tiles) notes.push(t("map.no_tiles"));
+    else if (this.tileState.failed && !this.tileState.loaded) notes.push(t("map.tiles_failed"));
+    this.foot.textContent = notes.join(" ");
+    this.el.dataset.tiles = !this.tiles ? "none" : this.tileState.loaded ? "ok" : this.tileState.failed ? "failed" : "loading";
+  }
+
+  _drawCameras(want) {
+    let placed = 0;
+    for (const c of this.data.cameras) {
+      if (c.lat === null || c.lon === null || c.lat === undefined) continue;
+      placed += 1;
+      const key = `${c.edge_id}/${c.camera_id}`;
+      const state = c.state || "unknown";
+      const name = c.name || c.camera_id;
+      const sig = [c.lat, c.lon, c.bearing_deg, c.fov_deg, state, name, c.reason].join("|");
+      want.set(`cam:${key}`, { sig, make: () => {
+        const size = CAM_CONE_PX * 2 + 4;
+        const g = svg("g", { class: "cam", dataset: { key, state } });
+        if (c.bearing_deg !== null && c.fov_deg !== null && c.fov_deg < 360) {
+          g.append(svg("path", { class: "fov", d: wedge(0, 0, c.bearing_deg, c.fov_deg / 2, CAM_CONE_PX) }));
+        }
+        g.append(svg("circle", { class: "cam-dot", r: 6.5 }));
+        g.append(svg("title", {}, `${name} (${key}) — ${t(`cam.${state}`)}${c.reason ? `: ${c.reason}` : ""}`));
+        const box = document.createElement("div");
+        box.className = "cam-box";
+        box.append(svg("svg", { class: "cam-svg", width: size, height: size, viewBox: `${-size / 2} ${-size / 2} ${size} ${size}` }, g));
+        const label = document.createElement("span");
+        label.className = "cam-label";
+        label.dataset.key = key;
+        label.dataset.state = state;
+        label.textContent = name;
+        box.append(label);
+        return L.marker([c.lat, c.lon], { icon: divIcon(box, size, "cam-icon"), keyboard: false, interactive: false, zIndexOffset: -100 });
+      } });
+    }
+    return placed;
+  }
+
+  /** Where an incident is drawn: the middle of its line-of-sight stretch when known, else its location. */
+  static position(inc) {
+    const seg = inc.place && inc.place.segment;
+    if (seg) return [(seg[0][0] + seg[1][0]) / 2, (seg[0][1] + seg[1][1]) / 2];
+    return inc.location ? [inc.location.lat, inc.location.lon] : null;
+  }
+
+  _drawIncidents(want) {
+    const { selected } = this.data;
+    const zoom = this.map.getZoom();
+    const view = this.map.getBounds().pad(0.25);
+    const cells = new Map();
+    for (const inc of this.data.incidents) {
+      const sightings = this.data.sightings.get(inc.id) || [];
+      if (inc.hazard === "smoke" || inc.id === selected) this._drawCones(want, inc, sightings, selected);
+      const seg = inc.place && inc.place.segment;
+      if (seg) {
+        want.set(`seg:${inc.id}`, { sig: `${seg}|${inc.id === selected}`, make: () =>
+          L.polyline(seg, { className: `sight-seg${inc.id === selected ? " sel" : ""}`, interactive: false }) });
+        if (inc.id === selected && inc.location) { // the camera's line of sight up to the stretch
+          want.set(`sight:${inc.id}`, { sig: String(seg), make: () =>
+            L.polyline([[inc.location.lat, inc.location.lon], seg[1]], { className: "sight-line", interactive: false }) });
+        }
+      }
+      const pos = MapView.position(inc);
+      if (!pos) continue;
+      if (inc.id === selected) {
+        this._wantIncident(want, inc, pos, true);
+        continue;
+      }
+      const p = this.map.project(pos, zoom);
+      const cell = `${Math.floor(p.x / CELL_PX)}:${Math.floor(p.y / CELL_PX)}`;
+      if (!cells.has(cell)) cells.set(cell, []);
+      cells.get(cell).push({ inc, pos });
+    }
+    for (const [cell, members] of cells) {
+      if (members.length === 1) {
+        if (view.contains(members[0].pos)) this._wantIncident(want, members[0].inc, members[0].pos, false);
+        continue;
+      }
+      const lat = members.reduce((s, m) => s + m.pos[0], 0) / members.length;
+      const lon = members.reduce((s, m) => s + m.pos[1], 0) / members.length;
+      if (!view.contains([lat, lon])) continue;
+      const worst = members.reduce((w, m) => (SEVERITY_RANK[m.inc.severity] > SEVERITY_RANK[w] ? m.inc.severity : w), "minor");
+      const open = members.some((m) => m.inc.state === "open");
+      want.set(`cluster:${zoom}:${cell}`, { sig: `${members.length}|${worst}|${open}|${lat}|${lon}`, make: () => {
+        const g = svg("g", { class: `cluster sev-${worst}${open ? " st-open" : ""}`, dataset: { count: members.length } },
+          svg("circle", { class: "cluster-dot", r: 16 }),
+          svg("text", { class: "cluster-n", y: 4 }, String(members.length)),
+          svg("title", {}, t("map.cluster", { n: members.length })));
+        const box = svg("svg", { class: "inc-svg", width: 40, height: 40, viewBox: "-20 -20 40 40" }, g);
+        const bounds = L.latLngBounds(members.map((m) => m.pos));
+        const marker = L.marker([lat, lon], { icon: divIcon(box, 40, "cluster-icon"), keyboard: false, riseOnHover: true });
+        marker.on("click", () => { this.userMoved = true; this.map.fitBounds(bounds.pad(0.3), { maxZoom: this.map.getZoom() + 3 }); });
+        return marker;
+      } });
+    }
+  }
+
+  _wantIncident(want, inc, pos, isSelected) {
+    const est = inc.location && inc.location.estimated;
+    const sig = [pos, inc.severity, inc.state, inc.hazard, est, isSelected].join("|");
+    want.set(`inc:${inc.id}`, { sig, make: () => {
+      const g = svg("g", {
+        class: `inc sev-${inc.severity} st-${inc.state}${isSelected ? " sel" : ""}`,
+        dataset: { id: inc.id, hazard: inc.hazard, state: inc.state },
+      });
+      if (inc.state === "open") g.append(svg("circle", { class: "pulse", r: 14 }));
+      if (est) g.append(svg("circle", { class: "est", r: 19 }));
+      g.append(svg("circle", { class: "inc-dot", r: 12 }));
+      const ic = icon(inc.hazard, "inc-icon");
+      for (const [k, v] of Object.entries({ x: -8, y: -8, width: 16, height: 16 })) ic.setAttribute(k, v);
+      g.append(ic);
+      const where = inc.place && inc.place.area ? ` · ${inc.place.area}` : "";
+      g.append(svg("title", {}, `#${inc.id} ${t(`hazard.${inc.hazard}`)} — ${t(`state.${inc.state}`)}${where}${est ? ` (${t("map.estimated")})` : ""}`));
+      const box = svg("svg", { class: "inc-svg", width: 48, height: 48, viewBox: "-24 -24 48 48" }, g);
+      const marker = L.marker(pos, { icon: divIcon(box, 48, "inc-icon-box"), keyboard: false, zIndexOffset: isSelected ? 1000 : 0 });
+      marker.on("click", () => this.onSelect(inc.id));
+      return marker;
+    } });
+  }
+
+  _drawCones(want, inc, sightings, selected) {
+    for (const s of sightings) {
+      let km = 8;
+      if (inc.location) km = Math.min(40, Math.max(1, 1.5 * haversineKm(s, inc.location)));
+      const sel = inc.id === selected;
+      const half = Math.max(s.half_width_deg, 0.75);
+      want.set(`cone:${inc.id}:${s.camera}`, { sig: [s.lat, s.lon, s.azimuth_deg, half, km, sel].join("|"), make: () =>
+        L.polygon(sector(s.lat, s.lon, s.azimuth_deg, half, km), { className: `cone${sel ? " sel" : ""}`, interactive: false }) });
+    }
+  }
+
+  _points() {
+    const pts = [];
+    for (const c of this.data.cameras) if (c.lat !== null && c.lon !== null && c.lat !== undefined) pts.push([c.lat, c.lon]);
+    for (const i of this.data.incidents) {
+      const pos = MapView.position(i);
+      if (pos) pts.push(pos);
+    }
+    return pts;
+  }
+
+  _pointsKey() {
+    const pts = this._points();
+    if (!pts.length) return `geo:${this.geoBounds && this.geoBounds.isValid() ? this.geoBounds.toBBoxString() : ""}`;
+    return L.latLngBounds(pts).toBBoxString();
+  }
+
+  /** Show every camera, incident and configured layer, with room for the camera names beside their dots. */
+  fit() {
+    this.fitKey = this._pointsKey();
+    const pts = this._points();
+    let bounds = pts.length ? L.latLngBounds(pts) : this.geoBounds;
+    const known = bounds && bounds.isValid();
+    if (known || (this.configured && this.updated)) { // tiles once there is a place to show, or surely none
+      this.fitted = true;
+      if (this.tiles && !this.map.hasLayer(this.tiles)) this.tiles.addTo(this.map);
+    }
+    if (!known) return;
+    if (pts.length && this.geoBounds && this.geoBounds.isValid() && bounds.pad(2).contains(this.geoBounds)) bounds = bounds.extend(this.geoBounds);
+    const labelW = Math.max(0, ...[...this.el.querySelectorAll(".cam-label")].map((l) => l.offsetWidth));
+    this.map.fitBounds(bounds, {
+      paddingTopLeft: [FIT_PAD, FIT_PAD], paddingBottomRight: [FIT_PAD + labelW + 14, FIT_PAD + 10], maxZoom: 15, animate: false,
+    });
+    this.userMoved = false;
+  }
+
+  zoom(factor) {
+    this.userMoved = true;
+    this.map.setZoom(this.map.getZoom() + Math.log2(factor), { animate: false });
+  }
+}
+
+function escapeText(s) {
+  const d = document.createElement("div");
+  d.textContent = s;
+  return d.innerHTML;
+}
+
+function metres(m) {
+  return m >= 1000 ? `${(m / 1000).toFixed(m >= 10000 ? 0 : 1)} km` : `${Math.round(m)} m`;
+}
+
+/** An incident's place in words: its named area, and the stretch along one camera's view. */
+export function placeText(place) {
+  if (!place) return t("none");
+  const parts = [place.area || t("place.no_area")];
+  if (place.range_m) {
+    parts.push(t("place.range", { near: metres(place.range_m[0]), far: metres(place.range_m[1]), bearing: Math.round(place.bearing_deg) }));
+  }
+  return parts.join(" · ");
 }
