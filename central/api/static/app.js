@@ -2,6 +2,7 @@
 // Data: GET /api/v1/* once, then server-sent events (GET /api/v1/events: `incident` and `camera`).
 import { api, ApiError, setUnauthorizedHandler } from "./api.js";
 import { filesBlock, snapshotsBlock } from "./evidence.js";
+import { LabellingView } from "./labelling.js";
 import { ago, coord, duration, el, icon, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { MapView, placeText } from "./map.js";
@@ -55,12 +56,14 @@ const cameraName = (key) => S.cameras.get(key)?.name || key;
 const active = (i) => i.state === "open" || i.state === "acknowledged";
 
 let map;
+let labelling;
 
 // -- boot --------------------------------------------------------------------------------------------
 async function boot() {
   applyStatic(document);
   bindChrome();
   setUnauthorizedHandler(showLogin);
+  labelling = new LabellingView($("#view-labelling"), { cameraName, canAct });
   map = new MapView($("#map"), $("#map-foot"), { onSelect: select });
   try {
     S.me = await api("/me", { quiet401: true });
@@ -102,10 +105,12 @@ async function start() {
   setTimeZone(S.me.timezone || "UTC");
   document.body.classList.remove("booting", "signed-out");
   document.body.classList.toggle("can-act", canAct());
+  $("#tab-labelling").hidden = !canAct(); // labels are an operator's decisions
   document.body.dataset.role = S.me.role;
   $("#site").textContent = S.me.site || "";
   renderWho();
   api("/map").then((cfg) => map.configure(cfg)).catch((err) => console.warn("map layers", err));
+  loadWatch();
   await reloadAll();
   openEvents();
   tick();
@@ -115,6 +120,7 @@ async function start() {
     setInterval(() => loadEdges().catch(() => {}), 10000);
     setInterval(() => S.view === "silences" && loadSilences().catch(() => {}), 15000);
     setInterval(() => loadSuppressions().catch(() => {}), 15000);
+    setInterval(loadWatch, 5000);
   }
   document.body.dataset.ready = "1";
 }
@@ -388,6 +394,11 @@ function renderList() {
   $("#incidents-empty").hidden = rows.length > 0;
 }
 
+/** Cameras on raised watch from weather warnings (404 while weather is off: nothing raised). */
+function loadWatch() {
+  api("/watch").then((w) => map.setWatch(w.items)).catch(() => map.setWatch([]));
+}
+
 function renderMap() {
   const incs = [...S.incidents.values()].filter((i) => active(i) || i.id === S.selected);
   map.update({ cameras: [...S.cameras.values()], incidents: incs, sightings: S.sightings, selected: S.selected });
@@ -431,11 +442,11 @@ async function loadDetail(id) {
   const panel = $("#detail");
   if (!S.detail || S.detail.id !== id) panel.replaceChildren(el("p.empty", {}, t("detail.loading")));
   try {
-    S.files = { id, items: files };
     const [view, files] = await Promise.all([api(`/incidents/${id}`),
       api(`/incidents/${id}/labels`).then((r) => r.evidence_files).catch(() => [])]);
     if (seq !== detailSeq) return;
     S.detail = view;
+    S.files = { id, items: files };
     S.sightings.set(view.id, view.sightings || []);
     renderDetail();
     scheduleRender();
@@ -798,6 +809,8 @@ function showView(name) {
     loadEdges().catch(() => {});
   }
   if (name === "silences") loadSilences().catch(() => {});
+  if (name === "labelling") labelling.open();
+  else labelling.close();
   if (name === "incidents") map.render();
 }
 
@@ -850,15 +863,15 @@ function bindChrome() {
   $("#silence-form").addEventListener("submit", createSilence);
   $("#silences-expired").addEventListener("change", () => loadSilences().catch(() => {}));
   $("#zoom-in").addEventListener("click", () => map.zoom(1.5));
+  $("#zoom-out").addEventListener("click", () => map.zoom(1 / 1.5));
+  $("#zoom-fit").addEventListener("click", () => map.fit());
+  document.addEventListener("pointerdown", unlockAudio, { once: true }); // browsers start audio only after a gesture
+  document.addEventListener("keydown", (e) => {
     const zoomed = document.querySelector(".snap.zoomed");
     if (e.key === "Escape" && zoomed) {
       zoomed.classList.remove("zoomed"); // an enlarged picture closes first, then the detail
       return;
     }
-  $("#zoom-out").addEventListener("click", () => map.zoom(1 / 1.5));
-  $("#zoom-fit").addEventListener("click", () => map.fit());
-  document.addEventListener("pointerdown", unlockAudio, { once: true }); // browsers start audio only after a gesture
-  document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && S.selected !== null) {
       S.selected = null;
       S.detail = null;
