@@ -4,7 +4,8 @@ Why it works this way:
 - The database is the only shared state, so any number of central instances can run a worker on the
   same queue: rows are leased on claim and every outcome is written with the claim's fencing token.
 - It is a pipeline, not batches: a free slot is refilled as soon as an attempt ends, so one slow receiver
-  never holds up the others, while the queue's chain rule keeps one incident's notifications in order.
+  never holds up the others, while the queue's chain rule keeps one incident's (or group's) notifications
+  in order. Only the outcomes are batched: attempts ending together share one commit (`recorder.py`).
 - Retries are exponential with jitter (so a fleet of instances does not hammer a recovering receiver in
   step), honour Retry-After, and stop at the receiver's deadline counted from the row's creation; a 4xx
   other than 408/429 is the receiver saying "never", so it becomes a dead letter at once.
@@ -34,6 +35,7 @@ from hazardwatch.central.notify.cap import CapOptions, reference_for, render_cap
 from hazardwatch.central.notify.cap_group import group_reference, render_group_cap
 from hazardwatch.central.notify.policy import Decision, DeliveryMetrics, Outcome, decide, parse_retry_after
 from hazardwatch.central.notify.queue import Delivery
+from hazardwatch.central.notify.recorder import Recorder, write_outcomes
 from hazardwatch.central.notify.webhook import CONTENT_TYPE as JSON_CONTENT_TYPE
 from hazardwatch.central.notify.webhook import render_body, render_group_body, signed_headers
 from hazardwatch.central.store.database import Database
@@ -103,6 +105,7 @@ class DeliveryWorker:
         self._finished: asyncio.Event | None = None
         self._dues: list[float] = []  # heap of this worker's own retry times, to wake up for them
         self._inflight: dict[asyncio.Task[None], Delivery] = {}
+        self._recorder = Recorder(lambda outcomes: write_outcomes(self.db, outcomes, self.clock()))
         self._min_claim = max(1, concurrency // 4)
         self._gauges_at = -math.inf
 
@@ -224,15 +227,6 @@ class DeliveryWorker:
         with self.db.tx() as tx:
             return queue.earlier_delivered(tx, delivery)
 
-    def _record(self, delivery: Delivery, decision: Decision) -> bool:
-        with self.db.tx() as tx:
-            if decision.result == "delivered":
-                return queue.mark_delivered(tx, delivery.id, delivery.attempts, self.clock())
-            if decision.result == "retry":
-                assert decision.next_attempt_at is not None
-                return queue.mark_retry(tx, delivery.id, delivery.attempts, decision.next_attempt_at, decision.error)
-            return queue.mark_dead(tx, delivery.id, delivery.attempts, decision.error)
-
     def _release(self, deliveries: Sequence[Delivery]) -> None:
         with self.db.tx() as tx:
             for d in deliveries:
@@ -311,7 +305,7 @@ class DeliveryWorker:
             decision = decide(outcome, delivery, receiver, self.clock(), self.rng)
         self.metrics.seconds.labels(receiver.name).observe(time.monotonic() - started)
         try:
-            kept = await asyncio.to_thread(self._record, delivery, decision)
+            kept = await self._recorder.record(delivery, decision)
         except Exception as exc:
             # The row stays leased; after the lease another attempt repeats it (same idempotency key).
             log.error("cannot record delivery %s outcome %s: %s", delivery.id, decision.result, exc)
