@@ -57,7 +57,7 @@ from support.toy_models import red_patch_manifest  # noqa: E402
 from hazardwatch.edge.detect import ImageResult  # noqa: E402
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector  # noqa: E402
 from hazardwatch.edge.engine.batching import InferenceBatcher  # noqa: E402
-from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader  # noqa: E402
+from hazardwatch.edge.sources import CapturedFrame, FrameSource, PersistentReader  # noqa: E402
 from hazardwatch.edge.sources.av_stream import AvStreamSource  # noqa: E402
 
 CLIPS = {
@@ -270,7 +270,7 @@ def inference_cost(detector: OnnxDetector, frames: list[np.ndarray], batch: int,
 def off_thread_cpu(url: str, visits: int, gop_s: float) -> float:
     """CPU per visit spent outside the calling thread (FFmpeg's slice-decoding threads), from serial visits.
 
-    Frame.connect_cpu_s / decode_cpu_s are thread_time() of the visiting thread, and PyAV decodes H.264
+    CapturedFrame.connect_cpu_s / decode_cpu_s are thread_time() of the visiting thread, and PyAV decodes H.264
     with slice threads by default, so part of the decode runs on threads those figures never see.
     """
     rng = random.Random(7)
@@ -309,7 +309,7 @@ class CountingSource(FrameSource):
         self.frames = 0
         self.decode_cpu_s = 0.0
 
-    def snapshot(self) -> Frame:
+    def snapshot(self) -> CapturedFrame:
         return self.inner.snapshot()
 
     def stream(self, keyframes_only: bool):

@@ -110,10 +110,15 @@ class InhibitRule(Strict):
     hazards: list[Hazard] | None = Field(default=None, description="None: every hazard")
 
 
-class Area(Strict):
+class CircleArea(Strict):
+    """A circle on the map: a route's or a silence's area (a CAP warning's area is warnings.cap_parse.Area)."""
+
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     radius_km: float = Field(gt=0)
+
+
+Area = CircleArea  # the name central/api/silences.py and central/services/silences.py still import
 
 
 class BackoffConfig(kernel.BackoffSettings):
@@ -155,7 +160,7 @@ class RouteConfig(Strict):
     receiver: Id
     hazards: list[Hazard] | None = None
     min_severity: Severity = "minor"
-    area: Area | None = None
+    area: CircleArea | None = None
 
 
 class DashboardConfig(Strict):

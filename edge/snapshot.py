@@ -10,12 +10,22 @@ import numpy as np
 from hazardwatch.edge.config import SnapshotConfig
 
 
-def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
+def fit_within(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size whose longer side is `max_side`, aspect kept, rounded to the nearest pixel, at least 2x2
+    (an MP4 encoder needs even sides of 2 or more); the size itself when it already fits."""
+    scale = max_side / max(width, height)
     if scale >= 1:
+        return width, height
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average a frame down to `max_side` (previews, snapshots, the evidence buffer); never up."""
+    h, w = image.shape[:2]
+    size = fit_within(w, h, max_side)
+    if size == (w, h):
         return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def encode_jpeg(image: np.ndarray, cfg: SnapshotConfig) -> bytes:

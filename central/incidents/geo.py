@@ -12,15 +12,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-EARTH_KM = 6371.0
+from hazardwatch.kernel.geo import EARTH_RADIUS_KM, haversine_km
+
+__all__ = ["haversine_km"]  # where the services and tests import it from
+
 MAX_RANGE_KM = 40.0  # beyond this no camera sees smoke; farther crossings are noise
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_KM * math.asin(math.sqrt(min(1.0, a)))
 
 
 @dataclass(frozen=True)
@@ -40,14 +36,14 @@ def sighting(camera: str, lat: float, lon: float, bearing: float, fov: float, x1
 
 
 def _to_xy(lat: float, lon: float, lat0: float, lon0: float) -> tuple[float, float]:
-    x = math.radians(lon - lon0) * math.cos(math.radians(lat0)) * EARTH_KM
-    y = math.radians(lat - lat0) * EARTH_KM
+    x = math.radians(lon - lon0) * math.cos(math.radians(lat0)) * EARTH_RADIUS_KM
+    y = math.radians(lat - lat0) * EARTH_RADIUS_KM
     return x, y
 
 
 def _to_latlon(x: float, y: float, lat0: float, lon0: float) -> tuple[float, float]:
-    lat = lat0 + math.degrees(y / EARTH_KM)
-    lon = lon0 + math.degrees(x / (EARTH_KM * math.cos(math.radians(lat0))))
+    lat = lat0 + math.degrees(y / EARTH_RADIUS_KM)
+    lon = lon0 + math.degrees(x / (EARTH_RADIUS_KM * math.cos(math.radians(lat0))))
     return lat, lon
 
 

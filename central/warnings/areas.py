@@ -8,15 +8,14 @@ areas do).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from hazardwatch.central.warnings.cap_parse import Area
+from hazardwatch.central.warnings.cap_model import Area
+from hazardwatch.kernel.geo import haversine_km, point_in_polygon
 
 CameraKey = tuple[str, str]  # (edge_id, camera_id)
 Polygon = Sequence[tuple[float, float]]
-EARTH_RADIUS_KM = 6371.0088
 
 
 @dataclass(frozen=True)
@@ -42,31 +41,6 @@ class GeocodeEntry:
 GeocodeTable = Mapping[tuple[str, str], GeocodeEntry]
 
 
-def point_in_polygon(lat: float, lon: float, polygon: Polygon) -> bool:
-    """Ray casting (even-odd); points on an edge count as inside."""
-    inside = False
-    n = len(polygon)
-    for i in range(n):
-        y1, x1 = polygon[i]
-        y2, x2 = polygon[(i + 1) % n]
-        # On the segment: inside.
-        cross = (x2 - x1) * (lat - y1) - (y2 - y1) * (lon - x1)
-        if abs(cross) < 1e-12 and min(x1, x2) <= lon <= max(x1, x2) and min(y1, y2) <= lat <= max(y1, y2):
-            return True
-        if (y1 > lat) != (y2 > lat):
-            x_at = x1 + (lat - y1) * (x2 - x1) / (y2 - y1)
-            if lon < x_at:
-                inside = not inside
-    return inside
-
-
-def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
 def cameras_in_area(area: Area, cameras: Iterable[CameraPlace], geocodes: GeocodeTable) -> set[CameraKey]:
     """Cameras inside any polygon or circle of the area, or named by (or inside) one of its geocodes."""
     polygons = list(area.polygons)
@@ -81,7 +55,7 @@ def cameras_in_area(area: Area, cameras: Iterable[CameraPlace], geocodes: Geocod
         if cam.lat is None or cam.lon is None:
             continue
         if any(point_in_polygon(cam.lat, cam.lon, p) for p in polygons) or any(
-            distance_km(cam.lat, cam.lon, c[0], c[1]) <= c[2] for c in area.circles
+            haversine_km(cam.lat, cam.lon, c[0], c[1]) <= c[2] for c in area.circles
         ):
             hit.add(cam.key)
     return hit

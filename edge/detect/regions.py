@@ -14,22 +14,12 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from hazardwatch.kernel.geo import point_in_polygon
+
 if TYPE_CHECKING:
     from hazardwatch.edge.detect.detector import Detection
 
 Polygon = Sequence[tuple[float, float]]
-
-
-def point_in_polygon(x: float, y: float, polygon: Polygon) -> bool:
-    """Even-odd ray casting; polygons are small, so this is cheap."""
-    inside = False
-    n = len(polygon)
-    for i in range(n):
-        x1, y1 = polygon[i]
-        x2, y2 = polygon[(i + 1) % n]
-        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
-            inside = not inside
-    return inside
 
 
 def rasterize(polygons: Sequence[Polygon], height: int, width: int) -> np.ndarray:

@@ -58,7 +58,7 @@ class FrameFeatures:
         return self.block_fine / np.maximum(self.block_texture, 1e-3)
 
 
-def downscale(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> np.ndarray:
+def shrink_to_width(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> np.ndarray:
     """Area-average to `width` columns; a nearest-neighbour pre-step keeps a 4K frame cheap."""
     h, w = image.shape[:2]
     if w <= width:
@@ -71,7 +71,7 @@ def downscale(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> np.ndarray:
 
 def analyse(image: np.ndarray, width: int = ANALYSIS_WIDTH) -> FrameFeatures:
     """Measure one BGR (or grey) uint8 frame."""
-    small = downscale(image, width)
+    small = shrink_to_width(image, width)
     if small.ndim == 2:
         grey_u8 = small
         colour = None

@@ -51,7 +51,7 @@ from hazardwatch.edge.publish.mqtt_link import MqttLink
 from hazardwatch.edge.publish.outbox import Outbox
 from hazardwatch.edge.rollout import RolloutManager
 from hazardwatch.edge.snapshot import downscale
-from hazardwatch.edge.sources import Frame, SourceError
+from hazardwatch.edge.sources import CapturedFrame, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,9 @@ class EdgeEngine:
             self._emit_alert(event)
 
     @staticmethod
-    def _look(cam: CameraRuntime, frame: Frame, hazards: frozenset[Hazard], diagnosis: Diagnosis | None) -> LookRequest:
+    def _look(
+        cam: CameraRuntime, frame: CapturedFrame, hazards: frozenset[Hazard], diagnosis: Diagnosis | None
+    ) -> LookRequest:
         """The diagnosis picks the camera's reference (light mode, view) and whether it may learn from this look."""
         return LookRequest(
             cam.cfg.id,
@@ -218,7 +220,7 @@ class EdgeEngine:
             healthy=diagnosis is None or not diagnosis.degraded,
         )
 
-    def _grab(self, cam: CameraRuntime) -> tuple[Frame, Diagnosis | None]:
+    def _grab(self, cam: CameraRuntime) -> tuple[CapturedFrame, Diagnosis | None]:
         """On the I/O pool: one fresh frame, diagnosed right after decode (about 1.5 ms, see docs/diagnose.md)."""
         frame = self._fresh_frame(cam)
         if cam.diagnoser is None:
@@ -229,7 +231,7 @@ class EdgeEngine:
             log.exception("camera %s: diagnosis failed", cam.cfg.id)
             return frame, None
 
-    def _fresh_frame(self, cam: CameraRuntime) -> Frame:
+    def _fresh_frame(self, cam: CameraRuntime) -> CapturedFrame:
         if cam.reader is None:
             return cam.source.snapshot()
         frame = cam.reader.latest()

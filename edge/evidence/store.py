@@ -23,6 +23,7 @@ from hazardwatch.edge.evidence.encode import encode_jpeg_tar, encode_mp4, pick_c
 from hazardwatch.edge.evidence.index import EvidenceIndex, EvidenceRow
 from hazardwatch.edge.evidence.ring import FrameRing
 from hazardwatch.edge.predictor import AlertEvent
+from hazardwatch.edge.snapshot import downscale
 
 if TYPE_CHECKING:
     from hazardwatch.edge.evidence.uploader import EvidenceUploader
@@ -40,14 +41,6 @@ class _PendingClip:
     before: list[tuple[float, np.ndarray]]
     after: list[tuple[float, np.ndarray]] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
-
-
-def downscale_for_buffer(frame: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = frame.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return frame
-    return cv2.resize(frame, (max(2, int(w * scale)), max(2, int(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 class EvidenceStore:
@@ -81,7 +74,7 @@ class EvidenceStore:
         """A frame the patrol looked at: buffer it and feed clips waiting for frames after an alert."""
         if not self.ecfg.enabled:
             return
-        small = downscale_for_buffer(frame, self.ecfg.buffer_max_side)
+        small = downscale(frame, self.ecfg.buffer_max_side)
         ring = self._rings.get(camera_id)
         if ring is None:
             ring = self._rings[camera_id] = FrameRing(self.ecfg.buffer_frames, self.ecfg.buffer_bytes)

@@ -3,8 +3,8 @@
 Import from here; `open_source` picks the adapter for a camera's config.
 """
 
-from .base import Frame, FrameSource, SourceError
+from .base import CapturedFrame, FrameSource, SourceError
 from .factory import open_source
 from .persistent import PersistentReader
 
-__all__ = ["Frame", "FrameSource", "PersistentReader", "SourceError", "open_source"]
+__all__ = ["CapturedFrame", "FrameSource", "PersistentReader", "SourceError", "open_source"]

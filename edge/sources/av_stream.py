@@ -24,7 +24,7 @@ import av.video.frame
 import av.video.stream
 import numpy as np
 
-from .base import Frame, FrameSource, SourceError
+from .base import CapturedFrame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class AvStreamSource(FrameSource):
 
     # ----------------------------------------------------------------- snapshot
 
-    def snapshot(self) -> Frame:
+    def snapshot(self) -> CapturedFrame:
         """Connect, decode the first key frame (the fresh one), disconnect."""
         c0 = time.thread_time()
         container, stream = self._open()
@@ -153,7 +153,7 @@ class AvStreamSource(FrameSource):
             raise self._fail("read failed", exc) from None
         finally:
             container.close()
-        return Frame(image=image, captured_at=time.time(), connect_cpu_s=connect_cpu, decode_cpu_s=decode_cpu)
+        return CapturedFrame(image=image, captured_at=time.time(), connect_cpu_s=connect_cpu, decode_cpu_s=decode_cpu)
 
     def _first_live_frame(self, container: _Container, stream: _VStream) -> np.ndarray:
         deadline = time.monotonic() + self.first_frame_timeout_s
@@ -186,7 +186,7 @@ class AvStreamSource(FrameSource):
 
     # ----------------------------------------------------------------- stream
 
-    def stream(self, keyframes_only: bool) -> Iterator[Frame]:
+    def stream(self, keyframes_only: bool) -> Iterator[CapturedFrame]:
         """Open once and yield frames until failure; files are paced in real time and loop."""
         container, stream = self._open()
         try:
@@ -202,7 +202,7 @@ class AvStreamSource(FrameSource):
         finally:
             container.close()
 
-    def _live_frames(self, container: _Container, stream: _VStream) -> Iterator[Frame]:
+    def _live_frames(self, container: _Container, stream: _VStream) -> Iterator[CapturedFrame]:
         # Reading as fast as packets arrive keeps the stream live: no buffer builds up behind us.
         last_frame = time.monotonic()
         while True:
@@ -221,9 +221,9 @@ class AvStreamSource(FrameSource):
                 raise self._fail("stream ended")
             image = got.to_ndarray(format="bgr24")
             last_frame = time.monotonic()
-            yield Frame(image=image, captured_at=time.time(), decode_cpu_s=time.thread_time() - d0)
+            yield CapturedFrame(image=image, captured_at=time.time(), decode_cpu_s=time.thread_time() - d0)
 
-    def _file_frames(self, container: _Container, stream: _VStream) -> Iterator[Frame]:
+    def _file_frames(self, container: _Container, stream: _VStream) -> Iterator[CapturedFrame]:
         duration = _duration(container, stream)
         start = _start_s(stream)
         wall0 = time.monotonic()
@@ -239,7 +239,7 @@ class AvStreamSource(FrameSource):
                 delay = wall0 + loop_offset + t - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                yield Frame(image=image, captured_at=time.time(), decode_cpu_s=cpu)
+                yield CapturedFrame(image=image, captured_at=time.time(), decode_cpu_s=cpu)
                 d0 = time.thread_time()
             if not produced:
                 raise self._fail("no decodable frame")

@@ -19,7 +19,9 @@ class SourceError(Exception):
 
 
 @dataclass(frozen=True)
-class Frame:
+class CapturedFrame:
+    """One decoded camera frame and what it cost to get (not an evidence frame, not a clip frame)."""
+
     image: np.ndarray  # BGR uint8, H x W x 3
     captured_at: float  # Unix time the frame was decoded here
     connect_cpu_s: float = 0.0  # CPU seconds this thread spent connecting (snapshot visits)
@@ -41,9 +43,9 @@ class FrameSource(ABC):
         return self.url
 
     @abstractmethod
-    def snapshot(self) -> Frame:
+    def snapshot(self) -> CapturedFrame:
         """Connect, return one fresh frame, disconnect. Raises SourceError."""
 
     @abstractmethod
-    def stream(self, keyframes_only: bool) -> Iterator[Frame]:
+    def stream(self, keyframes_only: bool) -> Iterator[CapturedFrame]:
         """Open the source and yield frames until it fails (SourceError) or the caller stops."""

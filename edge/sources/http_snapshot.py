@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from .base import Frame, FrameSource, SourceError
+from .base import CapturedFrame, FrameSource, SourceError
 
 MAX_BYTES = 10 * 1024 * 1024  # no camera snapshot is this big; a larger body is a wrong URL or an attack
 _CHUNK = 64 * 1024
@@ -94,7 +94,7 @@ class HttpSnapshotSource(FrameSource):
             raise self._fail(f"{type(exc).__name__}: {exc}") from None
         return b"".join(chunks)
 
-    def snapshot(self) -> Frame:
+    def snapshot(self) -> CapturedFrame:
         """One GET, decoded to BGR; raises SourceError on HTTP errors, timeouts and non-images."""
         c0 = time.thread_time()
         body = self._fetch()
@@ -104,9 +104,9 @@ class HttpSnapshotSource(FrameSource):
         decode_cpu = time.thread_time() - d0
         if image is None:
             raise self._fail(f"response is not a decodable image ({len(body)} bytes)")
-        return Frame(image=image, captured_at=time.time(), connect_cpu_s=connect_cpu, decode_cpu_s=decode_cpu)
+        return CapturedFrame(image=image, captured_at=time.time(), connect_cpu_s=connect_cpu, decode_cpu_s=decode_cpu)
 
-    def stream(self, keyframes_only: bool) -> Iterator[Frame]:
+    def stream(self, keyframes_only: bool) -> Iterator[CapturedFrame]:
         """Poll the snapshot URL at `poll_interval_s` (keyframes_only has no meaning for stills)."""
         while True:
             started = time.monotonic()

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import cv2
 import numpy as np
 
-from .base import Frame, FrameSource, SourceError
+from .base import CapturedFrame, FrameSource, SourceError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 
@@ -52,7 +52,7 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"{self.folder}: no images (jpg, jpeg, png, tif, tiff)")
         return files
 
-    def snapshot(self) -> Frame:
+    def snapshot(self) -> CapturedFrame:
         """Return the next image in name order, wrapping around at the end."""
         files = self.files()
         with self._lock:
@@ -60,7 +60,7 @@ class ImageFolderSource(FrameSource):
             self._next = (self._next + 1) % len(files)
         return self._read(path)
 
-    def _read(self, path: Path) -> Frame:
+    def _read(self, path: Path) -> CapturedFrame:
         d0 = time.thread_time()
         try:
             # np.fromfile + imdecode rather than imread: works with non-ASCII paths everywhere.
@@ -70,9 +70,9 @@ class ImageFolderSource(FrameSource):
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise SourceError(f"{path}: not a readable image")
-        return Frame(image=image, captured_at=time.time(), decode_cpu_s=time.thread_time() - d0)
+        return CapturedFrame(image=image, captured_at=time.time(), decode_cpu_s=time.thread_time() - d0)
 
-    def stream(self, keyframes_only: bool) -> Iterator[Frame]:
+    def stream(self, keyframes_only: bool) -> Iterator[CapturedFrame]:
         """Yield the images in order at `fps`, looping (every still is a "key frame")."""
         period = 1.0 / self.fps
         due = time.monotonic()

@@ -15,7 +15,7 @@ import threading
 
 from hazardwatch.edge.config import BackoffConfig
 
-from .base import Frame, FrameSource, SourceError
+from .base import CapturedFrame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class PersistentReader:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._latest: Frame | None = None
+        self._latest: CapturedFrame | None = None
         self._frames_total = 0
         self._last_error: str | None = None
         self._connected = False
@@ -53,7 +53,7 @@ class PersistentReader:
 
     # ------------------------------------------------------------------ state
 
-    def latest(self) -> Frame | None:
+    def latest(self) -> CapturedFrame | None:
         """The newest frame, or None before the first one."""
         with self._lock:
             return self._latest

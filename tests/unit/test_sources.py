@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hazardwatch.edge.config import BackoffConfig, CameraConfig, PatrolConfig
-from hazardwatch.edge.sources import Frame, FrameSource, PersistentReader, SourceError, open_source
+from hazardwatch.edge.sources import CapturedFrame, FrameSource, PersistentReader, SourceError, open_source
 from hazardwatch.edge.sources.av_stream import AvStreamSource
 from hazardwatch.edge.sources.http_snapshot import HttpSnapshotSource
 from hazardwatch.edge.sources.image_folder import ImageFolderSource
@@ -30,7 +30,7 @@ def solid(value: int, h: int = 48, w: int = 64) -> np.ndarray:
     return np.full((h, w, 3), value, dtype=np.uint8)
 
 
-def level(frame: Frame) -> float:
+def level(frame: CapturedFrame) -> float:
     return float(frame.image.mean())
 
 
@@ -201,7 +201,7 @@ def coded(i: int) -> np.ndarray:
     return img
 
 
-def index_of(frame: Frame) -> int:
+def index_of(frame: CapturedFrame) -> int:
     row = frame.image[24, :, :].mean(axis=1)
     return sum(1 << bit for bit in range(BITS) if row[bit * 10 + 6] > 128)
 
@@ -308,15 +308,15 @@ class FlakySource(FrameSource):
         self.calls: list[float] = []
         self.release = threading.Event()
 
-    def snapshot(self) -> Frame:
+    def snapshot(self) -> CapturedFrame:
         raise NotImplementedError
 
-    def stream(self, keyframes_only: bool) -> Iterator[Frame]:
+    def stream(self, keyframes_only: bool) -> Iterator[CapturedFrame]:
         self.calls.append(time.monotonic())
         if len(self.calls) <= self.failures:
             raise SourceError("fake://cam: connection refused")
         for i in range(self.frames):
-            yield Frame(image=solid(i % 256, 4, 4), captured_at=time.time())
+            yield CapturedFrame(image=solid(i % 256, 4, 4), captured_at=time.time())
         if self.hold:
             self.release.wait(10)
 
