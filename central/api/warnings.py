@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hazardwatch.central.api.context import context
 from hazardwatch.central.api.http import Route, choice_param, int_param, problem, read_body, require, too_large
-from hazardwatch.central.warnings.cap_parse import CapError
+from hazardwatch.central.warnings.cap_model import CapError
 from hazardwatch.central.warnings.service import WeatherService
 
 STATES = ("active", "replaced", "cancelled", "expired", "ignored")

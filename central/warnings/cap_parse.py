@@ -1,8 +1,5 @@
-"""Safe reading of CAP 1.2 warnings (and CAP 1.1, which real agencies still publish).
-
-Hostile input first: documents are size-limited before parsing, parsed by defusedxml with DTDs
-forbidden (so no entity expansion, no external entities, no billion laughs), and bounded in element
-count and depth after parsing. Only then is the CAP structure checked.
+"""The CAP structure of a safely parsed document (`safe_xml.parse_xml`): CAP 1.2 warnings and CAP 1.1,
+which real agencies still publish.
 
 The structural rules of the OASIS schema (`cap12.xsd`: required elements, enumerations, the dateTime
 pattern) are written out here instead of bundling the XSD: the schema file carries "Copyright OASIS
@@ -17,23 +14,13 @@ docs/weather.md; anything else is rejected with a reason naming the element.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 from zoneinfo import ZoneInfo
 
-import defusedxml.ElementTree as safe_et
-from defusedxml import DefusedXmlException
+from hazardwatch.central.warnings.cap_model import CAP11, CAP12, Area, CapAlert, CapError, Info, Reference
+from hazardwatch.central.warnings.safe_xml import MAX_DOCUMENT_BYTES, local_name, namespace, parse_xml
 
-from hazardwatch.central.services.errors import Invalid
-
-CAP12 = "urn:oasis:names:tc:emergency:cap:1.2"
-CAP11 = "urn:oasis:names:tc:emergency:cap:1.1"
-ATOM = "http://www.w3.org/2005/Atom"
-MAX_DOCUMENT_BYTES = 1024 * 1024
-MAX_ELEMENTS = 20_000
-MAX_DEPTH = 32
 MAX_POLYGON_POINTS = 5_000
 # A district bureau acts on areas of a province at most. A polygon spanning more than 10 degrees of latitude
 # or longitude (about 1,100 km) or a circle over 500 km in radius is refused as oversized: a warning drawn
@@ -55,122 +42,6 @@ _DATETIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[
 _ID_FORBIDDEN = re.compile(r"[\s,<&]")
 
 
-class CapError(Invalid):
-    """A document that is not acted on. `code` is a short metric label, `reason` says why."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Area:
-    desc: str
-    polygons: tuple[tuple[tuple[float, float], ...], ...] = ()
-    circles: tuple[tuple[float, float, float], ...] = ()  # lat, lon, radius km
-    geocodes: tuple[tuple[str, str], ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "desc": self.desc,
-            "polygons": [[list(p) for p in poly] for poly in self.polygons],
-            "circles": [list(c) for c in self.circles],
-            "geocodes": [list(g) for g in self.geocodes],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Area:
-        return cls(
-            desc=d["desc"],
-            polygons=tuple(tuple((float(a), float(b)) for a, b in poly) for poly in d["polygons"]),
-            circles=tuple((float(a), float(b), float(r)) for a, b, r in d["circles"]),
-            geocodes=tuple((str(n), str(v)) for n, v in d["geocodes"]),
-        )
-
-
-@dataclass(frozen=True)
-class Info:
-    event: str
-    categories: tuple[str, ...]
-    urgency: str
-    severity: str
-    certainty: str
-    event_codes: tuple[tuple[str, str], ...] = ()
-    effective: float | None = None
-    onset: float | None = None
-    expires: float | None = None
-    headline: str = ""
-    sender_name: str = ""
-    language: str = "en-US"
-    areas: tuple[Area, ...] = ()
-
-
-@dataclass(frozen=True)
-class Reference:
-    sender: str
-    identifier: str
-    sent: str
-
-
-@dataclass(frozen=True)
-class CapAlert:
-    identifier: str
-    sender: str
-    sent: float
-    status: str
-    msg_type: str
-    scope: str
-    version: str  # "1.2" or "1.1"
-    references: tuple[Reference, ...] = ()
-    infos: tuple[Info, ...] = ()
-    deviations: tuple[str, ...] = field(default=())
-
-
-# -- safe XML --------------------------------------------------------------------------------------------
-def parse_xml(data: bytes, max_bytes: int = MAX_DOCUMENT_BYTES) -> Element:
-    """Parse untrusted XML: bounded size, no DTD at all, bounded element count and depth."""
-    if len(data) > max_bytes:
-        raise CapError("oversized", f"document of {len(data)} bytes exceeds the limit of {max_bytes}")
-    if not data.strip():
-        raise CapError("malformed", "empty document")
-    try:
-        root = safe_et.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        reason = f"forbidden XML construct ({type(exc).__name__}): DTDs and entities are refused"
-        raise CapError("forbidden", reason) from None
-    except ParseError as exc:
-        raise CapError("malformed", f"not well-formed XML: {exc}") from None
-    except (ValueError, UnicodeError, LookupError) as exc:
-        raise CapError("malformed", f"unreadable XML: {exc}") from None
-    count = 0
-    stack: list[tuple[Element, int]] = [(root, 1)]
-    while stack:
-        el, depth = stack.pop()
-        count += 1
-        if count > MAX_ELEMENTS:
-            raise CapError("oversized", f"more than {MAX_ELEMENTS} elements")
-        if depth > MAX_DEPTH:
-            raise CapError("oversized", f"elements nested deeper than {MAX_DEPTH}")
-        stack.extend((child, depth + 1) for child in el)
-    return root
-
-
-def namespace(el: Element) -> str:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
-
-
-def local_name(el: Element) -> str:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    return tag.rsplit("}", 1)[-1]
-
-
-def is_cap_alert(el: Element) -> bool:
-    return local_name(el) == "alert" and namespace(el) in (CAP12, CAP11)
-
-
-# -- CAP structure --------------------------------------------------------------------------------------
 class _Reader:
     """Field access with the tolerance rules in one place; collects deviations."""
 

@@ -22,7 +22,8 @@ from xml.etree.ElementTree import Element
 import aiohttp
 
 from hazardwatch.central.config import WeatherFeedConfig
-from hazardwatch.central.warnings.cap_parse import ATOM, CapError, is_cap_alert, local_name, namespace, parse_xml
+from hazardwatch.central.warnings.cap_model import CapError
+from hazardwatch.central.warnings.safe_xml import ATOM, is_cap_alert, local_name, namespace, parse_xml
 
 log = logging.getLogger(__name__)
 MAX_ENTRIES_PER_POLL = 200

@@ -23,9 +23,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.store import Database
-from hazardwatch.central.warnings import risk
-from hazardwatch.central.warnings.cap_parse import CapError, alert_from_element, parse_xml
+from hazardwatch.central.warnings import lifecycle, rules, views, watch
+from hazardwatch.central.warnings.cap_model import CapError
+from hazardwatch.central.warnings.cap_parse import alert_from_element
 from hazardwatch.central.warnings.feed import FeedPoller
+from hazardwatch.central.warnings.safe_xml import parse_xml
 from hazardwatch.contract import SetRiskCommand
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class WeatherService:
         self.db = db
         self.publish = publish
         self.metrics = WeatherMetrics()
-        self.geocodes = risk.geocode_table(self.wcfg)
+        self.geocodes = rules.geocode_table(self.wcfg)
         self.tz = ZoneInfo(cfg.timezone)
         self._send_lock = threading.Lock()
         self.pollers = [
@@ -80,7 +82,7 @@ class WeatherService:
         ]
 
     # -- documents in ------------------------------------------------------------------------------
-    def ingest(self, data: bytes, source: str, source_kind: str = "push") -> risk.Outcome:
+    def ingest(self, data: bytes, source: str, source_kind: str = "push") -> lifecycle.Outcome:
         """One CAP document (bytes); raises CapError when rejected (already logged and counted)."""
         try:
             root = parse_xml(data, self.wcfg.max_document_bytes)
@@ -89,7 +91,7 @@ class WeatherService:
             raise
         return self.ingest_element(root, source, source_kind)
 
-    def ingest_element(self, root: Element, source: str, source_kind: str) -> risk.Outcome:
+    def ingest_element(self, root: Element, source: str, source_kind: str) -> lifecycle.Outcome:
         now = time.time()
         try:
             alert = alert_from_element(root, strict=self.wcfg.strict, tz=self.tz)
@@ -97,7 +99,7 @@ class WeatherService:
             self.reject(source, exc.code, exc.reason, source_kind)
             raise
         with self.db.tx() as tx:
-            outcome = risk.store_alert(tx, alert, self.wcfg, source, now)
+            outcome = lifecycle.store_alert(tx, alert, self.wcfg, source, now)
         self.metrics.documents.labels(source_kind, outcome.result).inc()
         log.info(
             "weather warning %s/%s (%s %s) from %s: %s%s",
@@ -119,7 +121,7 @@ class WeatherService:
         log.warning("weather document from %s rejected (%s): %s", source[:200], code, reason[:300])
         try:
             with self.db.tx() as tx:
-                risk.record_rejection(tx, time.time(), source, code, reason)
+                lifecycle.record_rejection(tx, time.time(), source, code, reason)
         except Exception:
             log.exception("could not record a rejected weather document")
 
@@ -140,25 +142,25 @@ class WeatherService:
         self.metrics.fetches.labels(feed, result).inc()
 
     # -- commands out ------------------------------------------------------------------------------
-    def tick(self, now: float | None = None) -> list[risk.Command]:
+    def tick(self, now: float | None = None) -> list[watch.Command]:
         """Expire, recompute every camera's target, send what changed; return the commands sent."""
         now = time.time() if now is None else now
         with self._send_lock:
             with self.db.tx() as tx:
-                risk.expire_due(tx, now)
-                cameras = risk.camera_places(tx, self.wcfg)
-                desired = risk.desired_watch(tx, cameras, self.geocodes, now)
-                commands = risk.reconcile(tx, desired, now)
+                lifecycle.expire_due(tx, now)
+                cameras = watch.camera_places(tx, self.wcfg)
+                desired = watch.desired_watch(tx, cameras, self.geocodes, now)
+                commands = watch.reconcile(tx, desired, now)
             sent = []
             for cmd in commands:
                 if self._send(cmd, now):
                     sent.append(cmd)
                     with self.db.tx() as tx:
-                        risk.mark_sent(tx, cmd, now)
+                        watch.mark_sent(tx, cmd, now)
             self._gauges(now)
         return sent
 
-    def _send(self, cmd: risk.Command, now: float) -> bool:
+    def _send(self, cmd: watch.Command, now: float) -> bool:
         payload = SetRiskCommand(
             edge_id=cmd.edge_id,
             sent_at=now,
@@ -203,11 +205,11 @@ class WeatherService:
     # -- views -------------------------------------------------------------------------------------
     def warnings(self, state: str | None, limit: int) -> dict[str, Any]:
         with self.db.tx() as tx:
-            return risk.warnings_view(tx, time.time(), state, limit)
+            return views.warnings_view(tx, time.time(), state, limit)
 
     def watch(self) -> dict[str, Any]:
         with self.db.tx() as tx:
-            return risk.watch_view(tx)
+            return views.watch_view(tx)
 
     # -- loop --------------------------------------------------------------------------------------
     async def run(self) -> None:

@@ -7,7 +7,8 @@ import time
 import pytest
 from support.cap_samples import rewrite, sample
 
-from hazardwatch.central.warnings.cap_parse import MAX_AREA_SPAN_DEG, CapError, parse_cap
+from hazardwatch.central.warnings.cap_model import CapError
+from hazardwatch.central.warnings.cap_parse import MAX_AREA_SPAN_DEG, parse_cap
 
 pytestmark = pytest.mark.quick
 

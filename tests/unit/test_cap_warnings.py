@@ -12,10 +12,12 @@ from support.cap_samples import require_specs, rewrite, sample
 
 from hazardwatch.central.config import CentralConfig, WeatherConfig, WeatherRule
 from hazardwatch.central.store import Database
-from hazardwatch.central.warnings import risk
+from hazardwatch.central.warnings import rules
 from hazardwatch.central.warnings.areas import CameraPlace, GeocodeEntry, cameras_in_area, point_in_polygon
-from hazardwatch.central.warnings.cap_parse import Area, CapError, parse_cap, parse_xml
+from hazardwatch.central.warnings.cap_model import Area, CapError
+from hazardwatch.central.warnings.cap_parse import parse_cap
 from hazardwatch.central.warnings.feed import index_entries
+from hazardwatch.central.warnings.safe_xml import parse_xml
 from hazardwatch.central.warnings.service import WeatherService
 from hazardwatch.contract import Hazard, RiskLevel, parse_message
 
@@ -184,14 +186,14 @@ def test_areas_polygons_circles_and_geocodes():
 def test_rules_map_event_and_severity_to_levels_and_keep_the_highest():
     cfg = WeatherConfig()
     alert = parse_cap(sample("weather.cap").encode())  # Flash Flood Watch, Severe
-    assert risk.levels_for(alert.infos[0], cfg.rules) == {"waterlogging": "high", "fallen_tree": "elevated"}
+    assert rules.levels_for(alert.infos[0], cfg.rules) == {"waterlogging": "high", "fallen_tree": "elevated"}
     quake = parse_cap(sample("earthquake.cap").encode())
-    assert risk.levels_for(quake.infos[0], cfg.rules) == {}
-    rules = [
+    assert rules.levels_for(quake.infos[0], cfg.rules) == {}
+    own = [
         WeatherRule(event_codes=["FFA"], levels={Hazard.FALLEN_TREE: RiskLevel.HIGH}),
         WeatherRule(events=["flood"], severities=["minor"], levels={Hazard.SMOKE: RiskLevel.HIGH}),
     ]
-    assert risk.levels_for(alert.infos[0], rules) == {"fallen_tree": "high"}
+    assert rules.levels_for(alert.infos[0], own) == {"fallen_tree": "high"}
 
 
 def test_weather_config_is_strict_and_off_by_default():

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hazardwatch.central.api.middleware import service_errors
 from hazardwatch.central.services.errors import Conflict, Damaged, Invalid, NotFound, ServiceError, TooLarge
-from hazardwatch.central.warnings.cap_parse import CapError
+from hazardwatch.central.warnings.cap_model import CapError
 
 pytestmark = pytest.mark.quick
 ROOT = Path(__file__).resolve().parents[2]
