@@ -1,4 +1,4 @@
-"""The layers nothing else checks (issue 15.5): which package may import which, read from the source.
+"""The layers nothing else checks: which package may import which, read from the source.
 
 Why a test and not a convention: the edge box has no central code and central's install has no
 OpenCV or ONNX Runtime, so one stray import breaks a deployment, not a unit test. Every import
@@ -8,6 +8,7 @@ statement is read with `ast` (also the ones inside functions), so a lazy import 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,8 @@ def _violations(folders: tuple[str, ...], forbidden: tuple[str, ...]) -> list[st
             ("hazardwatch.central.services", "hazardwatch.central.api", "hazardwatch.central.ingest"),
             "api -> services -> store",
         ),
-        (("central/services",), ("hazardwatch.central.api",), "api -> services -> store"),
+        (("central/services", "central/warnings"), ("hazardwatch.central.api",), "api -> services -> store"),
+        (("central/services",), ("hazardwatch.central.ingest",), "ingest calls the services, not the reverse"),
         (
             ("hazardwatch/kernel",),
             ("hazardwatch.edge", "hazardwatch.central", "hazardwatch.models", "hazardwatch.demo"),
@@ -104,3 +106,58 @@ def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     probe.write_text("def f():\n    from hazardwatch.central import config\n    from .detect import decode\n")
     names = _imports(probe, "hazardwatch.edge.probe")
     assert {"hazardwatch.central.config", "hazardwatch.edge.detect.decode"} <= names
+
+
+# The one API module that opens transactions (ApiContext.run); every other reaches the store through services.
+API_STORE_GATE = "central/api/context.py"
+SQL = re.compile(r"^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|WITH)\s")  # the code base writes SQL upper case
+TX_CALLS = ("execute", "executemany", "one", "scalar")
+
+
+def _api_store_use(path: Path, module: str | None = None) -> list[str]:
+    """What in one API module touches the store directly: store imports, SQL text, calls on a `tx`."""
+    found = [
+        f"imports {n}"
+        for n in sorted(_imports(path, module))
+        if n.startswith(("hazardwatch.central.store", "hazardwatch.central.notify.queue", "hazardwatch.central.ingest"))
+    ]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.match(node.value):
+            found.append(f"line {node.lineno}: SQL {node.value[:40]!r}")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in TX_CALLS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "tx"
+        ):
+            found.append(f"line {node.lineno}: tx.{node.func.attr}(...)")
+    return found
+
+
+def test_api_handlers_reach_the_store_only_through_services() -> None:
+    """No SQL in handlers: API modules neither import the store (or the queue and ingest that write it)
+    nor hold SQL or call a transaction; the context alone opens transactions for the services."""
+    found = {
+        str(path.relative_to(ROOT)): use
+        for path in _files("central/api")
+        if str(path.relative_to(ROOT)) != API_STORE_GATE and (use := _api_store_use(path))
+    }
+    assert found == {}
+    assert _api_store_use(ROOT / API_STORE_GATE) == [
+        "imports hazardwatch.central.store",
+        "imports hazardwatch.central.store.Database",
+    ]
+
+
+def test_the_api_checker_sees_sql_and_transactions(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from hazardwatch.central.store import Tx\ndef h(tx):\n    return tx.one('SELECT 1 FROM incidents')\n"
+    )
+    assert _api_store_use(probe, "hazardwatch.central.api.probe") == [
+        "imports hazardwatch.central.store",
+        "imports hazardwatch.central.store.Tx",
+        "line 3: tx.one(...)",
+        "line 3: SQL 'SELECT 1 FROM incidents'",
+    ]
