@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,28 @@ def stored(centrals: list[CentralProcess]) -> float:
         for line in c.request("GET", "/metrics")[1].splitlines():
             if line.startswith('hazardwatch_central_messages_total{kind="alert",result="stored"}'):
                 total += float(line.split()[-1])
+    return total
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of every PostgreSQL process on this box (server and backends), for the share it takes."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    total += cpu_s(int(entry.name))
+            except OSError:
+                continue
     return total
 
 
@@ -67,6 +90,8 @@ def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, 
         centrals = start(tmp, broker, url, receiver, instances, tag)
         pub = Publisher(broker.port, client_id=f"bench-pub-{tag}")
         try:
+            cpu0 = sum(cpu_s(c.proc.pid) for c in centrals if c.proc)
+            pg0 = postgres_cpu_s()
             t0 = time.perf_counter()
             for k in range(alerts):
                 cam, seq = k % cameras, k // cameras
@@ -91,6 +116,8 @@ def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, 
             elapsed = time.perf_counter() - t0
             done = stored(centrals)
             rss = max(rss_mb(c) for c in centrals)
+            central_cpu = sum(cpu_s(c.proc.pid) for c in centrals if c.proc) - cpu0
+            pg_cpu = postgres_cpu_s() - pg0
         finally:
             pub.close()
             for c in centrals:
@@ -98,10 +125,18 @@ def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, 
     rate = done / elapsed
     print(
         f"  {tag}: {done:.0f}/{alerts} alerts in {elapsed:.1f} s (published in {published:.1f} s): "
-        f"{rate:.0f} alerts/s, rss {rss:.0f} MB",
+        f"{rate:.0f} alerts/s, rss {rss:.0f} MB; CPU per alert: central {central_cpu / done * 1e6:.0f} us, "
+        f"database {pg_cpu / done * 1e6:.0f} us",
         flush=True,
     )
-    return {"alerts_per_s": round(rate, 1), "stored": done, "seconds": round(elapsed, 2), "rss_mb": round(rss, 1)}
+    return {
+        "alerts_per_s": round(rate, 1),
+        "stored": done,
+        "seconds": round(elapsed, 2),
+        "rss_mb": round(rss, 1),
+        "central_cpu_us_per_alert": round(central_cpu / done * 1e6),
+        "database_cpu_us_per_alert": round(pg_cpu / done * 1e6),
+    }
 
 
 def notify_latency(tmp: Path, url: str, count: int, rate: float) -> dict:
