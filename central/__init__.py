@@ -1,1 +1,2 @@
-"""Central aggregator (issue 4). Installed as `hazardwatch.central`."""
+"""Central aggregator: MQTT ingest, incidents, notifications, weather warnings and the REST API.
+Installed as `hazardwatch.central`."""

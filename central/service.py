@@ -4,7 +4,10 @@ Loops (each safe to run in several instances on one PostgreSQL):
 - ingest (thread): MQTT -> validate -> store in batches -> acknowledge;
 - dispatcher: plans notifications of changed or due incidents (timers, silences, inhibition);
 - housekeeping: auto-resolves quiet incidents;
-- delivery worker: sends queued notifications with retries (hazardwatch.central.notify).
+- delivery worker: sends queued notifications with retries (hazardwatch.central.notify);
+- events: the change feed behind the dashboard's event stream (services/events.py);
+- rollouts: drives model rollouts, canary first;
+- weather (when enabled): polls the warning feeds and keeps the cameras' watch levels.
 """
 
 from __future__ import annotations

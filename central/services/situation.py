@@ -68,7 +68,7 @@ def weather_of(rows: list[tuple], cameras: list[str], now: float) -> tuple[tuple
 def _local_hour(cfg: CentralConfig, at: float) -> int | None:
     try:
         return datetime.fromtimestamp(at, ZoneInfo(cfg.timezone)).hour
-    except (KeyError, ValueError, OverflowError, OSError):  # a stored time no datetime can hold (issue 17.2)
+    except (KeyError, ValueError, OverflowError, OSError):  # a stored time no datetime can hold
         return None
 
 
