@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from hazardwatch.demo import district
 from hazardwatch.demo.brokers import Broker, parse_broker, start_broker
 from hazardwatch.demo.configs import (
     TOKEN_ENV,
@@ -118,9 +119,12 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
     print(f"logs: {demo.workdir}", file=out)
     print(f"dashboard: {central_url}/  (sign in with the token below; Ctrl-C stops everything)", file=out)
     print(f"token: {token}", file=out, flush=True)
+    if args.warning_s > 0:
+        print(district.push_sample_warning(central_url, token, args.warning_s), file=out, flush=True)
 
     seen: set[int] = set()
     first_reported = False
+    watch = ""
     while not stop.wait(POLL_S):
         for child in demo.children:
             if not child.alive():
@@ -130,8 +134,12 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
                 )
         try:
             items = get_json(f"{central_url}/api/v1/incidents?limit=50", token)["items"]
+            now_watch = district.watch_line(get_json(f"{central_url}/api/v1/watch", token)["items"])
         except (OSError, urllib.error.URLError, ValueError, KeyError):
             continue
+        if now_watch != watch and (watch or "back to" not in now_watch):
+            print(now_watch, file=out, flush=True)
+        watch = now_watch
         for inc in sorted(items, key=lambda i: i["id"]):
             if inc["id"] in seen:
                 continue
@@ -147,7 +155,7 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hazardwatch demo` to the CLI (argparse only; everything heavy is imported when it runs)."""
     demo = sub.add_parser(
         "demo",
@@ -171,6 +179,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--port", type=int, default=None, help=f"dashboard port (default {DEFAULT_PORT}, or a free one if taken)"
     )
     demo.add_argument("--workdir", help="keep configs, database and logs here (default: a temp folder, removed)")
+    demo.add_argument(
+        "--warning-s",
+        type=float,
+        default=district.WARNING_S,
+        metavar="S",
+        help=f"how long the sample rainstorm warning lasts (default {district.WARNING_S:.0f} s; 0: push none)",
+    )
     demo.set_defaults(func=_main)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hazardwatch.demo import district
 from hazardwatch.demo.brokers import Broker
 from hazardwatch.demo.supervisor import DemoError
 from hazardwatch.procs import HOST
@@ -86,7 +87,13 @@ def central_config(broker: Broker, port: int, workdir: Path) -> dict[str, Any]:
         "timers": {"group_wait_s": 1, "group_interval_s": 10, "repeat_interval_s": 3600},
         "receivers": [],
         "routes": [],
+        "map": district.map_section(),
+        "weather": district.weather_section(),
     }
+
+
+# The rendered scenes look out from a tower over open ground: how far along the view a hazard is.
+SCENE_HEIGHT = {"height_m": 35.0, "tilt_deg": 2.0, "view_range_m": [150.0, 6000.0]}
 
 
 def edge_config(
@@ -121,6 +128,7 @@ def edge_config(
                 "location": {"lat": cam.lat, "lon": cam.lon},
                 "bearing_deg": cam.bearing_deg,
                 "fov_deg": 60,
+                **(SCENE_HEIGHT if cam.id.startswith("scene-") else {}),
                 "hazards": {h: {"interval_s": cam.interval_s} for h in hazards_for[cam.id]},
             }
             for cam in cameras

@@ -26,7 +26,8 @@ from support.ports import free_port
 from support.tile_server import TILE_RGB, TileServer
 from support.toy_models import red_patch_manifest
 
-DEMO_MAP = Path(__file__).resolve().parents[2] / "hazardwatch" / "demo_map"
+from hazardwatch.demo import district
+
 # The demo's cameras: the reservoir one has coordinates, a height and a tilt, and never alerts here.
 CAMERAS = [
     {"id": "reservoir", "name": "Shenzhen reservoir dam", "lat": 22.56, "lon": 114.13, "bearing_deg": 90.0,
@@ -42,15 +43,8 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
 
 def map_section(tile_url: str | None) -> dict[str, Any]:
-    layers = [
-        {"name": "district", "file": str(DEMO_MAP / "district.geojson"),
-         "style": {"color": "#94a3b8", "weight": 2.5, "fill_color": "#1e293b", "fill_opacity": 0.25}},
-        {"name": "rivers", "file": str(DEMO_MAP / "rivers.geojson"), "style": {"color": "#38bdf8", "weight": 3},
-         "label_property": "name"},
-        {"name": "roads", "file": str(DEMO_MAP / "roads.geojson"), "style": {"color": "#e2e8f0", "weight": 2},
-         "label_property": "name"},
-    ]
-    doc: dict[str, Any] = {"layers": layers, "areas": [{"file": str(DEMO_MAP / "areas.geojson")}]}
+    """The demo's layers and areas, over the test's tiles when given."""
+    doc = district.map_section()
     if tile_url:
         doc["tiles"] = {"url": tile_url, "attribution": "Test tiles", "max_zoom": 18}
     return doc

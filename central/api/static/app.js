@@ -407,7 +407,8 @@ function renderMap() {
     legend.dataset.lang = getLang();
     legend.replaceChildren(...["online", "degraded", "offline", "unknown"].map((s) =>
       el("span.key", { dataset: { state: s } }, el("i"), t(`map.legend.${s}`))),
-    el("span.key.cone-key", {}, el("i"), t("map.legend.cone")));
+    el("span.key.cone-key", {}, el("i"), t("map.legend.cone")),
+    el("span.key.watch-key", {}, el("i"), t("map.legend.watch")));
   }
 }
 

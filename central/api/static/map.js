@@ -75,6 +75,7 @@ export class MapView {
     this.fitted = false;
     this.frame = 0;
     this.drawn = new Map(); // key -> {layer, sig}: only what changed is replaced
+    this.watch = new Map(); // camera key -> [{hazard, level, reason}]: raised by weather warnings
     this.map = L.map(container, { zoomControl: false, zoomSnap: 0.25, worldCopyJump: true, minZoom: 2, maxZoom: 19 });
     this.map.attributionControl.setPrefix(false);
     this.map.createPane("geo").style.zIndex = 350; // configured layers: over tiles, under cones and markers
@@ -147,6 +148,17 @@ export class MapView {
     }
   }
 
+  /** Cameras on raised watch (GET /api/v1/watch items): ringed on the map, named under it. */
+  setWatch(items) {
+    this.watch = new Map();
+    for (const w of items || []) {
+      const key = `${w.edge_id}/${w.camera_id}`;
+      if (!this.watch.has(key)) this.watch.set(key, []);
+      this.watch.get(key).push(w);
+    }
+    this.schedule();
+  }
+
   /** Redraw at most once per animation frame, however many events arrive. */
   schedule() {
     if (this.frame) return;
@@ -183,6 +195,10 @@ export class MapView {
   renderFoot() {
     const notes = [];
     if (this.unplaced) notes.push(t("map.no_position", { n: this.unplaced }));
+    if (this.watch.size) {
+      const reasons = [...new Set([...this.watch.values()].flat().map((w) => w.reason).filter(Boolean))];
+      notes.push(t("map.watch", { what: `${t("list.cameras", { n: this.watch.size })}${reasons.length ? ` (${reasons.join("; ")})` : ""}` }));
+    }
     if (!this.tiles) notes.push(t("map.no_tiles"));
     else if (this.tileState.failed && !this.tileState.loaded) notes.push(t("map.tiles_failed"));
     this.foot.textContent = notes.join(" ");
@@ -197,15 +213,20 @@ export class MapView {
       const key = `${c.edge_id}/${c.camera_id}`;
       const state = c.state || "unknown";
       const name = c.name || c.camera_id;
-      const sig = [c.lat, c.lon, c.bearing_deg, c.fov_deg, state, name, c.reason].join("|");
+      const watch = this.watch.get(key) || [];
+      const level = watch.some((w) => w.level === "high") ? "high" : watch.length ? "elevated" : "";
+      const watchText = watch.map((w) => `${t(`hazard.${w.hazard}`)} ${w.level}`).join(", ");
+      const sig = [c.lat, c.lon, c.bearing_deg, c.fov_deg, state, name, c.reason, watchText].join("|");
       want.set(`cam:${key}`, { sig, make: () => {
         const size = CAM_CONE_PX * 2 + 4;
-        const g = svg("g", { class: "cam", dataset: { key, state } });
+        const g = svg("g", { class: "cam", dataset: level ? { key, state, watch: level } : { key, state } });
         if (c.bearing_deg !== null && c.fov_deg !== null && c.fov_deg < 360) {
           g.append(svg("path", { class: "fov", d: wedge(0, 0, c.bearing_deg, c.fov_deg / 2, CAM_CONE_PX) }));
         }
+        if (level) g.append(svg("circle", { class: `watch lvl-${level}`, r: 11 }));
         g.append(svg("circle", { class: "cam-dot", r: 6.5 }));
-        g.append(svg("title", {}, `${name} (${key}) — ${t(`cam.${state}`)}${c.reason ? `: ${c.reason}` : ""}`));
+        const raised = watchText ? ` — ${t("map.watch", { what: watchText })}` : "";
+        g.append(svg("title", {}, `${name} (${key}) — ${t(`cam.${state}`)}${c.reason ? `: ${c.reason}` : ""}${raised}`));
         const box = document.createElement("div");
         box.className = "cam-box";
         box.append(svg("svg", { class: "cam-svg", width: size, height: size, viewBox: `${-size / 2} ${-size / 2} ${size} ${size}` }, g));
