@@ -174,6 +174,7 @@ class DashboardConfig(Strict):
         )
 
 
+CapStatus = Literal["Actual", "Exercise", "System", "Test", "Draft"]
 CapSeverity = Literal["extreme", "severe", "moderate", "minor", "unknown"]
 
 
@@ -266,8 +267,9 @@ class WeatherConfig(Strict):
     )
     max_document_bytes: int = Field(default=1024 * 1024, ge=1024, le=8 * 1024 * 1024)
     strict: bool = Field(default=False, description="Reject every deviation from CAP 1.2 (see docs/weather.md)")
-    statuses: list[Literal["Actual", "Exercise", "System", "Test", "Draft"]] = Field(
-        default_factory=lambda: ["Actual"], description="CAP status values that act; others are recorded only"
+    statuses: list[CapStatus] = Field(
+        default_factory=lambda: list[CapStatus](["Actual"]),
+        description="CAP status values that act; others are recorded only",
     )
     default_duration_s: float = Field(default=6 * 3600, gt=0, description="Lifetime of a warning without expires")
     reconcile_s: float = Field(default=5, gt=0, le=300, description="Expiry check and command resend period")
@@ -300,12 +302,12 @@ class CentralConfig(Strict):
         description="Default: an offline camera's hazards are not notified",
     )
     severity: dict[Hazard, Severity] = Field(
-        default_factory=lambda: {
+        default_factory=lambda: dict[Hazard, Severity]({
             Hazard.FIRE: "severe",
             Hazard.SMOKE: "moderate",
             Hazard.WATERLOGGING: "moderate",
             Hazard.FALLEN_TREE: "moderate",
-        },
+        }),
         description="Base severity per hazard; severity_rules move it with the situation",
     )
     severity_rules: SeverityRules = SeverityRules()

@@ -57,6 +57,6 @@ async def start_http(engine: EdgeEngine) -> tuple[web.AppRunner, int]:
     # SO_REUSEADDR: a restart gets its port back though old connections sit in TIME_WAIT.
     site = web.TCPSite(runner, engine.cfg.http.host, engine.cfg.http.port, reuse_address=True)
     await site.start()
-    server = site._server
-    port = server.sockets[0].getsockname()[1] if server and server.sockets else engine.cfg.http.port
+    addresses = runner.addresses  # what the site bound: port 0 asks the OS for a free one
+    port = int(addresses[0][1]) if addresses else engine.cfg.http.port
     return runner, port

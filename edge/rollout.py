@@ -131,7 +131,7 @@ class RolloutManager:
         self._pslots = predictor_slots
 
     # -- persisted choice -------------------------------------------------------------------------
-    def _active(self) -> dict[str, dict]:
+    def _active(self) -> dict[str, dict[str, Any]]:
         path = self.dir / ACTIVE_FILE
         try:
             return json.loads(path.read_text()) if path.is_file() else {}
@@ -139,7 +139,7 @@ class RolloutManager:
             log.error("%s is unreadable (%s); using the configured models", path, exc)
             return {}
 
-    def _write_active(self, doc: dict[str, dict]) -> None:
+    def _write_active(self, doc: dict[str, dict[str, Any]]) -> None:
         tmp = self.dir / (ACTIVE_FILE + ".tmp")
         with tmp.open("w") as f:
             json.dump(doc, f, indent=2)

@@ -93,7 +93,8 @@ def _check_depth(text: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise ValueError(f"nesting deeper than {MAX_DEPTH} levels (line {event.start_mark.line + 1})")
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise ValueError(f"nesting deeper than {MAX_DEPTH} levels (line {line})")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -82,7 +82,7 @@ def evaluate_paths(detector: Detector, positives: Sequence[Path], negatives: Seq
     """The `models eval --json` object, plus the raw scores for a PR curve under `_scores`."""
     sp = score_paths(detector, positives)
     sn = score_paths(detector, negatives)
-    out = confusion(sp.decisions, sn.decisions)
+    out: dict[str, Any] = dict(confusion(sp.decisions, sn.decisions))
     n = max(1, len(positives) + len(negatives))
     ms = (sp.ms_per_image * len(positives) + sn.ms_per_image * len(negatives)) / n
     out["threshold"] = float(detector.threshold)

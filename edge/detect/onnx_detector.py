@@ -84,7 +84,7 @@ class OnnxDetector:
             self._fail(f"input type {self._input.type} does not match the manifest's {want_type}")
         self._check_output_shape(list(self._output.shape))
 
-    def _check_output_shape(self, shape: list) -> None:
+    def _check_output_shape(self, shape: list[object]) -> None:
         out = self.manifest.output
         n = len(out.classes)
         kind = out.kind

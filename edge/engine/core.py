@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 PREVIEW_SIDE = 480
 
 
-def _log_failure(future: Future[object]) -> None:
+def _log_failure(future: Future[Any]) -> None:
     if (exc := future.exception()) is not None:
         log.error("command failed on the inference thread", exc_info=exc)
 

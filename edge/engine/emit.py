@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from hazardwatch.contract import Alert, Box, CameraStatus, Heartbeat, ModelStatus, Topics
 from hazardwatch.edge.config import CameraConfig, EdgeConfig
@@ -23,7 +24,7 @@ from hazardwatch.edge.snapshot import snapshot_b64
 log = logging.getLogger(__name__)
 
 
-def placement(cfg: EdgeConfig, camera_id: str) -> dict[str, object]:
+def placement(cfg: EdgeConfig, camera_id: str) -> dict[str, Any]:
     """What the camera's config says of where it stands and looks: every status carries it, so central
     puts the camera on its map before it ever alerts."""
     cam = next((c for c in cfg.cameras if c.id == camera_id), None)

@@ -49,9 +49,9 @@ def refresh_metrics(engine: EdgeEngine) -> None:
             for name, conf in d.raw.items():
                 m.diagnosis.labels(cam.cfg.id, name).set(round(conf, 3))
                 m.diagnosis_active.labels(cam.cfg.id, name).set(1 if name in d.active or name in d.info else 0)
-        today = engine.availability.day(cam.cfg.id, utc_day(now))
-        if today["availability"] is not None:
-            m.availability_today.labels(cam.cfg.id).set(today["availability"])
+        today = engine.availability.day(cam.cfg.id, utc_day(now))["availability"]
+        if isinstance(today, float):
+            m.availability_today.labels(cam.cfg.id).set(today)
         for ref in engine.references.states(cam.cfg.id, now):
             m.reference_looks.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(ref.looks)
             m.reference_ready.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(1 if ref.ready else 0)

@@ -42,6 +42,7 @@ def encode_mp4(frames: list[np.ndarray], path: Path, fps: float, codec: str) -> 
     w, h = w - w % 2, h - h % 2
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        assert isinstance(stream, av.video.stream.VideoStream)  # a video codec gives a video stream
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for img in frames:
             if img.shape[:2] != (h, w):

@@ -40,7 +40,7 @@ class _PendingClip:
     at: float
     before: list[tuple[float, np.ndarray]]
     after: list[tuple[float, np.ndarray]] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class EvidenceStore:
@@ -178,7 +178,9 @@ class EvidenceStore:
         }
         self._store(clip, ident, "clip", data, ctype, ext, meta)
 
-    def _store(self, clip: _PendingClip, ident: str, kind: str, data: bytes, ctype: str, ext: str, meta: dict) -> None:
+    def _store(
+        self, clip: _PendingClip, ident: str, kind: str, data: bytes, ctype: str, ext: str, meta: dict[str, Any]
+    ) -> None:
         if not self._make_room(len(data)):
             self.refused += 1
             log.error(

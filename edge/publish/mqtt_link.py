@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 
@@ -68,7 +69,7 @@ class MqttLink:
         client.on_message = self._handle_message
         return client
 
-    def _availability(self, state: str) -> bytes:
+    def _availability(self, state: Literal["online", "offline"]) -> bytes:
         return Availability(edge_id=self.edge_id, sent_at=time.time(), state=state).model_dump_json().encode()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class MqttLink:
 
     def _handle_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
-            self._on_command(message.payload)
+            self._on_command(bytes(message.payload))
         except Exception:  # a bad command must never kill the network thread
             log.exception("command on %s could not be handled", message.topic)
 

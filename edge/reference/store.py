@@ -13,6 +13,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def _file_for(root: Path, camera_id: str) -> Path:
     return root / f"camera-{hashlib.sha256(camera_id.encode()).hexdigest()[:20]}.npz"
 
 
-def _version(entries: list[tuple[Hazard, CameraReferences]]) -> tuple:
+def _version(entries: list[tuple[Hazard, CameraReferences]]) -> tuple[object, ...]:
     """What a camera's file holds: unchanged means nothing to write."""
     return tuple(
         (h.value, e.model_key, e.view, m, r.looks, r.absorbed, r.updated_at)
@@ -40,7 +41,8 @@ def _version(entries: list[tuple[Hazard, CameraReferences]]) -> tuple:
 class ReferenceStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._written: dict[str, tuple] = {}  # camera -> what its file holds, so a quiet camera costs no I/O
+        # camera -> what its file holds, so a quiet camera costs no I/O
+        self._written: dict[str, tuple[object, ...]] = {}
 
     def save(self, bank: ReferenceBank) -> int:
         """Write the references of every camera that changed since its last save; returns the files written."""
@@ -55,9 +57,10 @@ class ReferenceStore:
             if self._written.get(cam) == version:
                 continue
             arrays: dict[str, np.ndarray] = {}
-            index = {"format": FORMAT, "camera_id": cam, "hazards": {}}
+            hazards: dict[str, object] = {}
+            index = {"format": FORMAT, "camera_id": cam, "hazards": hazards}
             for hazard, entry in entries:
-                index["hazards"][hazard.value] = {
+                hazards[hazard.value] = {
                     "model_key": entry.model_key,
                     "view": entry.view,
                     "modes": sorted(entry.modes),
@@ -68,7 +71,7 @@ class ReferenceStore:
             path = _file_for(self.root, cam)
             tmp = path.with_suffix(".tmp")
             with tmp.open("wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **cast("dict[str, Any]", arrays))  # names, not savez's own options
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -250,10 +250,10 @@ class AvStreamSource(FrameSource):
             # A seek flushes the decoder; keep the key-frame setting of this stream.
 
 
-def _decode(packet: av.Packet) -> list[av.video.frame.VideoFrame]:
+def _decode(packet: av.Packet) -> list[av.video.frame.VideoFrame]:  # type: ignore[type-arg]
     """Decode one packet; a corrupt packet (lost data at join time) yields nothing rather than failing."""
     try:
-        return list(packet.decode())  # type: ignore[arg-type]
+        return list(packet.decode())
     except av.InvalidDataError:
         return []
 

@@ -21,17 +21,17 @@ def open_source(camera: CameraConfig, patrol: PatrolConfig) -> FrameSource:
     """Build (not connect) the source: rtsp(s) and video files -> PyAV, http(s) -> snapshot GET,
     folder -> image folder. Raises SourceError for a missing path or an unsupported scheme."""
     url = camera.source
-    timeouts = {"open_timeout_s": patrol.open_timeout_s, "read_timeout_s": patrol.read_timeout_s}
+    open_s, read_s = patrol.open_timeout_s, patrol.read_timeout_s
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme in ("rtsp", "rtsps"):
-        return AvStreamSource(url, **timeouts)
+        return AvStreamSource(url, open_timeout_s=open_s, read_timeout_s=read_s)
     if scheme in ("http", "https"):
-        return HttpSnapshotSource(url, **timeouts)
+        return HttpSnapshotSource(url, open_timeout_s=open_s, read_timeout_s=read_s)
     if scheme not in ("", "file"):
         raise SourceError(f"camera {camera.id}: unsupported source scheme {scheme!r}")
     path = Path(unquote(urlsplit(url).netloc + urlsplit(url).path)) if scheme == "file" else Path(url)
     if path.is_dir():
-        return ImageFolderSource(str(path), **timeouts)
+        return ImageFolderSource(str(path), open_timeout_s=open_s, read_timeout_s=read_s)
     if path.is_file():
-        return AvStreamSource(str(path), **timeouts)
+        return AvStreamSource(str(path), open_timeout_s=open_s, read_timeout_s=read_s)
     raise SourceError(f"camera {camera.id}: source path {path} does not exist")

@@ -24,13 +24,12 @@ def make_client(
     insecure_skip_hostname_check: bool = False,
 ) -> mqtt.Client:
     """A paho v2-callback client; `clean_session` applies to MQTT 3.1.1 only (v5 sets it per connect)."""
-    v5 = broker.protocol == "5"
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        **({} if v5 else {"clean_session": clean_session}),
-    )
+    if broker.protocol == "5":
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    else:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean_session
+        )
     if broker.username:
         client.username_pw_set(broker.username, password)
     if broker.tls:
