@@ -139,6 +139,37 @@ def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, 
     }
 
 
+def store_only(url: str, alerts: int, cameras: int, pipeline: bool) -> float:
+    """`MqttIngest.store` alone on one database, batches of 500 as ingest makes them (no broker, no
+    notifications): what the store path costs, with or without psycopg's pipeline mode."""
+    from hazardwatch.central.config import BrokerConfig, CentralConfig
+    from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest, validate
+    from hazardwatch.central.metrics import CentralMetrics
+    from hazardwatch.central.store import Database
+
+    msgs = []
+    for k in range(alerts):
+        cam, seq = k % cameras, k // cameras
+        doc = alert_payload(seq, edge=f"e{cam}", cam="c", alert_id=f"a-store-{cam:05d}",
+                            state="new" if seq == 0 else "update", lat=-60 + (cam % 120), lon=-170 + cam // 120 * 3,
+                            score=min(1.0, 0.5 + 0.01 * seq))
+        msgs.append(Incoming(alert_topic(f"e{cam}", "c"), json.dumps(doc).encode(), k, 1))
+    db = Database(url)
+    db.migrate()
+    if not pipeline:
+        piped = db.tx
+        db.tx = lambda pipeline=False: piped(pipeline=False)  # type: ignore[method-assign]
+    cfg = CentralConfig(broker=BrokerConfig(), database={"url": url})
+    ingest = MqttIngest(cfg, db, CentralMetrics(), lambda n: None)
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, alerts, 500):
+            ingest.store([(m, validate(m, "hazardwatch")) for m in msgs[i : i + 500]])
+        return alerts / (time.perf_counter() - t0)
+    finally:
+        db.close()
+
+
 def notify_latency(tmp: Path, url: str, count: int, rate: float) -> dict:
     """New incidents at a steady rate; latency = receiver arrival - publication."""
     with MosquittoBroker(workdir=tmp / "mq-lat") as broker, Receiver() as receiver:
@@ -184,7 +215,8 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         default="sqlite_1,postgres_1,postgres_2,latency",
-        help="comma-separated subset of sqlite_1, postgres_1, postgres_2, latency",
+        help="comma-separated subset of sqlite_1, postgres_1, postgres_2, latency, store (store path alone, "
+        "with and without pipelining, 3 runs each)",
     )
     args = parser.parse_args()
     runs = set(args.runs.split(","))
@@ -204,6 +236,14 @@ def main() -> None:
                 print(f"PostgreSQL, {n} instance(s)", flush=True)
                 with temporary_database("postgres", tmp) as url:
                     result[f"postgres_{n}"] = ingest_rate(tmp, url, n, args.alerts, args.cameras, f"p{n}")
+        if "store" in runs and not pg_reason:
+            rates: dict[str, list[float]] = {"pipelined": [], "not_pipelined": []}
+            for _ in range(3):
+                for name, piped in (("pipelined", True), ("not_pipelined", False)):
+                    with temporary_database("postgres", tmp) as url:
+                        rates[name].append(store_only(url, args.alerts, args.cameras, piped))
+            result["store_alone"] = {k: round(statistics.median(v)) for k, v in rates.items()}
+            print(f"  store path alone, median of 3: {result['store_alone']} alerts/s", flush=True)
         lat: dict = {}
         if "latency" in runs:
             kind = "sqlite" if pg_reason else "postgres"
