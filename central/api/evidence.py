@@ -21,6 +21,7 @@ from hazardwatch.central.api.http import (
     read_body,
     require,
 )
+from hazardwatch.central.api.media import ranged
 from hazardwatch.central.services import evidence_files, labels, views
 
 MAX_CHUNK = 16 << 20
@@ -77,7 +78,7 @@ async def evidence_file(request: web.Request) -> web.Response:
     found = await ctx.run(evidence_files.content, ident(request, "edge_id"), ident(request, "evidence_id"))
     if found is None:
         raise problem(404, "no such evidence file")
-    return web.Response(body=found[1], content_type=found[0], headers=NOSNIFF)  # edge-supplied bytes
+    return ranged(request, found[1], found[0], NOSNIFF)  # edge-supplied bytes; ranges let a player seek
 
 
 async def incident_labels(request: web.Request) -> web.Response:

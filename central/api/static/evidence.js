@@ -47,11 +47,12 @@ export function snapshotsBlock(v, { cameraName, confidenceText }) {
 
 const asBoxes = (rows) => (rows || []).map(([x1, y1, x2, y2, score]) => ({ x1, y1, x2, y2, score }));
 
-/** Per-frame boxes of a clip, when the edge recorded them (meta.frame_boxes: one list per frame), else
- * the alert's own regions (meta.boxes) for every frame. */
+/** The boxes of the clip frame on screen: the edge records each look's own regions (meta.frame_boxes,
+ * one list per frame, null where it did not learn them); clips from older edges have only the alert's
+ * regions (meta.boxes), drawn over every frame. */
 function clipBoxesAt(meta, index) {
   const perFrame = meta.frame_boxes;
-  if (Array.isArray(perFrame) && perFrame.length) return asBoxes(perFrame[Math.min(index, perFrame.length - 1)]);
+  if (Array.isArray(perFrame) && perFrame.length) return asBoxes(perFrame[Math.min(index, perFrame.length - 1)] || []);
   return asBoxes(meta.boxes);
 }
 
