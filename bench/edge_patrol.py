@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from support.edge_proc import EdgeProcess, MqttWatcher, write_edge_config  # noqa: E402
-from support.media import _run_ffmpeg, _x264_args, ffmpeg_binary, prepare_clip, shared_data_dir  # noqa: E402
+from support.media import ffmpeg_binary, prepare_clip, run_ffmpeg, shared_data_dir, x264_args  # noqa: E402
 from support.mosquitto import MosquittoBroker  # noqa: E402
 from support.rtsp import RtspServer, gst_rtsp_unavailable_reason  # noqa: E402
 from support.toy_models import red_patch_manifest  # noqa: E402
@@ -110,8 +110,8 @@ def latency_clip(src: Path, cache: Path, clean_s: float, hazard_s: float, width:
         f":color=red@1:t=fill:enable='gte(t,{clean_s:.2f})'"
     )
     args = ["-stream_loop", "-1", "-i", str(src), "-t", f"{clean_s + hazard_s:.2f}"]
-    args += ["-vf", f"scale={width}:-2,fps=10,{box}", *_x264_args(10, 10)]
-    return _run_ffmpeg(args, out)
+    args += ["-vf", f"scale={width}:-2,fps=10,{box}", *x264_args(10, 10)]
+    return run_ffmpeg(args, out)
 
 
 class KeepAlive:
@@ -246,6 +246,7 @@ def snapshot_phase(
     for fut in submitted:
         fut.result()
     runner.cancel()
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0.01), loop).result()  # let the loop see the cancel
     loop.call_soon_threadsafe(loop.stop)
     loop_thread.join()
     infer_pool.shutdown()
@@ -290,7 +291,7 @@ def open_wall(url: str, tries: int = 5) -> float:
     walls = []
     for _ in range(tries):
         t0 = time.perf_counter()
-        container, _stream = src._open()  # the same options a visit uses; private on purpose
+        container, _stream = src.open_stream()  # the same options a visit uses
         walls.append(time.perf_counter() - t0)
         container.close()
     return statistics.median(walls)

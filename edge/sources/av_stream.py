@@ -87,7 +87,7 @@ class AvStreamSource(FrameSource):
         reason = what if exc is None else f"{what}: {self._reason(exc, timeout_s)}"
         return SourceError(f"{self.safe_url}: {reason}")
 
-    def _open(self) -> tuple[_Container, _VStream]:
+    def open_stream(self) -> tuple[_Container, _VStream]:
         """Open the container and pick its first video stream; raises SourceError."""
         if self.live:
             options = {
@@ -122,7 +122,7 @@ class AvStreamSource(FrameSource):
 
     def duration_s(self) -> float:
         """Length of a local file in seconds (replay wraps around it); raises SourceError."""
-        container, stream = self._open()
+        container, stream = self.open_stream()
         try:
             return _duration(container, stream)
         finally:
@@ -133,7 +133,7 @@ class AvStreamSource(FrameSource):
     def snapshot(self) -> CapturedFrame:
         """Connect, decode the first key frame (the fresh one), disconnect."""
         c0 = time.thread_time()
-        container, stream = self._open()
+        container, stream = self.open_stream()
         try:
             stream.codec_context.skip_frame = "NONKEY" if self.live else "DEFAULT"
             # One decode thread: FFmpeg's slice threads cost a start-up per visit and hide their CPU
@@ -188,7 +188,7 @@ class AvStreamSource(FrameSource):
 
     def stream(self, keyframes_only: bool) -> Iterator[CapturedFrame]:
         """Open once and yield frames until failure; files are paced in real time and loop."""
-        container, stream = self._open()
+        container, stream = self.open_stream()
         try:
             stream.codec_context.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
             if keyframes_only:

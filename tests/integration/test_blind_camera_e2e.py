@@ -13,7 +13,7 @@ import pytest
 from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
 from support.central_proc import OPERATOR, CentralProcess, write_central_config
 from support.edge_proc import EdgeProcess, patrol, wait_until, write_edge_config
-from support.media import _run_ffmpeg, _x264_args
+from support.media import run_ffmpeg, x264_args
 from support.toy_models import red_patch_manifest
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow, pytest.mark.rtsp, pytest.mark.data]
@@ -25,8 +25,8 @@ def board_clip(src: Path, cache: Path) -> Path:
     """The road clip with a black board over the left 85 % of the view."""
     out = cache / f"{src.stem}-board85.mp4"
     if not out.exists():
-        _run_ffmpeg(["-i", str(src), "-vf", "drawbox=x=0:y=0:w=iw*0.85:h=ih:color=0x080808@1:t=fill",
-                     *_x264_args(10, 10)], out)
+        run_ffmpeg(["-i", str(src), "-vf", "drawbox=x=0:y=0:w=iw*0.85:h=ih:color=0x080808@1:t=fill",
+                     *x264_args(10, 10)], out)
     return out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 from support.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
-from support.media import _run_ffmpeg, _x264_args, frames_to_clip
+from support.media import frames_to_clip, run_ffmpeg, x264_args
 from support.toy_models import red_patch_manifest
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.rtsp, pytest.mark.data, pytest.mark.slow]
@@ -21,7 +21,7 @@ def variant(src: Path, cache: Path, name: str, vf: str) -> Path:
     """The same clip through an ffmpeg filter (a cover, a blur), encoded like the original."""
     out = cache / f"{src.stem}-{name}.mp4"
     if not out.exists():
-        _run_ffmpeg(["-i", str(src), "-vf", vf, *_x264_args(10, 10)], out)
+        run_ffmpeg(["-i", str(src), "-vf", vf, *x264_args(10, 10)], out)
     return out
 
 

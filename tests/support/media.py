@@ -36,7 +36,7 @@ def ffmpeg_binary() -> str | None:
     return shutil.which("ffmpeg")
 
 
-def _x264_args(fps: int, gop: int) -> list[str]:
+def x264_args(fps: int, gop: int) -> list[str]:
     """Encoder flags shared by every clip: streaming-friendly H.264 without B-frames."""
     return [
         "-an",
@@ -53,7 +53,7 @@ def _x264_args(fps: int, gop: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _run_ffmpeg(args: list[str], out: Path) -> Path:
+def run_ffmpeg(args: list[str], out: Path) -> Path:
     """Run ffmpeg into a temp name and rename, so an interrupted run never leaves a half clip in the cache."""
     ffmpeg = ffmpeg_binary()
     if ffmpeg is None:
@@ -107,8 +107,8 @@ def prepare_clip(
     args += ["-i", str(src)]
     if duration is not None:
         args += ["-t", f"{duration:.3f}"]
-    args += _scale_filter(width) + _x264_args(fps, gop)
-    return _run_ffmpeg(args, out)
+    args += _scale_filter(width) + x264_args(fps, gop)
+    return run_ffmpeg(args, out)
 
 
 def frames_to_clip(
@@ -156,7 +156,7 @@ def frames_to_clip(
         args = ["-f", "concat", "-safe", "0", "-i", str(listing), "-vf", f"{scale},setsar=1"]
         data = None
     args += _scale_filter(width) if data is not None else []
-    args += _x264_args(fps, gop)
+    args += x264_args(fps, gop)
     ffmpeg = ffmpeg_binary()
     if ffmpeg is None:
         raise FileNotFoundError("ffmpeg not found (apt-get install ffmpeg)")

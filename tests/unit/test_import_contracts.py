@@ -100,6 +100,17 @@ def test_layer_imports(folders: tuple[str, ...], forbidden: tuple[str, ...], why
     assert _violations(folders, forbidden) == [], why
 
 
+def test_benches_use_only_the_public_helpers_of_tests_support() -> None:
+    """A bench measures the shipped code through the harness's public API, never its private parts."""
+    private = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in _files("bench")
+        for name in sorted(_imports(path))
+        if name.startswith(("support.", "tests.")) and any(part.startswith("_") for part in name.split("."))
+    ]
+    assert private == []
+
+
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     """The checker itself: a lazy import inside a function is found, a relative one resolved."""
     probe = tmp_path / "probe.py"
