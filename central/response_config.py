@@ -8,19 +8,16 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from hazardwatch.contract import Hazard
+from hazardwatch.kernel.settings import Strict
 
 Level = Literal["minor", "moderate", "severe", "extreme"]
 LEVELS: tuple[str, ...] = ("minor", "moderate", "severe", "extreme")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FalseAlarmConfig(_Strict):
+class FalseAlarmConfig(Strict):
     """What "false alarm" silences: the same camera, hazard and image region, for a limited time.
 
     A detection in that region stays quiet (recorded, counted, visible) unless it is clearly stronger:
@@ -40,14 +37,14 @@ class FalseAlarmConfig(_Strict):
         return self
 
 
-class CameraImportance(_Strict):
+class CameraImportance(Strict):
     """What a camera watches, and how much that matters to the severity of what it sees."""
 
     importance: Literal["normal", "high", "critical"] = "normal"
     watches: str = Field(default="", max_length=200, description="Shown as the reason, e.g. 'primary school'")
 
 
-class TimeWindow(_Strict):
+class TimeWindow(Strict):
     """Local hours (site time zone) in which a hazard is more (or less) severe."""
 
     hazards: list[Hazard] = Field(min_length=1)
@@ -68,7 +65,7 @@ def _default_windows() -> list[TimeWindow]:
     return [TimeWindow(hazards=h, from_hour=a, to_hour=b, label=en, label_zh=zh) for h, a, b, en, zh in rows]
 
 
-class SeverityRules(_Strict):
+class SeverityRules(Strict):
     """Severity from the situation: the hazard's base severity (`severity`) moved up or down one level per
     fact. The result is clamped to minor..extreme and every step is recorded as a reason."""
 
@@ -97,7 +94,7 @@ class SeverityRules(_Strict):
         return self
 
 
-class ConfidenceConfig(_Strict):
+class ConfidenceConfig(Strict):
     """One calibrated confidence per alert: the probability that a confirmed alert of this model with this
     vote score is a real hazard, read off a table measured on labelled outcomes (piecewise linear)."""
 
@@ -132,14 +129,14 @@ class ConfidenceConfig(_Strict):
         return points[-1][1], True
 
 
-class Contact(_Strict):
+class Contact(Strict):
     name: str = Field(min_length=1, max_length=200)
     name_zh: str = Field(default="", max_length=200)
     phone: str = Field(default="", max_length=64, description="Empty: the page says no number is configured")
     note: str = Field(default="", max_length=500)
 
 
-class Procedure(_Strict):
+class Procedure(Strict):
     """A short checklist for a hazard from a severity up, and whom to call."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -254,7 +251,7 @@ def _default_procedures() -> list[Procedure]:
     ]
 
 
-class ResponseConfig(_Strict):
+class ResponseConfig(Strict):
     """Procedures and contacts per hazard and severity: shown with each incident, in CAP (`instruction`,
     `contact`) and in the webhook. The procedure with the highest `min_severity` not above the incident's
     severity applies."""
