@@ -11,6 +11,8 @@ What one run does, for one and then two central instances (fresh broker and data
    the sustained rate is alerts stored per second from the first publish to the last stored alert;
 3. notification latency: new incidents at a steady `--nominal-rate` per second with group_wait 0, from
    the edge's publish to the receiver's 2xx (p50, p99); also p99 of the burst's own notifications.
+A second receiver groups (`--group-by hazard,area`, `group_wait_s` 5, 10 km areas): how many messages
+carry the burst's 1,000 incidents to it, each incident in exactly one.
 
 Everything is real: Mosquitto, `hazardwatch central` processes on PostgreSQL (SQLite when PostgreSQL is
 unreachable; then only one instance), paho clients, an aiohttp receiver. Central RSS is sampled every
@@ -173,9 +175,14 @@ def run_phase(args: argparse.Namespace, instances: int, db_kind: str, tmp: Path)
         centrals = []
         for k in range(instances):
             name = f"fleet-{instances}-{k}"
+            hook = {"kind": "webhook", "secret": {"value": "s3cret"}, "timeout_s": 2,
+                    "backoff": {"initial_s": 0.2, "max_s": 1, "jitter": 0.1}}
+            grouped = {"name": "platform", "url": receiver.url("/grouped"), **hook, "group_by": args.group_by,
+                       "group_wait_s": args.group_wait_s, "group_interval_s": 30, "group_area_km": 10}
             cfg = write_central_config(
                 tmp / f"{name}.yaml", broker_port=broker.port, database_url=url, receiver_url=receiver.url("/hook"),
                 instance_id=name, timers={"group_wait_s": 0, "group_interval_s": 30, "repeat_interval_s": 3600},
+                receivers=[{"name": "cmd", "url": receiver.url("/hook"), **hook}, *([grouped] * bool(args.group_by))],
                 # incidents stay per camera: cameras are ~150 m apart on the grid
                 correlation={"cross_camera_distance_km": 0.05},
             )
@@ -233,36 +240,49 @@ def run_phase(args: argparse.Namespace, instances: int, db_kind: str, tmp: Path)
                          "the burst stored")
         burst_s = time.monotonic() - burst_start
         sustained = len(events) / burst_s
-        wait_for(lambda: len({json.loads(r.body)["incident"]["id"] for r in receiver.accepted()
+        wait_for(lambda: len({json.loads(r.body)["incident"]["id"] for r in receiver.accepted("/hook")
                               if json.loads(r.body)["msg_type"] == "Alert"}) >= len(burst), 300,
                  "every burst incident notified")
-        burst_lat = []
-        for r in receiver.accepted():
+        burst_lat: list[float] = []
+        stored_lat: list[float] = []  # publish -> the incident opened in the store
+        for r in receiver.accepted("/hook"):
             body = json.loads(r.body)
             cam = body["incident"]["cameras"][0]
             if body["msg_type"] == "Alert" and (cam["edge_id"], cam["camera_id"]) in first_pub:
                 burst_lat.append(r.at - first_pub[(cam["edge_id"], cam["camera_id"])])
+                stored_lat.append(body["incident"]["opened_at"] - first_pub[(cam["edge_id"], cam["camera_id"])])
         incidents = centrals[0].get("/api/v1/incidents?limit=1")["total"]
+        grouped_ids: set[int] = set()
+        if args.group_by:  # the same burst to a grouping receiver: a handful of messages, every incident in one
+
+            def burst_grouped() -> bool:
+                grouped_ids.clear()
+                for r in receiver.accepted("/grouped"):
+                    grouped_ids.update(n["incident"]["id"] for n in json.loads(r.body)["notifications"])
+                return len(grouped_ids) >= len(burst)
+
+            wait_for(burst_grouped, 120, "every burst incident in a grouped message")
+        grouped_messages = len(receiver.accepted("/grouped"))
 
         # 3. nominal typhoon rate: new incidents at a steady rate, publish -> receiver 2xx
         burst_set = set(burst)
         quiet = [c for c in cams if c not in burst_set]
         nominal = rng.sample(quiet, int(args.nominal_rate * args.nominal_s))
         sent: dict[tuple[str, str], float] = {}
-        seen_before = len(receiver.accepted())
+        seen_before = len(receiver.accepted("/hook"))
         for c in nominal:
             sent[(c.edge, c.cam)] = time.time()
             edges[c.edge].alert(c, "new", "waterlogging", 0.8)
             time.sleep(1 / args.nominal_rate)
-        wait_for(lambda: len(receiver.accepted()) - seen_before >= len(nominal), 120, "nominal notifications")
+        wait_for(lambda: len(receiver.accepted("/hook")) - seen_before >= len(nominal), 120, "nominal notifications")
         lat = []
-        for r in receiver.accepted()[seen_before:]:
+        for r in receiver.accepted("/hook")[seen_before:]:
             cam = json.loads(r.body)["incident"]["cameras"][0]
             if (cam["edge_id"], cam["camera_id"]) in sent:
                 lat.append(r.at - sent[(cam["edge_id"], cam["camera_id"])])
         sampler.stop_event.set()
         shares = [metric(c, "alert") for c in centrals]
-        dupes = [json.loads(r.body)["idempotency_key"] for r in receiver.accepted()]
+        dupes = [json.loads(r.body)["idempotency_key"] for r in receiver.accepted()]  # both receivers
         return {
             "instances": instances,
             "database": db_kind,
@@ -279,7 +299,10 @@ def run_phase(args: argparse.Namespace, instances: int, db_kind: str, tmp: Path)
             "p50_notify_s": round(statistics.median(lat), 3) if lat else None,
             "p99_notify_s": round(percentile(lat, 0.99), 3),
             "p99_notify_burst_s": round(percentile(burst_lat, 0.99), 3),
+            "p99_burst_stored_s": round(percentile(stored_lat, 0.99), 3),
             "notifications": len(dupes),
+            "grouped_messages_for_the_burst": grouped_messages,
+            "grouped_incidents": len(grouped_ids),
             "duplicate_keys": len(dupes) - len(set(dupes)),
             "central_rss_mb": round(sampler.peak, 1),
         }
@@ -293,6 +316,9 @@ def main() -> None:
     ap.add_argument("--nominal-rate", type=float, default=10.0, help="new incidents per second, latency phase")
     ap.add_argument("--nominal-s", type=float, default=10.0)
     ap.add_argument("--instances", default="1,2")
+    ap.add_argument("--group-by", type=lambda v: [x for x in v.split(",") if x], default=["hazard", "area"],
+                    help="labels of a second, grouping receiver (empty: none)")
+    ap.add_argument("--group-wait-s", type=float, default=5.0)
     ap.add_argument("--database", choices=["auto", "postgres", "sqlite"], default="auto")
     args = ap.parse_args()
     db_kind = args.database
@@ -322,7 +348,11 @@ def main() -> None:
         "p99_notify_s": results[0]["p99_notify_s"],
         "p99_notify_burst_s": results[0]["p99_notify_burst_s"],
         "central_rss_mb": max(r["central_rss_mb"] for r in results),
-        "incidents_ok": all(r["incidents"] == r["incidents_expected"] for r in results),
+        "incidents_ok": all(
+            r["incidents"] == r["incidents_expected"] and r["grouped_incidents"] in (0, r["incidents_expected"])
+            for r in results
+        ),
+        "grouped_messages_for_the_burst": results[0]["grouped_messages_for_the_burst"],
         "duplicate_keys": sum(r["duplicate_keys"] for r in results),
         "best_instances": best["instances"],
         "phases": results,
