@@ -7,12 +7,15 @@ resolved relative to the config file so a config can be moved with its models.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AnyUrl, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hazardwatch.contract import Hazard, RiskLevel
 from hazardwatch.contract.messages import Id
+
+# Re-exported: the per-camera models are read from here by the engine, predictor and scheduler.
+from hazardwatch.edge.camera_config import CameraConfig, ConfirmConfig, DiagnoseConfig, HazardSettings, Location, Zone
 from hazardwatch.kernel.settings import (
     BackoffSettings,
     BrokerSettings,
@@ -24,8 +27,24 @@ from hazardwatch.kernel.settings import (
     resolve_path,
 )
 
-Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
-Polygon = Annotated[list[Point], Field(min_length=3, max_length=256)]
+__all__ = [
+    "BackoffConfig",
+    "BrokerConfig",
+    "CameraConfig",
+    "CentralLinkConfig",
+    "ConfirmConfig",
+    "DiagnoseConfig",
+    "EdgeConfig",
+    "EvidenceConfig",
+    "HazardSettings",
+    "Location",
+    "PatrolConfig",
+    "RolloutConfig",
+    "SnapshotConfig",
+    "Zone",
+    "model_problems",
+    "source_problems",
+]
 
 
 class TlsConfig(TlsSettings):
@@ -44,139 +63,6 @@ class BrokerConfig(BrokerSettings):
     def _reconnect(self) -> BrokerConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
-        return self
-
-
-class ConfirmConfig(Strict):
-    """Sliding-window vote (after Pyronear): the last `window` looks at a camera decide."""
-
-    window: int = Field(default=5, ge=1, le=50, description="Number of recent looks in the vote")
-    min_votes: int = Field(default=3, ge=1, description="Looks whose region must overlap the candidate")
-    threshold: float = Field(default=0.5, gt=0, lt=1, description="Summed score / window must reach this")
-    ongoing_factor: float = Field(default=0.8, gt=0, le=1, description="Threshold factor while alerting")
-    min_iou: float = Field(default=0.0, ge=0, lt=1, description="Overlap needed to count as the same region")
-    end_after_s: float = Field(default=120.0, gt=0, description="Clear period that ends an alert")
-    update_score_delta: float = Field(default=0.1, gt=0, le=1, description="Score rise that sends an update")
-    still_seen_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="While an alert is open, a confirmed look sends an update when none was sent for this long, "
-        "so central learns the hazard is still there: a closed incident comes back within one patrol interval "
-        "for intervals of at least this (a fast persistent camera sends one update per this period, not per look)",
-    )
-
-    @model_validator(mode="after")
-    def _votes(self) -> ConfirmConfig:
-        if self.min_votes > self.window:
-            raise ValueError(f"min_votes ({self.min_votes}) cannot exceed window ({self.window})")
-        return self
-
-
-class HazardSettings(Strict):
-    enabled: bool = True
-    interval_s: float | None = Field(default=None, gt=0, description="Revisit interval; default from patrol")
-    threshold: float | None = Field(default=None, gt=0, lt=1, description="Per-look threshold override")
-    zones: list[Id] | None = Field(default=None, description="Restrict to these zones; None: whole view")
-    confirm: ConfirmConfig | None = None
-
-
-class Zone(Strict):
-    id: Id
-    polygon: Polygon
-
-
-class Location(Strict):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-
-
-class DiagnoseConfig(Strict):
-    """Camera diagnosis (docs/diagnose.md): thresholds and hysteresis, defaults tuned on bench/diagnose.py."""
-
-    enabled: bool = True
-    enter_looks: int = Field(default=2, ge=1, le=20, description="Consecutive looks that raise a diagnosis")
-    leave_looks: int = Field(default=2, ge=1, le=50, description="Consecutive clear looks that end it")
-    warmup_looks: int = Field(default=3, ge=1, le=100, description="Looks that build the reference first")
-    reference_rate: float = Field(
-        default=0.05, gt=0, le=1, description="EMA weight of one healthy look in the learnt reference"
-    )
-    black_p99: float = Field(default=40, ge=0, le=255, description="99th percentile grey below this: black")
-    overexposed_share: float = Field(default=0.5, gt=0, le=1, description="Share of clipped pixels: overexposed")
-    blank_std: float = Field(default=4.0, ge=0, description="Grey std below this (not black/white): blank")
-    covered_share: float = Field(
-        default=0.2, gt=0, le=1, description="Share of the textured view gone blank and unlike the reference"
-    )
-    blurred_ratio: float = Field(
-        default=0.72, gt=0, lt=1, description="Sharpness over the camera's usual sharpness below this: blurred"
-    )
-    shift_share: float = Field(
-        default=0.025, gt=0, lt=0.5, description="Translation (share of the width) that counts as a turned view"
-    )
-    mismatch: float = Field(
-        default=0.5, gt=0, lt=1, description="Structure correlation below this share of the usual: view changed"
-    )
-    frozen_diff: float = Field(
-        default=0.15, ge=0, description="Mean grey difference from the last look below this: same frame"
-    )
-    frozen_after_s: float = Field(
-        default=300.0,
-        ge=0,
-        description="Snapshot cameras: the same picture for this long is frozen (a snapshot URL may repeat a cached "
-        "picture for a while); persistent streams are frozen after enter_looks identical looks",
-    )
-    night_saturation: float = Field(default=2.0, ge=0, description="Colourfulness below this: night / IR mode")
-    adopt_view_after_s: float = Field(
-        default=86400.0, gt=0, description="A shifted view that persists this long becomes the new reference"
-    )
-
-
-class CameraConfig(Strict):
-    id: Id
-    name: str = ""
-    source: str = Field(description="rtsp://..., http(s)://... JPEG snapshot, a video file or image folder")
-    mode: Literal["snapshot", "persistent"] = Field(
-        default="snapshot", description="snapshot: connect, one frame, disconnect; persistent: stay open"
-    )
-    decode: Literal["keyframes", "all"] = Field(
-        default="keyframes", description="Persistent mode: decode key frames only (cheap) or every frame"
-    )
-    enabled: bool = True
-    location: Location | None = None
-    bearing_deg: float | None = Field(default=None, ge=0, lt=360)
-    fov_deg: float | None = Field(default=None, gt=0, le=360)
-    height_m: float | None = Field(default=None, gt=0, le=10000, description="Lens height above the ground it sees")
-    tilt_deg: float | None = Field(default=None, ge=-90, le=90, description="Downward pitch of the view's centre")
-    view_range_m: tuple[float, float] | None = Field(
-        default=None, description="Terrain hint: nearest and farthest ground distance the view covers, in metres"
-    )
-    hazards: dict[Hazard, HazardSettings] = Field(min_length=1)
-    zones: list[Zone] = Field(default_factory=list, max_length=64)
-    masks: list[Polygon] = Field(default_factory=list, max_length=64, description="Regions never analysed")
-    diagnose: DiagnoseConfig | None = Field(default=None, description="Per-camera diagnosis settings; None: edge's")
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str, info: ValidationInfo) -> str:
-        if "://" in v:
-            scheme = v.split("://", 1)[0].lower()
-            if scheme not in ("rtsp", "rtsps", "http", "https", "file"):
-                raise ValueError(f"unsupported source scheme {scheme!r}: use rtsp, http(s) or a local path")
-            AnyUrl(v)
-            return v
-        resolved = resolve_path(Path(v), info)
-        return str(resolved)
-
-    @model_validator(mode="after")
-    def _zones(self) -> CameraConfig:
-        if self.view_range_m is not None and not 0 <= self.view_range_m[0] < self.view_range_m[1]:
-            raise ValueError("view_range_m must be [nearest, farthest] metres with 0 <= nearest < farthest")
-        ids = [z.id for z in self.zones]
-        if len(ids) != len(set(ids)):
-            raise ValueError("zone ids must be unique within a camera")
-        for hazard, settings in self.hazards.items():
-            for zone in settings.zones or []:
-                if zone not in ids:
-                    raise ValueError(f"hazards.{hazard.value}.zones names unknown zone {zone!r}")
         return self
 
 
