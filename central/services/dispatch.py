@@ -49,13 +49,6 @@ def _due_params(cfg: CentralConfig, now: float) -> list[float]:
     return [now - t.group_wait_s, now - t.group_interval_s, now - t.repeat_interval_s]
 
 
-def due(tx: Tx, cfg: CentralConfig, now: float, limit: int = 200) -> list[int]:
-    """Incidents whose timers let a notification (or a silent close) go out now, oldest change first."""
-    params = [*_due_params(cfg, now), limit]
-    rows = tx.execute(f"SELECT id FROM incidents WHERE {_DUE} ORDER BY updated_at LIMIT ?", params)
-    return [r[0] for r in rows]
-
-
 def route(cfg: CentralConfig, hazard: str, severity: str, lat: float | None, lon: float | None) -> list[ReceiverConfig]:
     """Receivers whose routes match; with no routes configured every receiver gets everything."""
     if not cfg.routes:

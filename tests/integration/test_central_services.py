@@ -185,7 +185,7 @@ def test_repeat_interval(db):
     assert plan(db, iid, 2000) is None
     assert plan(db, iid, 1011 + 3600).msg_type == "Update"
     with db.tx() as tx:
-        assert dispatch.due(tx, CFG, 1011 + 3600 + 10) == []
+        assert dispatch.plan_due(tx, CFG, 1011 + 3600 + 10, "http://central") == ([], 0)
 
 
 def test_silence_then_expiry_and_inhibition(db):
