@@ -35,7 +35,8 @@ def map_document(cfg: MapConfig) -> dict[str, Any]:
 
 
 async def get_map(request: web.Request) -> web.Response:
-    return web.json_response(map_document(context(request).cfg.map))
+    cfg = context(request).cfg
+    return web.json_response({**map_document(cfg.map), "weather": cfg.weather.enabled})
 
 
 ROUTES: list[Route] = [("GET", "/api/v1/map", get_map)]

@@ -24,6 +24,9 @@ const ACTIONS = [
 ];
 const SILENCE_S = 2 * 3600;
 const CONE_DETAILS_MAX = 30;
+const LIST_PAGE = 100; // rows drawn at a time, more as the list scrolls: a burst of a thousand stays quick
+const PAGE = 500; // incidents per API request when loading every active one
+const ACTIVE_MAX = 5000;
 
 const S = {
   me: null,
@@ -39,6 +42,8 @@ const S = {
   filter: localStorage.getItem("hw-filter") || "active",
   muted: localStorage.getItem("hw-muted") === "1",
   fresh: new Map(), // incident id -> time it arrived live
+  listShown: LIST_PAGE,
+  weather: false, // weather warnings on at central (GET /map): then the raised watch is polled
   cues: 0,
   events: null,
   started: false,
@@ -109,8 +114,11 @@ async function start() {
   document.body.dataset.role = S.me.role;
   $("#site").textContent = S.me.site || "";
   renderWho();
-  api("/map").then((cfg) => map.configure(cfg)).catch((err) => console.warn("map layers", err));
-  loadWatch();
+  api("/map").then((cfg) => {
+    map.configure(cfg);
+    S.weather = cfg.weather;
+    loadWatch();
+  }).catch((err) => console.warn("map layers", err));
   await reloadAll();
   openEvents();
   tick();
@@ -125,10 +133,22 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
+/** Every incident matching `query`, page by page (all active ones must be on the map, not the first 300). */
+async function loadAll(query) {
+  const items = [];
+  while (items.length < ACTIVE_MAX) {
+    const page = await api(`/incidents?${query}&limit=${PAGE}&offset=${items.length}`);
+    items.push(...page.items);
+    if (page.items.length < PAGE || items.length >= page.total) break;
+  }
+  return items;
+}
+
 async function reloadAll() {
-  const [inc, cams] = await Promise.all([api("/incidents?limit=300"), api("/cameras")]);
+  const [open, acked, recent, cams] = await Promise.all([
+    loadAll("state=open"), loadAll("state=acknowledged"), api("/incidents?limit=300"), api("/cameras")]);
   S.cameras = new Map(cams.items.map((c) => [`${c.edge_id}/${c.camera_id}`, c]));
-  S.incidents = new Map(inc.items.map((i) => [i.id, i]));
+  S.incidents = new Map([...recent.items, ...open, ...acked].map((i) => [i.id, i]));
   await Promise.all([loadEdges(), loadSuppressions()]);
   refreshConeDetails();
   renderAll();
@@ -366,7 +386,9 @@ function renderList() {
   const list = $("#incidents");
   const rows = sortedIncidents();
   const now = Date.now();
-  list.replaceChildren(...rows.map((i) => {
+  const shown = rows.slice(0, S.listShown);
+  const more = rows.length - shown.length;
+  list.replaceChildren(...shown.map((i) => {
     const freshAt = S.fresh.get(i.id);
     const fresh = freshAt && now - freshAt < 60000;
     const cams = i.camera_keys.map(cameraName);
@@ -390,13 +412,28 @@ function renderList() {
       el("div.side", {},
         el("span.badge.state", { dataset: { state: i.state } }, t(`state.${i.state}`)),
         el("span.age", { dataset: { age: i.opened_at }, title: time(i.opened_at) }, ago(i.opened_at))));
-  }));
+  }), ...(more > 0 ? [moreRow(more)] : []));
   $("#incidents-empty").hidden = rows.length > 0;
 }
 
-/** Cameras on raised watch from weather warnings (404 while weather is off: nothing raised). */
+let moreObserver = null;
+
+/** The last row while some are not drawn: scrolling it into view (or clicking it) draws the next page. */
+function moreRow(n) {
+  const showMore = () => {
+    S.listShown += LIST_PAGE;
+    renderList();
+  };
+  moreObserver ||= new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && showMore(), { root: $("#incidents") });
+  moreObserver.disconnect();
+  const row = el("li.more", {}, el("button.btn.small", { type: "button", onclick: showMore }, t("list.more", { n })));
+  moreObserver.observe(row);
+  return row;
+}
+
+/** Cameras on raised watch from weather warnings, while weather is on. */
 function loadWatch() {
-  api("/watch").then((w) => map.setWatch(w.items)).catch(() => map.setWatch([]));
+  if (S.weather) api("/watch").then((w) => map.setWatch(w.items)).catch(() => map.setWatch([]));
 }
 
 function renderMap() {
@@ -845,6 +882,7 @@ function bindChrome() {
   $("#filter").value = S.filter;
   $("#filter").addEventListener("change", (e) => {
     S.filter = e.target.value;
+    S.listShown = LIST_PAGE;
     localStorage.setItem("hw-filter", S.filter);
     renderList();
   });

@@ -10,6 +10,9 @@ const L = window.L;
 const CELL_PX = 56; // incidents whose markers would overlap are one cluster
 const FIT_PAD = 28;
 const CAM_CONE_PX = 30;
+const LABELS_MAX = 60; // more cameras than this on screen: dots without names (they would only overlap)
+const STATE_COLOURS = { online: "#22c55e", degraded: "#f59e0b", offline: "#ef4444", unknown: "#6b7280" }; // app.css
+const VIEW_PAD = 0.15; // markers are kept this far (a share of the view) beyond the screen's edges
 const FOCUS_ZOOM = 13; // a selected incident is shown at least this close (about 20 m a pixel)
 const EARTH_RADIUS_M = 6371008.8;
 const SEVERITY_RANK = { extreme: 3, severe: 2, moderate: 1, minor: 0 };
@@ -83,6 +86,7 @@ export class MapView {
     this.map.setView([20, 110], 3);
     this.geo = L.layerGroup().addTo(this.map);
     this.overlay = L.layerGroup().addTo(this.map);
+    this.canvas = L.canvas({ padding: VIEW_PAD });
     this.map.on("dragstart", () => { this.userMoved = true; });
     this.map.on("zoomend moveend", () => this.schedule());
     new ResizeObserver(() => { this.map.invalidateSize({ pan: false }); this.schedule(); }).observe(container);
@@ -207,39 +211,60 @@ export class MapView {
 
   _drawCameras(want) {
     let placed = 0;
+    const view = this.map.getBounds().pad(VIEW_PAD);
+    const shown = [];
     for (const c of this.data.cameras) {
       if (c.lat === null || c.lon === null || c.lat === undefined) continue;
       placed += 1;
-      const key = `${c.edge_id}/${c.camera_id}`;
-      const state = c.state || "unknown";
-      const name = c.name || c.camera_id;
-      const watch = this.watch.get(key) || [];
-      const level = watch.some((w) => w.level === "high") ? "high" : watch.length ? "elevated" : "";
-      const watchText = watch.map((w) => `${t(`hazard.${w.hazard}`)} ${w.level}`).join(", ");
-      const sig = [c.lat, c.lon, c.bearing_deg, c.fov_deg, state, name, c.reason, watchText].join("|");
-      want.set(`cam:${key}`, { sig, make: () => {
-        const size = CAM_CONE_PX * 2 + 4;
-        const g = svg("g", { class: "cam", dataset: level ? { key, state, watch: level } : { key, state } });
-        if (c.bearing_deg !== null && c.fov_deg !== null && c.fov_deg < 360) {
-          g.append(svg("path", { class: "fov", d: wedge(0, 0, c.bearing_deg, c.fov_deg / 2, CAM_CONE_PX) }));
-        }
-        if (level) g.append(svg("circle", { class: `watch lvl-${level}`, r: 11 }));
-        g.append(svg("circle", { class: "cam-dot", r: 6.5 }));
-        const raised = watchText ? ` — ${t("map.watch", { what: watchText })}` : "";
-        g.append(svg("title", {}, `${name} (${key}) — ${t(`cam.${state}`)}${c.reason ? `: ${c.reason}` : ""}${raised}`));
-        const box = document.createElement("div");
-        box.className = "cam-box";
-        box.append(svg("svg", { class: "cam-svg", width: size, height: size, viewBox: `${-size / 2} ${-size / 2} ${size} ${size}` }, g));
-        const label = document.createElement("span");
-        label.className = "cam-label";
-        label.dataset.key = key;
-        label.dataset.state = state;
-        label.textContent = name;
-        box.append(label);
-        return L.marker([c.lat, c.lon], { icon: divIcon(box, size, "cam-icon"), keyboard: false, interactive: false, zIndexOffset: -100 });
-      } });
+      if (view.contains([c.lat, c.lon])) shown.push(c);
     }
+    // Many cameras on screen: plain dots on one canvas (cheap to draw, nothing to rebuild on zoom),
+    // without names or cones that would only overlap; few: full markers with name and view wedge.
+    const dense = shown.length > LABELS_MAX;
+    this.el.classList.toggle("dense", dense);
+    for (const c of shown) (dense ? this._wantCameraDot : this._wantCamera).call(this, want, c);
     return placed;
+  }
+
+  _wantCameraDot(want, c) {
+    const key = `${c.edge_id}/${c.camera_id}`;
+    const state = c.state || "unknown";
+    const raised = this.watch.has(key);
+    want.set(`camdot:${key}`, { sig: `${c.lat}|${c.lon}|${state}|${raised}`, make: () => L.circleMarker([c.lat, c.lon], {
+      renderer: this.canvas, radius: 4, interactive: false, fillOpacity: 1, fillColor: STATE_COLOURS[state] || STATE_COLOURS.unknown,
+      color: raised ? "#38bdf8" : "#0b0f14", weight: raised ? 2.5 : 1,
+    }) });
+  }
+
+  _wantCamera(want, c) {
+    const key = `${c.edge_id}/${c.camera_id}`;
+    const state = c.state || "unknown";
+    const name = c.name || c.camera_id;
+    const watch = this.watch.get(key) || [];
+    const level = watch.some((w) => w.level === "high") ? "high" : watch.length ? "elevated" : "";
+    const watchText = watch.map((w) => `${t(`hazard.${w.hazard}`)} ${w.level}`).join(", ");
+    const sig = [c.lat, c.lon, c.bearing_deg, c.fov_deg, state, name, c.reason, watchText].join("|");
+    want.set(`cam:${key}`, { sig, make: () => {
+      const size = CAM_CONE_PX * 2 + 4;
+      const g = svg("g", { class: "cam", dataset: level ? { key, state, watch: level } : { key, state } });
+      if (c.bearing_deg !== null && c.fov_deg !== null && c.fov_deg < 360) {
+        g.append(svg("path", { class: "fov", d: wedge(0, 0, c.bearing_deg, c.fov_deg / 2, CAM_CONE_PX) }));
+      }
+      if (level) g.append(svg("circle", { class: `watch lvl-${level}`, r: 11 }));
+      g.append(svg("circle", { class: "cam-dot", r: 6.5 }));
+      const raised = watchText ? ` — ${t("map.watch", { what: watchText })}` : "";
+      g.append(svg("title", {}, `${name} (${key}) — ${t(`cam.${state}`)}${c.reason ? `: ${c.reason}` : ""}${raised}`));
+      const box = document.createElement("div");
+      box.className = "cam-box";
+      box.append(svg("svg", { class: "cam-svg", width: size, height: size, viewBox: `${-size / 2} ${-size / 2} ${size} ${size}` }, g));
+      const label = document.createElement("span");
+      label.className = "cam-label";
+      label.dataset.key = key;
+      label.dataset.state = state;
+      label.textContent = name;
+      box.append(label);
+      return L.marker([c.lat, c.lon], { icon: divIcon(box, size, "cam-icon"), keyboard: false, interactive: false, zIndexOffset: -100 });
+    } });
   }
 
   /** Where an incident is drawn: the middle of its line-of-sight stretch when known, else its location. */
@@ -252,7 +277,7 @@ export class MapView {
   _drawIncidents(want) {
     const { selected } = this.data;
     const zoom = this.map.getZoom();
-    const view = this.map.getBounds().pad(0.25);
+    const view = this.map.getBounds().pad(VIEW_PAD);
     const cells = new Map();
     for (const inc of this.data.incidents) {
       const sightings = this.data.sightings.get(inc.id) || [];
