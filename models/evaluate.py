@@ -1,4 +1,4 @@
-"""Evaluate a shipped model exactly as the edge runs it (no torch): OnnxDetector.detect per image.
+"""Evaluate a shipped model exactly as the edge runs it (no torch): the registry's detector, `detect` per image.
 
 An image counts as positive when the detector returns at least one region at its operating
 threshold, which is what the edge's confirmation stage receives.
