@@ -15,7 +15,7 @@ def apply_camera_status(tx: Tx, msg: CameraStatus, now: float) -> None:
     """Retained statuses are replayed on every (re)subscribe: only a newer one may overwrite."""
     near, far = msg.view_range_m or (None, None)
     keep = ", ".join(f"{c} = COALESCE(excluded.{c}, cameras.{c})" for c in PLACED)
-    tx.execute(
+    tx.write(
         "INSERT INTO cameras(edge_id, camera_id, state, reason, since, last_frame_at, updated_at, diagnoses, night, "
         f"name, {', '.join(PLACED)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (edge_id, camera_id) DO UPDATE SET state = excluded.state, "
@@ -47,7 +47,7 @@ def apply_camera_status(tx: Tx, msg: CameraStatus, now: float) -> None:
 
 
 def apply_availability(tx: Tx, msg: Availability, now: float) -> None:
-    tx.execute(
+    tx.write(
         "INSERT INTO edges(edge_id, state, since, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (edge_id) DO UPDATE "
         "SET state = excluded.state, since = CASE WHEN edges.state = excluded.state THEN edges.since "
         "ELSE excluded.since END, last_seen = excluded.last_seen WHERE edges.last_seen <= excluded.last_seen",
@@ -56,7 +56,7 @@ def apply_availability(tx: Tx, msg: Availability, now: float) -> None:
 
 
 def apply_heartbeat(tx: Tx, msg: Heartbeat, now: float) -> None:
-    tx.execute(
+    tx.write(
         "INSERT INTO edges(edge_id, state, since, last_seen, heartbeat) VALUES (?, 'online', ?, ?, ?) "
         "ON CONFLICT (edge_id) DO UPDATE SET last_seen = excluded.last_seen, heartbeat = excluded.heartbeat "
         "WHERE edges.last_seen <= excluded.last_seen",
