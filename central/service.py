@@ -196,7 +196,7 @@ class CentralService:
         site = web.TCPSite(runner, self.cfg.http.host, self.cfg.http.port, reuse_address=True)
         await site.start()
         server = site._server
-        if server and server.sockets:
+        if isinstance(server, asyncio.Server) and server.sockets:
             self.http_port = server.sockets[0].getsockname()[1]
         if not self.ctx.base_url:
             self.ctx.base_url = f"http://{self.cfg.http.host}:{self.http_port}"

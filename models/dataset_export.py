@@ -103,7 +103,7 @@ def clip_frames(content_type: str, data: bytes) -> list[bytes]:
         log.warning("PyAV is not installed: clip frames are skipped (snapshots are still exported)")
         return []
     out = []
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         for frame in container.decode(video=0):
             ok, buf = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 92])
             if ok:

@@ -80,6 +80,6 @@ def calibrate(tx: Tx, since: float | None = None, min_alerts: int = 30) -> dict[
         else:
             points = isotonic(o.pairs)
             if len(points) < 2:
-                points = [[0.0, points[0][1]], [1.0, points[0][1]]]  # flat: the score says nothing yet
+                points = [(0.0, points[0][1]), (1.0, points[0][1])]  # flat: the score says nothing yet
             tables[name] = [list(p) for p in points]
     return {"measured_at": time.time(), "calibration": tables, "outcomes": counts, "skipped": skipped}

@@ -93,7 +93,8 @@ def _summary(row: tuple) -> dict[str, Any]:
 
 def list_incidents(tx: Tx, f: IncidentFilter) -> tuple[list[dict[str, Any]], int]:
     """Newest and most severe first within each state; open before acknowledged before closed."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[str | float] = []
     if f.state:
         where.append("state = ?")
         params.append(f.state)

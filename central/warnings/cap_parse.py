@@ -230,14 +230,14 @@ def _info(r: _Reader, el: Element, k: int) -> Info:
         certainty = "Likely"
     times: dict[str, float | None] = {}
     for name in ("effective", "onset", "expires"):
-        value = r.text(el, name, where)
-        if value is None:
+        stamp = r.text(el, name, where)
+        if stamp is None:
             times[name] = None
-        elif value == "":
+        elif stamp == "":
             r.deviate(f"empty {where}.{name} ignored")
             times[name] = None
         else:
-            times[name] = r.when(value, f"{where}.{name}")
+            times[name] = r.when(stamp, f"{where}.{name}")
     areas = []
     for j, a in enumerate(r.all(el, "area")):
         aw = f"{where}.area[{j}]"

@@ -61,7 +61,7 @@ def store_alert(tx: Tx, alert: CapAlert, cfg: WeatherConfig, source: str, now: f
     tx.lock("weather")
     if tx.one("SELECT id FROM weather_warnings WHERE sender = ? AND identifier = ?", (alert.sender, alert.identifier)):
         return Outcome("duplicate", None, "already received", deviations=alert.deviations)
-    infos = []
+    infos: list[dict[str, Any]] = []
     for info in alert.infos:
         start = info.effective if info.effective is not None else alert.sent
         infos.append(

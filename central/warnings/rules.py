@@ -39,7 +39,7 @@ def geocode_table(cfg: WeatherConfig) -> dict[tuple[str, str], GeocodeEntry]:
     for g in cfg.geocodes:
         key = (g.value_name.strip(), g.value.strip())
         old = table.get(key, GeocodeEntry())
-        cams = frozenset(tuple(c.split("/", 1)) for c in g.cameras or [])  # type: ignore[misc]
+        cams = frozenset((edge, cam) for edge, cam in (c.split("/", 1) for c in g.cameras or []))
         poly = (tuple((float(a), float(b)) for a, b in g.polygon),) if g.polygon else ()
         table[key] = GeocodeEntry(old.polygons + poly, old.cameras | cams)
     return table
