@@ -135,7 +135,7 @@ def test_two_instances_work_side_by_side_on_different_places_and_queue_on_the_sa
             started = time.monotonic()
             far = alert_payload(0, edge="eb", cam="c", alert_id="alert-far-1", lat=lat, lon=lon + 0.05, hazard=WATER)
             assert ingest.store([_valid(far)]) == 1  # 5 km east: another place, no wait
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started < 5.0
             near_done = threading.Event()
             near = alert_payload(0, edge="ec", cam="c", alert_id="alert-n-1", lat=lat + 3e-4, lon=lon, hazard=WATER)
             threading.Thread(target=lambda: (ingest.store([_valid(near)]), near_done.set())).start()

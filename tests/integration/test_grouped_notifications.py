@@ -47,9 +47,9 @@ def test_a_grouping_receiver_gets_one_message_per_group_in_order_and_valid_cap(t
             receivers=[
                 {"name": "solo", "kind": "webhook", "url": receiver.url("/solo"), **hook},
                 {"name": "ops", "kind": "webhook", "url": receiver.url("/ops"), **hook, "group_by": ["hazard", "area"],
-                 "group_wait_s": 2, "group_interval_s": 2, "group_area_km": 100},
+                 "group_wait_s": 4, "group_interval_s": 2, "group_area_km": 100},
                 {"name": "platform", "kind": "cap", "url": receiver.url("/cap"), **hook, "group_by": ["hazard"],
-                 "group_wait_s": 2, "group_interval_s": 2},
+                 "group_wait_s": 4, "group_interval_s": 2},
             ],
         )
         central = CentralProcess(cfg, tmp_path / "central.log").start()
