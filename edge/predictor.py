@@ -60,6 +60,8 @@ class LookOutcome:
     scores: dict[Hazard, float] = field(default_factory=dict)
     # Hazards that saw a candidate region but are not alerting yet: re-check this camera soon.
     candidates: set[Hazard] = field(default_factory=set)
+    # The regions each model found in this look (the evidence clip draws every frame's own boxes).
+    regions: dict[Hazard, list[Detection]] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,6 +213,7 @@ class Predictor:
         self, req: LookRequest, hazard: Hazard, detector: Detector, result: ImageResult, out: LookOutcome
     ) -> None:
         out.scores[hazard] = result.score
+        out.regions[hazard] = list(result.detections)
         zones = {d.zone for d in result.detections}
         # Zones with no region in this look still vote "nothing", so an open alert can end.
         zones |= {z for (cam, h, z) in self._tracks if cam == req.camera_id and h == hazard}

@@ -202,6 +202,8 @@ class EdgeEngine:
             self.evidence.observe(cam.cfg.id, frame.image, frame.captured_at)
         outcome = await self._batcher.submit(self._look(cam, frame, visit.hazards, diagnosis))
         cam.scores.update(outcome.scores)
+        if self.evidence:
+            self.evidence.note_regions(cam.cfg.id, frame.captured_at, outcome.regions)
         self.scheduler.finish(cam.cfg.id, visit.hazards, outcome.candidates, time.time())
         for event in outcome.events:
             self._emit_alert(event)

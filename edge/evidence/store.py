@@ -11,6 +11,8 @@ import hashlib
 import logging
 import secrets
 import time
+from collections import deque
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,9 +28,14 @@ from hazardwatch.edge.predictor import AlertEvent
 from hazardwatch.edge.snapshot import downscale
 
 if TYPE_CHECKING:
+    from hazardwatch.edge.detect import Detection
     from hazardwatch.edge.evidence.uploader import EvidenceUploader
 
 log = logging.getLogger(__name__)
+
+
+def _row(b: Detection) -> list[float]:
+    return [b.x1, b.y1, b.x2, b.y2, round(b.score, 4)]
 
 
 @dataclass
@@ -54,6 +61,8 @@ class EvidenceStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.index = EvidenceIndex(self.dir / "index.db")
         self._rings: dict[str, FrameRing] = {}
+        self._regions: dict[str, deque[tuple[float, dict[str, list[list[float]]]]]] = {}
+        self._regions_noted = False  # the engine reports each look's regions: clips close after them
         self._pending: list[_PendingClip] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidence")
         self.codec = pick_codec()
@@ -82,7 +91,25 @@ class EvidenceStore:
         for clip in self._pending:
             if clip.camera_id == camera_id and at > clip.at:
                 clip.after.append((at, small))
+        if not self._regions_noted:
+            self.tick(at)
+
+    def note_regions(self, camera_id: str, at: float, regions: Mapping[Any, Sequence[Detection]]) -> None:
+        """The regions each model found in the look at `at`, known after inference: a clip records every
+        frame's own boxes (meta `frame_boxes`), and one waiting for this look closes now."""
+        if not self.ecfg.enabled:
+            return
+        self._regions_noted = True
+        kept = self._regions.get(camera_id)
+        if kept is None:
+            kept = self._regions[camera_id] = deque(maxlen=self.ecfg.buffer_frames + self.ecfg.frames_after + 4)
+        kept.append((at, {getattr(h, "value", h): [_row(b) for b in dets] for h, dets in regions.items()}))
         self.tick(at)
+
+    def _frame_boxes(self, clip: _PendingClip) -> list[list[list[float]] | None]:
+        """Per clip frame, the boxes of the clip's hazard in that look (None: not known)."""
+        seen = dict(self._regions.get(clip.camera_id, ()))
+        return [seen[at].get(clip.hazard, []) if at in seen else None for at, _ in clip.before + clip.after]
 
     def recent(self, n: int) -> list[tuple[str, np.ndarray, float]]:
         """The newest frames across cameras (for a new model's health check)."""
@@ -104,7 +131,7 @@ class EvidenceStore:
             "score": round(event.score, 4),
             "model": f"{event.model_name}@{event.model_version}",
             "edge_id": edge_id,
-            "boxes": [[b.x1, b.y1, b.x2, b.y2, round(b.score, 4)] for b in event.boxes],
+            "boxes": [_row(b) for b in event.boxes],
         }
         ring = self._rings.get(camera_id)
         before = ring.frames() if ring else []
@@ -113,6 +140,7 @@ class EvidenceStore:
             full = frame.copy()
             self._pool.submit(self._save_snapshot, clip, full)
         if self.ecfg.frames_after == 0:
+            clip.meta["frame_boxes"] = self._frame_boxes(clip)
             self._pool.submit(self._save_clip, clip)
         else:
             self._pending.append(clip)
@@ -127,6 +155,7 @@ class EvidenceStore:
         ]
         for clip in ready:
             self._pending.remove(clip)
+            clip.meta["frame_boxes"] = self._frame_boxes(clip)
             self._pool.submit(self._save_clip, clip)
 
     # -- worker thread ----------------------------------------------------------------------------

@@ -75,6 +75,8 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         assert status == 200
         clip = next(f for f in files if f["kind"] == "clip")
         assert clip["content_type"] in ("video/mp4", "application/x-tar") and clip["meta"]["frames"] >= 2
+        # each clip frame carries its own look's regions (the dashboard draws them as the clip plays)
+        assert len(clip["meta"]["frame_boxes"]) == clip["meta"]["frames"] and any(clip["meta"]["frame_boxes"])
 
         # -- label it through the API --
         url = f"/api/v1/incidents/{first}/labels"
