@@ -283,3 +283,60 @@ def test_the_clip_plays_in_the_detail_with_each_frames_boxes(env: Env, tmp_path:
     env.shots.joinpath("evidence-clip.png").write_bytes(page.screenshot())
     assert page.errors == []
     page.context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_on_a_phone_the_header_is_short_the_tapped_detail_is_on_screen_and_tables_fit(env: Env) -> None:
+    for k in range(6):  # enough incidents that the last row sits low in the list
+        env.alert(f"phone{k}", ("smoke", "fire", "waterlogging", "fallen_tree")[k % 4], None)
+    env.pub.send(
+        "hazardwatch/v1/e1/cameras/phone0/status",
+        {
+            "schema_version": 1,
+            "kind": "camera_status",
+            "edge_id": "e1",
+            "sent_at": time.time(),
+            "camera_id": "phone0",
+            "state": "degraded",
+            "reason": "image blurred (lens wet?) and a long reason that must wrap on a phone",
+            "since": time.time(),
+        },
+    )
+    page = env.page(viewport=PHONE, is_mobile=True, has_touch=True)
+    header = page.locator("header.top").bounding_box()
+    print(f"phone header: {header['height']:.0f} px")
+    assert header["height"] < 100
+
+    last = page.locator("li.incident").last
+    last.scroll_into_view_if_needed()
+    iid = last.get_attribute("data-id")
+    last.tap()
+    head = page.locator(f"#detail .detail-head:has-text('#{iid}')")
+    head.wait_for()
+    page.wait_for_timeout(300)  # the scroll settles
+    box = head.bounding_box()
+    print(f"phone detail head after the tap: y {box['y']:.0f} px")
+    assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]
+    env.shots.joinpath("dashboard-phone-detail.png").write_bytes(page.screenshot())
+
+    def no_overflow() -> None:
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        for table in page.locator("table.grid:visible").all():
+            fits = table.evaluate("t => [t.getBoundingClientRect().right, t.scrollWidth - t.clientWidth]")
+            assert fits[0] <= PHONE["width"] and fits[1] <= 0, fits
+
+    no_overflow()
+    page.tap(".tab[data-view='health']")
+    page.wait_for_selector("#cameras-table tr[data-key='e1/phone0']")
+    no_overflow()
+    assert "State" in page.locator("#cameras-table tr[data-key='e1/phone0'] td").nth(1).evaluate(
+        "td => getComputedStyle(td, '::before').content"
+    )  # a card's values say which column they are
+    env.shots.joinpath("dashboard-phone-health.png").write_bytes(page.screenshot())
+    page.tap(".tab[data-view='silences']")
+    page.wait_for_selector("#silence-form:not([hidden])")
+    no_overflow()
+    assert page.errors == []
+    page.context.close()

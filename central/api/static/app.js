@@ -3,7 +3,7 @@
 import { api, ApiError, setUnauthorizedHandler } from "./api.js";
 import { filesBlock, snapshotsBlock } from "./evidence.js";
 import { LabellingView } from "./labelling.js";
-import { ago, coord, duration, el, icon, setTimeZone, svg, time } from "./fmt.js";
+import { ago, coord, duration, el, icon, labelCells, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { MapView, placeText } from "./map.js";
 import {
@@ -186,6 +186,7 @@ async function liftSuppression(id) {
 function renderSuppressions() {
   const rows = suppressionRows(S.suppressions, { cameraName, canAct: canAct(), onLift: liftSuppression, select });
   $("#suppressions-table tbody").replaceChildren(...rows);
+  labelCells($("#view-silences"));
   $("#suppressions-empty").hidden = rows.length > 0;
 }
 
@@ -471,6 +472,9 @@ function select(id) {
   for (const li of document.querySelectorAll("#incidents li")) li.classList.toggle("selected", Number(li.dataset.id) === id);
   loadDetail(id);
   scheduleRender();
+  document.body.classList.add("has-detail");
+  // one column (phones, narrow windows): the detail comes first and is scrolled to, not opened below the fold
+  if (matchMedia("(max-width: 1100px)").matches) $("#detail").scrollIntoView({ block: "start" });
 }
 
 let detailSeq = 0;
@@ -496,6 +500,7 @@ async function loadDetail(id) {
 function renderDetail() {
   const v = S.detail;
   const panel = $("#detail");
+  document.body.classList.toggle("has-detail", Boolean(v));
   if (!v) {
     panel.replaceChildren(el("p.empty", {}, t("detail.none")));
     return;
@@ -751,6 +756,7 @@ function renderHealth() {
       el("td", {}, hb.outbox_depth !== undefined ? String(hb.outbox_depth) : t("none")),
       el("td", {}, models.length ? models.map(([n, ver]) => el("span.model", {}, `${n} ${ver}`)) : t("none")));
   }));
+  labelCells($("#view-health"));
 }
 
 /** An online camera is delivering frames (its edge would report it degraded or offline within

@@ -103,3 +103,16 @@ export function icon(hazard, cls = "hz") {
 export function coord(v) {
   return v === null || v === undefined ? t("none") : Number(v).toFixed(4);
 }
+
+/** Each cell of a table.grid under `root` gets its column's heading as data-label: on a phone the rows
+ * become cards (app.css) and every value says what it is. */
+export function labelCells(root) {
+  for (const table of root.querySelectorAll("table.grid")) {
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    for (const row of table.querySelectorAll("tbody tr")) {
+      [...row.children].forEach((td, i) => {
+        if (heads[i]) td.dataset.label = heads[i];
+      });
+    }
+  }
+}
