@@ -5,6 +5,9 @@
 // burst of a thousand stays readable, and redraws are coalesced to one per animation frame.
 import { svg, icon } from "./fmt.js";
 import { t } from "./i18n.js";
+import { haversineKm, sector, wedge } from "./mapgeo.js";
+
+export { placeText } from "./mapgeo.js";
 
 const L = window.L;
 const CELL_PX = 56; // incidents whose markers would overlap are one cluster
@@ -14,45 +17,7 @@ const LABELS_MAX = 60; // more cameras than this on screen: dots without names (
 const STATE_COLOURS = { online: "#22c55e", degraded: "#f59e0b", offline: "#ef4444", unknown: "#6b7280" }; // app.css
 const VIEW_PAD = 0.15; // markers are kept this far (a share of the view) beyond the screen's edges
 const FOCUS_ZOOM = 13; // a selected incident is shown at least this close (about 20 m a pixel)
-const EARTH_RADIUS_M = 6371008.8;
 const SEVERITY_RANK = { extreme: 3, severe: 2, moderate: 1, minor: 0 };
-
-/** The point `m` metres from (lat, lon) along `bearingDeg` (great circle). */
-export function destination(lat, lon, bearingDeg, m) {
-  const rad = Math.PI / 180;
-  const d = m / EARTH_RADIUS_M;
-  const b = bearingDeg * rad;
-  const p1 = lat * rad;
-  const p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(b));
-  const l2 = lon * rad + Math.atan2(Math.sin(b) * Math.sin(d) * Math.cos(p1), Math.cos(d) - Math.sin(p1) * Math.sin(p2));
-  return [p2 / rad, ((l2 / rad + 540) % 360) - 180];
-}
-
-function haversineKm(a, b) {
-  const rad = Math.PI / 180;
-  const h = Math.sin(((b.lat - a.lat) * rad) / 2) ** 2
-    + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(((b.lon - a.lon) * rad) / 2) ** 2;
-  return 12742 * Math.asin(Math.min(1, Math.sqrt(h)));
-}
-
-/** SVG path of a circular sector at (x, y): azimuth clockwise from north, half-width, radius in px. */
-export function wedge(x, y, azimuthDeg, halfDeg, r) {
-  const pts = [];
-  const steps = Math.max(2, Math.ceil(halfDeg / 3));
-  for (let i = -steps; i <= steps; i++) {
-    const a = ((azimuthDeg + (halfDeg * i) / steps) * Math.PI) / 180;
-    pts.push(`${(x + r * Math.sin(a)).toFixed(1)} ${(y - r * Math.cos(a)).toFixed(1)}`);
-  }
-  return `M${x.toFixed(1)} ${y.toFixed(1)} L${pts.join(" L")} Z`;
-}
-
-/** A geographic sector (lat/lon ring) for a line of sight: `km` long, `halfDeg` either side. */
-function sector(lat, lon, azimuthDeg, halfDeg, km) {
-  const ring = [[lat, lon]];
-  const steps = Math.max(2, Math.ceil(halfDeg / 2));
-  for (let i = -steps; i <= steps; i++) ring.push(destination(lat, lon, azimuthDeg + (halfDeg * i) / steps, km * 1000));
-  return ring;
-}
 
 function pathStyle(style, pane) {
   return {
@@ -405,18 +370,4 @@ function escapeText(s) {
   const d = document.createElement("div");
   d.textContent = s;
   return d.innerHTML;
-}
-
-function metres(m) {
-  return m >= 1000 ? `${(m / 1000).toFixed(m >= 10000 ? 0 : 1)} km` : `${Math.round(m)} m`;
-}
-
-/** An incident's place in words: its named area, and the stretch along one camera's view. */
-export function placeText(place) {
-  if (!place) return t("none");
-  const parts = [place.area || t("place.no_area")];
-  if (place.range_m) {
-    parts.push(t("place.range", { near: metres(place.range_m[0]), far: metres(place.range_m[1]), bearing: Math.round(place.bearing_deg) }));
-  }
-  return parts.join(" · ");
 }
