@@ -162,6 +162,13 @@ class EvidenceConfig(Strict):
     max_bytes: int = Field(default=2 << 30, ge=1 << 20, description="Disk budget of the evidence folder")
     upload: bool = Field(default=True, description="Upload to central (needs the central section)")
     chunk_bytes: int = Field(default=1 << 20, ge=16 << 10, le=16 << 20)
+    quiet_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.1,
+        description="Share of looks that raised nothing uploaded as quiet snapshots for labelling, so misses can "
+        "be found (0.002: about one look in 500; 0 = off)",
+    )
 
     _path = field_validator("path")(resolve_path)
 

@@ -204,6 +204,8 @@ class EdgeEngine:
         cam.scores.update(outcome.scores)
         if self.evidence:
             self.evidence.note_regions(cam.cfg.id, frame.captured_at, outcome.regions)
+            if not outcome.events and not outcome.candidates:
+                self.evidence.quiet_look(cam.cfg.id, frame.image, frame.captured_at, outcome.scores)
         self.scheduler.finish(cam.cfg.id, visit.hazards, outcome.candidates, time.time())
         for event in outcome.events:
             self._emit_alert(event)

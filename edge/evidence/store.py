@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import secrets
 import time
 from collections import deque
@@ -63,6 +64,7 @@ class EvidenceStore:
         self._rings: dict[str, FrameRing] = {}
         self._regions: dict[str, deque[tuple[float, dict[str, list[list[float]]]]]] = {}
         self._regions_noted = False  # the engine reports each look's regions: clips close after them
+        self._draw = random.Random()
         self._pending: list[_PendingClip] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidence")
         self.codec = pick_codec()
@@ -105,6 +107,20 @@ class EvidenceStore:
             kept = self._regions[camera_id] = deque(maxlen=self.ecfg.buffer_frames + self.ecfg.frames_after + 4)
         kept.append((at, {getattr(h, "value", h): [_row(b) for b in dets] for h, dets in regions.items()}))
         self.tick(at)
+
+    def quiet_look(self, camera_id: str, frame: np.ndarray, at: float, scores: Mapping[Any, float]) -> bool:
+        """A look that raised nothing: a `quiet_share` of them are kept as snapshots (state quiet) for
+        central's labelling queue, the only way a miss reaches an operator. Named after the hazard that
+        scored highest, the likeliest miss. True when this one was kept."""
+        share = self.ecfg.quiet_share
+        if not self.ecfg.enabled or share <= 0 or not scores or self._draw.random() >= share:
+            return False
+        hazard, top = max(scores.items(), key=lambda kv: kv[1])
+        name = getattr(hazard, "value", hazard)
+        meta = {"scores": {getattr(h, "value", h): round(float(s), 4) for h, s in scores.items()}, "top": round(top, 4)}
+        clip = _PendingClip(f"quiet-{camera_id[:16]}-{int(at * 1000)}", camera_id, name, "quiet", at, [], meta=meta)
+        self._pool.submit(self._save_snapshot, clip, frame.copy())
+        return True
 
     def _frame_boxes(self, clip: _PendingClip) -> list[list[list[float]] | None]:
         """Per clip frame, the boxes of the clip's hazard in that look (None: not known)."""

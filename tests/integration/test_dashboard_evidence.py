@@ -10,8 +10,6 @@ and compares them with the drawn rectangle.
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ import numpy as np
 import pytest
 from support.browser import artifact_dir, signed_in_page
 from support.central_proc import ADMIN, CentralProcess, Publisher, alert_payload, alert_topic
-from support.dashboard_stack import central_and_browser
+from support.dashboard_stack import EvidenceHead, central_and_browser, upload_evidence
 
 cv2 = pytest.importorskip("cv2")
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -114,26 +112,9 @@ class Env:
         meta: dict,
         state: str = "new",
     ) -> None:
-        """PUT one evidence file as the edge's uploader does (one chunk, admin token)."""
-        import urllib.request
-
-        head = {
-            "alert_id": alert_id,
-            "camera_id": cam,
-            "hazard": "smoke",
-            "state": state,
-            "kind": kind,
-            "content_type": content_type,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "captured_at": time.time(),
-            "meta": meta,
-        }
-        req = urllib.request.Request(f"{self.central.url}/api/v1/edges/e1/evidence/{name}", data=data, method="PUT")
-        req.add_header("Authorization", f"Bearer {ADMIN}")
-        req.add_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
-        req.add_header("X-Evidence-Meta", json.dumps(head))
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            assert json.loads(resp.read())["complete"] is True
+        upload_evidence(
+            self.central, "e1", name, data, EvidenceHead(alert_id, cam, "smoke", state, kind, content_type, meta)
+        )
 
 
 @pytest.fixture(scope="module")

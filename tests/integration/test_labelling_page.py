@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from support.browser import artifact_dir, signed_in_page
 from support.central_proc import OPERATOR, CentralProcess, Publisher, alert_payload, alert_topic
-from support.dashboard_stack import central_and_browser
+from support.dashboard_stack import EvidenceHead, central_and_browser, upload_evidence
 
 cv2 = pytest.importorskip("cv2")
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -172,5 +172,37 @@ def test_a_dragged_region_is_saved_with_the_label(stack: tuple[CentralProcess, P
     (label,) = [lb for lb in central.get("/api/v1/labels")["items"] if lb["incident_id"] == iid]
     assert label["verdict"] == "hazard"
     assert label["region"] == pytest.approx([0.2, 0.3, 0.6, 0.7], abs=0.01)
+    assert page.errors == [], page.errors
+    page.context.close()
+
+
+def test_a_quiet_look_from_an_edge_is_offered_and_labelled_as_a_miss(
+    stack: tuple[CentralProcess, Publisher, Any],
+) -> None:
+    central, _pub, browser = stack
+    shot = base64.b64decode(picture(77))
+    head = EvidenceHead(
+        "quiet-c50-1700000000000",
+        "c50",
+        "smoke",
+        "quiet",
+        "snapshot",
+        "image/jpeg",
+        {"scores": {"smoke": 0.31}, "top": 0.31, "width": 320, "height": 240},
+    )
+    upload_evidence(central, "e1", "quiet-c50-snap", shot, head)
+    queue = central.get("/api/v1/labelling/queue")["items"]
+    assert [q["reason"] for q in queue] == ["quiet_sample"]
+    page = open_labelling(browser, central)
+    assert current(page) == "fe1/quiet-c50-snap"
+    page.wait_for_selector("#view-labelling .lab-frame[data-ratio='320x240']")
+    assert "quiet" in page.inner_text("#view-labelling .lab-title").lower()
+    page.keyboard.press("y")  # the model missed smoke here
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#view-labelling .lab-empty")
+    (label,) = [lb for lb in central.get("/api/v1/labels")["items"] if lb["evidence"]]
+    assert label["evidence"] == {"edge_id": "e1", "id": "quiet-c50-snap"} and label["incident_id"] is None
+    assert (label["verdict"], label["hazard"], label["labelled_by"]) == ("hazard", "smoke", "amy")
+    assert central.get("/api/v1/labelling/queue")["items"] == []
     assert page.errors == [], page.errors
     page.context.close()

@@ -3,15 +3,20 @@ publisher standing in for an edge, and headless Chromium; closed in reverse orde
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.browser import browser_unavailable_reason, launch
-from support.central_proc import CentralProcess, Publisher, write_central_config
+from support.central_proc import ADMIN, CentralProcess, Publisher, write_central_config
 from support.mosquitto import MosquittoBroker, mosquitto_binary
 
 
@@ -37,3 +42,27 @@ def central_and_browser(tmp: Path, client_id: str, **central: Any) -> Iterator[t
         browser = launch(pw)
         stack.callback(browser.close)
         yield proc, pub, browser
+
+
+@dataclass(frozen=True)
+class EvidenceHead:
+    """What an edge says about an evidence file it uploads (the X-Evidence-Meta header)."""
+
+    alert_id: str
+    camera_id: str
+    hazard: str
+    state: str  # new, end or quiet
+    kind: str  # clip or snapshot
+    content_type: str
+    meta: dict = field(default_factory=dict)
+
+
+def upload_evidence(central: CentralProcess, edge_id: str, name: str, data: bytes, head: EvidenceHead) -> None:
+    """PUT one evidence file in one chunk as an edge's uploader does (admin token)."""
+    doc = {**head.__dict__, "sha256": hashlib.sha256(data).hexdigest(), "captured_at": time.time()}
+    req = urllib.request.Request(f"{central.url}/api/v1/edges/{edge_id}/evidence/{name}", data=data, method="PUT")
+    req.add_header("Authorization", f"Bearer {ADMIN}")
+    req.add_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+    req.add_header("X-Evidence-Meta", json.dumps(doc))
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["complete"] is True

@@ -65,3 +65,34 @@ def test_a_look_whose_regions_never_came_is_unknown_not_empty(tmp_path: Path) ->
     store.close()
     assert meta["frame_boxes"][0] == [[0.1, 0.2, 0.30000000000000004, 0.5, 0.55]]
     assert meta["frame_boxes"][1] is None
+
+
+def quiet_items(store: EvidenceStore, n: int) -> list[dict]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        items = [i for i in store.items() if i["state"] == "quiet"]
+        if len(items) >= n:
+            return items
+        time.sleep(0.05)
+    raise AssertionError(f"{n} quiet snapshots expected, have {store.items()}")
+
+
+def test_a_share_of_quiet_looks_is_kept_for_labelling_named_after_the_likeliest_miss(tmp_path: Path) -> None:
+    off = EvidenceStore(config(tmp_path / "off", frames_after=0))
+    assert not any(off.quiet_look("cam", frame(k), 90.0 + k, {Hazard.SMOKE: 0.3}) for k in range(200))
+    assert off.items() == []
+    off.close()
+
+    store = EvidenceStore(config(tmp_path, frames_after=0, quiet_share=0.05))
+    kept = sum(
+        store.quiet_look("cam", frame(k % 7), 90.0 + k, {Hazard.SMOKE: 0.3, Hazard.FIRE: 0.1}) for k in range(2000)
+    )
+    assert 60 <= kept <= 145  # binomial(2000, 0.05): mean 100, sd 9.7
+    items = quiet_items(store, kept)
+    store.close()
+    assert len(items) == kept
+    one = items[0]
+    meta = json.loads(one["meta"])
+    assert (one["kind"], one["hazard"], one["content_type"]) == ("snapshot", "smoke", "image/jpeg")
+    assert meta["scores"] == {"smoke": 0.3, "fire": 0.1} and meta["width"] == 320
+    assert one["alert_id"].startswith("quiet-cam-")
