@@ -212,3 +212,32 @@ def test_without_a_reachable_tile_server_the_configured_layers_still_draw(tmp_pa
         browser.close()
     # console errors for the refused tiles are the browser's, not the page's
     assert not [e for e in errors if "tile" not in e.lower()], errors
+
+
+def test_wmts_tiles_are_asked_by_tile_matrix_row_and_column(tmp_path: Path) -> None:
+    """A WMTS source (Tianditu-style KVP, a Web Mercator matrix set) is asked for the district's tiles."""
+    if (reason := browser_unavailable_reason()) is not None:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    tiles = TileServer().start()
+    section = map_section(None)
+    section["tiles"] = {"kind": "wmts", "url": tiles.wmts_endpoint + "?tk=KEY", "layer": "vec",
+                        "tile_matrix_set": "w", "format": "tiles", "attribution": "WMTS test"}
+    cfg = write_central_config(tmp_path / "central.yaml", broker_port=None,
+                               database_url=f"sqlite:///{tmp_path}/central.db", map=section)
+    errors: list[str] = []
+    try:
+        with CentralProcess(cfg, tmp_path / "central.log") as central, sync_playwright() as pw:
+            browser = launch(pw)
+            page = signed_in_page(browser, central.url, OPERATOR, errors)
+            page.locator("#map[data-tiles='ok']").wait_for(timeout=15000)
+            query = tiles.queries[0]
+            assert (query["SERVICE"], query["LAYER"], query["TILEMATRIXSET"], query["FORMAT"], query["TK"]) == (
+                "WMTS", "vec", "w", "tiles", "KEY")
+            z, x, _ = tiles.seen()[0]
+            assert 9 <= z <= 13 and abs(x / 2**z * 360 - 180 - 114.07) < 0.5  # the district's columns
+            browser.close()
+    finally:
+        tiles.stop()
+    assert not errors, errors

@@ -13,10 +13,12 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
 
 TILE_RGB = (214, 232, 200)
 BORDER_RGB = (150, 170, 140)
 PATH = re.compile(r"^/tiles/(\d{1,2})/(\d{1,7})/(\d{1,7})\.png$")
+WMTS = "/wmts"  # KVP GetTile: TILEMATRIX, TILEROW, TILECOL (and LAYER, TILEMATRIXSET... kept in `queries`)
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int], border: tuple[int, int, int]) -> bytes:
@@ -35,10 +37,12 @@ def png(width: int, height: int, rgb: tuple[int, int, int], border: tuple[int, i
 
 @dataclass
 class TileServer:
-    """Serves /tiles/{z}/{x}/{y}.png; `requests` lists (z, x, y) in arrival order."""
+    """Serves /tiles/{z}/{x}/{y}.png and WMTS GetTile at /wmts; `requests` lists (z, x, y) in arrival
+    order, `queries` the WMTS requests' parameters."""
 
     host: str = "127.0.0.1"
     requests: list[tuple[int, int, int]] = field(default_factory=list)
+    queries: list[dict[str, str]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,23 +57,23 @@ class TileServer:
         return f"http://{self.host}:{self._server.server_address[1]}"
 
     def start(self) -> TileServer:
-        tile = png(256, 256, TILE_RGB, BORDER_RGB)
+        image = png(256, 256, TILE_RGB, BORDER_RGB)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                m = PATH.match(self.path)
-                if not m:
+                tile = owner._tile_of(self.path)
+                if tile is None:
                     self.send_error(404)
                     return
                 with owner._lock:
-                    owner.requests.append((int(m[1]), int(m[2]), int(m[3])))
+                    owner.requests.append(tile)
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(tile)))
+                self.send_header("Content-Length", str(len(image)))
                 self.end_headers()
                 try:
-                    self.wfile.write(tile)
+                    self.wfile.write(image)
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the page moved on before this tile arrived; it was still asked for
 
@@ -79,6 +83,25 @@ class TileServer:
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
         threading.Thread(target=self._server.serve_forever, name="tile-server", daemon=True).start()
         return self
+
+    @property
+    def wmts_endpoint(self) -> str:
+        return self.origin + WMTS
+
+    def _tile_of(self, path: str) -> tuple[int, int, int] | None:
+        if m := PATH.match(path):
+            return int(m[1]), int(m[2]), int(m[3])
+        url = urlsplit(path)
+        query = {k.upper(): v for k, v in parse_qsl(url.query)}
+        if url.path != WMTS or query.get("REQUEST") != "GetTile":
+            return None
+        try:
+            tile = int(query["TILEMATRIX"]), int(query["TILECOL"]), int(query["TILEROW"])
+        except (KeyError, ValueError):
+            return None
+        with self._lock:
+            self.queries.append(query)
+        return tile
 
     def seen(self) -> list[tuple[int, int, int]]:
         with self._lock:

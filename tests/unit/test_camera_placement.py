@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -35,3 +36,22 @@ def test_bad_placement_is_refused_with_the_field(field: str, value: object, why:
     with pytest.raises(ValidationError, match=why) as err:
         CameraStatus(**BASE, **{field: value})
     assert field in str(err.value)
+
+
+def test_central_keeps_a_placement_that_a_status_without_one_does_not_erase(tmp_path: Path) -> None:
+    from hazardwatch.central.services import health, views
+    from hazardwatch.central.store import Database
+
+    db = Database(f"sqlite:///{tmp_path}/central.db")
+    db.migrate()
+    placed = CameraStatus(**BASE, camera_name="Dam", lat=22.5, lon=114.0, bearing_deg=90, fov_deg=60, height_m=40,
+                          tilt_deg=4, view_range_m=(100, 900))
+    with db.tx() as tx:
+        health.apply_camera_status(tx, placed, 1.0)
+        health.apply_camera_status(tx, CameraStatus(**{**BASE, "since": 2.0, "state": "offline"}), 2.0)
+        (cam,) = views.cameras(tx)
+    assert cam["state"] == "offline"
+    assert (cam["name"], cam["lat"], cam["lon"], cam["bearing_deg"], cam["height_m"], cam["tilt_deg"]) == (
+        "Dam", 22.5, 114.0, 90.0, 40.0, 4.0)
+    assert cam["view_range_m"] == [100.0, 900.0]
+    db.close()
