@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from hazardwatch.models.compare_cli import add_parser as add_compare  # argparse only
 from hazardwatch.models.dataset_cli import add_parser as add_export_dataset  # argparse only
 
 HAZARDS = ("smoke", "waterlogging", "fallen_tree")
@@ -206,6 +207,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models = subparsers.add_parser("models", help="train, evaluate and export the hazard models")
     sub = models.add_subparsers(dest="models_command", required=True)
     add_export_dataset(sub)
+    add_compare(sub)
 
     tr = sub.add_parser("train", help="split, train, export fp32 + int8 and write manifests (needs [train])")
     tr.add_argument("hazard", choices=HAZARDS)
