@@ -227,7 +227,7 @@ def test_no_secret_reaches_a_log(tmp_path):
             ecfg = write_edge_config(tmp_path / "edge.yaml", broker_port=broker.port, cameras=cams, manifest=manifest,
                                      confirm={"window": 2, "min_votes": 2, "threshold": 0.5, "end_after_s": 2})
             edoc = yaml.safe_load(ecfg.read_text())
-            edoc["broker"].update(username="edge-test", password=broker_pw)
+            edoc["broker"].update(username="edge-test", password={"value": broker_pw})
             ecfg.write_text(yaml.safe_dump(edoc))
             with CentralProcess(cfg, tmp_path / "central.log") as central, \
                     EdgeProcess(ecfg, tmp_path / "edge.log") as edge:
