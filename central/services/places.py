@@ -164,8 +164,9 @@ def _midpoint(segment: list[list[float]]) -> tuple[float, float]:
 
 
 def annotate(tx: Tx, items: list[dict[str, Any]], areas: Sequence[NamedArea], chunk: int = 500) -> None:
-    """Add `place` to incident summaries or views: the named area it lies in and, for one camera (where
-    no cones cross), the stretch of its line of sight where the hazard probably is."""
+    """Add `place` to incident summaries or views: the named area it lies in (`area`, None outside them;
+    no key when no areas are configured) and, for one camera (where no cones cross), the stretch of its
+    line of sight where the hazard probably is."""
     single = [i["id"] for i in items if i["camera_count"] == 1 and not (i["location"] or {}).get("estimated")]
     stretches: dict[int, dict[str, Any]] = {}
     for start in range(0, len(single), chunk):
@@ -187,4 +188,5 @@ def annotate(tx: Tx, items: list[dict[str, Any]], areas: Sequence[NamedArea], ch
         stretch = stretches.get(item["id"])
         loc = item["location"]
         point = _midpoint(stretch["segment"]) if stretch else (loc["lat"], loc["lon"]) if loc else None
-        item["place"] = {"area": area_name(areas, *point) if point else None, **(stretch or {})}
+        named = {"area": area_name(areas, *point) if point else None} if areas else {}
+        item["place"] = {**named, **(stretch or {})}

@@ -16,7 +16,7 @@ const CAM_CONE_PX = 30;
 const LABELS_MAX = 60; // more cameras than this on screen: dots without names (they would only overlap)
 const STATE_COLOURS = { online: "#22c55e", degraded: "#f59e0b", offline: "#ef4444", unknown: "#6b7280" }; // app.css
 const VIEW_PAD = 0.15; // markers are kept this far (a share of the view) beyond the screen's edges
-const FOCUS_ZOOM = 13; // a selected incident is shown at least this close (about 20 m a pixel)
+const SEGMENT_MIN_PX = 40; // a selected incident's stretch along the view is zoomed to at least this long
 const SEVERITY_RANK = { extreme: 3, severe: 2, moderate: 1, minor: 0 };
 
 function pathStyle(style, pane) {
@@ -103,17 +103,21 @@ export class MapView {
     this.schedule();
   }
 
-  /** Bring a newly selected incident into view: with its camera and line-of-sight stretch when it has one. */
+  /** Bring a newly selected incident into view, keeping the zoom unless its line-of-sight stretch would be
+   * too short to see: then show it with its camera. */
   focus(inc) {
     const pos = inc && MapView.position(inc);
     if (!pos) return;
-    this.userMoved = true;
     const seg = inc.place && inc.place.segment;
-    if (seg && inc.location) {
+    const zoom = this.map.getZoom();
+    const short = seg && this.map.project(seg[0], zoom).distanceTo(this.map.project(seg[1], zoom)) < SEGMENT_MIN_PX;
+    if (short && inc.location) {
+      this.userMoved = true;
       const bounds = L.latLngBounds([[inc.location.lat, inc.location.lon], ...seg]);
       this.map.fitBounds(bounds, { padding: [60, 60], maxZoom: 17, animate: false });
-    } else {
-      this.map.setView(pos, Math.max(this.map.getZoom(), FOCUS_ZOOM), { animate: false });
+    } else if (!this.map.getBounds().pad(-0.05).contains(pos)) {
+      this.userMoved = true;
+      this.map.panTo(pos, { animate: false });
     }
   }
 

@@ -47,9 +47,10 @@ function metres(m) {
 /** An incident's place in words: its named area, and the stretch along one camera's view. */
 export function placeText(place) {
   if (!place) return t("none");
-  const parts = [place.area || t("place.no_area")];
+  const parts = [];
+  if ("area" in place) parts.push(place.area || t("place.no_area")); // no key: no areas are configured
   if (place.range_m) {
     parts.push(t("place.range", { near: metres(place.range_m[0]), far: metres(place.range_m[1]), bearing: Math.round(place.bearing_deg) }));
   }
-  return parts.join(" · ");
+  return parts.join(" · ") || t("none");
 }
