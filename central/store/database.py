@@ -41,22 +41,27 @@ def safe_url(url: str) -> str:
 class Tx:
     """One transaction. `execute` returns all rows as tuples (empty for statements without rows)."""
 
-    def __init__(self, cursor: Any, dialect: Dialect, pipelined: bool = False) -> None:
+    def __init__(self, cursor: Any, dialect: Dialect, pipeline_conn: Any = None) -> None:
         self._cur = cursor
         self.dialect = dialect
-        self._pipelined = pipelined
+        self._pipeline_conn = pipeline_conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         if self.dialect == "postgres":
             sql = sql.replace("%", "%%").replace("?", "%s")
+        if self._pipeline_conn is not None:
+            # Pipelined: a read gets a cursor of its own, because a result of an earlier statement that
+            # arrives late lands on the cursor that sent it; the description is only known once the result
+            # arrived, so fetching (which waits for it) tells rows from none.
+            with self._pipeline_conn.cursor() as cur:
+                cur.execute(sql, tuple(params))
+                try:
+                    return list(cur.fetchall())
+                except Exception as exc:  # psycopg.ProgrammingError: a statement without rows
+                    if type(exc).__name__ != "ProgrammingError":
+                        raise
+                    return []
         self._cur.execute(sql, tuple(params))
-        if self._pipelined:  # the description is only known once the result arrived: fetching waits for it
-            try:
-                return list(self._cur.fetchall())
-            except Exception as exc:  # psycopg.ProgrammingError: a statement without rows
-                if type(exc).__name__ != "ProgrammingError":
-                    raise
-                return []
         return list(self._cur.fetchall()) if self._cur.description else []
 
     def write(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -166,7 +171,7 @@ class Database:
             if pipeline:
                 stack.enter_context(conn.pipeline())
             stack.enter_context(conn.transaction())
-            yield Tx(stack.enter_context(conn.cursor()), "postgres", pipelined=pipeline)
+            yield Tx(stack.enter_context(conn.cursor()), "postgres", conn if pipeline else None)
 
     # -- migrations -------------------------------------------------------------------------------
     def migrate(self) -> int:
