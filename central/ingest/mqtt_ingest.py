@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -272,6 +273,8 @@ class MqttIngest:
                     log.info("batch of %d met %s; retrying it whole", len(part), type(exc).__name__)
                     continue
                 if len(part) > 1:
+                    log.warning("batch of %d failed (%s: %s); retrying message by message", len(part),
+                                type(exc).__name__, str(exc)[:300])
                     pending[0:1] = [[m] for m in part]
                     continue
                 if self._database_ok():
@@ -311,22 +314,27 @@ class MqttIngest:
         other and two instances never split one incident."""
         started = time.perf_counter()
         now = time.time()
-        new_alerts = 0
         distance = self.cfg.correlation.cross_camera_distance_km
         alerts = AlertBatch()
+        counts: Tally[tuple[str, str]] = Tally()  # counted once committed, so a retried batch counts once
         with self.db.tx(pipeline=True) as tx:
             found = [p for _msg, p in batch if isinstance(p, Alert)]
             places = (lock_keys(a.hazard.value, a.edge_id, a.camera_id, a.lat, a.lon, distance) for a in found)
             tx.lock_all(key for keys in places for key in keys)
             alerts.prefetch(tx, found)
-            for msg, parsed in batch:
-                new_alerts += self._apply(tx, msg, parsed, now, alerts)
+            for _msg, parsed in batch:
+                self._apply(tx, parsed, now, alerts, counts)
             alerts.flush(tx, self.cfg, now)
+        for (kind, result), n in counts.items():
+            if kind == "incident":
+                self.metrics.incidents_created.inc(n)
+            else:
+                self.metrics.messages.labels(kind, result).inc(n)
         self.metrics.batch.observe(len(batch))
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
-        return new_alerts
+        return counts[("alert", "stored")]
 
-    def _apply(self, tx: Tx, msg: Incoming, parsed: Message, now: float, alerts: AlertBatch) -> int:
+    def _apply(self, tx: Tx, parsed: Message, now: float, alerts: AlertBatch, counts: Tally[tuple[str, str]]) -> None:
         parsed, clamped = bound_times(parsed, now, self.cfg.clock)
         for c in clamped:
             self.metrics.clock_clamped.labels(parsed.kind, c.field, c.direction).inc()
@@ -340,10 +348,9 @@ class MqttIngest:
             )
         if isinstance(parsed, Alert):
             outcome = apply_alert(tx, parsed, self.cfg, now, alerts)
-            self.metrics.messages.labels("alert", "duplicate" if outcome.duplicate else "stored").inc()
-            if outcome.created:
-                self.metrics.incidents_created.inc()
-            return 0 if outcome.duplicate else 1
+            counts[("alert", "duplicate" if outcome.duplicate else "stored")] += 1
+            counts[("incident", "created")] += outcome.created
+            return
         if isinstance(parsed, CameraStatus):
             health.apply_camera_status(tx, parsed, now)
         elif isinstance(parsed, Availability):
@@ -352,8 +359,7 @@ class MqttIngest:
             registry.apply_model_status(tx, parsed, now)
         else:
             health.apply_heartbeat(tx, parsed, now)
-        self.metrics.messages.labels(parsed.kind, "stored").inc()
-        return 0
+        counts[(parsed.kind, "stored")] += 1
 
     def _reject(self, msg: Incoming, reason: str) -> None:
         try:
