@@ -242,10 +242,14 @@ def counts_by_receiver(tx: Tx, states: Sequence[State] = ("pending", "dead")) ->
 def earlier_delivered(tx: Tx, delivery: Delivery) -> list[Delivery]:
     """Messages of the same chain (incident, or group) this receiver already accepted, oldest first (CAP
     `references`)."""
+    if delivery.group_key is None:
+        chain, key = "incident_id = ? AND group_key IS NULL", delivery.incident_id
+    else:
+        chain, key = "group_key = ?", delivery.group_key
     rows = tx.execute(
-        f"SELECT {_COLUMNS} FROM deliveries WHERE receiver = ? AND {CHAIN} = ? AND id < ? "
-        "AND state = 'delivered' ORDER BY id",
-        (delivery.receiver, delivery.group_key or str(delivery.incident_id), delivery.id),
+        f"SELECT {_COLUMNS} FROM deliveries WHERE receiver = ? AND {chain} AND id < ? AND state = 'delivered' "
+        "ORDER BY id",
+        (delivery.receiver, key, delivery.id),
     )
     return [Delivery.from_row(r) for r in rows]
 
