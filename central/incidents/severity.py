@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from hazardwatch.central.response_config import LEVELS, SeverityRules
 
@@ -52,7 +52,7 @@ def assess(f: Facts, rules: SeverityRules) -> tuple[str, list[dict[str, Any]]]:
             confidence=round(f.confidence, 2),
         )
     if f.weather:
-        level = "high" if any(w[1] == "high" for w in f.weather) else "elevated"
+        level: Literal["elevated", "high"] = "high" if any(w[1] == "high" for w in f.weather) else "elevated"
         camera, _lvl, why = next(w for w in f.weather if w[1] == level)
         add(
             "weather",

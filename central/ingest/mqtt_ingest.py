@@ -20,6 +20,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -132,12 +133,13 @@ class MqttIngest:
         v5 = b.protocol == "5"
         pw = b.password
         password = resolve_secret(pw.value, pw.env, pw.file, "broker password") if b.username and pw else None
+        # MQTT 3.1.1: a persistent session keeps unacknowledged messages across a restart.
+        session: dict[str, Any] = {} if v5 else {"clean_session": False}
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=b.client_id or default_client_id(self.cfg.instance_id, password),
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            # MQTT 3.1.1: a persistent session keeps unacknowledged messages across a restart.
-            **({} if v5 else {"clean_session": False}),
+            **session,
         )
         client.manual_ack_set(True)
         if b.username:
@@ -232,7 +234,7 @@ class MqttIngest:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         # Blocks paho's thread when the store falls behind: back-pressure instead of unbounded memory.
-        self._queue.put(Incoming(message.topic, message.payload, message.mid, message.qos))
+        self._queue.put(Incoming(message.topic, bytes(message.payload), message.mid, message.qos))
 
     # -- the ingest thread ------------------------------------------------------------------------
     def _run(self) -> None:

@@ -224,7 +224,7 @@ def dead_letters(tx: Tx, limit: int = 100, offset: int = 0, *, receiver: str | N
 
 def counts_by_state(tx: Tx) -> dict[str, int]:
     """{"pending": n, "delivered": n, "dead": n}, every state present."""
-    counts = dict.fromkeys(STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
     for state, n in tx.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state"):
         counts[state] = int(n)
     return counts
@@ -242,6 +242,7 @@ def counts_by_receiver(tx: Tx, states: Sequence[State] = ("pending", "dead")) ->
 def earlier_delivered(tx: Tx, delivery: Delivery) -> list[Delivery]:
     """Messages of the same chain (incident, or group) this receiver already accepted, oldest first (CAP
     `references`)."""
+    key: int | str
     if delivery.group_key is None:
         chain, key = "incident_id = ? AND group_key IS NULL", delivery.incident_id
     else:

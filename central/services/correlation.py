@@ -209,6 +209,7 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: Ale
     )
     # An alert already in an incident stays there (rule 1) unless an operator closed that incident and the
     # hazard is still seen (recurrence, docs/central.md); false-alarm suppressions keep matching looks quiet.
+    why: dict
     if stale:
         choice, why = Choice("attach", own), {}
     elif own is not None:

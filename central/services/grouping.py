@@ -50,7 +50,7 @@ def group_of(
         "edge": cameras[0].split("/", 1)[0] if cameras else "unknown",
         "area": area_label(lat, lon, receiver.group_area_km),
     }
-    labels = {name: values[name] for name in receiver.group_by}
+    labels: dict[str, str] = {name: values[name] for name in receiver.group_by}
     return Group("|".join(f"{k}={v}" for k, v in labels.items()), labels)
 
 
