@@ -16,7 +16,7 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
   gstreamer1.0-tools
-  chromium          # dashboard tests: headless, driven by Playwright (tests/support/browser.py)
+  chromium          # dashboard tests: headless, driven by Playwright (hazardwatch/harness/browser.py)
   fonts-wqy-zenhei  # CJK glyphs for the Chinese dashboard screenshots
 )
 

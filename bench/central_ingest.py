@@ -14,18 +14,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from support.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config  # noqa: E402
-from support.databases import postgres_unavailable_reason, temporary_database  # noqa: E402
-from support.mosquitto import MosquittoBroker  # noqa: E402
-from support.receiver import Receiver  # noqa: E402
+from hazardwatch.harness.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config
+from hazardwatch.harness.databases import postgres_unavailable_reason, temporary_database
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.harness.receiver import Receiver
 
 
 def stored(centrals: list[CentralProcess]) -> float:

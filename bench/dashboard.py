@@ -5,7 +5,7 @@ to show a burst, to open an incident and to zoom the map, and the page's long ta
 
 Everything is real: a private Mosquitto, a `hazardwatch central` process on SQLite with the demo
 district's map layers, headless Chromium (Debian's, through Playwright). Each incident is one alert from
-its own camera on a 300 m grid (tests/support/dashboard_load.py), published as an edge would. Times are
+its own camera on a 300 m grid (hazardwatch/harness/dashboard_load.py), published as an edge would. Times are
 wall-clock from the Python side: from the sign-in click or the MQTT publish to the page's header count
 (the list) and to the map's markers plus cluster counts adding up (the map), polled every 20 ms. Long
 tasks are the browser's own PerformanceObserver entries (main-thread tasks over 50 ms). The last line
@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from support.browser import launch  # noqa: E402
-from support.central_proc import OPERATOR, CentralProcess, Publisher, write_central_config  # noqa: E402
-from support.dashboard_load import (  # noqa: E402
+from hazardwatch.demo import district
+from hazardwatch.harness.browser import launch
+from hazardwatch.harness.central_proc import OPERATOR, CentralProcess, Publisher, write_central_config
+from hazardwatch.harness.dashboard_load import (
     CORRELATION,
     LONG_TASKS,
     long_tasks,
@@ -36,10 +33,8 @@ from support.dashboard_load import (  # noqa: E402
     publish_incidents,
     wait_open_count,
 )
-from support.edge_proc import wait_until  # noqa: E402
-from support.mosquitto import MosquittoBroker  # noqa: E402
-
-from hazardwatch.demo import district  # noqa: E402
+from hazardwatch.harness.edge_proc import wait_until
+from hazardwatch.harness.mosquitto import MosquittoBroker
 
 
 def wait_markers(page: Any, want: int, timeout: float) -> float:

@@ -5,7 +5,7 @@
 Every base frame is a "camera": real frames from ../shared/data (HPWREN smoke-camera stills, the
 FloodX yard camera, frames of the road video). A fresh `CameraDiagnoser` learns its reference
 from `warmup` looks of the unchanged frame (each look with its own sensor noise, exposure drift and
-JPEG round trip, see tests/support/degrade.py), then sees three looks of a degraded version.
+JPEG round trip, see hazardwatch/harness/degrade.py), then sees three looks of a degraded version.
 
 - detection: the expected diagnosis is in effect by the third degraded look; `looks_to_detect`
   says after how many. Three clean looks later it must be gone again (`recovered`).
@@ -37,15 +37,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from support import degrade as D  # noqa: E402
-from support.media import shared_data_dir  # noqa: E402
-
-from hazardwatch.edge.config import DiagnoseConfig  # noqa: E402
-from hazardwatch.edge.diagnose import CameraDiagnoser  # noqa: E402
-from hazardwatch.edge.diagnose.features import analyse  # noqa: E402
+from hazardwatch.edge.config import DiagnoseConfig
+from hazardwatch.edge.diagnose import CameraDiagnoser
+from hazardwatch.edge.diagnose.features import analyse
+from hazardwatch.harness import degrade as D
+from hazardwatch.harness.media import shared_data_dir
 
 WARMUP = 6
 DEGRADED_LOOKS = 3

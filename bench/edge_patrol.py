@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python bench/edge_patrol.py [--cameras N] [--seconds S] [--model MANIFEST]
 
-Everything is real and local: a GStreamer RTSP server (tests/support/rtsp_server.py) streams the
+Everything is real and local: a GStreamer RTSP server (hazardwatch/harness/rtsp_server.py) streams the
 clips in ../shared/data/media-* (re-encoded by prepare_clip: H.264, no B-frames, fixed GOP) on N
 mounts, a private Mosquitto takes the alerts, and the edge under test is the project's own code
 (AvStreamSource, PersistentReader, OnnxDetector, and `hazardwatch edge` as a subprocess).
@@ -45,20 +45,16 @@ from pathlib import Path
 import av
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from support.edge_proc import EdgeProcess, MqttWatcher, write_edge_config  # noqa: E402
-from support.media import ffmpeg_binary, prepare_clip, run_ffmpeg, shared_data_dir, x264_args  # noqa: E402
-from support.mosquitto import MosquittoBroker  # noqa: E402
-from support.rtsp import RtspServer, gst_rtsp_unavailable_reason  # noqa: E402
-from support.toy_models import red_patch_manifest  # noqa: E402
-
-from hazardwatch.edge.detect import ImageResult  # noqa: E402
-from hazardwatch.edge.detect.onnx_detector import OnnxDetector  # noqa: E402
-from hazardwatch.edge.engine.batching import InferenceBatcher  # noqa: E402
-from hazardwatch.edge.sources import CapturedFrame, FrameSource, PersistentReader  # noqa: E402
-from hazardwatch.edge.sources.av_stream import AvStreamSource  # noqa: E402
+from hazardwatch.edge.detect import ImageResult
+from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+from hazardwatch.edge.engine.batching import InferenceBatcher
+from hazardwatch.edge.sources import CapturedFrame, FrameSource, PersistentReader
+from hazardwatch.edge.sources.av_stream import AvStreamSource
+from hazardwatch.harness.edge_proc import EdgeProcess, MqttWatcher, write_edge_config
+from hazardwatch.harness.media import ffmpeg_binary, prepare_clip, run_ffmpeg, shared_data_dir, x264_args
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.harness.rtsp import RtspServer, gst_rtsp_unavailable_reason
+from hazardwatch.harness.toy_models import red_patch_manifest
 
 CLIPS = {
     "road": Path("media-intel-road/traffic_road/car-detection.mp4"),
@@ -710,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         detector = OnnxDetector(manifest, threads=2)
         mi = detector.manifest.input
         out["model"] = {
-            "manifest": str(args.model) if args.model else "toy red-patch (tests/support/toy_models.py)",
+            "manifest": str(args.model) if args.model else "toy red-patch (hazardwatch/harness/toy_models.py)",
             "name": detector.name,
             "version": detector.version,
             "hazard": detector.hazard.value,

@@ -25,7 +25,6 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -35,13 +34,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from support.central_proc import CentralProcess, alert_payload, write_central_config  # noqa: E402
-from support.databases import postgres_unavailable_reason, temporary_database  # noqa: E402
-from support.mosquitto import MosquittoBroker  # noqa: E402
-from support.receiver import Receiver  # noqa: E402
+from hazardwatch.harness.central_proc import CentralProcess, alert_payload, write_central_config
+from hazardwatch.harness.databases import postgres_unavailable_reason, temporary_database
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.harness.receiver import Receiver
 
 HAZARDS = ["waterlogging"] * 6 + ["fallen_tree"] * 3 + ["smoke"]
 DISTRICT = (22.50, 113.90)  # south-west corner; cameras on a grid over ~30 km x 30 km

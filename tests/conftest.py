@@ -1,8 +1,8 @@
 """Shared fixtures: private brokers, RTSP servers and prepared clips, each skipped with a clear reason.
 
-Helpers live in tests/support (imported as ``support``: pytest puts tests/ on sys.path because tests/
-has no __init__.py). Child processes and ports come from hazardwatch/procs.py, shared with the demo and
-the benches; nothing else here imports hazardwatch, so the infrastructure can be tested on its own.
+The brokers, RTSP servers, service processes and media helpers come from hazardwatch/harness/ (shared
+with the benches and built on hazardwatch/procs.py); what only the tests need lives in tests/support
+(imported as ``support``: pytest puts tests/ on sys.path because tests/ has no __init__.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from support.media import REPO_ROOT, ffmpeg_binary, prepare_clip, shared_data_dir
-from support.mosquitto import MosquittoBroker, mosquitto_binary
-from support.rtsp import RtspServer, gst_rtsp_unavailable_reason
+
+from hazardwatch.harness.media import REPO_ROOT, ffmpeg_binary, prepare_clip, shared_data_dir
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.harness.rtsp import RtspServer, gst_rtsp_unavailable_reason
+from hazardwatch.procs import mosquitto_binary
 
 FIRE_CLIP = Path("media-furg-fire/fire/house6.mp4")
 ROAD_CLIP = Path("media-intel-road/traffic_road/car-detection.mp4")
@@ -100,13 +102,13 @@ def rtsp_server_factory() -> Iterator[RtspServerFactory]:
         yield start
     finally:
         for server in servers:
-            server.stop()
+            server.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The same test on an embedded SQLite file and on a throwaway PostgreSQL database."""
-    from support.databases import postgres_unavailable_reason, temporary_database
+    from hazardwatch.harness.databases import postgres_unavailable_reason, temporary_database
 
     if request.param == "postgres" and (reason := postgres_unavailable_reason()):
         pytest.skip(reason)

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
-from support.central_proc import OPERATOR, CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, patrol, wait_until, write_edge_config
-from support.media import run_ffmpeg, x264_args
-from support.toy_models import red_patch_manifest
+
+from hazardwatch.harness.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
+from hazardwatch.harness.central_proc import OPERATOR, CentralProcess, write_central_config
+from hazardwatch.harness.edge_proc import EdgeProcess, patrol, wait_until, write_edge_config
+from hazardwatch.harness.media import run_ffmpeg, x264_args
+from hazardwatch.harness.toy_models import red_patch_manifest
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow, pytest.mark.rtsp, pytest.mark.data]
 

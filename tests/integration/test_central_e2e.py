@@ -7,7 +7,8 @@ import json
 import time
 
 import pytest
-from support.central_proc import (
+
+from hazardwatch.harness.central_proc import (
     ADMIN,
     VIEWER,
     CentralProcess,
@@ -16,8 +17,8 @@ from support.central_proc import (
     alert_topic,
     write_central_config,
 )
-from support.edge_proc import wait_until
-from support.receiver import Receiver
+from hazardwatch.harness.edge_proc import wait_until
+from hazardwatch.harness.receiver import Receiver
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

@@ -7,10 +7,6 @@ import threading
 import time
 
 import pytest
-from support.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config
-from support.databases import postgres_unavailable_reason, temporary_database
-from support.edge_proc import wait_until
-from support.receiver import Receiver
 
 from hazardwatch.central.config import BrokerConfig, CentralConfig, CorrelationConfig
 from hazardwatch.central.incidents.places import lock_keys
@@ -18,6 +14,10 @@ from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.store import Database
 from hazardwatch.contract import Alert
+from hazardwatch.harness.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config
+from hazardwatch.harness.databases import postgres_unavailable_reason, temporary_database
+from hazardwatch.harness.edge_proc import wait_until
+from hazardwatch.harness.receiver import Receiver
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 WATER = "waterlogging"

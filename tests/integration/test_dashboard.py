@@ -20,8 +20,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
-from support.central_proc import (
+
+from hazardwatch.harness.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
+from hazardwatch.harness.central_proc import (
     OPERATOR,
     VIEWER,
     CentralProcess,
@@ -30,7 +31,8 @@ from support.central_proc import (
     alert_topic,
     write_central_config,
 )
-from support.mosquitto import MosquittoBroker, mosquitto_binary
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.procs import mosquitto_binary
 
 
 def e2e(fn: Callable) -> Callable:

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from support.browser import browser_unavailable_reason, launch
-from support.central_proc import OPERATOR, CentralProcess, alert_payload, write_central_config
 
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.services import incidents
 from hazardwatch.central.store import Database
 from hazardwatch.contract import Alert
+from hazardwatch.harness.browser import browser_unavailable_reason, launch
+from hazardwatch.harness.central_proc import OPERATOR, CentralProcess, alert_payload, write_central_config
 
 pytestmark = [pytest.mark.slow]
 

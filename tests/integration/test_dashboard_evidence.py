@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.browser import artifact_dir, signed_in_page
-from support.central_proc import ADMIN, CentralProcess, Publisher, alert_payload, alert_topic
 from support.dashboard_stack import EvidenceHead, central_and_browser, upload_evidence
+
+from hazardwatch.harness.browser import artifact_dir, signed_in_page
+from hazardwatch.harness.central_proc import ADMIN, CentralProcess, Publisher, alert_payload, alert_topic
 
 cv2 = pytest.importorskip("cv2")
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]

@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
-from support.central_proc import (
+from support.tile_server import TILE_RGB, TileServer
+
+from hazardwatch.demo import district
+from hazardwatch.harness.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
+from hazardwatch.harness.central_proc import (
     OPERATOR,
     CentralProcess,
     Publisher,
@@ -21,12 +24,9 @@ from support.central_proc import (
     alert_topic,
     write_central_config,
 )
-from support.edge_proc import EdgeProcess, wait_until, write_edge_config
-from support.ports import free_port
-from support.tile_server import TILE_RGB, TileServer
-from support.toy_models import red_patch_manifest
-
-from hazardwatch.demo import district
+from hazardwatch.harness.edge_proc import EdgeProcess, wait_until, write_edge_config
+from hazardwatch.harness.toy_models import red_patch_manifest
+from hazardwatch.procs import free_port
 
 # The demo's cameras: the reservoir one has coordinates, a height and a tilt, and never alerts here.
 CAMERAS = [

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
-from support.central_proc import OPERATOR, CentralProcess, Publisher, write_central_config
-from support.dashboard_load import CORRELATION, marker_total, publish_incidents, wait_open_count
-from support.edge_proc import wait_until
 
 from hazardwatch.demo import district
+from hazardwatch.harness.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
+from hazardwatch.harness.central_proc import OPERATOR, CentralProcess, Publisher, write_central_config
+from hazardwatch.harness.dashboard_load import CORRELATION, marker_total, publish_incidents, wait_open_count
+from hazardwatch.harness.edge_proc import wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

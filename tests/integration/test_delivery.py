@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from support.receiver import Receiver
 
 from hazardwatch.central.config import BackoffConfig, ReceiverConfig, Secret
 from hazardwatch.central.notify import queue
 from hazardwatch.central.notify.cap import CAP_NS
 from hazardwatch.central.notify.worker import DeliveryWorker
 from hazardwatch.central.store.database import Database
+from hazardwatch.harness.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 

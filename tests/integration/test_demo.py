@@ -20,8 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.support.mosquitto import mosquitto_binary
-from tests.support.ports import free_port, port_open
+from hazardwatch.procs import free_port, mosquitto_binary, port_open
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

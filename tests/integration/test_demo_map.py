@@ -9,11 +9,10 @@ import signal
 import time
 
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
 
+from hazardwatch.harness.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
+from hazardwatch.procs import free_port, mosquitto_binary
 from tests.integration.test_demo import START_S, DemoRun, get
-from tests.support.mosquitto import mosquitto_binary
-from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import av
 import pytest
-from support.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
-from support.media import frames_to_clip, run_ffmpeg, x264_args
-from support.toy_models import red_patch_manifest
+
+from hazardwatch.harness.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
+from hazardwatch.harness.media import frames_to_clip, run_ffmpeg, x264_args
+from hazardwatch.harness.toy_models import red_patch_manifest
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.rtsp, pytest.mark.data, pytest.mark.slow]
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import cv2
 import pytest
-from support.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
-from support.media import prepare_clip
-from support.toy_models import paint_patch, red_patch_manifest
+
+from hazardwatch.harness.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
+from hazardwatch.harness.media import prepare_clip
+from hazardwatch.harness.toy_models import paint_patch, red_patch_manifest
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -131,7 +132,7 @@ def test_rtsp_server_killed_and_restarted(tmp_path, manifest, mosquitto, rtsp_se
 
 @pytest.mark.data
 def test_broker_outage_loses_and_reorders_nothing(tmp_path, manifest, shared_data):
-    from support.mosquitto import MosquittoBroker
+    from hazardwatch.harness.mosquitto import MosquittoBroker
 
     scene = alert_scene(tmp_path / "scene", shared_data)
     cams = [{"id": "cam-scene", "source": str(scene), "hazards": {"fire": {}}}]
@@ -167,8 +168,8 @@ def test_broker_outage_loses_and_reorders_nothing(tmp_path, manifest, shared_dat
 
 @pytest.mark.data
 def test_edge_killed_with_alerts_in_outbox_sends_them_after_restart(tmp_path, manifest, shared_data):
-    from support.mosquitto import MosquittoBroker
-    from support.ports import free_port
+    from hazardwatch.harness.mosquitto import MosquittoBroker
+    from hazardwatch.procs import free_port
 
     scene = alert_scene(tmp_path / "scene", shared_data)
     port = free_port()

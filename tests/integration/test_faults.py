@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.central_proc import (
+
+from hazardwatch.harness.central_proc import (
     ADMIN,
     CentralProcess,
     Publisher,
@@ -32,11 +33,11 @@ from support.central_proc import (
     alert_topic,
     write_central_config,
 )
-from support.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
-from support.mosquitto import MosquittoBroker
-from support.ports import free_port
-from support.receiver import Receiver
-from support.toy_models import red_patch_manifest
+from hazardwatch.harness.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.harness.receiver import Receiver
+from hazardwatch.harness.toy_models import red_patch_manifest
+from hazardwatch.procs import free_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

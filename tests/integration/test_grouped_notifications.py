@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config
-from support.databases import postgres_unavailable_reason, temporary_database
-from support.edge_proc import wait_until
-from support.receiver import Receiver
 
 from hazardwatch.central.notify.cap import CAP_NS
+from hazardwatch.harness.central_proc import CentralProcess, Publisher, alert_payload, alert_topic, write_central_config
+from hazardwatch.harness.databases import postgres_unavailable_reason, temporary_database
+from hazardwatch.harness.edge_proc import wait_until
+from hazardwatch.harness.receiver import Receiver
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 XSD = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "cap12.xsd"

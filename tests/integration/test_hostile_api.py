@@ -13,12 +13,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support.central_proc import ADMIN, CentralProcess, alert_payload, write_central_config
 
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.services import incidents
 from hazardwatch.central.store import Database
 from hazardwatch.contract import Alert
+from hazardwatch.harness.central_proc import ADMIN, CentralProcess, alert_payload, write_central_config
 
 pytestmark = [pytest.mark.slow]
 

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from support.central_proc import ADMIN, CentralProcess, Publisher, alert_payload, alert_topic, write_central_config
-from support.edge_proc import wait_until
+
+from hazardwatch.harness.central_proc import (
+    ADMIN,
+    CentralProcess,
+    Publisher,
+    alert_payload,
+    alert_topic,
+    write_central_config,
+)
+from hazardwatch.harness.edge_proc import wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.central_proc import alert_payload
 
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.store import Database
 from hazardwatch.contract import Alert
+from hazardwatch.harness.central_proc import alert_payload
 
 AT = 1_700_000_000.0
 

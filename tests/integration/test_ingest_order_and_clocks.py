@@ -11,7 +11,6 @@ import json
 import time
 
 import pytest
-from support.central_proc import alert_payload
 
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest, validate
@@ -19,6 +18,7 @@ from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services import incidents, views
 from hazardwatch.central.store import Database
 from hazardwatch.contract import Alert
+from hazardwatch.harness.central_proc import alert_payload
 
 CFG = CentralConfig.model_validate(
     {"broker": {"host": "127.0.0.1", "port": 1}, "correlation": {"auto_resolve_after_s": 60}}

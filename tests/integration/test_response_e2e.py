@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
-from support.central_proc import OPERATOR, CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, patrol, wait_until, write_edge_config
-from support.media import prepare_clip
-from support.toy_models import red_patch_manifest
+
+from hazardwatch.harness.browser import artifact_dir, browser_unavailable_reason, launch, signed_in_page
+from hazardwatch.harness.central_proc import OPERATOR, CentralProcess, write_central_config
+from hazardwatch.harness.edge_proc import EdgeProcess, patrol, wait_until, write_edge_config
+from hazardwatch.harness.media import prepare_clip
+from hazardwatch.harness.toy_models import red_patch_manifest
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow, pytest.mark.rtsp, pytest.mark.data]
 
@@ -155,8 +156,9 @@ def test_a_clearly_larger_detection_breaks_through_a_false_alarm(
         pytest.skip(reason)
     import cv2
     from playwright.sync_api import sync_playwright
-    from support.media import frames_to_clip
-    from support.toy_models import paint_patch
+
+    from hazardwatch.harness.media import frames_to_clip
+    from hazardwatch.harness.toy_models import paint_patch
 
     still = cv2.imread(str(sorted((shared_data / "smoke-hpwren/unlabeled_hpwren").glob("*.jp*g"))[0]))
     small = frames_to_clip([paint_patch(still, (0.45, 0.45, 0.52, 0.55))], tmp_path / "small.mp4", hold=100)

@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support.central_proc import ADMIN, OPERATOR, VIEWER, CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
-from support.toy_models import paint_patch, red_patch_graph, write_model
+
+from hazardwatch.harness.central_proc import ADMIN, OPERATOR, VIEWER, CentralProcess, write_central_config
+from hazardwatch.harness.edge_proc import EdgeProcess, MqttWatcher, wait_until, write_edge_config
+from hazardwatch.harness.toy_models import paint_patch, red_patch_graph, write_model
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
-from support.central_proc import (
+
+from hazardwatch.central.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from hazardwatch.harness.central_proc import (
     ADMIN,
     OPERATOR,
     VIEWER,
@@ -30,12 +32,10 @@ from support.central_proc import (
     alert_topic,
     write_central_config,
 )
-from support.edge_proc import EdgeProcess, wait_until, write_edge_config
-from support.mosquitto import MosquittoBroker, mosquitto_binary
-from support.ports import free_port, wait_port
-from support.toy_models import red_patch_manifest
-
-from hazardwatch.central.notify.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from hazardwatch.harness.edge_proc import EdgeProcess, wait_until, write_edge_config
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.harness.toy_models import red_patch_manifest
+from hazardwatch.procs import free_port, mosquitto_binary, wait_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from support.central_proc import CentralProcess, alert_payload, alert_topic, write_central_config
-from support.edge_proc import EdgeProcess, wait_until, write_edge_config
-from support.mosquitto import MosquittoBroker, mosquitto_binary
-from support.ports import free_port
-from support.toy_models import red_patch_manifest
+
+from hazardwatch.harness.central_proc import CentralProcess, alert_payload, alert_topic, write_central_config
+from hazardwatch.harness.edge_proc import EdgeProcess, wait_until, write_edge_config
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.harness.toy_models import red_patch_manifest
+from hazardwatch.procs import free_port, mosquitto_binary
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

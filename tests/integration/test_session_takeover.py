@@ -21,12 +21,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from support.central_proc import CentralProcess, alert_payload, write_central_config
-from support.edge_proc import wait_until
-from support.mosquitto import mosquitto_binary
-from support.ports import free_port, wait_port
 
 from hazardwatch.central.ingest.mqtt_ingest import default_client_id
+from hazardwatch.harness.central_proc import CentralProcess, alert_payload, write_central_config
+from hazardwatch.harness.edge_proc import wait_until
+from hazardwatch.procs import free_port, mosquitto_binary, wait_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-from support.media import probe_clip
-from support.ports import free_port
 
 from hazardwatch.edge.config import BackoffConfig
 from hazardwatch.edge.sources import PersistentReader, SourceError
 from hazardwatch.edge.sources.av_stream import AvStreamSource
+from hazardwatch.harness.media import probe_clip
+from hazardwatch.procs import free_port
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.data]
 

@@ -15,8 +15,9 @@ import av
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from support.media import frames_to_clip, probe_clip
-from support.mosquitto import MosquittoBroker
+
+from hazardwatch.harness.media import frames_to_clip, probe_clip
+from hazardwatch.harness.mosquitto import MosquittoBroker
 
 # As the edge opens streams.  FFmpeg then spends ~2.8 s probing before the first frame (frame-rate
 # estimation); "analyzeduration": "1000000" or "fpsprobesize": "0" cut that to ~1 s.

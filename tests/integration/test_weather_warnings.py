@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 from aiohttp import web
 from support.cap_samples import rewrite, sample
-from support.central_proc import ADMIN, OPERATOR, VIEWER, CentralProcess, write_central_config
-from support.edge_proc import EdgeProcess, wait_until, write_edge_config
-from support.ports import free_port
-from support.toy_models import red_patch_manifest
 
 from hazardwatch.contract import parse_message
+from hazardwatch.harness.central_proc import ADMIN, OPERATOR, VIEWER, CentralProcess, write_central_config
+from hazardwatch.harness.edge_proc import EdgeProcess, wait_until, write_edge_config
+from hazardwatch.harness.toy_models import red_patch_manifest
+from hazardwatch.procs import free_port
 
 CAMS = {
     ("edge-a", "cam-1"): (42.00, -82.60),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support.media import REPO_ROOT
+from hazardwatch.harness.media import REPO_ROOT
 
 
 def specs_dir() -> Path | None:

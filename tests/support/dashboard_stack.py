@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from support.browser import browser_unavailable_reason, launch
-from support.central_proc import ADMIN, CentralProcess, Publisher, write_central_config
-from support.mosquitto import MosquittoBroker, mosquitto_binary
+from hazardwatch.harness.browser import browser_unavailable_reason, launch
+from hazardwatch.harness.central_proc import ADMIN, CentralProcess, Publisher, write_central_config
+from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.procs import mosquitto_binary
 
 
 @contextmanager

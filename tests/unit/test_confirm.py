@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.toy_models import paint_patch, red_patch_manifest
 
 from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
@@ -13,6 +12,7 @@ from hazardwatch.edge.confirm.vote import SlidingVote
 from hazardwatch.edge.detect import Detection
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.edge.predictor import LookRequest, Predictor
+from hazardwatch.harness.toy_models import paint_patch, red_patch_manifest
 
 pytestmark = pytest.mark.quick
 

@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from support.toy_models import paint_patch, red_patch_manifest, write_model
 
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+from hazardwatch.harness.toy_models import paint_patch, red_patch_manifest, write_model
 from hazardwatch.manifest import ManifestError
 
 pytestmark = pytest.mark.quick

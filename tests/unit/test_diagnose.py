@@ -14,13 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from support import degrade as D
 
 from hazardwatch.contract import CameraState, CameraStatus, parse_message
 from hazardwatch.edge.config import DiagnoseConfig
 from hazardwatch.edge.diagnose import CameraDiagnoser, Diagnosis
 from hazardwatch.edge.diagnose.availability import AvailabilityLog
 from hazardwatch.edge.health import CameraHealth
+from hazardwatch.harness import degrade as D
 
 CFG = DiagnoseConfig()
 SAMPLE = 6  # frames of the unlabelled HPWREN set, every 300th by name (no hand-picking)

@@ -231,12 +231,11 @@ JPEG = base64.b64encode(b"\xff\xd8\xff\xe0" + b"0" * 200 + b"\xff\xd9").decode()
 @pytest.fixture(scope="module")
 def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real central process (SQLite, no broker) holding three incidents with evidence."""
-    from support.central_proc import CentralProcess, alert_payload, write_central_config
-
     from hazardwatch.central.config import CentralConfig
     from hazardwatch.central.services import incidents
     from hazardwatch.central.store import Database
     from hazardwatch.contract import Alert
+    from hazardwatch.harness.central_proc import CentralProcess, alert_payload, write_central_config
 
     tmp = tmp_path_factory.mktemp("fuzz-central")
     url = f"sqlite:///{tmp / 'central.db'}"
@@ -332,7 +331,7 @@ def test_random_queries_never_cause_a_server_error(central, path, query):
 @pytest.mark.slow
 def test_after_the_fuzz_the_store_is_intact_and_the_service_alive(central):
     """Runs after the two fuzz tests (file order): everything stored is still served and consistent."""
-    from support.central_proc import ADMIN
+    from hazardwatch.harness.central_proc import ADMIN
 
     assert central.proc.poll() is None
     assert central.get("/healthz", token=None)["status"] == "ok"

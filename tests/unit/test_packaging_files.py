@@ -26,8 +26,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from tests.support.mosquitto import mosquitto_binary
-from tests.support.ports import free_port, wait_port
+from hazardwatch.procs import free_port, mosquitto_binary, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"

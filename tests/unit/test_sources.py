@@ -170,7 +170,7 @@ def test_http_snapshot_timeout(http_base: str):
 
 
 def test_http_snapshot_connection_refused():
-    from support.ports import free_port
+    from hazardwatch.procs import free_port
 
     with pytest.raises(SourceError, match="cannot connect"):
         HttpSnapshotSource(f"http://127.0.0.1:{free_port()}/snap.jpg", open_timeout_s=1).snapshot()
@@ -283,7 +283,7 @@ def test_video_stream_all_frames_paced(clip: Path):
 
 
 def test_rtsp_closed_port_is_source_error():
-    from support.ports import free_port
+    from hazardwatch.procs import free_port
 
     port = free_port()
     src = AvStreamSource(f"rtsp://user:pw@127.0.0.1:{port}/cam", open_timeout_s=2, read_timeout_s=2)

@@ -93,7 +93,7 @@ def write_model(
         "threshold": threshold,
         "provenance": [{"name": "synthetic test graph", "licence": "Apache-2.0"}],
         "metrics": {},
-        "training": {"command": "tests/support/toy_models.py (hand-built graph, no training)"},
+        "training": {"command": "hazardwatch/harness/toy_models.py (hand-built graph, no training)"},
     }
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=2))

@@ -53,23 +53,29 @@ def x264_args(fps: int, gop: int) -> list[str]:
     ]  # fmt: skip
 
 
-def run_ffmpeg(args: list[str], out: Path) -> Path:
-    """Run ffmpeg into a temp name and rename, so an interrupted run never leaves a half clip in the cache."""
+def run_ffmpeg(args: list[str], out: Path, stdin: bytes | None = None) -> Path:
+    """Run ffmpeg into a temp name and rename, so an interrupted run never leaves a half clip in the cache.
+
+    `stdin` feeds ffmpeg's standard input (raw frames read as `-i pipe:0`).
+    """
     ffmpeg = ffmpeg_binary()
     if ffmpeg is None:
         raise FileNotFoundError("ffmpeg not found (apt-get install ffmpeg)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
-    res = subprocess.run(
-        [ffmpeg, "-y", "-hide_banner", "-loglevel", "error", *args, str(tmp)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if res.returncode != 0 or not tmp.exists():
+    try:
+        res = subprocess.run(
+            [ffmpeg, "-y", "-hide_banner", "-loglevel", "error", *args, str(tmp)],
+            input=stdin,
+            capture_output=True,
+            timeout=600,
+        )
+        if res.returncode != 0 or not tmp.exists():
+            err = res.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"ffmpeg failed ({res.returncode}): {err[-2000:]}")
+        tmp.replace(out)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ffmpeg failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
-    tmp.replace(out)
     return out
 
 
@@ -131,7 +137,7 @@ def frames_to_clip(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(frames[0], np.ndarray):
-        arrays = [np.ascontiguousarray(f) for f in frames]  # type: ignore[arg-type]
+        arrays = [np.ascontiguousarray(f) for f in frames]
         h, w = arrays[0].shape[:2]
         if any(a.shape != arrays[0].shape or a.dtype != np.uint8 for a in arrays):
             raise ValueError("all frames must be uint8 arrays of one shape")
@@ -157,25 +163,11 @@ def frames_to_clip(
         data = None
     args += _scale_filter(width) if data is not None else []
     args += x264_args(fps, gop)
-    ffmpeg = ffmpeg_binary()
-    if ffmpeg is None:
-        raise FileNotFoundError("ffmpeg not found (apt-get install ffmpeg)")
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
     try:
-        res = subprocess.run(
-            [ffmpeg, "-y", "-hide_banner", "-loglevel", "error", *args, str(tmp)],
-            input=data,
-            capture_output=True,
-            timeout=600,
-        )
-        if res.returncode != 0 or not tmp.exists():
-            raise RuntimeError(f"ffmpeg failed ({res.returncode}): {res.stderr.decode(errors='replace')[-2000:]}")
-        tmp.replace(out)
+        return run_ffmpeg(args, out, data)
     finally:
-        tmp.unlink(missing_ok=True)
         if data is None:
             listing.unlink(missing_ok=True)
-    return out
 
 
 def _probe_size(image: Path) -> tuple[int, int]:

@@ -23,8 +23,7 @@ from hazardwatch.central.notify.webhook import (
     TIMESTAMP_HEADER,
     verify_signature,
 )
-
-from .ports import free_port, wait_port
+from hazardwatch.procs import free_port, wait_port
 
 Mode = Literal["accept", "fail", "throttle", "timeout", "reject"]
 MODES: tuple[Mode, ...] = ("accept", "fail", "throttle", "timeout", "reject")

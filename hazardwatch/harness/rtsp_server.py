@@ -3,7 +3,7 @@
 
 Run it with Debian's own interpreter (it needs python3-gi and GstRtspServer, which the venv lacks):
 
-    /usr/bin/python3 tests/support/rtsp_server.py --port 8554 --mount /cam1=clip.mp4 [--mount ...]
+    /usr/bin/python3 hazardwatch/harness/rtsp_server.py --port 8554 --mount /cam1=clip.mp4 [--mount ...]
 
 Why this design: GstRtspServer has no "loop" option, and seeking a pipeline the RTSP media owns fights
 with the server's own seeks and rewinds RTP timestamps.  Instead each file's H.264 access units are read
@@ -72,7 +72,7 @@ def load_clip(path: Path) -> Clip:
     if not units or caps is None:
         raise RuntimeError(f"{path}: no H.264 video track found")
     if not units[0][3]:
-        raise RuntimeError(f"{path}: the first frame is not a key frame; re-encode with tests/support/media.py")
+        raise RuntimeError(f"{path}: the first frame is not a key frame; re-encode with hazardwatch/harness/media.py")
     first = units[0][1]
     fixed: list[tuple[bytes, int, int, bool]] = []
     for i, (data, pts, dur, key) in enumerate(units):

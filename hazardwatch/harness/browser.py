@@ -11,6 +11,10 @@ import importlib.util
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the test extra installs playwright; importing this module needs none of it
+    from playwright.sync_api import Browser, Page, Playwright
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -42,9 +46,9 @@ def browser_unavailable_reason() -> str | None:
     return None
 
 
-def launch(playwright: object):  # -> playwright Browser (imported lazily)
+def launch(playwright: Playwright) -> Browser:
     """Start the system Chromium headless through Playwright."""
-    return playwright.chromium.launch(  # type: ignore[attr-defined]
+    return playwright.chromium.launch(
         executable_path=chromium_binary(), args=CHROMIUM_FLAGS, headless=True
     )
 
@@ -55,10 +59,10 @@ def artifact_dir(name: str) -> Path:
     return path
 
 
-def signed_in_page(browser: object, url: str, token: str, errors: list[str], lang: str = "en", **context: object):
+def signed_in_page(browser: Browser, url: str, token: str, errors: list[str], lang: str = "en", **context: Any) -> Page:
     """A fresh context (no cookies) on the dashboard at `url`, signed in through the form; page errors
     are appended to `errors`. `context` goes to new_context (viewport, timezone_id...)."""
-    ctx = browser.new_context(  # type: ignore[attr-defined]
+    ctx = browser.new_context(
         **{"viewport": {"width": 1600, "height": 900}, "locale": "en-US" if lang == "en" else "zh-CN", **context}
     )
     page = ctx.new_page()

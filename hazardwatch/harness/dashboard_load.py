@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from support.central_proc import Publisher, alert_payload, alert_topic
+from .central_proc import Publisher, alert_payload, alert_topic
 
 HAZARDS = ("waterlogging", "fallen_tree", "smoke", "fire")
 SOUTH_WEST = (22.52, 113.92)

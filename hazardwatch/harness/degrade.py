@@ -17,8 +17,10 @@ def look(img: np.ndarray, rng: np.random.Generator, noise: float = 2.0, quality:
     out = img.astype(np.float32) * gain + rng.normal(0.0, noise, img.shape).astype(np.float32)
     out = np.clip(out, 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    if decoded is None:
+        raise RuntimeError("OpenCV could not round-trip a frame through JPEG")
+    return decoded
 
 
 def blur(img: np.ndarray, sigma_frac: float) -> np.ndarray:
@@ -37,7 +39,8 @@ def cover(
     """An object at the lens over `frac` of the view from one side: nearly uniform, out of focus."""
     h, w = img.shape[:2]
     out = img.copy()
-    colour = colour or tuple(int(c) for c in rng.integers(10, 70, 3))
+    r, g, b = (int(c) for c in rng.integers(10, 70, 3))
+    colour = colour or (r, g, b)
     layer = np.empty_like(img)
     layer[:] = colour
     shade = cv2.GaussianBlur(rng.normal(0, 6, (h, w)).astype(np.float32), (0, 0), w / 20)
@@ -62,8 +65,8 @@ def cover(
         a = np.sqrt(area / np.pi * 1.4)
         b = area / (np.pi * a)
         cv2.ellipse(mask, (w // 2, h // 2), (int(a), int(b)), 15, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, w / 160))[..., None]
-    return (out * (1 - mask) + layer * mask).astype(np.uint8)
+    soft_mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, w / 160))[..., None]
+    return (out * (1 - soft_mask) + layer * soft_mask).astype(np.uint8)
 
 
 def shift(img: np.ndarray, dx_frac: float, dy_frac: float = 0.0, angle_deg: float = 0.0) -> np.ndarray:
@@ -114,8 +117,8 @@ def rain(img: np.ndarray, rng: np.random.Generator, streaks: int = 600) -> np.nd
         x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
         length = int(rng.integers(h // 30, h // 10))
         cv2.line(layer, (x, y), (x + length // 4, y + length), 1.0, 1)
-    layer = cv2.GaussianBlur(layer, (0, 0), 0.8)[..., None]
-    out = out.astype(np.float32) * (1 - 0.35 * layer) + 230 * 0.35 * layer
+    streak = cv2.GaussianBlur(layer, (0, 0), 0.8)[..., None]
+    out = out.astype(np.float32) * (1 - 0.35 * streak) + 230 * 0.35 * streak
     return cv2.GaussianBlur(np.clip(out, 0, 255).astype(np.uint8), (0, 0), 0.6)
 
 
@@ -142,9 +145,9 @@ def dirt(img: np.ndarray, rng: np.random.Generator, blobs: int = 10, size: float
             float(rng.uniform(0.7, 0.95)),
             -1,
         )
-    mask = cv2.GaussianBlur(mask, (0, 0), w / 80)[..., None]
+    soft_mask = cv2.GaussianBlur(mask, (0, 0), w / 80)[..., None]
     mud = np.array([40, 55, 70], np.float32)
-    return np.clip(img * (1 - mask) + mud * mask, 0, 255).astype(np.uint8)
+    return np.clip(img * (1 - soft_mask) + mud * soft_mask, 0, 255).astype(np.uint8)
 
 
 def spray(img: np.ndarray, rng: np.random.Generator, drops: int = 400) -> np.ndarray:
@@ -154,5 +157,5 @@ def spray(img: np.ndarray, rng: np.random.Generator, drops: int = 400) -> np.nda
     mask = np.zeros((h, w), np.float32)
     for _ in range(drops):
         cv2.circle(mask, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(w * rng.uniform(0.006, 0.03)), 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), 1.5)[..., None]
-    return np.clip(img * (1 - mask) + soft * mask, 0, 255).astype(np.uint8)
+    soft_mask = cv2.GaussianBlur(mask, (0, 0), 1.5)[..., None]
+    return np.clip(img * (1 - soft_mask) + soft * soft_mask, 0, 255).astype(np.uint8)
