@@ -33,6 +33,9 @@ export class LabellingView {
     this.cache = new Map(); // item key -> Promise of {view, files}
     this.done = new Map(); // item key -> the label saved for it
     this.choice = null; // {verdict, kind, region, shot}
+    this.data = null; // {view, files} of the item on screen; null while it loads
+    this.msg = "";
+    this.saving = false;
     this.active = false;
     document.addEventListener("keydown", (e) => this.onKey(e));
   }
@@ -119,7 +122,7 @@ export class LabellingView {
           el("strong", {}, item.incident_id ? `${t(`hazard.${item.hazard}`)} #${item.incident_id}` : t("lab.quiet")),
           el("span.muted", {}, ` · ${t(`lab.reason.${item.reason}`)}`),
           item.score_max !== undefined ? el("span.muted", {}, ` · ${t("lab.score", { s: Number(item.score_max).toFixed(2) })}`) : null,
-          el("span.muted", {}, ` · ${(item.cameras || [item.evidence?.camera_id]).map((c) => this.cameraName(c)).join(", ")}`)),
+          el("span.muted", {}, ` · ${(item.cameras || [`${item.evidence.edge_id}/${item.evidence.camera_id}`]).map((c) => this.cameraName(c)).join(", ")}`)),
         stage,
         shots.length > 1 ? el("div.lab-thumbs", {}, shots.map((s, i) => el(`button.lab-thumb${i === this.choice.shot ? ".on" : ""}`,
           { type: "button", onclick: () => this.pick(i) }, el("img", { src: s.src, alt: "" })))) : null,
