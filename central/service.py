@@ -32,6 +32,7 @@ from hazardwatch.central.services.events import EventHub
 from hazardwatch.central.store import Database
 from hazardwatch.central.store.database import safe_url
 from hazardwatch.central.warnings.service import WeatherService
+from hazardwatch.kernel.tasks import run_stages
 
 log = logging.getLogger(__name__)
 DISPATCH_PERIOD_S = 0.5
@@ -217,17 +218,9 @@ class CentralService:
             tasks.append(asyncio.create_task(self.weather.run(), name="weather"))
         if ready:
             ready.set()
-        stopper = asyncio.create_task(stop.wait())
         try:
-            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and task.exception():
-                    raise RuntimeError(f"central stage {task.get_name()} crashed") from task.exception()
+            await run_stages("central", tasks, stop, before_cancel=self.worker.stop)
         finally:
-            await self.worker.stop()
-            for t in [*tasks, stopper]:
-                t.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
             if self.ingest:
                 await asyncio.to_thread(self.ingest.stop)
             await runner.cleanup()

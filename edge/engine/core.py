@@ -53,6 +53,7 @@ from hazardwatch.edge.publish.outbox import Outbox
 from hazardwatch.edge.rollout import RolloutManager
 from hazardwatch.edge.snapshot import downscale
 from hazardwatch.edge.sources import CapturedFrame, SourceError
+from hazardwatch.kernel.tasks import run_stages
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +107,9 @@ class EdgeEngine:
             asyncio.create_task(self._batcher.run(), name="inference"),
             asyncio.create_task(self._housekeeping(stop), name="housekeeping"),
         ]
-        stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
-            # A crashed stage must stop the process (and its supervisor restart it), not idle on.
-            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and task.exception():
-                    raise RuntimeError(f"edge stage {task.get_name()} crashed") from task.exception()
+            await run_stages("edge", tasks, stop)
         finally:
-            for t in [*tasks, stopper]:
-                t.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
             await self.close()
 
     async def close(self) -> None:
