@@ -58,16 +58,12 @@ def score_paths(detector: Detector, paths: Sequence[Path], batch: int = 8) -> Sc
     return Scored(np.array(scores, float), np.array(decisions, bool), 1000.0 * spent / n)
 
 
-def confusion(pos: np.ndarray, neg: np.ndarray) -> dict[str, float | int]:
-    """Counts and rates from boolean decisions on positive and negative images."""
-    tp, fn = int(pos.sum()), int((~pos).sum())
-    fp, tn = int(neg.sum()), int((~neg).sum())
+def rates(tp: int, fp: int, fn: int, tn: int) -> dict[str, float | int]:
+    """The four counts with precision, recall and F1 (0 where a rate has nothing to count), to 4 places."""
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "n_pos": len(pos),
-        "n_neg": len(neg),
         "tp": tp,
         "fp": fp,
         "fn": fn,
@@ -76,6 +72,13 @@ def confusion(pos: np.ndarray, neg: np.ndarray) -> dict[str, float | int]:
         "recall": round(recall, 4),
         "f1": round(f1, 4),
     }
+
+
+def confusion(pos: np.ndarray, neg: np.ndarray) -> dict[str, float | int]:
+    """Counts and rates from boolean decisions on positive and negative images."""
+    tp, fn = int(pos.sum()), int((~pos).sum())
+    fp, tn = int(neg.sum()), int((~neg).sum())
+    return {"n_pos": len(pos), "n_neg": len(neg), **rates(tp, fp, fn, tn)}
 
 
 def evaluate_paths(detector: Detector, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:

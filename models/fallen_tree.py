@@ -193,6 +193,7 @@ def evaluate_scenes(detector: object, scenes: Sequence[Scene], persist_s: float)
     """
     from hazardwatch.edge.detect.detector import LookContext
     from hazardwatch.edge.detect.regions import RegionFilter
+    from hazardwatch.models.evaluate import rates
 
     region = RegionFilter(zones=(("road", ROAD_ZONE),))
     tp = fp = fn = tn = 0
@@ -217,19 +218,11 @@ def evaluate_scenes(detector: object, scenes: Sequence[Scene], persist_s: float)
                 first_hit = at - scene.times[scene.positive_from]
         if scene.positive_from is not None:
             delays.append(first_hit if first_hit is not None else float("inf"))
-    precision = tp / max(1, tp + fp)
-    recall = tp / max(1, tp + fn)
     finite = [d for d in delays if np.isfinite(d)]
     return {
         "looks_pos": tp + fn,
         "looks_neg": fp + tn,
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "tn": tn,
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(2 * precision * recall / max(1e-9, precision + recall), 4),
+        **rates(tp, fp, fn, tn),
         "trees_detected": len(finite),
         "trees": len(delays),
         "median_delay_s": float(np.median(finite)) if finite else -1.0,
