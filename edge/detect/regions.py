@@ -82,8 +82,9 @@ def cell_regions(score_map: np.ndarray, threshold: float, grow: float = GROW, ga
     the 8-connected cells around them scoring at least `grow * threshold` (a plume's thin edge scores
     just under the operating threshold); regions whose boxes come within `gap` cells of each other merge.
     A box is scored by its best cell, so growing and merging never lift a score. On 120 annotated HPWREN
-    plumes (smoke-hpwren 1.3.0, cold path) grow 0.9 covers 89 % of the annotated box instead of 74 %
-    at the same IoU (0.41 against 0.42); grow 0.5 covers 96 % but boxes grow past the plume (IoU 0.37)."""
+    plumes (smoke-hpwren 1.3.0, cold path; bench/plume_regions.py) grow 0.9 covers 89 % of the annotated
+    box instead of 74 % at about the same IoU (0.41 against 0.42); grow 0.5 covers 96 % but boxes spread
+    past the plume (IoU 0.37)."""
     h, w = score_map.shape
     seeds = score_map >= threshold
     if not seeds.any():
