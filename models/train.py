@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -147,6 +148,29 @@ def _calibration(train: Sequence[Sample], n: int = 64, seed: int = 0) -> list[Pa
     return [train[int(i)].path for i in idx]
 
 
+def _tile_head_manifest(
+    name: str,
+    version: str,
+    hazard: str,
+    cls: str,
+    size: tuple[int, int],
+    sources: list[dict[str, Any]],
+    command: str,
+    notes: str,
+) -> dict[str, Any]:
+    """The manifest fields of a trained per-cell head (sigmoid tile scores on an RGB NCHW frame)."""
+    return {
+        "name": name,
+        "version": version,
+        "hazard": hazard,
+        "input": {"width": size[0], "height": size[1], "color": "RGB", "layout": "NCHW"},
+        "output": {"kind": "tile_scores", "classes": [cls], "hazard_classes": [cls], "activation": "sigmoid"},
+        "provenance": sources,
+        "training": training_record(command),
+        "notes": notes,
+    }
+
+
 def train_smoke(
     data_dirs: Sequence[Path],
     out_dir: Path,
@@ -176,16 +200,10 @@ def train_smoke(
     work_dir.mkdir(parents=True, exist_ok=True)
     net = smoke.train(train, cache_dir, epochs=epochs)
     torch.save(net.head.state_dict(), work_dir / "head.pt")
-    name = out_dir.name
-    base = {
-        "name": name,
-        "version": version,
-        "hazard": "smoke",
-        "input": {"width": smoke.WIDTH, "height": smoke.HEIGHT, "color": "RGB", "layout": "NCHW"},
-        "output": {"kind": "tile_scores", "classes": ["smoke"], "hazard_classes": ["smoke"], "activation": "sigmoid"},
-        "provenance": provenance(data_dirs, {Path(d).name: len(samples) for d in data_dirs}),
-        "training": training_record(command),
-        "notes": (
+    base = _tile_head_manifest(
+        out_dir.name, version, "smoke", "smoke", (smoke.WIDTH, smoke.HEIGHT),
+        provenance(data_dirs, {Path(d).name: len(samples) for d in data_dirs}), command,
+        (
             "Per-cell smoke score on a 15x20 grid (32 px cells of the 640x480 frame); image score = max cell. "
             "Validation = whole camera-view groups never seen in training (clustered by image layout). "
             "The operating threshold was picked on that validation split (precision >= 0.9, "
@@ -193,7 +211,7 @@ def train_smoke(
             "unlabelled HPWREN frames, 1-2 % of which show real plumes; frames where a reviewer saw a plume "
             "are listed in the exclusion file and left out of both splits. No flame data: fire is not covered."
         ),
-    }
+    )  # fmt: skip
     example = torch.zeros(1, 3, smoke.HEIGHT, smoke.WIDTH)
     return ship(
         net, example, out_dir, base, val, _calibration(train), {"min_precision": 0.9, "max_fpr": 0.005},
@@ -241,23 +259,17 @@ def train_waterlogging(
     torch.save(net.head.state_dict(), work_dir / "head.pt")
     # Wet-but-not-flooded frames in validation and the ambiguous set, reported on their own.
     wet = [s for s in val if (not s.positive and "wet" in s.path.name.lower()) or s.path.name.endswith("_0.tif")]
-    name = out_dir.name
-    base = {
-        "name": name,
-        "version": version,
-        "hazard": "waterlogging",
-        "input": {"width": flood.WIDTH, "height": flood.HEIGHT, "color": "RGB", "layout": "NCHW"},
-        "output": {"kind": "tile_scores", "classes": ["water"], "hazard_classes": ["water"], "activation": "sigmoid"},
-        "provenance": provenance(data_dirs, {}),
-        "training": training_record(command),
-        "notes": (
+    base = _tile_head_manifest(
+        out_dir.name, version, "waterlogging", "water", (flood.WIDTH, flood.HEIGHT), provenance(data_dirs, {}),
+        command,
+        (
             "Frozen EfficientNet-Lite0 + a 1x1 conv per 32 px cell of a 384x256 frame, trained on ~70 frames "
             "with 8 augmented copies each. Validation = the NC12 cameras Canal Zone and Mirlo, never seen in "
             "training (tiles that copy their frames dropped). "
             "Operating threshold fixed at 0.5 (not tuned). Little data: expect it not to transfer to "
             "street views unlike NC12 and floodX; configure a road zone and collect local labels."
         ),
-    }
+    )  # fmt: skip
     example = torch.zeros(1, 3, flood.HEIGHT, flood.WIDTH)
     summary = ship(
         net, example, out_dir, base, val, _calibration(train, 32), FLOOD_POLICY, fp32_dir=work_dir / "fp32"
