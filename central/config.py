@@ -111,14 +111,11 @@ class InhibitRule(Strict):
 
 
 class CircleArea(Strict):
-    """A circle on the map: a route's or a silence's area (a CAP warning's area is warnings.cap_parse.Area)."""
+    """A circle on the map: a route's or a silence's area (a CAP warning's area is warnings.cap_model.Area)."""
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     radius_km: float = Field(gt=0)
-
-
-Area = CircleArea  # the name central/api/silences.py and central/services/silences.py still import
 
 
 class BackoffConfig(kernel.BackoffSettings):

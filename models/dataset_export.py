@@ -58,7 +58,9 @@ CSV_FIELDS = (
 
 
 @dataclass
-class Frame:
+class ExportImage:
+    """One JPEG the dataset gets: a snapshot, or one frame cut from a clip, with the boxes it carries."""
+
     image: bytes  # JPEG
     edge_id: str
     camera_id: str
@@ -111,15 +113,15 @@ def clip_frames(content_type: str, data: bytes) -> list[bytes]:
     return out
 
 
-def frames_of(evidence: list[dataset.Evidence]) -> list[Frame]:
+def frames_of(evidence: list[dataset.Evidence]) -> list[ExportImage]:
     """Snapshots as they are; clips as their frames (without boxes: a box belongs to one frame)."""
-    frames: list[Frame] = []
+    frames: list[ExportImage] = []
     for e in evidence:
         if e.kind == "snapshot":
-            frames.append(Frame(e.data, e.edge_id, e.camera_id, e.captured_at, e.source, e.boxes))
+            frames.append(ExportImage(e.data, e.edge_id, e.camera_id, e.captured_at, e.source, e.boxes))
             continue
         for k, jpeg in enumerate(clip_frames(e.content_type, e.data)):
-            frames.append(Frame(jpeg, e.edge_id, e.camera_id, e.captured_at, f"{e.source}#{k}"))
+            frames.append(ExportImage(jpeg, e.edge_id, e.camera_id, e.captured_at, f"{e.source}#{k}"))
     return frames
 
 
@@ -162,7 +164,7 @@ class _Writer:
         self.rows_by_hazard: dict[str, list[dict]] = {}
         self.seen: dict[tuple[str, str, str], list[tuple[int, str]]] = {}  # (class dir, edge, camera) -> [(hash, file)]
 
-    def write(self, item: dataset.Labelled, sub: str, frame: Frame) -> None:
+    def write(self, item: dataset.Labelled, sub: str, frame: ExportImage) -> None:
         label, hazard, verdict = item.label, item.hazard or "", item.label["verdict"]
         img = cv2.imdecode(np.frombuffer(frame.image, np.uint8), cv2.IMREAD_COLOR)
         if img is None:

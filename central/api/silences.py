@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hazardwatch.central.api.context import context
 from hazardwatch.central.api.http import MAX_ROW_ID, Route, body_model, bool_param, int_param, path_id, problem, require
-from hazardwatch.central.config import Area
+from hazardwatch.central.config import CircleArea
 from hazardwatch.central.services import procedures, silences, suppressions
 from hazardwatch.contract import Hazard
 
@@ -20,7 +20,7 @@ class SilenceBody(BaseModel):
     edge_id: str | None = Field(default=None, max_length=64)
     camera_id: str | None = Field(default=None, max_length=64)
     hazard: Hazard | None = None
-    area: Area | None = None
+    area: CircleArea | None = None
     starts_at: float | None = None
     ends_at: float | None = None
     duration_s: float | None = Field(default=None, gt=0, le=30 * 86400)

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hazardwatch.central.config import Area
+from hazardwatch.central.config import CircleArea
 from hazardwatch.central.incidents.geo import haversine_km
 from hazardwatch.central.services.errors import Invalid
 from hazardwatch.central.store import Tx
@@ -22,7 +22,7 @@ class Silence:
     edge_id: str | None
     camera_id: str | None
     hazard: str | None
-    area: Area | None
+    area: CircleArea | None
     starts_at: float
     ends_at: float
     created_by: str
@@ -67,7 +67,7 @@ _COLUMNS = "id, edge_id, camera_id, hazard, area, starts_at, ends_at, created_by
 
 
 def _row(r: tuple) -> Silence:
-    area = Area.model_validate(json.loads(r[4])) if r[4] else None
+    area = CircleArea.model_validate(json.loads(r[4])) if r[4] else None
     return Silence(r[0], r[1], r[2], r[3], area, r[5], r[6], r[7], r[8])
 
 
@@ -77,7 +77,7 @@ def create(
     edge_id: str | None,
     camera_id: str | None,
     hazard: str | None,
-    area: Area | None,
+    area: CircleArea | None,
     starts_at: float,
     ends_at: float,
     created_by: str,

@@ -22,7 +22,7 @@ ACTIVE = "active"
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CapEffect:
     """What one CAP message did; returned by the push endpoint and logged for feeds."""
 
     result: str  # started | replaced | cancelled | duplicate | ignored | expired
@@ -56,11 +56,11 @@ def record_rejection(tx: Tx, now: float, source: str, code: str, reason: str) ->
     record_event(tx, now, "rejected", None, {"source": source[:300], "code": code, "reason": reason[:500]})
 
 
-def store_alert(tx: Tx, alert: CapAlert, cfg: WeatherConfig, source: str, now: float) -> Outcome:
+def store_alert(tx: Tx, alert: CapAlert, cfg: WeatherConfig, source: str, now: float) -> CapEffect:
     """Apply one CAP message to the warning table (the caller reconciles the watch afterwards)."""
     tx.lock("weather")
     if tx.one("SELECT id FROM weather_warnings WHERE sender = ? AND identifier = ?", (alert.sender, alert.identifier)):
-        return Outcome("duplicate", None, "already received", deviations=alert.deviations)
+        return CapEffect("duplicate", None, "already received", deviations=alert.deviations)
     infos: list[dict[str, Any]] = []
     for info in alert.infos:
         start = info.effective if info.effective is not None else alert.sent
@@ -160,7 +160,7 @@ def store_alert(tx: Tx, alert: CapAlert, cfg: WeatherConfig, source: str, now: f
         wid,
         {"result": result, "state": state, "msg_type": alert.msg_type, "source": source[:300], "affected": affected},
     )
-    return Outcome(result, wid, reason, tuple(affected), alert.deviations)
+    return CapEffect(result, wid, reason, tuple(affected), alert.deviations)
 
 
 def expire_due(tx: Tx, now: float) -> list[int]:

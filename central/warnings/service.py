@@ -82,7 +82,7 @@ class WeatherService:
         ]
 
     # -- documents in ------------------------------------------------------------------------------
-    def ingest(self, data: bytes, source: str, source_kind: str = "push") -> lifecycle.Outcome:
+    def ingest(self, data: bytes, source: str, source_kind: str = "push") -> lifecycle.CapEffect:
         """One CAP document (bytes); raises CapError when rejected (already logged and counted)."""
         try:
             root = parse_xml(data, self.wcfg.max_document_bytes)
@@ -91,7 +91,7 @@ class WeatherService:
             raise
         return self.ingest_element(root, source, source_kind)
 
-    def ingest_element(self, root: Element, source: str, source_kind: str) -> lifecycle.Outcome:
+    def ingest_element(self, root: Element, source: str, source_kind: str) -> lifecycle.CapEffect:
         now = time.time()
         try:
             alert = alert_from_element(root, strict=self.wcfg.strict, tz=self.tz)
