@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.config import JsonDict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_SNAPSHOT_B64 = 400 * 1024
 MAX_INT = 2**63 - 1  # what every store (SQLite INTEGER, PostgreSQL BIGINT) can hold
@@ -32,12 +42,14 @@ def _integral(value: object) -> object:
 
 WireInt = Annotated[int, BeforeValidator(_integral)]
 # A JSON object whose keys must all match: `patternProperties` alone would let other keys through.
-_ONLY_PATTERN_KEYS = {"additionalProperties": False}
+_ONLY_PATTERN_KEYS: JsonDict = {"additionalProperties": False}
 
 
-def _require_envelope(schema: dict, cls: type) -> None:
+def _require_envelope(schema: JsonDict, cls: type) -> None:
     """`schema_version` and `kind` have defaults for producers, but a payload must carry both."""
-    schema["required"] = ["schema_version", "kind", *(r for r in schema.get("required", []) if r != "kind")]
+    required = schema.get("required", [])
+    rest = [r for r in required if r != "kind"] if isinstance(required, list) else []
+    schema["required"] = ["schema_version", "kind", *rest]
 
 
 class Hazard(StrEnum):
@@ -91,14 +103,14 @@ class Box(BaseModel):
 
     @field_validator("x2")
     @classmethod
-    def _x_order(cls, v: float, info) -> float:  # noqa: ANN001 - pydantic's ValidationInfo
+    def _x_order(cls, v: float, info: ValidationInfo) -> float:
         if "x1" in info.data and v < info.data["x1"]:
             raise ValueError("x2 must be >= x1")
         return v
 
     @field_validator("y2")
     @classmethod
-    def _y_order(cls, v: float, info) -> float:  # noqa: ANN001
+    def _y_order(cls, v: float, info: ValidationInfo) -> float:
         if "y1" in info.data and v < info.data["y1"]:
             raise ValueError("y2 must be >= y1")
         return v
@@ -295,7 +307,7 @@ def parse_message(
         raise ContractError(f"{where}: {first['msg']}") from None
 
 
-def contract_json_schema() -> dict:
+def contract_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of every v1 payload, for third parties."""
     schema = _ADAPTER.json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
