@@ -85,7 +85,7 @@ def _train_reference(args: argparse.Namespace) -> int:
     if exclusions is None:
         return 2
     summary = train_smoke_reference(
-        data, out, Path(args.work) / out.name, train.command_line(), exclusions, args.version, args.epochs
+        data, out, Path(args.work) / out.name, train.command_line(), exclusions, args.version, args.epochs, args.combine
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -233,6 +233,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr_ref.add_argument("--data", nargs="+", action="extend", required=True, help="data folder(s)")
     tr_ref.add_argument("--out", required=True, help="the model folder holding the cold-start int8 model")
     tr_ref.add_argument("--epochs", type=int, default=6, help="passes over the reference pairs")
+    tr_ref.add_argument(
+        "--combine", choices=("geo", "mean"), default="geo", help="how the scales' probabilities meet (1.3.0: mean)"
+    )
     tr_ref.add_argument("--version", required=True, help="version of the model with the reference head")
     tr_ref.add_argument("--work", default="var/models", help="checkpoints and the validation camera layout")
     tr_ref.add_argument("--exclude", action="append", default=[], help="reviewed list of frames to leave out")

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from torch import nn
 
 from hazardwatch.models.data import Sample
@@ -48,12 +48,14 @@ STD_FLOOR = 0.1
 
 @dataclass(frozen=True)
 class Scale:
-    """One embedding scale: which features of the cold graph, how many components, which grid."""
+    """One embedding scale: which features of the cold graph (`block`: the input of that backbone block;
+    None: the conv head's output), how many principal components, which grid."""
 
     name: str
     channels: int
     dim: int
     grid: tuple[int, int]
+    block: int | None = None
 
     @property
     def size(self) -> int:
@@ -61,9 +63,11 @@ class Scale:
 
 
 COARSE = Scale("s32", 1280, 32, (GRID_H, GRID_W))  # conv-head features, fine-tuned for smoke
-FINE = Scale("s16", 112, 16, (2 * GRID_H, 2 * GRID_W))  # ImageNet block-10 map, small plumes
+FINE = Scale("s16", 112, 16, (2 * GRID_H, 2 * GRID_W), block=11)  # ImageNet block-10 map, small plumes
 SCALES = (COARSE, FINE)
+FINEST = max(SCALES, key=lambda sc: sc.grid[0])  # the grid of the `adapted` output
 EMB_SIZE = sum(sc.size for sc in SCALES)
+COMBINE_RULES = ("geo", "mean")  # how the scales' per-cell probabilities meet (geo: geometric mean)
 
 Projection = dict[str, tuple[np.ndarray, np.ndarray]]  # scale -> (P [dim, channels], mean [channels])
 
@@ -93,21 +97,36 @@ class ReferenceHead(nn.Module):
         return self.net(x)
 
 
-class TwoScaleHead(nn.Module):
-    """One reference head per scale; the edge thresholds the mean of their probabilities on the fine grid."""
+class MultiScaleHead(nn.Module):
+    """One reference head per scale; the edge thresholds their combined probability on the finest grid.
 
-    def __init__(self) -> None:
+    `geo` (the geometric mean) flags a cell only where both scales agree it lies outside the camera's
+    normal, which lets the threshold sit lower than the arithmetic mean's (`mean`, 1.3.0) at the same
+    false positives: more small plumes pass (docs/models.md)."""
+
+    def __init__(self, combine: str = "geo") -> None:
         super().__init__()
+        if combine not in COMBINE_RULES:
+            raise ValueError(f"combine rule {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
+        self.combine_rule = combine
         self.heads = nn.ModuleDict({sc.name: ReferenceHead(sc.dim) for sc in SCALES})
 
     def forward(self, emb: dict[str, torch.Tensor], refs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: head(emb[name], refs[name]) for name, head in self.heads.items()}
 
-    @staticmethod
-    def combine(logits: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Per-cell probability on the fine grid: the mean of both scales (the coarse one repeated 2x2)."""
-        coarse = torch.sigmoid(logits[COARSE.name]).repeat_interleave(2, 2).repeat_interleave(2, 3)
-        return (coarse + torch.sigmoid(logits[FINE.name])) / 2
+    def combine(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-cell probability on the finest grid (coarser maps repeated onto it)."""
+        terms = []
+        for sc in SCALES:
+            f = FINEST.grid[0] // sc.grid[0]
+            term = (
+                nn.functional.logsigmoid(logits[sc.name])
+                if self.combine_rule == "geo"
+                else torch.sigmoid(logits[sc.name])
+            )
+            terms.append(term.repeat_interleave(f, 2).repeat_interleave(f, 3))
+        mean = torch.stack(terms).mean(0)
+        return torch.exp(mean) if self.combine_rule == "geo" else mean
 
 
 # -- the cold graph's features ---------------------------------------------------------------------
@@ -121,22 +140,25 @@ def _dequantized(nodes: list[onnx.NodeProto], name: str) -> str:
 
 
 def features_tensor(model: onnx.ModelProto, scale: Scale = COARSE) -> str:
-    """s32: the conv head's output; s16: the input of block 11 (block 10's 112-channel map)."""
+    """The conv head's output (block None), else the input of the scale's backbone block."""
     nodes = list(model.graph.node)
-    if scale.name == COARSE.name:
+    if scale.block is None:
         conv = next((n for n in nodes if n.op_type == "Conv" and "conv_head" in n.input[1]), None)
         if conv is None:
             raise ValueError("the cold graph has no conv_head convolution to take features from")
         return _dequantized(nodes, conv.output[0])
-    conv = next((n for n in nodes if n.op_type == "Conv" and "_blocks.11._expand_conv" in n.input[1]), None)
+    tag = f"_blocks.{scale.block}._expand_conv"
+    conv = next((n for n in nodes if n.op_type == "Conv" and tag in n.input[1]), None)
     if conv is None:
-        raise ValueError("the cold graph has no block 11 to take stride-16 features from")
+        raise ValueError(f"the cold graph has no block {scale.block} to take {scale.name} features from")
     return conv.input[0]
 
 
-def _session(model: onnx.ModelProto, threads: int = 2) -> ort.InferenceSession:
+def _session(model: onnx.ModelProto, threads: int = 1) -> ort.InferenceSession:
+    """One thread by default: training shares small machines, and the graph is run frame by frame."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
@@ -241,9 +263,10 @@ def train_head(
     epochs: int = 6,
     seed: int = 0,
     batch: int = 32,
-) -> TwoScaleHead:
+    combine: str = "geo",
+) -> MultiScaleHead:
     """Pairs (frame, its view's reference) from the training frames; every positive, twice as many negatives.
-    Each scale's head learns on its own grid's targets."""
+    Each scale's head learns on its own grid's targets; `combine` is how the graph will join them."""
     from hazardwatch.models.smoke import smoke_loss
 
     torch.manual_seed(seed)
@@ -253,7 +276,7 @@ def train_head(
     pool[train_idx] = True
     pool &= ~positive
     targets = {sc.name: np.stack([cell_targets(s.box, s.positive, sc.grid) for s in samples]) for sc in SCALES}
-    head = TwoScaleHead()
+    head = MultiScaleHead(combine)
     opt = torch.optim.AdamW(head.parameters(), 3e-4, weight_decay=1e-3)
     pos_idx = train_idx[positive[train_idx]]
     neg_idx = train_idx[~positive[train_idx]]
@@ -287,13 +310,34 @@ def train_head(
     return head.eval()
 
 
+def plume_area(sample: Sample) -> float:
+    """The boxed plume's share of the frame (nan without a box)."""
+    if sample.box is None:
+        return float("nan")
+    x1, y1, x2, y2 = sample.box
+    return (x2 - x1) * (y2 - y1)
+
+
+SIZE_BANDS = (("under_1pct", 0.0, 0.01), ("1_2pct", 0.01, 0.02), ("2_5pct", 0.02, 0.05), ("over_5pct", 0.05, 1.01))
+
+
+def recall_by_size(labels: np.ndarray, areas: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Recall at the threshold per plume-size band (`SIZE_BANDS`, share of the frame); empty bands left out."""
+    out = {}
+    for key, lo, hi in SIZE_BANDS:
+        sel = labels & (areas >= lo) & (areas < hi)
+        if sel.any():
+            out[key] = float((scores[sel] > threshold).mean())
+    return out
+
+
 def score_pairs(
-    head: TwoScaleHead, samples: Sequence[Sample], data: Embedded, idx: np.ndarray, pool: np.ndarray, seed: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
+    head: MultiScaleHead, samples: Sequence[Sample], data: Embedded, idx: np.ndarray, pool: np.ndarray, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image scores (max cell of the combined map) of the samples at idx against references drawn from
-    pool; (scores, positive)."""
+    pool; (scores, positive, plume area)."""
     rng = np.random.default_rng(seed)
-    scores, labels = [], []
+    scores, labels, areas = [], [], []
     with torch.no_grad():
         for i in idx:
             ref = reference_for(int(i), samples, data.prints, pool, rng, K_REFERENCE)
@@ -302,131 +346,8 @@ def score_pairs(
             e, r = _pair(data, int(i), ref, False)
             scores.append(float(head.combine(head(_stack([e]), _stack([r]))).max()))
             labels.append(samples[int(i)].positive)
-    return np.array(scores), np.array(labels, bool)
-
-
-# -- the shipped graph ---------------------------------------------------------------------------------
-def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.ascontiguousarray(array, np.float32), name)
-
-
-def _scale_head_nodes(sc: Scale, head: ReferenceHead, inits: list[onnx.TensorProto]) -> list[onnx.NodeProto]:
-    """One scale's reference head: deviations from the camera's statistics, then the per-cell MLP."""
-    n = f"ref_{sc.name}"
-    convs = [m for m in head.net if isinstance(m, nn.Conv2d)]
-    for k, conv in enumerate(convs):
-        inits.append(_init(f"{n}_mlp{k}_w", conv.weight.detach().numpy()))
-        inits.append(_init(f"{n}_mlp{k}_b", conv.bias.detach().numpy()))
-    e = f"{n}_e"
-    return [
-        helper.make_node("Sub", [e, f"{n}_mean"], [f"{n}_dev"]),
-        helper.make_node("Add", [f"{n}_std", "ref_std_floor"], [f"{n}_spread"]),
-        helper.make_node("Div", [f"{n}_dev", f"{n}_spread"], [f"{n}_z"]),
-        helper.make_node("Sub", [e, f"{n}_max"], [f"{n}_over"]),
-        helper.make_node("Concat", [e, f"{n}_dev", f"{n}_z", f"{n}_over"], [f"{n}_x"], axis=1),
-        helper.make_node("Conv", [f"{n}_x", f"{n}_mlp0_w", f"{n}_mlp0_b"], [f"{n}_h0"]),
-        helper.make_node("Relu", [f"{n}_h0"], [f"{n}_a0"]),
-        helper.make_node("Conv", [f"{n}_a0", f"{n}_mlp1_w", f"{n}_mlp1_b"], [f"{n}_h1"]),
-        helper.make_node("Relu", [f"{n}_h1"], [f"{n}_a1"]),
-        helper.make_node("Conv", [f"{n}_a1", f"{n}_mlp2_w", f"{n}_mlp2_b"], [f"{n}_logit"]),
-        helper.make_node("Sigmoid", [f"{n}_logit"], [f"{n}_p"]),
-    ]
-
-
-def build_graph(cold: onnx.ModelProto, proj: Projection, head: TwoScaleHead) -> onnx.ModelProto:
-    """The cold graph plus input `reference` [N, 3E] and outputs `embedding` [N, E] and `adapted`
-    [N, 1, 30, 40] (manifest `reference`)."""
-    model = onnx.ModelProto()
-    model.CopyFrom(cold)
-    g = model.graph
-    g.input.append(helper.make_tensor_value_info("reference", TensorProto.FLOAT, ["batch", 3 * EMB_SIZE]))
-    sizes = [sc.size for sc in SCALES]
-    inits = [
-        _init("ref_std_floor", np.array(STD_FLOOR, np.float32)),
-        _init("ref_half", np.array(0.5, np.float32)),
-        _init("ref_one", np.array(1.0, np.float32)),
-        _init("ref_eps", np.array(1e-6, np.float32)),
-        _init("ref_one_minus_eps", np.array(1 - 1e-6, np.float32)),
-        _init("ref_up", np.array([1, 1, 2, 2], np.float32)),
-        numpy_helper.from_array(np.array([EMB_SIZE] * 3, np.int64), "ref_split_stats"),
-        numpy_helper.from_array(np.array(sizes, np.int64), "ref_split_scales"),
-    ]
-    nodes = [helper.make_node("Split", ["reference", "ref_split_stats"], ["ref_mean", "ref_std", "ref_max"], axis=1)]
-    for stat in ("mean", "std", "max"):
-        nodes.append(
-            helper.make_node(
-                "Split", [f"ref_{stat}", "ref_split_scales"], [f"ref_{sc.name}_{stat}_flat" for sc in SCALES], axis=1
-            )
-        )
-    for sc in SCALES:
-        p, mean = proj[sc.name]
-        inits += [
-            _init(f"ref_{sc.name}_proj_w", p[:, :, None, None]),
-            _init(f"ref_{sc.name}_proj_b", -(p @ mean)),
-            numpy_helper.from_array(np.array([-1, sc.dim, *sc.grid], np.int64), f"ref_{sc.name}_shape"),
-        ]
-        nodes += [
-            helper.make_node(
-                "Conv",
-                [features_tensor(cold, sc), f"ref_{sc.name}_proj_w", f"ref_{sc.name}_proj_b"],
-                [f"ref_{sc.name}_e"],
-            ),
-            helper.make_node("Flatten", [f"ref_{sc.name}_e"], [f"ref_{sc.name}_e_flat"], axis=1),
-        ]
-        for stat in ("mean", "std", "max"):
-            nodes.append(
-                helper.make_node(
-                    "Reshape", [f"ref_{sc.name}_{stat}_flat", f"ref_{sc.name}_shape"], [f"ref_{sc.name}_{stat}"]
-                )
-            )
-        nodes += _scale_head_nodes(sc, head.heads[sc.name], inits)
-    coarse, fine = f"ref_{COARSE.name}_p", f"ref_{FINE.name}_p"
-    nodes += [
-        helper.make_node("Concat", [f"ref_{sc.name}_e_flat" for sc in SCALES], ["embedding"], axis=1),
-        helper.make_node(
-            "Resize",
-            [coarse, "", "ref_up"],
-            ["ref_coarse_up"],
-            mode="nearest",
-            coordinate_transformation_mode="asymmetric",
-            nearest_mode="floor",
-        ),
-        helper.make_node("Add", ["ref_coarse_up", fine], ["ref_psum"]),
-        helper.make_node("Mul", ["ref_psum", "ref_half"], ["ref_prob"]),
-        helper.make_node("Clip", ["ref_prob", "ref_eps", "ref_one_minus_eps"], ["ref_prob_c"]),
-        helper.make_node("Log", ["ref_prob_c"], ["ref_log_p"]),
-        helper.make_node("Sub", ["ref_one", "ref_prob_c"], ["ref_q"]),
-        helper.make_node("Log", ["ref_q"], ["ref_log_q"]),
-        helper.make_node("Sub", ["ref_log_p", "ref_log_q"], ["adapted"]),  # the logit of the mean probability
-    ]
-    g.initializer.extend(inits)
-    g.node.extend(nodes)
-    g.output.append(helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", EMB_SIZE]))
-    g.output.append(helper.make_tensor_value_info("adapted", TensorProto.FLOAT, ["batch", 1, *FINE.grid]))
-    onnx.checker.check_model(model)
-    return model
-
-
-def check_graph(model: onnx.ModelProto, head: TwoScaleHead, frame: Path) -> None:
-    """The ONNX graph and the torch heads agree on a real frame (guards the hand-built nodes)."""
-    session = _session(model)
-    x = _preprocess(frame)[None]
-    rng = np.random.default_rng(0)
-    ref = rng.normal(0, 1, (1, 3 * EMB_SIZE)).astype(np.float32)
-    ref[:, EMB_SIZE : 2 * EMB_SIZE] = np.abs(ref[:, EMB_SIZE : 2 * EMB_SIZE])
-    emb, adapted = session.run(["embedding", "adapted"], {session.get_inputs()[0].name: x, "reference": ref})
-    embs, refs, at = {}, {}, 0
-    for sc in SCALES:
-        shape = (1, sc.dim, *sc.grid)
-        embs[sc.name] = torch.from_numpy(emb[:, at : at + sc.size].reshape(shape))
-        stats = [ref[:, k * EMB_SIZE + at : k * EMB_SIZE + at + sc.size].reshape(shape) for k in range(3)]
-        refs[sc.name] = torch.from_numpy(np.concatenate(stats, 1))
-        at += sc.size
-    with torch.no_grad():
-        want = head.combine(head(embs, refs)).numpy()
-    got = 1.0 / (1.0 + np.exp(-adapted.astype(np.float64)))  # compared as probabilities: the logit of a
-    if not np.allclose(got, want, atol=1e-4):  # saturated mean is ill-conditioned in float32
-        raise AssertionError(f"ONNX reference head differs from torch by {np.abs(got - want).max():.6f}")
+            areas.append(plume_area(samples[int(i)]))
+    return np.array(scores), np.array(labels, bool), np.array(areas)
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:

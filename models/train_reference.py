@@ -139,6 +139,7 @@ def train_smoke_reference(
     exclusions: dict[str, str],
     version: str,
     epochs: int = 6,
+    combine: str = "geo",
 ) -> dict:
     import torch
 
@@ -147,9 +148,10 @@ def train_smoke_reference(
     from hazardwatch.models import smoke_reference as sr
     from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples, split_samples
     from hazardwatch.models.evaluate_cameras import evaluate_cameras
+    from hazardwatch.models.smoke_reference_graph import build_graph, check_graph
     from hazardwatch.models.train import training_record
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # the head is small; training shares 2-core machines
     name = f"{model_dir.name}-int8"
     base_path = model_dir / f"{name}.json"
     base = json.loads(base_path.read_text(encoding="utf-8"))
@@ -165,32 +167,36 @@ def train_smoke_reference(
     positive = np.array([s.positive for s in everything])
 
     # 1. the recipe on the view-disjoint split: what an unseen camera can expect
-    head = sr.train_head(everything, data, train_idx, epochs=epochs)
+    head = sr.train_head(everything, data, train_idx, epochs=epochs, combine=combine)
     val_pool = np.zeros(len(everything), bool)
     val_pool[val_idx] = True
-    scores, labels = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
+    scores, labels, areas = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
     figures: dict[str, float | int | str] = {"reference_auc": round(sr.auc(labels, scores), 4)}
     for fpr, key in ((0.005, "1_per_200"), (0.01, "1pct"), (0.02, "2pct")):
         recall, _ = sr.recall_at_fpr(labels, scores, fpr)
         figures[f"reference_recall_at_{key}_fp"] = round(recall, 4)
-    # The operating point: at most 1 false positive per 200 smoke-free frames of unseen views. The score is
-    # the mean of two scales' probabilities, so it may sit under 0.5 (one scale sure, the other unsure).
+    # The operating point: at most 1 false positive per 200 smoke-free frames of unseen views. The score
+    # combines the scales' probabilities, so it may sit under 0.5 (one scale sure, the other unsure).
     threshold = float(min(0.999, max(0.05, sr.recall_at_fpr(labels, scores, 0.005)[1])))
+    for band, recall in sr.recall_by_size(labels, areas, scores, threshold).items():
+        figures[f"reference_recall_{band}_plumes"] = round(recall, 4)
     data_root = Path(data_dirs[0]).resolve().parent
     layout_lines = camera_layout(val, data_root)
     (model_dir / LAYOUT_FILE).write_text("\n".join(layout_lines) + "\n", encoding="utf-8")
     spec = {
         "scales": [{"dim": sc.dim, "grid": list(sc.grid)} for sc in sr.SCALES],
-        "grid": list(sr.FINE.grid),
+        "grid": list(sr.FINEST.grid),
         "threshold": round(threshold, 4),
     }
     split_dir = work_dir / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
     split_manifest = _ship_graph(
-        sr.build_graph(cold, proj, head), {**base, "reference": spec, "metrics": {}}, split_dir, name
+        build_graph(cold, proj, head), {**base, "reference": spec, "metrics": {}}, split_dir, name
     )
     per_camera = evaluate_cameras(
-        OnnxDetector(split_manifest), Hazard.SMOKE, build_layout(layout_lines, data_root, work_dir / "layout")
+        OnnxDetector(split_manifest, threads=1),
+        Hazard.SMOKE,
+        build_layout(layout_lines, data_root, work_dir / "layout"),
     )
     for key in ("precision", "recall", "f1", "tp", "fp", "fn", "tn", "n_pos", "n_neg"):
         figures[f"reference_cameras_{key}"] = per_camera[key]
@@ -202,9 +208,9 @@ def train_smoke_reference(
     log.info("view-disjoint figures: %s", figures)
 
     # 2. the shipped head: the same recipe on every view group (the projection stays the training one)
-    final = sr.train_head(everything, data, np.arange(len(everything)), epochs=epochs)
-    graph = sr.build_graph(cold, proj, final)
-    sr.check_graph(graph, final, everything[0].path)
+    final = sr.train_head(everything, data, np.arange(len(everything)), epochs=epochs, combine=combine)
+    graph = build_graph(cold, proj, final)
+    check_graph(graph, final, everything[0].path)
     torch.save({"head": final.state_dict(), "proj": proj}, work_dir / "reference-head.pt")
     metrics = {k: v for k, v in base.get("metrics", {}).items() if not str(k).startswith("reference_")}
     manifest = {
@@ -213,7 +219,7 @@ def train_smoke_reference(
         "reference": spec,
         "metrics": {**metrics, **figures},
         "training": {**training_record(command), "cold_path": _cold_command(base)},
-        "notes": base.get("notes", "")
+        "notes": base.get("notes", "").split(" Since 1.2.0")[0]
         + " Since 1.2.0 the graph also compares each look with its camera's learnt normal (input `reference`, "
         "outputs `embedding` and `adapted`; docs/models.md). The reference head was trained on every view group "
         "after its recipe was measured on the view-disjoint split: the reference_* metrics are those view-disjoint "
