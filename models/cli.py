@@ -110,8 +110,8 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"no such folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     det = load_detector(model)
-    if getattr(det, "hazard", None) is not None and det.hazard.value != args.hazard:  # type: ignore[attr-defined]
-        print(f"{model} is a {det.hazard.value} model, not {args.hazard}", file=sys.stderr)  # type: ignore[attr-defined]
+    if getattr(det, "hazard", None) is not None and det.hazard.value != args.hazard:
+        print(f"{model} is a {det.hazard.value} model, not {args.hazard}", file=sys.stderr)
         return 2
     if args.cameras:
         from hazardwatch.contract import Hazard
@@ -161,6 +161,7 @@ def _export(args: argparse.Namespace) -> int:
 
     val = [Sample(p, True) for p in pos] + [Sample(n, False) for n in neg]
     state = torch.load(head, weights_only=True)
+    net: torch.nn.Module
     if args.hazard == "smoke":
         from hazardwatch.models import smoke
 

@@ -43,9 +43,9 @@ def list_images(folders: Iterable[Path]) -> list[Path]:
     return sorted(out)
 
 
-def read_bgr(path: Path) -> np.ndarray:
-    """BGR uint8, whatever the file (TIFF, PNG with alpha, greyscale)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def read_bgr(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """BGR uint8, whatever the file (TIFF, PNG with alpha, greyscale); `flags` may ask OpenCV to reduce it."""
+    img = cv2.imread(str(path), flags)
     if img is None:
         raise OSError(f"{path}: cannot decode image")
     return img
@@ -132,7 +132,7 @@ def smoke_samples(data_dirs: Sequence[Path]) -> list[Sample]:
 
 def assign_view_groups(samples: list[Sample], max_distance: float = 0.4) -> list[Sample]:
     """Tag every sample with its camera-view group id (prefixed by its data folder)."""
-    prints = np.stack([fingerprint(cv2.imread(str(s.path), cv2.IMREAD_REDUCED_COLOR_4)) for s in samples])
+    prints = np.stack([fingerprint(read_bgr(s.path, cv2.IMREAD_REDUCED_COLOR_4)) for s in samples])
     labels = view_groups(prints, max_distance)
     return [
         Sample(s.path, s.positive, s.box, f"{s.path.parent.parent.name}/view{int(g):03d}")

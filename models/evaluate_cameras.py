@@ -19,12 +19,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
-from hazardwatch.edge.detect import LookContext
+from hazardwatch.edge.detect import Detector, LookContext
 from hazardwatch.edge.predictor import LookRequest, Predictor, model_key
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
 from hazardwatch.models.data import list_images, read_bgr
@@ -69,15 +70,17 @@ def read_layout(root: Path) -> list[CameraFolder]:
 class _Watcher:
     """One camera's predictor with a clock of its own, so replayed looks are spaced as on an edge."""
 
-    def __init__(self, detector: object, hazard: Hazard, camera_id: str, folder: Path, policy: ReferencePolicy) -> None:
+    def __init__(
+        self, detector: Detector, hazard: Hazard, camera_id: str, folder: Path, policy: ReferencePolicy
+    ) -> None:
         self.detector = detector
         self.hazard = hazard
         self.camera_id = camera_id
         self.bank = ReferenceBank(policy)
-        camera = CameraConfig(id=camera_id, source=str(folder), hazards={hazard: {}})
-        self.predictor = Predictor([camera], {hazard: detector}, {(camera_id, hazard): ConfirmConfig()}, self.bank)  # type: ignore[dict-item]
+        camera = CameraConfig.model_validate({"id": camera_id, "source": str(folder), "hazards": {hazard: {}}})
+        self.predictor = Predictor([camera], {hazard: detector}, {(camera_id, hazard): ConfirmConfig()}, self.bank)
         self.at = 1_000_000.0
-        self.key = model_key(detector)  # type: ignore[arg-type]
+        self.key = model_key(detector)
 
     def look(self, path: Path, step_s: float) -> list[AlertState]:
         self.at += step_s
@@ -92,27 +95,37 @@ class _Watcher:
         return self.bank.reference(self.camera_id, self.hazard, "day", self.key, 0)
 
 
-def _score(detector: object, paths: Sequence[Path], camera_id: str, reference: np.ndarray | None) -> tuple:
-    decisions, scores, spent = [], [], 0.0
+def _score(
+    detector: Detector, paths: Sequence[Path], camera_id: str, reference: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    decisions: list[bool] = []
+    scores: list[float] = []
+    spent = 0.0
     for path in paths:
         frame = read_bgr(path)
         t0 = time.perf_counter()
-        (result,) = detector.detect([frame], [LookContext(camera_id, 0.0, reference=reference)])  # type: ignore[attr-defined]
+        (result,) = detector.detect([frame], [LookContext(camera_id, 0.0, reference=reference)])
         spent += time.perf_counter() - t0
         decisions.append(bool(result.detections))
         scores.append(result.score)
     return np.array(decisions, bool), np.array(scores, float), spent
 
 
-def evaluate_cameras(detector: object, hazard: Hazard, root: Path, policy: ReferencePolicy | None = None) -> dict:
+def evaluate_cameras(
+    detector: Detector, hazard: Hazard, root: Path, policy: ReferencePolicy | None = None
+) -> dict[str, Any]:
     """The `models eval --cameras --json` object (folder-mode keys, `cold`, `events`, `per_camera`)."""
     policy = policy or ReferencePolicy()
     step_ref = max(policy.min_interval_s, 1.0)
     learns = getattr(detector, "reference", None) is not None
-    all_pos, all_neg, cold_pos, cold_neg = [], [], [], []
-    pos_scores, neg_scores = [], []
+    all_pos: list[np.ndarray] = []
+    all_neg: list[np.ndarray] = []
+    cold_pos: list[np.ndarray] = []
+    cold_neg: list[np.ndarray] = []
+    pos_scores: list[np.ndarray] = []
+    neg_scores: list[np.ndarray] = []
     spent, n_frames = 0.0, 0
-    per_camera: dict[str, dict] = {}
+    per_camera: dict[str, dict[str, Any]] = {}
     quiet_looks = false_alerts = 0
     looks_to_alert: list[int] = []
     for cam in read_layout(root):
@@ -126,8 +139,12 @@ def evaluate_cameras(detector: object, hazard: Hazard, root: Path, policy: Refer
         cn, _, _ = _score(detector, cam.negatives, cam.camera_id, None)
         spent += tp_ + tn_
         n_frames += len(cam.positives) + len(cam.negatives)
-        all_pos.append(dp), all_neg.append(dn), cold_pos.append(cp), cold_neg.append(cn)
-        pos_scores.append(sp), neg_scores.append(sn)
+        all_pos.append(dp)
+        all_neg.append(dn)
+        cold_pos.append(cp)
+        cold_neg.append(cn)
+        pos_scores.append(sp)
+        neg_scores.append(sn)
         # Event level: the same camera keeps watching, first quiet looks, then the hazard.
         alerts_quiet = sum(watcher.look(p, PATROL_INTERVAL_S).count(AlertState.NEW) for p in cam.negatives)
         watcher.idle(3600.0)  # an hour without looks ends whatever the quiet looks raised
@@ -147,12 +164,13 @@ def evaluate_cameras(detector: object, hazard: Hazard, root: Path, policy: Refer
             "false_alerts": alerts_quiet,
             "looks_to_alert": first,
         }
-    out = confusion(np.concatenate(all_pos), np.concatenate(all_neg))
+    out: dict[str, Any] = dict(confusion(np.concatenate(all_pos), np.concatenate(all_neg)))
     with_ref = any(v["reference_ready"] for v in per_camera.values())
-    out["threshold"] = float(getattr(detector, "reference_threshold", None) if with_ref else detector.threshold)  # type: ignore[attr-defined]
+    ref_threshold = getattr(detector, "reference_threshold", detector.threshold)  # only reference models have one
+    out["threshold"] = float(ref_threshold if with_ref else detector.threshold)
     out["ms_per_image"] = round(1000.0 * spent / max(1, n_frames), 2)
-    out["model"] = f"{detector.name} {detector.version}"  # type: ignore[attr-defined]
-    out["cold"] = {**confusion(np.concatenate(cold_pos), np.concatenate(cold_neg)), "threshold": detector.threshold}  # type: ignore[attr-defined]
+    out["model"] = f"{detector.name} {detector.version}"
+    out["cold"] = {**confusion(np.concatenate(cold_pos), np.concatenate(cold_neg)), "threshold": detector.threshold}
     caught = [n for n in looks_to_alert if n > 0]
     out["events"] = {
         "quiet_looks": quiet_looks,

@@ -41,6 +41,8 @@ def export_onnx(model: object, example: object, path: Path) -> Path:
             dynamic_shapes={"x": {0: batch}},
             optimize=True,
         )
+    if program is None:  # the dynamo exporter always returns one; None is the legacy path's answer
+        raise RuntimeError(f"{path}: torch.onnx.export returned no program")
     program.save(str(path))
     # One self-contained file: fold external data back in if the exporter split it out.
     import onnx

@@ -87,8 +87,7 @@ def render_tree(length_px: int, rng: np.random.Generator, foliage: bool = True) 
             shade = (leaf_noise[m] * 25)[:, None]
             img[m] = green + shade
             alpha[m] = 1.0
-    alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
-    return np.clip(img, 0, 255).astype(np.uint8), alpha
+    return np.clip(img, 0, 255).astype(np.uint8), cv2.GaussianBlur(alpha, (3, 3), 0)
 
 
 def paste(

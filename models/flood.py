@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hazardwatch.models.backbone import EfficientNetLite0, load_pretrained, to_input
-from hazardwatch.models.data import Sample, list_images
+from hazardwatch.models.data import Sample, list_images, read_bgr
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def cache_features(
     rng = np.random.default_rng(seed)
     feats, targets, labels = [], [], []
     for s in tqdm(samples, desc="flood features", unit="img"):
-        img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+        img = read_bgr(s.path)
         mask = water_mask_for(s.path) if s.positive else None
         if mask is not None and mask.shape[:2] != img.shape[:2]:
             mask = cv2.resize(mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hazardwatch.models.backbone import EfficientNetLite0, load_pretrained, to_input
-from hazardwatch.models.data import Sample
+from hazardwatch.models.data import Sample, read_bgr
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def cache_activations(
         imgs = []
         for k, copy_no in jobs[start : start + batch]:
             s = samples[k]
-            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            img = read_bgr(s.path)
             box = s.box
             if copy_no:
                 img, box = _augment(img, box, rng)

@@ -46,11 +46,10 @@ def training_record(command: str) -> dict[str, str]:
     return {"command": command, "date": dt.date.today().isoformat(), "code_revision": _revision()}
 
 
-def provenance(data_dirs: Sequence[Path], counts: dict[str, int]) -> list[dict]:
-    out = [dict(BACKBONE_SOURCE)]
+def provenance(data_dirs: Sequence[Path], counts: dict[str, int]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [dict(BACKBONE_SOURCE)]
     for d in data_dirs:
-        src = read_source_md(Path(d))
-        src["images"] = counts.get(Path(d).name)
+        src: dict[str, Any] = {**read_source_md(Path(d)), "images": counts.get(Path(d).name)}
         out.append(src)
     return out
 
@@ -69,7 +68,8 @@ def write_validation_list(out_dir: Path, val: Sequence[Sample], data_dirs: Seque
 
 
 def read_validation_list(path: Path, data_root: Path) -> tuple[list[Path], list[Path]]:
-    pos, neg = [], []
+    pos: list[Path] = []
+    neg: list[Path] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
