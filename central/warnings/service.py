@@ -205,7 +205,7 @@ class WeatherService:
     # -- views -------------------------------------------------------------------------------------
     def warnings(self, state: str | None, limit: int) -> dict[str, Any]:
         with self.db.tx() as tx:
-            return views.warnings_view(tx, time.time(), state, limit)
+            return views.warnings_view(tx, time.time(), state, limit, self.geocodes)
 
     def watch(self) -> dict[str, Any]:
         with self.db.tx() as tx:

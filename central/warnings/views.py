@@ -8,12 +8,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from hazardwatch.central.store import Tx
+from hazardwatch.central.warnings.areas import GeocodeTable
+from hazardwatch.central.warnings.cap_model import Area
 from hazardwatch.central.warnings.lifecycle import ACTIVE
 from hazardwatch.central.warnings.rules import LEVEL_RANK
 from hazardwatch.contract import RiskLevel
 
 
-def warnings_view(tx: Tx, now: float, state: str | None = None, limit: int = 100) -> dict[str, Any]:
+def warnings_view(
+    tx: Tx, now: float, state: str | None = None, limit: int = 100, geocodes: GeocodeTable | None = None
+) -> dict[str, Any]:
     where, params = ("WHERE state = ?", [state]) if state else ("", [])
     rows = tx.execute(
         "SELECT id, sender, identifier, sent, msg_type, status, event, severity, headline, effective, expires, infos, "
@@ -47,6 +51,7 @@ def warnings_view(tx: Tx, now: float, state: str | None = None, limit: int = 100
                 "updated_at": r[18],
                 "levels": _merge_levels(i["levels"] for i in infos),
                 "areas": [a["desc"] for i in infos for a in i["areas"]][:50],
+                "geometry": area_geojson([Area.from_dict(a) for i in infos for a in i["areas"]], geocodes or {}),
             }
         )
     rejected = [
@@ -56,6 +61,41 @@ def warnings_view(tx: Tx, now: float, state: str | None = None, limit: int = 100
         )
     ]
     return {"items": items, "rejected": rejected}
+
+
+def area_geojson(areas: Iterable[Area], geocodes: GeocodeTable) -> dict[str, Any]:
+    """A warning's areas as GeoJSON for the map: its polygons (and those of configured geocodes it names) as
+    Polygons in lon/lat order, its circles as Points with `radius_m` (GeoJSON has no circle). A shape repeated
+    (the same area in each language's info block) is drawn once."""
+    features: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for area in areas:
+        polygons = list(area.polygons)
+        for code in area.geocodes:
+            entry = geocodes.get((code[0].strip(), code[1].strip()))
+            polygons.extend(entry.polygons if entry else ())
+        for poly in polygons:
+            ring = [[lon, lat] for lat, lon in poly]
+            if ring and ring[0] != ring[-1]:
+                ring.append(ring[0])
+            _add(features, seen, _feature({"type": "Polygon", "coordinates": [ring]}, area.desc))
+        for lat, lon, radius_km in area.circles:
+            _add(features, seen, _feature({"type": "Point", "coordinates": [lon, lat]}, area.desc, radius_km * 1000))
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _add(features: list[dict[str, Any]], seen: set[str], feature: dict[str, Any]) -> None:
+    key = json.dumps([feature["geometry"], feature["properties"].get("radius_m")])
+    if key not in seen:
+        seen.add(key)
+        features.append(feature)
+
+
+def _feature(geometry: dict[str, Any], desc: str, radius_m: float | None = None) -> dict[str, Any]:
+    props: dict[str, Any] = {"area": desc}
+    if radius_m is not None:
+        props["radius_m"] = radius_m
+    return {"type": "Feature", "geometry": geometry, "properties": props}
 
 
 def _merge_levels(levels: Iterable[dict[str, str]]) -> dict[str, str]:

@@ -54,11 +54,28 @@ def test_demo_map_shows_the_district_every_camera_and_the_rainstorm_watch_rise_a
             assert page.locator("#map g.cam[data-watch]").count() == 2
             assert page.locator("#map g.cam[data-key='demo-edge/scene-valley'][data-watch]").count() == 0
             assert "Raised watch: 2 cameras" in page.inner_text("#map-foot")
+            # the warning's CAP polygon is drawn in its severity's colour over the cameras it raised
+            warning = get(dashboard + "/api/v1/warnings?state=active", token)["items"][0]
+            assert warning["geometry"]["features"][0]["geometry"]["coordinates"][0][0] == [114.08, 22.52]
+            area = page.locator("#map path.warning.sev-severe")
+            area.wait_for(timeout=10000)
+            assert area.count() == 1
+            box = area.bounding_box()
+            assert box is not None
+            for cam in ("scene-reservoir", "scene-hillside", "scene-valley"):
+                dot = page.locator(f"#map g.cam[data-key='demo-edge/{cam}'] circle.cam-dot").bounding_box()
+                assert dot is not None
+                cx, cy = dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2
+                inside = box["x"] <= cx <= box["x"] + box["width"] and box["y"] <= cy <= box["y"] + box["height"]
+                assert inside == (cam in RAISED), (cam, box, dot)
+            assert page.inner_text("#legend .warn-key[data-severity='severe']") == "Rainstorm warning (severe)"
             page.screenshot(path=str(artifact_dir("map") / "demo-rainstorm-watch.png"))
             lowered = demo.wait_line("watch: every camera back to its normal patrol", WARNING_S + 30)
             assert lowered
             page.locator("#map g.cam[data-watch]").first.wait_for(state="detached", timeout=15000)
             assert "Raised watch" not in page.inner_text("#map-foot")
+            page.locator("#map path.warning").wait_for(state="detached", timeout=15000)
+            assert page.locator("#legend .warn-key").count() == 0
             # a fire the demo's edge detects says where it is
             deadline = time.monotonic() + 60
             items: list[dict] = []

@@ -19,6 +19,7 @@ from hazardwatch.central.warnings.cap_parse import parse_cap
 from hazardwatch.central.warnings.feed import index_entries
 from hazardwatch.central.warnings.safe_xml import parse_xml
 from hazardwatch.central.warnings.service import WeatherService
+from hazardwatch.central.warnings.views import area_geojson
 from hazardwatch.contract import Hazard, RiskLevel, parse_message
 
 pytestmark = pytest.mark.quick
@@ -183,6 +184,27 @@ def test_areas_polygons_circles_and_geocodes():
     assert cameras_in_area(area, cams, table) == {("e2", "far"), ("e2", "nowhere")}
 
 
+def test_a_warnings_areas_become_geojson_for_the_map_in_lon_lat_order():
+    table = {("ADM", "440305"): GeocodeEntry(polygons=(((9.0, 9.5), (9.0, 11.0), (11.0, 11.0)),))}
+    open_ring = ((22.52, 114.08), (22.52, 114.26), (22.67, 114.26))
+    areas = [
+        Area("reservoir", polygons=(open_ring,)),
+        Area("town", circles=((3.0, 4.0, 6.5),), geocodes=(("ADM", "440305"), ("ADM", "999"))),
+    ]
+    gj = area_geojson(areas, table)
+    assert gj["type"] == "FeatureCollection"
+    shapes = [(f["geometry"]["type"], f["properties"]) for f in gj["features"]]
+    assert shapes == [
+        ("Polygon", {"area": "reservoir"}),
+        ("Polygon", {"area": "town"}),
+        ("Point", {"area": "town", "radius_m": 6500.0}),
+    ]
+    ring = gj["features"][0]["geometry"]["coordinates"][0]
+    assert ring[0] == [114.08, 22.52] and ring[-1] == ring[0] and len(ring) == 4  # closed, lon first
+    assert gj["features"][1]["geometry"]["coordinates"][0][0] == [9.5, 9.0]  # from the geocode table
+    assert gj["features"][2]["geometry"]["coordinates"] == [4.0, 3.0]
+
+
 def test_rules_map_event_and_severity_to_levels_and_keep_the_highest():
     cfg = WeatherConfig()
     alert = parse_cap(sample("weather.cap").encode())  # Flash Flood Watch, Severe
@@ -289,6 +311,9 @@ def test_lifecycle_alert_update_cancel_expiry_on_sqlite(tmp_path: Path):
     assert [(c.edge_id, tuple(c.cameras), c.level.value) for c in sent] == [("e1", ("c1",), "normal")]
     states = {w["identifier"]: w["state"] for w in svc.warnings(None, 10)["items"]}
     assert states == {"wx-a": "replaced", "wx-u": "cancelled", "wx-c": "cancelled"}
+    stored = {w["identifier"]: w for w in svc.warnings(None, 10)["items"]}["wx-u"]["geometry"]["features"]
+    assert [f["geometry"]["type"] for f in stored] == ["Polygon"]  # the English and French areas drawn once
+    assert stored[0]["geometry"]["coordinates"][0][:4] == [[lon, lat] for lat, lon in ONE]
     # Expiry restores on its own.
     sent.clear()
     e = rewrite(base, now=now, identifier="wx-e", msg_type="Alert", references="", polygon=BOTH, expires_in=30)

@@ -432,22 +432,31 @@ function moreRow(n) {
   return row;
 }
 
-/** Cameras on raised watch from weather warnings, while weather is on. */
+/** Cameras on raised watch and the warnings in force, while weather is on. */
 function loadWatch() {
-  if (S.weather) api("/watch").then((w) => map.setWatch(w.items)).catch(() => map.setWatch([]));
+  if (!S.weather) return;
+  api("/watch").then((w) => map.setWatch(w.items)).catch(() => map.setWatch([]));
+  api("/warnings?state=active&limit=50").then((w) => map.setWarnings(w.items)).catch(() => map.setWarnings([]))
+    .finally(renderLegend);
 }
 
 function renderMap() {
   const incs = [...S.incidents.values()].filter((i) => active(i) || i.id === S.selected);
   map.update({ cameras: [...S.cameras.values()], incidents: incs, sightings: S.sightings, selected: S.selected });
+  renderLegend();
+}
+
+function renderLegend() {
   const legend = $("#legend");
-  if (!legend.childElementCount || legend.dataset.lang !== getLang()) {
-    legend.dataset.lang = getLang();
-    legend.replaceChildren(...["online", "degraded", "offline", "unknown"].map((s) =>
-      el("span.key", { dataset: { state: s } }, el("i"), t(`map.legend.${s}`))),
-    el("span.key.cone-key", {}, el("i"), t("map.legend.cone")),
-    el("span.key.watch-key", {}, el("i"), t("map.legend.watch")));
-  }
+  const warnings = map.warnings.legendKeys();
+  const sig = `${getLang()}|${warnings.map((w) => w.text).join("|")}`;
+  if (legend.childElementCount && legend.dataset.sig === sig) return;
+  legend.dataset.sig = sig;
+  legend.replaceChildren(...["online", "degraded", "offline", "unknown"].map((s) =>
+    el("span.key", { dataset: { state: s } }, el("i"), t(`map.legend.${s}`))),
+  el("span.key.cone-key", {}, el("i"), t("map.legend.cone")),
+  el("span.key.watch-key", {}, el("i"), t("map.legend.watch")),
+  ...warnings.map((w) => el("span.key.warn-key", { dataset: { severity: w.severity } }, el("i"), w.text)));
 }
 
 /** Full views of active smoke incidents (and the selected one) carry the sightings drawn as cones. */

@@ -6,6 +6,7 @@
 import { svg, icon } from "./fmt.js";
 import { t } from "./i18n.js";
 import { haversineKm, sector, wedge } from "./mapgeo.js";
+import { WarningLayer } from "./warnmap.js";
 
 export { placeText } from "./mapgeo.js";
 
@@ -50,6 +51,7 @@ export class MapView {
     L.control.scale({ imperial: false, position: "bottomleft" }).addTo(this.map);
     this.map.setView([20, 110], 3);
     this.geo = L.layerGroup().addTo(this.map);
+    this.warnings = new WarningLayer(this.map);
     this.overlay = L.layerGroup().addTo(this.map);
     this.canvas = L.canvas({ padding: VIEW_PAD });
     this.map.on("dragstart", () => { this.userMoved = true; });
@@ -130,6 +132,11 @@ export class MapView {
       this.watch.get(key).push(w);
     }
     this.schedule();
+  }
+
+  /** Weather warnings (GET /api/v1/warnings items): those in force drawn as their CAP areas. */
+  setWarnings(items) {
+    this.warnings.set(items);
   }
 
   /** Redraw at most once per animation frame, however many events arrive. */

@@ -1,0 +1,46 @@
+// Weather warnings in force on the map: each CAP area (polygon, or circle) of a warning from
+// GET /api/v1/warnings, filled in its CAP severity's colour under the cameras and incidents, with the
+// headline as its tooltip, so the duty officer sees which cameras a warning covers and why they are raised.
+import { t } from "./i18n.js";
+
+const L = window.L;
+export const WARNING_COLOURS = { extreme: "#dc2626", severe: "#f97316", moderate: "#eab308", minor: "#3b82f6", unknown: "#94a3b8" };
+const RANK = ["extreme", "severe", "moderate", "minor", "unknown"];
+
+export const severityOf = (w) => (String(w.severity || "").toLowerCase() in WARNING_COLOURS ? String(w.severity).toLowerCase() : "unknown");
+
+export class WarningLayer {
+  constructor(map) {
+    map.createPane("warnings").style.zIndex = 360; // over the configured layers, under cones and markers
+    this.group = L.layerGroup().addTo(map);
+    this.items = [];
+    this.sig = "";
+  }
+
+  /** The warnings in force with a shape, most severe on top. */
+  set(items) {
+    const shown = (items || []).filter((w) => w.in_force && w.geometry && w.geometry.features.length)
+      .sort((a, b) => RANK.indexOf(severityOf(b)) - RANK.indexOf(severityOf(a)));
+    const sig = shown.map((w) => `${w.id}|${w.severity}|${w.headline}`).join(",");
+    if (sig === this.sig) return;
+    this.sig = sig;
+    this.items = shown;
+    this.group.clearLayers();
+    for (const w of shown) {
+      const sev = severityOf(w);
+      const style = { pane: "warnings", color: WARNING_COLOURS[sev], weight: 2, dashArray: "6 4", fillColor: WARNING_COLOURS[sev],
+        fillOpacity: 0.12, className: `warning sev-${sev}` };
+      L.geoJSON(w.geometry, {
+        style: () => style,
+        pointToLayer: (f, ll) => L.circle(ll, { ...style, radius: f.properties.radius_m }),
+        onEachFeature: (f, layer) => layer.bindTooltip(`${w.headline || w.event}${f.properties.area ? ` · ${f.properties.area}` : ""}`,
+          { sticky: true, className: "warning-tip" }),
+      }).addTo(this.group);
+    }
+  }
+
+  /** One legend entry per warning in force: its event and severity, in its colour. */
+  legendKeys() {
+    return this.items.map((w) => ({ severity: severityOf(w), text: t("map.legend.warning", { event: w.event, severity: t(`warn.sev.${severityOf(w)}`) }) }));
+  }
+}
