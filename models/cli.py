@@ -203,7 +203,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `models` with its subcommands to the `hazardwatch` parser."""
     models = subparsers.add_parser("models", help="train, evaluate and export the hazard models")
     sub = models.add_subparsers(dest="models_command", required=True)

@@ -32,7 +32,9 @@ def labelled_folders(root: Path, hazard: str) -> tuple[Path, Path]:
     return pos, neg
 
 
-def compare_paths(running: Path, candidate: Path, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:
+def compare_paths(
+    running: Path, candidate: Path, positives: Sequence[Path], negatives: Sequence[Path]
+) -> dict[str, Any]:
     """Both models' figures on the same frames, the change, and the frames whose decision changes."""
     runs: dict[str, Any] = {}
     decided: dict[str, tuple[Any, Any]] = {}
@@ -58,7 +60,7 @@ def compare_paths(running: Path, candidate: Path, positives: Sequence[Path], neg
     return {**runs, "delta": delta, "changes": changes}
 
 
-def render(result: dict, limit: int = 10) -> str:
+def render(result: dict[str, Any], limit: int = 10) -> str:
     """Two columns and the change, then the frames that changed (the first `limit` of each kind)."""
     rows = ["model", "threshold", "n_pos", "n_neg", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "ms_per_image"]
     run, cand, delta = result["running"], result["candidate"], result["delta"]

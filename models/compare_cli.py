@@ -54,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cp = sub.add_parser(
         "compare",
         help="a candidate model beside the running one on the same labelled frames (before a rollout)",

@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ex = sub.add_parser("export-dataset", help="write labelled evidence in the layout `hazardwatch models train` reads")
     ex.add_argument("--config", required=True, type=Path, help="central YAML config (for the database)")
     ex.add_argument("--since", type=parse_since, default=None, help="labels made since: Unix s, ISO time, or 7d")

@@ -161,7 +161,7 @@ class _Writer:
     def __init__(self, out: Path, summary: ExportSummary) -> None:
         self.out = out
         self.summary = summary
-        self.rows_by_hazard: dict[str, list[dict]] = {}
+        self.rows_by_hazard: dict[str, list[dict[str, Any]]] = {}
         self.seen: dict[tuple[str, str, str], list[tuple[int, str]]] = {}  # (class dir, edge, camera) -> [(hash, file)]
 
     def write(self, item: dataset.Labelled, sub: str, frame: ExportImage) -> None:

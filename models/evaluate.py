@@ -81,7 +81,7 @@ def confusion(pos: np.ndarray, neg: np.ndarray) -> dict[str, float | int]:
     return {"n_pos": len(pos), "n_neg": len(neg), **rates(tp, fp, fn, tn)}
 
 
-def evaluate_paths(detector: Detector, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:
+def evaluate_paths(detector: Detector, positives: Sequence[Path], negatives: Sequence[Path]) -> dict[str, Any]:
     """The `models eval --json` object, plus the raw scores for a PR curve under `_scores`."""
     sp = score_paths(detector, positives)
     sn = score_paths(detector, negatives)
@@ -95,7 +95,7 @@ def evaluate_paths(detector: Detector, positives: Sequence[Path], negatives: Seq
     return out
 
 
-def evaluate_folders(detector: Detector, positives: Sequence[Path], negatives: Sequence[Path]) -> dict:
+def evaluate_folders(detector: Detector, positives: Sequence[Path], negatives: Sequence[Path]) -> dict[str, Any]:
     return evaluate_paths(detector, list_images(positives), list_images(negatives))
 
 
@@ -111,7 +111,7 @@ def pr_curve(pos_scores: np.ndarray, neg_scores: np.ndarray) -> tuple[np.ndarray
     return np.array(precision), np.array(recall), thresholds
 
 
-def plot_pr(result: dict, path: Path) -> str:
+def plot_pr(result: dict[str, Any], path: Path) -> str:
     """Write the PR curve with the operating point; returns a message (matplotlib is optional)."""
     try:
         import matplotlib

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Sequence[np.nda
     return int8_path
 
 
-def write_manifest(manifest: dict, onnx_path: Path) -> Path:
+def write_manifest(manifest: dict[str, Any], onnx_path: Path) -> Path:
     """Fill in file name and sha256, validate against the schema, write `<name>.json` beside the model."""
     manifest = {**manifest, "file": onnx_path.name, "sha256": sha256_file(onnx_path)}
     ModelManifest.model_validate(manifest)

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -99,7 +100,9 @@ def cell_targets(
     return t
 
 
-def _augment(img: np.ndarray, box: tuple | None, rng: np.random.Generator) -> tuple[np.ndarray, tuple | None]:
+def _augment(
+    img: np.ndarray, box: tuple[float, float, float, float] | None, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
     """Greyscale (night/IR look), mirror, and a brightness/contrast change; boxes follow."""
     if rng.random() < 0.5:
         img = img[:, ::-1].copy()
@@ -236,7 +239,7 @@ def train_head(
     return head.eval()
 
 
-def build(head_state: dict | None = None) -> SmokeNet:
+def build(head_state: dict[str, Any] | None = None) -> SmokeNet:
     """The export graph, optionally with a trained head's weights."""
     backbone = load_pretrained()
     head = SmokeHead(backbone)

@@ -78,7 +78,7 @@ def read_validation_list(path: Path, data_root: Path) -> tuple[list[Path], list[
     return pos, neg
 
 
-def _metrics(res: dict, prefix: str = "") -> dict[str, float | int]:
+def _metrics(res: dict[str, Any], prefix: str = "") -> dict[str, float | int]:
     keys = ("n_pos", "n_neg", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "ms_per_image")
     out: dict[str, float | int] = {f"{prefix}{k}": res[k] for k in keys}
     out[f"{prefix}fp_per_200_neg"] = round(200.0 * res["fp"] / max(1, res["n_neg"]), 3)
@@ -89,13 +89,13 @@ def ship(
     net: object,
     example: object,
     out_dir: Path,
-    base: dict,
+    base: dict[str, Any],
     val: Sequence[Sample],
     calibration: Sequence[Path],
-    threshold_policy: dict,
-    extra_metrics: dict | None = None,
+    threshold_policy: dict[str, Any],
+    extra_metrics: dict[str, Any] | None = None,
     fp32_dir: Path | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Export fp32, pick the operating threshold on validation, quantise to int8, measure both.
 
     The fp32 graph (about 14 MB) stays in `fp32_dir` (under var/, not shipped); the shipped int8
@@ -180,7 +180,7 @@ def train_smoke(
     command: str,
     exclusions: dict[str, str] | None = None,
     version: str = "1.0.0",
-) -> dict:
+) -> dict[str, Any]:
     import torch
 
     from hazardwatch.models import smoke
@@ -221,12 +221,12 @@ def train_smoke(
 
 VAL_CAMERAS = frozenset({"Canal", "Mirlo"})
 # 16 validation frames cannot pick a threshold without fitting noise: keep the sigmoid's 0.5.
-FLOOD_POLICY: dict = {"fixed": 0.5}
+FLOOD_POLICY: dict[str, Any] = {"fixed": 0.5}
 
 
 def train_waterlogging(
     data_dirs: Sequence[Path], out_dir: Path, work_dir: Path, command: str, version: str = "1.0.0"
-) -> dict:
+) -> dict[str, Any]:
     import torch
 
     from hazardwatch.models import flood
@@ -279,7 +279,7 @@ def train_waterlogging(
     return summary
 
 
-def build_fallen_tree(data_root: Path, out_dir: Path, command: str, version: str = "1.0.0") -> dict:
+def build_fallen_tree(data_root: Path, out_dir: Path, command: str, version: str = "1.0.0") -> dict[str, Any]:
     """The scene-change manifest, measured on composited scenes built from the real road clip."""
     from hazardwatch.edge.detect.scene_change import DEFAULTS, SceneChangeDetector
     from hazardwatch.manifest import ModelManifest

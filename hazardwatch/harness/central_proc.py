@@ -99,7 +99,7 @@ class Publisher:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def send(self, topic: str, payload: dict | bytes, retain: bool = False, wait: bool = True) -> None:
+    def send(self, topic: str, payload: dict[str, Any] | bytes, retain: bool = False, wait: bool = True) -> None:
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         info = self.client.publish(topic, raw, qos=1, retain=retain)
         if wait:
@@ -126,7 +126,7 @@ def alert_payload(
     fov: float = 60.0,
     score: float = 0.8,
     snapshot: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     at = time.time() if at is None else at
     doc = {
         "schema_version": 1,

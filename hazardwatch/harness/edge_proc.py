@@ -21,9 +21,9 @@ def write_edge_config(
     path: Path,
     *,
     broker_port: int | None,
-    cameras: list[dict],
+    cameras: list[dict[str, Any]],
     manifest: Path,
-    confirm: dict | None = None,
+    confirm: dict[str, Any] | None = None,
     edge_id: str = "edge-test",
     hazard: str = "fire",
     **extra: Any,
@@ -68,14 +68,14 @@ class EdgeProcess(ServiceProcess):
         with urllib.request.urlopen(self.url + path, timeout=5) as resp:
             return resp.read().decode()
 
-    def camera(self, camera_id: str) -> dict:
+    def camera(self, camera_id: str) -> dict[str, Any]:
         return next(c for c in self.get_json("/api/cameras")["cameras"] if c["id"] == camera_id)
 
 
 @dataclass
 class Received:
     topic: str
-    payload: dict
+    payload: dict[str, Any]
     retain: bool
     at: float
 
@@ -150,7 +150,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_exc})")
 
 
-def patrol(interval_s: float, hazard: str = "fire", offline_after_s: float = 30, timeout_s: float = 5) -> dict:
+def patrol(
+    interval_s: float, hazard: str = "fire", offline_after_s: float = 30, timeout_s: float = 5
+) -> dict[str, Any]:
     """A `patrol` section with one revisit interval, for tests that measure "within one patrol interval"."""
     return {
         "intervals_s": {hazard: interval_s},
