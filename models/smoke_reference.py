@@ -28,6 +28,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,7 +38,7 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
-from hazardwatch.models.data import Sample
+from hazardwatch.models.data import Sample, read_bgr
 from hazardwatch.models.smoke import GRID_H, GRID_W, HEIGHT, WIDTH, cell_targets
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ def embed_all(cold: onnx.ModelProto, proj: Projection, samples: Sequence[Sample]
             p, mean = proj[sc.name]
             e = np.einsum("dc,nchw->ndhw", p, feats[sc.name] - mean[None, :, None, None])
             emb[sc.name][k], mirror[sc.name][k] = e[0], e[1]
-        prints.append(fingerprint(cv2.imread(str(s.path), cv2.IMREAD_REDUCED_COLOR_4)))
+        prints.append(fingerprint(read_bgr(s.path, cv2.IMREAD_REDUCED_COLOR_4)))
     return Embedded(emb, mirror, np.stack(prints))
 
 
@@ -247,12 +248,12 @@ def reference_stats(emb: np.ndarray) -> np.ndarray:
     return np.concatenate([emb.mean(0), emb.std(0, ddof=1), emb.max(0)]).astype(np.float32)
 
 
-def _pair(data: Embedded, i: int, ref: np.ndarray, mirror: bool) -> tuple[dict, dict]:
+def _pair(data: Embedded, i: int, ref: np.ndarray, mirror: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     src = data.emb_mirror if mirror else data.emb
     return {n: src[n][i] for n in src}, {n: reference_stats(src[n][ref]) for n in src}
 
 
-def _stack(items: list[dict]) -> dict[str, torch.Tensor]:
+def _stack(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {n: torch.from_numpy(np.ascontiguousarray(np.stack([it[n] for it in items]))) for n in items[0]}
 
 
@@ -300,7 +301,7 @@ def train_head(
                 continue
             logits = head(_stack(embs), _stack(refs))
             tt, pp = _stack(ts), torch.from_numpy(np.array(ps))
-            loss = sum(smoke_loss(logits[n], tt[n], pp) for n in logits)
+            loss = sum((smoke_loss(logits[n], tt[n], pp) for n in logits), torch.zeros(()))
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -40,6 +40,8 @@ def _scale_head_nodes(sc: Scale, head: ReferenceHead, inits: list[onnx.TensorPro
     convs = [m for m in head.net if isinstance(m, nn.Conv2d)]
     for k, conv in enumerate(convs):
         inits.append(_init(f"{n}_mlp{k}_w", conv.weight.detach().numpy()))
+        if conv.bias is None:
+            raise ValueError(f"{n}: the head's convolution {k} has no bias; the graph needs one")
         inits.append(_init(f"{n}_mlp{k}_b", conv.bias.detach().numpy()))
     e = f"{n}_e"
     return [
@@ -118,7 +120,10 @@ def build_graph(cold: onnx.ModelProto, proj: Projection, head: MultiScaleHead) -
             helper.make_node("Reshape", [f"{n}_{stat}_flat", f"{n}_shape"], [f"{n}_{stat}"])
             for stat in ("mean", "std", "max")
         ]
-        nodes += _scale_head_nodes(sc, head.heads[sc.name], inits)
+        scale_head = head.heads[sc.name]
+        if not isinstance(scale_head, ReferenceHead):
+            raise TypeError(f"{sc.name}: expected a ReferenceHead, got {type(scale_head).__name__}")
+        nodes += _scale_head_nodes(sc, scale_head, inits)
         nodes += _per_cell_term(sc, head.combine_rule, inits)
     nodes += [
         helper.make_node("Concat", [f"ref_{sc.name}_e_flat" for sc in SCALES], ["embedding"], axis=1),

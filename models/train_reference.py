@@ -15,7 +15,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -107,7 +107,7 @@ def _embedded(
     proj = sr.fit_projection(cold, train)
     data = sr.embed_all(cold, proj, everything)
     work_dir.mkdir(parents=True, exist_ok=True)
-    arrays = {"prints": data.prints}
+    arrays: dict[str, Any] = {"prints": data.prints}
     for n in names:
         arrays.update(
             {f"{n}_p": proj[n][0], f"{n}_mean": proj[n][1], f"{n}_emb": data.emb[n], f"{n}_mirror": data.emb_mirror[n]}
@@ -116,13 +116,13 @@ def _embedded(
     return proj, data
 
 
-def _cold_command(base: dict) -> str:
+def _cold_command(base: dict[str, Any]) -> str:
     """How the cold-start path was trained (kept across re-runs of this recipe)."""
     training = base.get("training", {})
     return str(training.get("cold_path") or training.get("command", ""))
 
 
-def _ship_graph(model: onnx.ModelProto, manifest: dict, out_dir: Path, name: str) -> Path:
+def _ship_graph(model: onnx.ModelProto, manifest: dict[str, Any], out_dir: Path, name: str) -> Path:
     path = out_dir / f"{name}.onnx"
     onnx.save(model, path)
     manifest = {**manifest, "name": name, "file": path.name, "sha256": sha256_file(path)}
@@ -140,7 +140,7 @@ def train_smoke_reference(
     version: str,
     epochs: int = 6,
     combine: str = "geo",
-) -> dict:
+) -> dict[str, Any]:
     import torch
 
     from hazardwatch.contract import Hazard
