@@ -207,3 +207,43 @@ def test_a_quiet_look_from_an_edge_is_offered_and_labelled_as_a_miss(
     assert central.get("/api/v1/labelling/queue")["items"] == []
     assert page.errors == [], page.errors
     page.context.close()
+
+
+def test_an_operator_labels_an_incident_from_its_detail_with_the_same_keys(
+    stack: tuple[CentralProcess, Publisher, Any],
+) -> None:
+    central, pub, browser = stack
+    (iid,) = publish(pub, central, 1, first=60)
+    errors: list[str] = []
+    page = signed_in_page(browser, central.url, OPERATOR, errors)
+    page.click(f"#incidents li[data-id='{iid}']")
+    block = page.locator(f"#detail .detail-label[data-incident='{iid}']")
+    block.wait_for()
+    assert "Not labelled yet" in block.inner_text()
+    page.fill("#detail textarea.note", "n6")  # keys typed into the note are text, not a label
+    assert block.locator(".lab-verdict.on").count() == 0
+    page.click(f"#incidents li[data-id='{iid}']")  # the focus back on the selected row
+    page.keyboard.press("n")
+    page.keyboard.press("6")
+    assert block.locator(".lab-kind.on").get_attribute("data-kind") == "vehicle"
+    assert block.locator(".lab-verdict.on").get_attribute("data-verdict") == "false_alarm"
+    page.keyboard.press("Enter")
+    page.locator("#detail .dl-current[data-verdict='false_alarm']").wait_for()
+    assert "False alarm (vehicle) by amy" in page.inner_text("#detail .dl-current")
+    page.locator("#detail .timeline li.tl-labelled").first.wait_for()
+    assert "amy labelled it: False alarm" in page.inner_text("#detail .timeline li.tl-labelled")
+    block.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifact_dir("dashboard") / "dashboard-detail-label.png"))
+    labels = central.get(f"/api/v1/incidents/{iid}/labels")["labels"]
+    assert [(lb["verdict"], lb["false_alarm_kind"], lb["labelled_by"]) for lb in labels] == [
+        ("false_alarm", "vehicle", "amy")
+    ]
+    # a second opinion with the mouse replaces it; labelling leaves the incident's state alone
+    page.locator("#detail .lab-verdict[data-verdict='hazard']").click()
+    page.locator("#detail .dl-save").click()
+    page.locator("#detail .dl-current[data-verdict='hazard']").wait_for()
+    labels = central.get(f"/api/v1/incidents/{iid}/labels")["labels"]
+    assert [lb["verdict"] for lb in labels] == ["false_alarm", "hazard"] and labels[1]["hazard"] in ("smoke", "fire")
+    assert central.get(f"/api/v1/incidents/{iid}")["state"] == "open"
+    assert errors == [], errors
+    page.context.close()

@@ -2,6 +2,7 @@
 // Data: GET /api/v1/* once, then server-sent events (GET /api/v1/events: `incident` and `camera`).
 import { api, ApiError, setUnauthorizedHandler } from "./api.js";
 import { filesBlock, snapshotsBlock } from "./evidence.js";
+import { DetailLabel } from "./detaillabel.js";
 import { LabellingView } from "./labelling.js";
 import { ago, coord, duration, el, icon, labelCells, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
@@ -62,6 +63,7 @@ const active = (i) => i.state === "open" || i.state === "acknowledged";
 
 let map;
 let labelling;
+let detailLabel;
 
 // -- boot --------------------------------------------------------------------------------------------
 async function boot() {
@@ -69,6 +71,8 @@ async function boot() {
   bindChrome();
   setUnauthorizedHandler(showLogin);
   labelling = new LabellingView($("#view-labelling"), { cameraName, canAct });
+  detailLabel = new DetailLabel({ isActive: () => S.view === "incidents" && canAct() && S.detail !== null,
+    onSaved: (id) => S.selected === id && loadDetail(id) });
   map = new MapView($("#map"), $("#map-foot"), { onSelect: select });
   try {
     S.me = await api("/me", { quiet401: true });
@@ -493,11 +497,11 @@ async function loadDetail(id) {
   const panel = $("#detail");
   if (!S.detail || S.detail.id !== id) panel.replaceChildren(el("p.empty", {}, t("detail.loading")));
   try {
-    const [view, files] = await Promise.all([api(`/incidents/${id}`),
-      api(`/incidents/${id}/labels`).then((r) => r.evidence_files).catch(() => [])]);
+    const [view, labelled] = await Promise.all([api(`/incidents/${id}`),
+      api(`/incidents/${id}/labels`).catch(() => ({ labels: [], evidence_files: [] }))]);
     if (seq !== detailSeq) return;
     S.detail = view;
-    S.files = { id, items: files };
+    S.files = { id, items: labelled.evidence_files, labels: labelled.labels };
     S.sightings.set(view.id, view.sightings || []);
     renderDetail();
     scheduleRender();
@@ -560,6 +564,7 @@ function renderDetail() {
     snapshotsBlock(v, { cameraName, confidenceText }),
     el("h3", {}, t("detail.clips")),
     filesBlock(S.files?.id === v.id ? S.files.items : null, { cameraName }),
+    canAct() ? detailLabel.block(v, S.files?.id === v.id ? S.files.labels : []) : null,
     rawScoresBlock(v, cameraName),
     el("h3", {}, t("detail.cameras")),
     camerasBlock(v),
@@ -712,6 +717,7 @@ function timelineText(ev) {
     comment: d.comment || "",
     states: (d.inhibit_states || []).map((x) => t(`cam.${x}`)).join("/"),
     n: d.index !== undefined ? d.index + 1 : "",
+    verdict: d.verdict ? t(`lab.verdict.${d.verdict}`) : "",
     text: (getLang() === "zh" && d.text_zh) || d.text || "",
   };
   let key = `tl.${ev.kind}`;

@@ -9,6 +9,7 @@ import { t } from "./i18n.js";
 
 export const KINDS = ["cloud", "fog", "haze", "dust", "steam", "vehicle", "lights", "glare", "reflection", "animal", "other"];
 const KIND_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "o"]; // KINDS[i] <- KIND_KEYS[i]
+const VERDICTS = [["hazard", "y"], ["false_alarm", "n"], ["ambiguous", "a"]];
 const MIN_REGION = 0.01; // a click without a drag does not replace the region
 
 const clamp = (v) => Math.min(1, Math.max(0, v));
@@ -22,6 +23,43 @@ function pictures(data) {
   }
   return shots;
 }
+
+/** The change a verdict or false-alarm-kind key makes (the same keys here and in the incident detail), or null. */
+export function choiceForKey(k) {
+  const verdict = VERDICTS.find(([, key]) => key === k);
+  if (verdict) return { verdict: verdict[0] };
+  const kind = KIND_KEYS.indexOf(k.toLowerCase());
+  return kind >= 0 ? { verdict: "false_alarm", kind: KINDS[kind] } : null;
+}
+
+/** A choice after a change: a verdict other than false alarm drops the kind. */
+export function applyChoice(choice, change) {
+  const next = { ...choice, ...change };
+  if (change.verdict && change.verdict !== "false_alarm") next.kind = null;
+  return next;
+}
+
+/** The verdict and kind buttons with their keys; `onSet(change)` on a click. */
+export function choiceButtons(choice, onSet) {
+  return [
+    el("h3", {}, t("lab.verdict")),
+    el("div.lab-verdicts", {}, VERDICTS.map(([v, k]) => el(`button.btn.lab-verdict${choice.verdict === v ? ".on" : ""}`,
+      { type: "button", dataset: { verdict: v }, onclick: () => onSet({ verdict: v }) }, el("kbd", {}, k), ` ${t(`lab.verdict.${v}`)}`))),
+    el("h3", {}, t("lab.kind")),
+    el("div.lab-kinds", {}, KINDS.map((kind, i) => el(`button.btn.small.lab-kind${choice.kind === kind ? ".on" : ""}`,
+      { type: "button", dataset: { kind }, onclick: () => onSet({ verdict: "false_alarm", kind }) }, el("kbd", {}, KIND_KEYS[i]), ` ${t(`lab.kind.${kind}`)}`))),
+  ];
+}
+
+/** A saved label's body: verdict, kind for a false alarm, a region when drawn. */
+export function labelBody(choice) {
+  const body = { verdict: choice.verdict };
+  if (choice.verdict === "false_alarm") body.false_alarm_kind = choice.kind;
+  if (choice.region) body.region = choice.region;
+  return body;
+}
+
+export const choiceReady = (c) => Boolean(c.verdict && (c.verdict !== "false_alarm" || c.kind));
 
 export class LabellingView {
   constructor(root, { cameraName, canAct }) {
@@ -167,14 +205,8 @@ export class LabellingView {
 
   panel(item) {
     const c = this.choice;
-    const verdicts = [["hazard", "y"], ["false_alarm", "n"], ["ambiguous", "a"]];
     return el("div.lab-panel", {},
-      el("h3", {}, t("lab.verdict")),
-      el("div.lab-verdicts", {}, verdicts.map(([v, k]) => el(`button.btn.lab-verdict${c.verdict === v ? ".on" : ""}`,
-        { type: "button", dataset: { verdict: v }, onclick: () => this.set({ verdict: v }) }, el("kbd", {}, k), ` ${t(`lab.verdict.${v}`)}`))),
-      el("h3", {}, t("lab.kind")),
-      el("div.lab-kinds", {}, KINDS.map((kind, i) => el(`button.btn.small.lab-kind${c.kind === kind ? ".on" : ""}`,
-        { type: "button", dataset: { kind }, onclick: () => this.set({ verdict: "false_alarm", kind }) }, el("kbd", {}, KIND_KEYS[i]), ` ${t(`lab.kind.${kind}`)}`))),
+      ...choiceButtons(c, (change) => this.set(change)),
       el("div.buttons", {},
         el("button.btn.primary.lab-save", { type: "button", disabled: !this.canAct() || !this.ready(), onclick: () => this.save() }, el("kbd", {}, "Enter"), ` ${t("lab.save")}`),
         el("button.btn.ghost", { type: "button", onclick: () => this.go(this.index + 1) }, el("kbd", {}, "→"), ` ${t("lab.skip")}`),
@@ -185,13 +217,12 @@ export class LabellingView {
   }
 
   ready() {
-    return this.choice.verdict && (this.choice.verdict !== "false_alarm" || this.choice.kind);
+    return choiceReady(this.choice);
   }
 
   set(change) {
     if (!this.data) return;
-    Object.assign(this.choice, change);
-    if (change.verdict && change.verdict !== "false_alarm") this.choice.kind = null;
+    this.choice = applyChoice(this.choice, change);
     this.msg = "";
     this.render();
   }
@@ -214,10 +245,7 @@ export class LabellingView {
       this.msg = t("lab.need");
       return this.render();
     }
-    const c = this.choice;
-    const body = { verdict: c.verdict };
-    if (c.verdict === "false_alarm") body.false_alarm_kind = c.kind;
-    if (c.region) body.region = c.region;
+    const body = labelBody(this.choice);
     if (!item.incident_id) body.evidence = { edge_id: item.evidence.edge_id, id: item.evidence.id };
     this.saving = true;
     try {
@@ -237,11 +265,8 @@ export class LabellingView {
   onKey(e) {
     if (!this.active || e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
     const k = e.key;
-    const kind = KIND_KEYS.indexOf(k.toLowerCase());
-    if (k === "y") this.set({ verdict: "hazard" });
-    else if (k === "n") this.set({ verdict: "false_alarm" });
-    else if (k === "a") this.set({ verdict: "ambiguous" });
-    else if (kind >= 0) this.set({ verdict: "false_alarm", kind: KINDS[kind] });
+    const change = choiceForKey(k);
+    if (change) this.set(change);
     else if (k === "r") this.set({ region: null });
     else if (k === "Enter") this.save();
     else if (k === "ArrowRight") this.go(this.index + 1);
