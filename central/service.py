@@ -158,7 +158,9 @@ class CentralService:
         enqueued = 0
         for _ in range(DISPATCH_MAX_BATCHES):
             with self.db.tx() as tx:
-                planned, examined = dispatch.plan_due(tx, self.cfg, now, self.ctx.base_url, DISPATCH_BATCH)
+                planned, examined = dispatch.plan_due(
+                    tx, self.cfg, now, self.ctx.base_url, DISPATCH_BATCH, self.ctx.areas
+                )
             for plan in planned:
                 if plan.suppressed:
                     self.metrics.suppressed.inc()

@@ -125,12 +125,23 @@ def _web(view: Mapping[str, Any], options: CapOptions) -> str | None:
     return f"{base.rstrip('/')}/api/v1/incidents/{view['id']}" if base else None
 
 
+def _place_desc(view: Mapping[str, Any]) -> str:
+    """The incident's place in words: its named area, and for one camera the stretch of its view."""
+    place = view.get("place") or {}
+    parts = [str(place["area"])] if place.get("area") else []
+    if place.get("range_m"):
+        near, far = (float(v) for v in place["range_m"])
+        parts.append(f"{near:.0f}-{far:.0f} m from the camera, bearing {float(place['bearing_deg']):.0f} deg")
+    return ", ".join(parts)
+
+
 def _area_desc(view: Mapping[str, Any]) -> str:
+    """`named area, stretch; site: camera names`: where first, then who saw it."""
     names = [str(c.get("name") or f"{c.get('edge_id')}/{c.get('camera_id')}") for c in view.get("cameras") or []]
     site = str(view.get("site") or "").strip()
-    if names:
-        return f"{site}: {', '.join(names)}" if site else ", ".join(names)
-    return site or "Unknown area"
+    seen = ": ".join(p for p in (site, ", ".join(names)) if p)
+    where = _place_desc(view)
+    return "; ".join(p for p in (where, seen) if p) or "Unknown area"
 
 
 def _circles(view: Mapping[str, Any]) -> list[str]:

@@ -13,12 +13,14 @@ receiver as a second line of defence). Delivery itself is `hazardwatch.central.n
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hazardwatch.central.config import SEVERITY_ORDER, CentralConfig, ReceiverConfig
 from hazardwatch.central.incidents.geo import haversine_km
-from hazardwatch.central.services import grouping, silences
-from hazardwatch.central.services.views import incident_view
+from hazardwatch.central.services import grouping, places, silences
+from hazardwatch.central.services.places import NamedArea
+from hazardwatch.central.services.views import incident_views
 from hazardwatch.central.store import Tx
 
 SYSTEM = "system"
@@ -81,6 +83,8 @@ class _Batch:
     quiet: list[tuple] = field(default_factory=list)  # closed before anyone was told: nothing to cancel
     suppressed: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
+    # Notifications whose payload (the incident's view) is read for the whole batch at once.
+    pending: list[tuple[int, str, str, tuple, list[str], list[ReceiverConfig]]] = field(default_factory=list)
 
     @classmethod
     def read(cls, tx: Tx, cfg: CentralConfig, now: float, incident_ids: list[int]) -> _Batch:
@@ -103,6 +107,22 @@ class _Batch:
     def event(self, incident_id: int, at: float, kind: str, detail: dict) -> None:
         self.events.append((incident_id, at, kind, SYSTEM, json.dumps(detail, separators=(",", ":"))))
 
+    def enqueue(self, tx: Tx, now: float, base_url: str, site: str, areas: Sequence[NamedArea]) -> None:
+        """Read the pending notifications' incident views in one set of queries, each with its `place`
+        (named area, line-of-sight stretch), and queue a delivery (or group item) per receiver."""
+        views = list(incident_views(tx, [p[0] for p in self.pending], base_url, site).values())
+        places.annotate(tx, views, areas)
+        payloads = {v["id"]: json.dumps(v, separators=(",", ":")) for v in views}
+        for incident_id, key, msg_type, row, camera_keys, receivers in self.pending:
+            payload = payloads.get(incident_id, "null")
+            for r in receivers:
+                if r.group_by:
+                    group_key = self.group_key(r, incident_id, row, camera_keys)
+                    self.group_items.append((r.name, group_key, incident_id, key, msg_type, payload, now))
+                else:
+                    self.deliveries.append((r.name, incident_id, key, msg_type, payload, now, now))
+        self.pending.clear()
+
     def write(self, tx: Tx) -> None:
         tx.executemany("UPDATE incidents SET notified_version = version WHERE id = ?", self.quiet)
         tx.executemany("UPDATE incidents SET suppressed_version = version WHERE id = ?", self.suppressed)
@@ -117,8 +137,9 @@ class _Batch:
             self.notified,
         )
         grouping.enqueue(tx, self.group_items, self.groups)
-        tx.executemany("INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
-                       self.events)
+        tx.executemany(
+            "INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)", self.events
+        )
 
 
 def _inhibited(batch: _Batch, cfg: CentralConfig, hazard: str, camera_keys: list[str]) -> dict | None:
@@ -151,19 +172,22 @@ def _held(
     return None
 
 
-def plan(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str) -> Planned | None:
+def plan(
+    tx: Tx, incident_id: int, cfg: CentralConfig, now: float, base_url: str, areas: Sequence[NamedArea] = ()
+) -> Planned | None:
     """Enqueue the notifications one incident needs now, if any (waits for the incident's row lock)."""
     row = tx.one(f"SELECT {_ROW} FROM incidents WHERE id = ?{tx.for_update()}", (incident_id,))
     if row is None:
         return None
     batch = _Batch.read(tx, cfg, now, [incident_id])
-    planned = _plan_row(tx, row, cfg, now, base_url, batch)
+    planned = _plan_row(row, cfg, now, batch)
+    batch.enqueue(tx, now, base_url, cfg.site, areas)
     batch.write(tx)
     return planned
 
 
 def plan_due(
-    tx: Tx, cfg: CentralConfig, now: float, base_url: str, limit: int = 200
+    tx: Tx, cfg: CentralConfig, now: float, base_url: str, limit: int = 200, areas: Sequence[NamedArea] = ()
 ) -> tuple[list[Planned], int]:
     """Plan every due incident (up to `limit`) in this one transaction; return what was planned and how many
     incidents were examined (`limit` of them: more may be due). Rows another instance is planning are
@@ -176,12 +200,13 @@ def plan_due(
     if not rows:
         return [], 0
     batch = _Batch.read(tx, cfg, now, [r[0] for r in rows])
-    out = [p for row in rows if (p := _plan_row(tx, row, cfg, now, base_url, batch)) is not None]
+    out = [p for row in rows if (p := _plan_row(row, cfg, now, batch)) is not None]
+    batch.enqueue(tx, now, base_url, cfg.site, areas)
     batch.write(tx)
     return out, len(rows)
 
 
-def _plan_row(tx: Tx, row: tuple, cfg: CentralConfig, now: float, base_url: str, batch: _Batch) -> Planned | None:
+def _plan_row(row: tuple, cfg: CentralConfig, now: float, batch: _Batch) -> Planned | None:
     (
         incident_id,
         version,
@@ -221,13 +246,7 @@ def _plan_row(tx: Tx, row: tuple, cfg: CentralConfig, now: float, base_url: str,
     receivers = route(cfg, hazard, severity, lat, lon)
     key = f"inc{incident_id}-v{version}" + ("" if changed else f"-repeat{count}")
     if receivers:
-        payload = json.dumps(incident_view(tx, incident_id, base_url, cfg.site), separators=(",", ":"))
-        for r in receivers:
-            if r.group_by:
-                group_key = batch.group_key(r, incident_id, row, camera_keys)
-                batch.group_items.append((r.name, group_key, incident_id, key, msg_type, payload, now))
-            else:
-                batch.deliveries.append((r.name, incident_id, key, msg_type, payload, now, now))
+        batch.pending.append((incident_id, key, msg_type, row, camera_keys, receivers))
     batch.notified.append((version, now, incident_id))
     # "notified" only when someone was: with no receiver configured or routed, the timeline says so.
     batch.event(

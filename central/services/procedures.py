@@ -15,29 +15,33 @@ from hazardwatch.central.services.incidents import add_event
 from hazardwatch.central.store import Tx
 
 
-def _ticks(tx: Tx, incident_id: int, procedure_id: str) -> dict[int, dict[str, Any]]:
-    latest: dict[int, dict[str, Any]] = {}
-    for at, actor, detail in tx.execute(
-        "SELECT at, actor, detail FROM incident_events WHERE incident_id = ? AND kind = 'step' ORDER BY id",
-        (incident_id,),
-    ):
-        d = json.loads(detail)
-        if d.get("procedure") == procedure_id:
-            latest[int(d["index"])] = {"done": bool(d["done"]), "by": actor, "at": at}
-    return latest
-
-
 def procedure_view(tx: Tx, incident_id: int) -> dict[str, Any] | None:
     raw = tx.scalar("SELECT procedure FROM incidents WHERE id = ?", (incident_id,))
+    return procedure_views(tx, {incident_id: raw} if raw else {}).get(incident_id)
+
+
+def procedure_views(tx: Tx, raw: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """Incidents' procedures (their stored JSON by incident) with the steps ticked, from one query."""
     if not raw:
-        return None
-    p = json.loads(raw)
-    ticks = _ticks(tx, incident_id, p["id"])
-    for step in p["steps"]:
-        tick = ticks.get(step["index"])
-        step.update(done=bool(tick and tick["done"]), by=tick["by"] if tick else None, at=tick["at"] if tick else None)
-    p["done"] = sum(1 for s in p["steps"] if s["done"])
-    return p
+        return {}
+    ids = sorted(raw)
+    procs = {iid: json.loads(text) for iid, text in raw.items()}
+    latest: dict[int, dict[int, dict[str, Any]]] = {}
+    for iid, at, actor, detail in tx.execute(
+        "SELECT incident_id, at, actor, detail FROM incident_events WHERE kind = 'step' "
+        f"AND incident_id IN ({', '.join('?' * len(ids))}) ORDER BY id",
+        ids,
+    ):
+        d = json.loads(detail)
+        if d.get("procedure") == procs[iid]["id"]:
+            latest.setdefault(iid, {})[int(d["index"])] = {"done": bool(d["done"]), "by": actor, "at": at}
+    for iid, p in procs.items():
+        ticks = latest.get(iid, {})
+        for step in p["steps"]:
+            t = ticks.get(step["index"])
+            step.update(done=bool(t and t["done"]), by=t["by"] if t else None, at=t["at"] if t else None)
+        p["done"] = sum(1 for s in p["steps"] if s["done"])
+    return procs
 
 
 def tick(
@@ -50,9 +54,7 @@ def tick(
         raise NotFound(f"incident {incident_id} does not exist")
     p = json.loads(row[0]) if row[0] else None
     if p is None or p["id"] != procedure_id:
-        raise Conflict(
-            f"incident {incident_id} now follows {p['id'] if p else 'no procedure'}, not {procedure_id}"
-        )
+        raise Conflict(f"incident {incident_id} now follows {p['id'] if p else 'no procedure'}, not {procedure_id}")
     if not 0 <= index < len(p["steps"]):
         raise Invalid(f"index: procedure {procedure_id} has steps 0..{len(p['steps']) - 1}")
     add_event(

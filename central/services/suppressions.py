@@ -123,3 +123,18 @@ def listing(tx: Tx, now: float, include_ended: bool = False, incident_id: int | 
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = tx.execute(f"SELECT {COLUMNS} FROM suppressions {clause} ORDER BY id DESC LIMIT 500", params)
     return [_row_dict(r, now) for r in rows]
+
+
+def listing_of(tx: Tx, now: float, incident_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every suppression (ended too) of each of these incidents, newest first, from one query."""
+    if not incident_ids:
+        return {}
+    out: dict[int, list[dict[str, Any]]] = {}
+    rows = tx.execute(
+        f"SELECT {COLUMNS} FROM suppressions WHERE incident_id IN ({', '.join('?' * len(incident_ids))}) "
+        "ORDER BY id DESC",
+        incident_ids,
+    )
+    for r in rows:
+        out.setdefault(r[1], []).append(_row_dict(r, now))
+    return out

@@ -119,70 +119,104 @@ def list_incidents(tx: Tx, f: IncidentFilter) -> tuple[list[dict[str, Any]], int
 
 def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> dict[str, Any] | None:
     """The full incident: cameras with health, sightings, evidence. Notifications carry this too."""
-    row = tx.one(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
-    if row is None:
-        return None
-    view = _summary(row)
-    view["site"] = site
-    members = tx.execute(
-        "SELECT ia.edge_id, ia.camera_id, ia.active, ia.boxes, ia.score, ia.last_at, ia.lat, ia.lon, "
-        "ia.bearing_deg, ia.fov_deg, c.name, c.state, ia.confidence FROM incident_alerts ia LEFT JOIN cameras c "
-        "ON c.edge_id = ia.edge_id AND c.camera_id = ia.camera_id WHERE ia.incident_id = ? ORDER BY ia.last_at",
-        (incident_id,),
-    )
-    cameras: dict[str, dict[str, Any]] = {}
-    for m in members:
-        key = f"{m[0]}/{m[1]}"
-        cameras[key] = {
-            "edge_id": m[0],
-            "camera_id": m[1],
-            "name": m[10] or "",
-            "lat": m[6],
-            "lon": m[7],
-            "bearing_deg": m[8],
-            "fov_deg": m[9],
-            "state": m[11] or "unknown",
-            "boxes": json.loads(m[3]),
-            "active": bool(m[2]),
-            "confidence": m[12],
-            "vote_score": m[4],
-        }
-    view["cameras"] = list(cameras.values())
-    view["sightings"] = [
-        {
-            "camera": s.camera,
-            "lat": s.lat,
-            "lon": s.lon,
-            "azimuth_deg": s.azimuth_deg,
-            "half_width_deg": s.half_width_deg,
-        }
-        for s in sightings_of([m[:10] for m in members])
-    ]
-    evidence = tx.execute(
-        "SELECT e.id, ae.edge_id, ae.camera_id, ae.last_frame_at, ae.boxes, ae.confidence, ae.score, ae.model "
-        "FROM alert_events ae "
-        "JOIN evidence e ON e.id = ae.evidence_id WHERE ae.incident_id = ? ORDER BY ae.id DESC LIMIT 10",
-        (incident_id,),
-    )
-    view["procedure"] = procedures.procedure_view(tx, incident_id)
-    view["suppressions"] = suppressions.listing(tx, time.time(), True, incident_id)
-    view["successor_ids"] = [
-        r[0] for r in tx.execute("SELECT id FROM incidents WHERE previous_id = ? ORDER BY id", (incident_id,))
-    ]
-    view["evidence"] = [
-        {
-            "id": e[0],
-            "url": evidence_url(base_url, e[0]),
-            "camera": f"{e[1]}/{e[2]}",
-            "at": e[3],
-            "boxes": json.loads(e[4]),  # raw per-frame model scores, for experts
-            "confidence": e[5],
-            "vote_score": e[6],
-            "model": e[7],
-        }
-        for e in evidence
-    ]
-    return view
+    return incident_views(tx, [incident_id], base_url, site).get(incident_id)
+
+
+def _in(ids: list[int]) -> str:
+    return f"({', '.join('?' * len(ids))})"
+
+
+def _camera(m: tuple) -> dict[str, Any]:
+    return {
+        "edge_id": m[1],
+        "camera_id": m[2],
+        "name": m[11] or "",
+        "lat": m[7],
+        "lon": m[8],
+        "bearing_deg": m[9],
+        "fov_deg": m[10],
+        "state": m[12] or "unknown",
+        "boxes": json.loads(m[4]),
+        "active": bool(m[3]),
+        "confidence": m[13],
+        "vote_score": m[5],
+    }
+
+
+def _evidence(base_url: str, e: tuple) -> dict[str, Any]:
+    return {
+        "id": e[1],
+        "url": evidence_url(base_url, e[1]),
+        "camera": f"{e[2]}/{e[3]}",
+        "at": e[4],
+        "boxes": json.loads(e[5]),  # raw per-frame model scores, for experts
+        "confidence": e[6],
+        "vote_score": e[7],
+        "model": e[8],
+    }
+
+
+def incident_views(tx: Tx, incident_ids: list[int], base_url: str, site: str = "") -> dict[int, dict[str, Any]]:
+    """Full views of several incidents from one set of queries (seven, however many incidents), so a
+    planning batch of a burst reads its notifications' payloads at once; missing ids are left out."""
+    ids = sorted(set(incident_ids))
+    if not ids:
+        return {}
+    where = _in(ids)
+    out: dict[int, dict[str, Any]] = {}
+    raw_procedures: dict[int, str] = {}
+    for row in tx.execute(f"SELECT {INCIDENT_COLUMNS}, procedure FROM incidents WHERE id IN {where}", ids):
+        view = _summary(row[:-1])
+        view["site"] = site
+        out[row[0]] = view
+        if row[-1]:
+            raw_procedures[row[0]] = row[-1]
+    members: dict[int, list[tuple]] = {i: [] for i in out}
+    for m in tx.execute(
+        "SELECT ia.incident_id, ia.edge_id, ia.camera_id, ia.active, ia.boxes, ia.score, ia.last_at, ia.lat, "
+        "ia.lon, ia.bearing_deg, ia.fov_deg, c.name, c.state, ia.confidence FROM incident_alerts ia "
+        "LEFT JOIN cameras c ON c.edge_id = ia.edge_id AND c.camera_id = ia.camera_id "
+        f"WHERE ia.incident_id IN {where} ORDER BY ia.incident_id, ia.last_at",
+        ids,
+    ):
+        members.setdefault(m[0], []).append(m)
+    evidence: dict[int, list[dict[str, Any]]] = {i: [] for i in out}
+    for e in tx.execute(
+        "SELECT incident_id, id, edge_id, camera_id, last_frame_at, boxes, confidence, score, model FROM ("
+        "SELECT ae.incident_id, e.id, ae.edge_id, ae.camera_id, ae.last_frame_at, ae.boxes, ae.confidence, "
+        "ae.score, ae.model, ROW_NUMBER() OVER (PARTITION BY ae.incident_id ORDER BY ae.id DESC) AS n, "
+        "ae.id AS event_id FROM alert_events ae JOIN evidence e ON e.id = ae.evidence_id "
+        f"WHERE ae.incident_id IN {where}) latest WHERE n <= 10 ORDER BY incident_id, event_id DESC",
+        ids,
+    ):
+        evidence.setdefault(e[0], []).append(_evidence(base_url, e))
+    successors: dict[int, list[int]] = {}
+    for prev, succ in tx.execute(
+        f"SELECT previous_id, id FROM incidents WHERE previous_id IN {where} ORDER BY id", ids
+    ):
+        successors.setdefault(prev, []).append(succ)
+    procedure = procedures.procedure_views(tx, raw_procedures)
+    suppressed = suppressions.listing_of(tx, time.time(), list(out))
+    for iid, view in out.items():
+        cameras: dict[str, dict[str, Any]] = {}
+        for m in members.get(iid, []):
+            cameras[f"{m[1]}/{m[2]}"] = _camera(m)
+        view["cameras"] = list(cameras.values())
+        view["sightings"] = [
+            {
+                "camera": s.camera,
+                "lat": s.lat,
+                "lon": s.lon,
+                "azimuth_deg": s.azimuth_deg,
+                "half_width_deg": s.half_width_deg,
+            }
+            for s in sightings_of([m[1:11] for m in members.get(iid, [])])
+        ]
+        view["procedure"] = procedure.get(iid)
+        view["suppressions"] = suppressed.get(iid, [])
+        view["successor_ids"] = successors.get(iid, [])
+        view["evidence"] = evidence.get(iid, [])
+    return out
 
 
 def timeline(tx: Tx, incident_id: int, limit: int = 500) -> list[dict[str, Any]]:
