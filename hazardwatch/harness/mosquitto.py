@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hazardwatch.procs import HOST, mosquitto_binary, mosquitto_config, wait_port
+from hazardwatch.procs import mosquitto_binary, mosquitto_config
 
 from .server import LocalServer
 
@@ -52,7 +52,7 @@ class MosquittoBroker(LocalServer):
         self.child.argv = [binary, "-c", str(self.conf_path)]
 
     def _wait_ready(self) -> None:
-        wait_port(HOST, self.port, timeout=self.start_timeout)
+        self._wait_listening()
 
     def _log_paths(self) -> list[Path]:
         return [self.log_path, self.child.log_path]

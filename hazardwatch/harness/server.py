@@ -9,11 +9,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from hazardwatch.procs import HOST, Child, free_port, wait_port_closed
+from hazardwatch.procs import HOST, Child, ChildError, free_port, port_open, wait_port_closed
 
 
 class LocalServer:
@@ -52,6 +53,16 @@ class LocalServer:
     def _wait_ready(self) -> None:
         """Return once the started child serves; raise (TimeoutError, ChildError) when it does not."""
         raise NotImplementedError
+
+    def _wait_listening(self) -> None:
+        """Wait for the port to accept connections, giving up at once when the child exits."""
+        deadline = time.monotonic() + self.start_timeout
+        while not port_open(HOST, self._port):
+            if not self.child.alive():
+                raise ChildError(f"{self.name} exited with {self.child.returncode}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"nothing listens on {HOST}:{self._port} after {self.start_timeout:.0f} s")
+            time.sleep(0.05)
 
     def start(self) -> Self:
         """Start the child on the port once its last run let go of it, and wait until it serves."""

@@ -18,6 +18,7 @@ import pytest
 
 from hazardwatch.harness.media import frames_to_clip, probe_clip
 from hazardwatch.harness.mosquitto import MosquittoBroker
+from hazardwatch.procs import mosquitto_binary
 
 # As the edge opens streams.  FFmpeg then spends ~2.8 s probing before the first frame (frame-rate
 # estimation); "analyzeduration": "1000000" or "fpsprobesize": "0" cut that to ~1 s.
@@ -165,6 +166,19 @@ def test_private_broker_is_not_the_shared_one(mosquitto: MosquittoBroker) -> Non
 
 @pytest.mark.mqtt
 @pytest.mark.timeout(30)
+def test_a_broker_that_cannot_start_says_why_at_once(tmp_path: Path) -> None:
+    """A bad config ends the start with the broker's own complaint, not after the whole start timeout."""
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto not installed")
+    broker = MosquittoBroker(workdir=tmp_path / "mq", extra_config="no_such_option 1", start_timeout=30)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="mosquitto did not start") as info:
+        broker.start()
+    assert time.monotonic() - t0 < 10
+    assert "no_such_option" in str(info.value)
+    assert not broker.running
+
+
 def test_mqtt_qos1_publish_subscribe(mosquitto: MosquittoBroker) -> None:
     inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     sub = _client(mosquitto, inbox)
