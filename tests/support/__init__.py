@@ -1,1 +1,2 @@
-"""Test support: private brokers, RTSP servers and prepared media, so tests never touch shared services."""
+"""What only the tests need: CAP samples, the dashboard stack, a tile server (the shared harness is
+hazardwatch/harness/)."""
