@@ -11,11 +11,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, Field
 
 from hazardwatch.central.api.context import context
-from hazardwatch.central.api.http import Route, body_model, ident, path_id, problem, require
-from hazardwatch.central.services import registry
+from hazardwatch.central.api.http import Route, body_model, ident, path_id, problem, read_body, require
+from hazardwatch.central.services import comparisons, registry
 
 MAX_UPLOAD = registry.MAX_MODEL_BYTES + (1 << 20)
-PARTS = ("manifest", "file", "note")
+PARTS = ("manifest", "file", "note", "comparison")
+MAX_COMPARISON = 4 << 20
 
 
 class RolloutBody(BaseModel):
@@ -52,7 +53,8 @@ async def _parts(request: web.Request) -> dict[str, bytes]:
 
 
 async def register_model(request: web.Request) -> web.Response:
-    """multipart/form-data: `manifest` (JSON), `file` (the ONNX bytes), optional `note`."""
+    """multipart/form-data: `manifest` (JSON), `file` (the ONNX bytes), optional `note` and `comparison`
+    (`models compare --json` of this candidate beside the running model)."""
     ctx = context(request)
     who = require(request, "admin")
     if request.content_length and request.content_length > MAX_UPLOAD:
@@ -61,8 +63,31 @@ async def register_model(request: web.Request) -> web.Response:
     if "manifest" not in parts or "file" not in parts:
         raise problem(400, "parts manifest and file are required")
     note = parts.get("note", b"").decode(errors="replace")[:2000]
-    model = await ctx.run(registry.register, parts["manifest"], parts["file"], who.name, note, time.time())
-    return web.json_response(model, status=201)
+    now = time.time()
+    if "comparison" in parts:
+        comparisons.parse(parts["comparison"])  # a 400 before anything is stored
+
+    def store(tx: Any) -> dict:
+        model = registry.register(tx, parts["manifest"], parts["file"], who.name, note, now)
+        if "comparison" in parts:
+            model["comparison"] = comparisons.attach(
+                tx, model["name"], model["version"], parts["comparison"], who.name, now
+            )
+        return model
+
+    return web.json_response(await ctx.run(store), status=201)
+
+
+async def put_comparison(request: web.Request) -> web.Response:
+    """The candidate's `models compare --json` object; a later upload (a grown labelled set) replaces it."""
+    ctx = context(request)
+    who = require(request, "admin")
+    raw = await read_body(request, MAX_COMPARISON)
+    if len(raw) > MAX_COMPARISON:
+        raise problem(413, f"comparison over {MAX_COMPARISON} bytes")
+    name, version = ident(request, "name"), ident(request, "version")
+    view = await ctx.run(comparisons.attach, name, version, raw, who.name, time.time())
+    return web.json_response(view)
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -130,6 +155,7 @@ ROUTES: list[Route] = [
     ("GET", "/api/v1/models/{name}/{version}", get_model),
     ("GET", "/api/v1/models/{name}/{version}/manifest", model_manifest),
     ("GET", "/api/v1/models/{name}/{version}/file", model_download),
+    ("PUT", "/api/v1/models/{name}/{version}/comparison", put_comparison),
     ("POST", "/api/v1/rollouts", create_rollout),
     ("GET", "/api/v1/rollouts", list_rollouts),
     ("GET", "/api/v1/rollouts/{rollout_id}", get_rollout),

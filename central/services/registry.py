@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from hazardwatch.central.services import comparisons
 from hazardwatch.central.services.errors import Conflict, Invalid, NotFound, TooLarge
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import ModelStatus, RolloutCommand
@@ -77,7 +78,10 @@ def register(tx: Tx, manifest_raw: bytes, data: bytes, who: str, note: str, now:
     return found
 
 
-_VERSION_COLS = "id, name, version, hazard, sha256, size, threshold, metrics, registered_by, registered_at, note"
+_VERSION_COLS = (
+    "id, name, version, hazard, sha256, size, threshold, metrics, registered_by, registered_at, note, "
+    "comparison, compared_by, compared_at"
+)
 
 
 def _version_row(r: Sequence[Any]) -> dict:
@@ -93,6 +97,7 @@ def _version_row(r: Sequence[Any]) -> dict:
         "registered_by": r[8],
         "registered_at": r[9],
         "note": r[10],
+        "comparison": comparisons.view(r[11], r[12], r[13]),
     }
 
 
@@ -111,7 +116,7 @@ def get_version(tx: Tx, name: str, version: str) -> dict | None:
     if r is None:
         return None
     out = _version_row(r)
-    out["manifest"] = json.loads(r[11])
+    out["manifest"] = json.loads(r[14])
     return out
 
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from hazardwatch.central.services import registry
-from hazardwatch.central.services.errors import Conflict, Invalid
+from hazardwatch.central.services import comparisons, registry
+from hazardwatch.central.services.errors import Conflict, Invalid, NotFound
 from hazardwatch.central.store import Database
 from hazardwatch.contract import ModelStatus, parse_message
 
@@ -124,3 +124,65 @@ def test_failing_canary_stops_the_rollout_and_silent_edges_time_out(db):
         registry.advance(tx, 10.0 + registry.EDGE_TIMEOUT_S + 2)
         view = registry.get_rollout(tx, ro2["id"])
     assert view["state"] == "failed" and "no report" in view["edges"][0]["detail"]
+
+
+def comparison(candidate: str, tp: int, fp: int) -> bytes:
+    """The object `hazardwatch models compare --json` prints (running: 8 of 10 caught, 1 false alarm)."""
+
+    def run(model: str, tp: int, fp: int) -> dict:
+        fn, tn = 10 - tp, 10 - fp
+        p, r = tp / max(1, tp + fp), tp / 10
+        return {
+            "model": model,
+            "threshold": 0.6,
+            "n_pos": 10,
+            "n_neg": 10,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "tn": tn,
+            "precision": round(p, 4),
+            "recall": r,
+            "f1": round(2 * p * r / max(1e-9, p + r), 4),
+            "ms_per_image": 3.1,
+        }
+
+    changes = {
+        "caught": [],
+        "missed": [f"smoke/f{i}.jpg" for i in range(max(0, 8 - tp))],
+        "new_false_alarms": [],
+        "false_alarms_gone": [],
+    }
+    return json.dumps(
+        {"running": run("red-patch 1.0.0", 8, 1), "candidate": run(candidate, tp, fp), "delta": {}, "changes": changes}
+    ).encode()
+
+
+def test_a_comparison_is_kept_with_its_candidate_and_says_what_a_rollout_changes(db):
+    data = b"onnx-bytes"
+    with db.tx() as tx:
+        registry.register(tx, manifest(data), data, "root", "", 1.0)
+        assert registry.get_version(tx, "red-patch", "2.0.0")["comparison"] is None
+        view = comparisons.attach(tx, "red-patch", "2.0.0", comparison("red-patch 2.0.0", 6, 0), "root", 2.0)
+    assert view["summary"] == {
+        "labelled": 20,
+        "caught": -2,
+        "false_alarms": -1,
+        "catches_fewer": True,
+        "more_false_alarms": False,
+    }
+    assert view["changed"]["missed"] == 2 and view["compared_by"] == "root"
+    with db.tx() as tx:
+        (listed,) = registry.list_versions(tx)
+        assert listed["comparison"]["summary"]["catches_fewer"] is True
+        assert listed["comparison"]["candidate"]["tp"] == 6
+        # a rerun on a grown labelled set replaces it
+        comparisons.attach(tx, "red-patch", "2.0.0", comparison("red-patch 2.0.0", 9, 1), "root", 3.0)
+        again = registry.get_version(tx, "red-patch", "2.0.0")["comparison"]
+        assert again["summary"]["catches_fewer"] is False and again["compared_at"] == 3.0
+    with db.tx() as tx, pytest.raises(Invalid, match=r"candidate\.model is 'red-patch 1\.0\.0', not this version"):
+        comparisons.attach(tx, "red-patch", "2.0.0", comparison("red-patch 1.0.0", 9, 1), "root", 4.0)
+    with db.tx() as tx, pytest.raises(Invalid, match="comparison: running: Field required"):
+        comparisons.attach(tx, "red-patch", "2.0.0", b'{"candidate": {}}', "root", 4.0)
+    with db.tx() as tx, pytest.raises(NotFound):
+        comparisons.attach(tx, "red-patch", "9.9.9", comparison("red-patch 9.9.9", 9, 1), "root", 4.0)

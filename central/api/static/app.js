@@ -7,6 +7,7 @@ import { LabellingView } from "./labelling.js";
 import { ago, coord, duration, el, icon, labelCells, setTimeZone, svg, time } from "./fmt.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { MapView, placeText } from "./map.js";
+import { ModelsView } from "./models.js";
 import {
   againLine, blindStrip, closeConfirm, confidenceMeaning, confidenceText, isBlind, procedureBlock, rawScoresBlock,
   severityBlock, successorLines, suppressionRows, suppressionsBlock, suppressSelect, whyText,
@@ -64,6 +65,7 @@ const active = (i) => i.state === "open" || i.state === "acknowledged";
 let map;
 let labelling;
 let detailLabel;
+let models;
 
 // -- boot --------------------------------------------------------------------------------------------
 async function boot() {
@@ -71,6 +73,7 @@ async function boot() {
   bindChrome();
   setUnauthorizedHandler(showLogin);
   labelling = new LabellingView($("#view-labelling"), { cameraName, canAct });
+  models = new ModelsView($("#view-models"));
   detailLabel = new DetailLabel({ isActive: () => S.view === "incidents" && canAct() && S.detail !== null,
     onSaved: (id) => S.selected === id && loadDetail(id) });
   map = new MapView($("#map"), $("#map-foot"), { onSelect: select });
@@ -115,6 +118,7 @@ async function start() {
   document.body.classList.remove("booting", "signed-out");
   document.body.classList.toggle("can-act", canAct());
   $("#tab-labelling").hidden = !canAct(); // labels are an operator's decisions
+  $("#tab-models").hidden = S.me.role !== "admin"; // registering and rolling out models is an admin's
   document.body.dataset.role = S.me.role;
   $("#site").textContent = S.me.site || "";
   renderWho();
@@ -869,6 +873,7 @@ function showView(name) {
   }
   if (name === "silences") loadSilences().catch(() => {});
   if (name === "labelling") labelling.open();
+  if (name === "models") models.open();
   else labelling.close();
   if (name === "incidents") map.render();
 }
