@@ -80,6 +80,16 @@ def start(tmp: Path, broker: MosquittoBroker, url: str, receiver: Receiver, n: i
     return out
 
 
+def publish_alerts(pub: Publisher, alerts: int, cameras: int, tag: str) -> None:
+    """`alerts` alerts from `cameras` cameras far apart (each its own incident): one new, then updates."""
+    for k in range(alerts):
+        cam, seq = k % cameras, k // cameras
+        where = {"lat": -60 + (cam % 120), "lon": -170 + cam // 120 * 3}
+        doc = alert_payload(seq, edge=f"e{cam}", cam="c", alert_id=f"a-{tag}-{cam:05d}", **where,
+                            state="new" if seq == 0 else "update", score=min(1.0, 0.5 + 0.01 * seq))
+        pub.send(alert_topic(f"e{cam}", "c"), doc, wait=k % 500 == 499)
+
+
 def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, tag: str) -> dict:
     """Alerts from `cameras` cameras (one new, then updates), spread so each camera is its own incident."""
     with MosquittoBroker(workdir=tmp / f"mq-{tag}") as broker, Receiver() as receiver:
@@ -89,22 +99,7 @@ def ingest_rate(tmp: Path, url: str, instances: int, alerts: int, cameras: int, 
             cpu0 = sum(cpu_s(c.proc.pid) for c in centrals if c.proc)
             pg0 = postgres_cpu_s()
             t0 = time.perf_counter()
-            for k in range(alerts):
-                cam, seq = k % cameras, k // cameras
-                pub.send(
-                    alert_topic(f"e{cam}", "c"),
-                    alert_payload(
-                        seq,
-                        edge=f"e{cam}",
-                        cam="c",
-                        alert_id=f"a-{tag}-{cam:05d}",
-                        state="new" if seq == 0 else "update",
-                        lat=-60 + (cam % 120),
-                        lon=-170 + cam // 120 * 3,
-                        score=min(1.0, 0.5 + 0.01 * seq),
-                    ),
-                    wait=k % 500 == 499,
-                )
+            publish_alerts(pub, alerts, cameras, tag)
             published = time.perf_counter() - t0
             deadline = time.monotonic() + 600
             while stored(centrals) < alerts and time.monotonic() < deadline:

@@ -14,13 +14,10 @@ from collections.abc import Mapping
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.geo import Sighting, estimate_location, sighting
 from hazardwatch.central.services import situation
+from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
 MEMBER_COLUMNS = "edge_id, camera_id, active, boxes, score, last_at, lat, lon, bearing_deg, fov_deg"
-
-
-def _marks(values: list) -> str:
-    return ",".join("?" * len(values))
 
 
 def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bumped: bool = False) -> None:
@@ -35,16 +32,18 @@ def refresh_many(tx: Tx, incidents: Mapping[int, bool], cfg: CentralConfig, now:
     ids = sorted(incidents)
     if not ids:
         return
+    where, params = matching(tx, "id", ids)
     rows = tx.execute(
         "SELECT id, hazard, severity, camera_count, active_alerts, score_max, version, procedure, state FROM incidents "
-        f"WHERE id IN ({_marks(ids)}) ORDER BY id{tx.for_update()}",
-        ids,
+        f"WHERE {where} ORDER BY id{tx.for_update()}",
+        params,
     )
+    where, params = matching(tx, "incident_id", ids)
     members: dict[int, list[tuple]] = {i: [] for i in ids}
     confidences: dict[int, list[tuple]] = {i: [] for i in ids}
     for row in tx.execute(
-        f"SELECT incident_id, {MEMBER_COLUMNS}, confidence FROM incident_alerts WHERE incident_id IN ({_marks(ids)})",
-        ids,
+        f"SELECT incident_id, {MEMBER_COLUMNS}, confidence FROM incident_alerts WHERE {where}",
+        params,
     ):
         members[row[0]].append(tuple(row[1:11]))
         confidences[row[0]].append((row[3], row[11]))

@@ -21,6 +21,7 @@ from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.correlate import SYSTEM, Choice, Member, Region
 from hazardwatch.central.services.aggregates import refresh_many
 from hazardwatch.central.services.placement import for_attached, for_unattached
+from hazardwatch.central.services.sqlin import matching_pairs
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import Alert
 
@@ -51,10 +52,6 @@ def _closed(state: str | None, resolved_by: str | None, resolved_at: float | Non
     return None
 
 
-def _pairs(values: Sequence[tuple]) -> str:
-    return ",".join("(?, ?)" for _ in values)
-
-
 @dataclass
 class AlertBatch:
     """The writes of one batch that correlation never reads back, sent together by `flush`."""
@@ -78,16 +75,15 @@ class AlertBatch:
         members = sorted({(a.edge_id, a.alert_id) for a in alerts})
         if not events:
             return
-        for edge, seq, alert_id in tx.execute(
-            f"SELECT edge_id, seq, alert_id FROM alert_events WHERE (edge_id, seq) IN (VALUES {_pairs(events)})",
-            [v for pair in events for v in pair],
-        ):
+        where, params = matching_pairs(tx, ("edge_id", "seq"), ("text", "bigint"), events)
+        for edge, seq, alert_id in tx.execute(f"SELECT edge_id, seq, alert_id FROM alert_events WHERE {where}", params):
             self.stored[(edge, int(seq))] = alert_id
+        where, params = matching_pairs(tx, ("ia.edge_id", "ia.alert_id"), ("text", "text"), members)
         for edge, alert_id, own, last_seq, state, by, at in tx.execute(
             "SELECT ia.edge_id, ia.alert_id, ia.incident_id, ia.last_seq, i.state, i.resolved_by, i.resolved_at "
             "FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id "
-            f"WHERE (ia.edge_id, ia.alert_id) IN (VALUES {_pairs(members)})",
-            [v for pair in members for v in pair],
+            f"WHERE {where}",
+            params,
         ):
             self.known[(edge, alert_id)] = _Known(None, own, last_seq, _closed(state, by, at))
         self.covered.update(members)
@@ -131,8 +127,9 @@ class AlertBatch:
             "fov_deg = excluded.fov_deg, updated_at = excluded.updated_at",
             [self.cameras[k] for k in sorted(self.cameras)],
         )
-        tx.executemany("INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
-                       self.events)
+        tx.executemany(
+            "INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)", self.events
+        )
         refresh_many(tx, self.touched, cfg, now)
         self.evidence, self.alert_events, self.events = [], [], []
         self.cameras, self.touched, self.seen = {}, {}, {}

@@ -13,6 +13,7 @@ from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.correlate import SYSTEM, Candidate, Choice, Member, Region, choose
 from hazardwatch.central.incidents.suppress import judge
 from hazardwatch.central.services import suppressions
+from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import Alert
 
@@ -40,22 +41,21 @@ def candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Can
     }
     if not nearby:
         return []
-    ids = sorted(nearby)
-    marks = ",".join("?" * len(ids))
+    where, params = matching(tx, "id", sorted(nearby))
     rows = tx.execute(
-        f"SELECT id, hazard, state, last_alert_at, resolved_at, resolved_by FROM incidents WHERE id IN ({marks}) "
+        f"SELECT id, hazard, state, last_alert_at, resolved_at, resolved_by FROM incidents WHERE {where} "
         "AND hazard = ? AND (state IN ('open', 'acknowledged') OR resolved_at >= ?)",
-        [*ids, alert.hazard.value, now - c.reopen_window_s],
+        [*params, alert.hazard.value, now - c.reopen_window_s],
     )
     if not rows:
         return []
     ids = [r[0] for r in rows]
-    marks = ",".join("?" * len(ids))
+    where, params = matching(tx, "incident_id", ids)
     members: dict[int, list[Member]] = {i: [] for i in ids}
     for inc_id, edge_id, alert_id, camera_id, boxes, last_at, lat, lon in tx.execute(
         "SELECT incident_id, edge_id, alert_id, camera_id, boxes, last_at, lat, lon FROM incident_alerts "
-        f"WHERE incident_id IN ({marks})",
-        ids,
+        f"WHERE {where}",
+        params,
     ):
         regions = tuple(Region(b["x1"], b["y1"], b["x2"], b["y2"]) for b in json.loads(boxes))
         members[inc_id].append(Member(edge_id, alert_id, f"{edge_id}/{camera_id}", regions, last_at, lat, lon))

@@ -12,6 +12,7 @@ from typing import Any
 from hazardwatch.central.services import suppressions
 from hazardwatch.central.services.errors import Conflict, Invalid, NotFound
 from hazardwatch.central.services.incidents import add_event
+from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
 
@@ -24,13 +25,12 @@ def procedure_views(tx: Tx, raw: dict[int, str]) -> dict[int, dict[str, Any]]:
     """Incidents' procedures (their stored JSON by incident) with the steps ticked, from one query."""
     if not raw:
         return {}
-    ids = sorted(raw)
+    where, params = matching(tx, "incident_id", sorted(raw))
     procs = {iid: json.loads(text) for iid, text in raw.items()}
     latest: dict[int, dict[int, dict[str, Any]]] = {}
     for iid, at, actor, detail in tx.execute(
-        "SELECT incident_id, at, actor, detail FROM incident_events WHERE kind = 'step' "
-        f"AND incident_id IN ({', '.join('?' * len(ids))}) ORDER BY id",
-        ids,
+        f"SELECT incident_id, at, actor, detail FROM incident_events WHERE kind = 'step' AND {where} ORDER BY id",
+        params,
     ):
         d = json.loads(detail)
         if d.get("procedure") == procs[iid]["id"]:

@@ -12,6 +12,7 @@ from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.correlate import Region
 from hazardwatch.central.incidents.severity import Facts, assess
 from hazardwatch.central.incidents.suppress import area, union
+from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
 
@@ -27,11 +28,11 @@ def first_sightings(tx: Tx, incident_ids: list[int]) -> dict[int, list[tuple]]:
     out: dict[int, list[tuple]] = {i: [] for i in incident_ids}
     if not incident_ids:
         return out
+    where, params = matching(tx, "incident_id", incident_ids)
     rows = tx.execute(
         "SELECT incident_id, edge_id, camera_id, boxes FROM alert_events WHERE id IN (SELECT MIN(id) "
-        f"FROM alert_events WHERE incident_id IN ({','.join('?' * len(incident_ids))}) AND state <> 'end' "
-        "GROUP BY incident_id, edge_id, camera_id)",
-        incident_ids,
+        f"FROM alert_events WHERE {where} AND state <> 'end' GROUP BY incident_id, edge_id, camera_id)",
+        params,
     )
     for incident_id, edge_id, camera_id, boxes in rows:
         out[incident_id].append((edge_id, camera_id, boxes))
@@ -120,7 +121,7 @@ def assess_with(
     last_at = max((m[5] for m in members), default=now)
     facts = Facts(
         hazard=hazard,
-        base=cfg.severity.get(hazard, "moderate"),  # type: ignore[call-overload]
+        base=cfg.severity.get(hazard, "moderate"),
         cameras=tuple(cameras),
         confidence=confidence,
         growth=growth_of(firsts, latest),

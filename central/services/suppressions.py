@@ -8,6 +8,7 @@ from typing import Any
 
 from hazardwatch.central.incidents.correlate import Region
 from hazardwatch.central.incidents.suppress import Suppression, area, union
+from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
 COLUMNS = (
@@ -130,11 +131,8 @@ def listing_of(tx: Tx, now: float, incident_ids: list[int]) -> dict[int, list[di
     if not incident_ids:
         return {}
     out: dict[int, list[dict[str, Any]]] = {}
-    rows = tx.execute(
-        f"SELECT {COLUMNS} FROM suppressions WHERE incident_id IN ({', '.join('?' * len(incident_ids))}) "
-        "ORDER BY id DESC",
-        incident_ids,
-    )
+    where, params = matching(tx, "incident_id", incident_ids)
+    rows = tx.execute(f"SELECT {COLUMNS} FROM suppressions WHERE {where} ORDER BY id DESC", params)
     for r in rows:
         out.setdefault(r[1], []).append(_row_dict(r, now))
     return out

@@ -9,6 +9,7 @@ from typing import Any
 
 from hazardwatch.central.services import procedures, suppressions
 from hazardwatch.central.services.incidents import sightings_of
+from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
 INCIDENT_COLUMNS = (
@@ -122,10 +123,6 @@ def incident_view(tx: Tx, incident_id: int, base_url: str, site: str = "") -> di
     return incident_views(tx, [incident_id], base_url, site).get(incident_id)
 
 
-def _in(ids: list[int]) -> str:
-    return f"({', '.join('?' * len(ids))})"
-
-
 def _camera(m: tuple) -> dict[str, Any]:
     return {
         "edge_id": m[1],
@@ -162,38 +159,39 @@ def incident_views(tx: Tx, incident_ids: list[int], base_url: str, site: str = "
     ids = sorted(set(incident_ids))
     if not ids:
         return {}
-    where = _in(ids)
     out: dict[int, dict[str, Any]] = {}
     raw_procedures: dict[int, str] = {}
-    for row in tx.execute(f"SELECT {INCIDENT_COLUMNS}, procedure FROM incidents WHERE id IN {where}", ids):
+    where, params = matching(tx, "id", ids)
+    for row in tx.execute(f"SELECT {INCIDENT_COLUMNS}, procedure FROM incidents WHERE {where}", params):
         view = _summary(row[:-1])
         view["site"] = site
         out[row[0]] = view
         if row[-1]:
             raw_procedures[row[0]] = row[-1]
     members: dict[int, list[tuple]] = {i: [] for i in out}
+    where, params = matching(tx, "ia.incident_id", ids)
     for m in tx.execute(
         "SELECT ia.incident_id, ia.edge_id, ia.camera_id, ia.active, ia.boxes, ia.score, ia.last_at, ia.lat, "
         "ia.lon, ia.bearing_deg, ia.fov_deg, c.name, c.state, ia.confidence FROM incident_alerts ia "
         "LEFT JOIN cameras c ON c.edge_id = ia.edge_id AND c.camera_id = ia.camera_id "
-        f"WHERE ia.incident_id IN {where} ORDER BY ia.incident_id, ia.last_at",
-        ids,
+        f"WHERE {where} ORDER BY ia.incident_id, ia.last_at",
+        params,
     ):
         members.setdefault(m[0], []).append(m)
     evidence: dict[int, list[dict[str, Any]]] = {i: [] for i in out}
+    where, params = matching(tx, "ae.incident_id", ids)
     for e in tx.execute(
         "SELECT incident_id, id, edge_id, camera_id, last_frame_at, boxes, confidence, score, model FROM ("
         "SELECT ae.incident_id, e.id, ae.edge_id, ae.camera_id, ae.last_frame_at, ae.boxes, ae.confidence, "
         "ae.score, ae.model, ROW_NUMBER() OVER (PARTITION BY ae.incident_id ORDER BY ae.id DESC) AS n, "
         "ae.id AS event_id FROM alert_events ae JOIN evidence e ON e.id = ae.evidence_id "
-        f"WHERE ae.incident_id IN {where}) latest WHERE n <= 10 ORDER BY incident_id, event_id DESC",
-        ids,
+        f"WHERE {where}) latest WHERE n <= 10 ORDER BY incident_id, event_id DESC",
+        params,
     ):
         evidence.setdefault(e[0], []).append(_evidence(base_url, e))
     successors: dict[int, list[int]] = {}
-    for prev, succ in tx.execute(
-        f"SELECT previous_id, id FROM incidents WHERE previous_id IN {where} ORDER BY id", ids
-    ):
+    where, params = matching(tx, "previous_id", ids)
+    for prev, succ in tx.execute(f"SELECT previous_id, id FROM incidents WHERE {where} ORDER BY id", params):
         successors.setdefault(prev, []).append(succ)
     procedure = procedures.procedure_views(tx, raw_procedures)
     suppressed = suppressions.listing_of(tx, time.time(), list(out))
