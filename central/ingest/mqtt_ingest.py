@@ -5,21 +5,24 @@ only after the transaction that stored it committed. A crash before that makes t
 it, and the store recognises the redelivery by (edge, alert, seq).
 
 Alerts and heartbeats arrive on a shared subscription (`$share/<group>/...`): instances in one
-group split the load. Camera status and availability are retained messages, which MQTT 5 does not
-send to shared subscriptions; every instance subscribes to them directly. Applying them is
-idempotent (a newer `since` wins).
+group split the load. Camera status, availability and model status are retained state: their live
+changes come through the shared subscription too, so each is stored once by one instance, while a
+direct subscription replays the retained state when an instance subscribes. The two are told apart by
+subscription identifier: from the direct one only the replay (retain flag set) is taken, from the
+shared one only live changes (Mosquitto replays retained state to shared subscriptions as well); the
+other copies are acknowledged and dropped. Applying state is idempotent (a newer `since` wins), so the
+replay and a live change crossing it, or two instances applying one camera's changes in either order,
+end in the same row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,84 +30,30 @@ import paho.mqtt.client as mqtt
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.incidents.places import lock_keys
 from hazardwatch.central.ingest.clock import bound_times
+from hazardwatch.central.ingest.messages import (
+    Incoming,
+    Message,
+    Rejected,
+    Valid,
+    default_client_id,
+    topic_kind,
+    validate,
+)
 from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services import health, registry
 from hazardwatch.central.services.correlation import AlertBatch, apply_alert
 from hazardwatch.central.store import Database, Tx
 from hazardwatch.configfile import resolve_secret
-from hazardwatch.contract import Alert, Availability, CameraStatus, Heartbeat, ModelStatus, parse_message
-from hazardwatch.contract.messages import ContractError
+from hazardwatch.contract import Alert, Availability, CameraStatus, ModelStatus
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+LIVE_STATE, REPLAY_STATE = 1, 2  # subscription identifiers of the retained-state topics
 BATCH_WAIT_S = 0.02
 # A deadlock or serialisation failure says nothing about the messages: PostgreSQL chose this transaction
 # to give way to another instance's, so the same batch is simply run again.
 TRANSIENT_SQLSTATES = ("40P01", "40001")
-
-
-@dataclass(frozen=True)
-class Incoming:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-
-
-Message = Alert | CameraStatus | Availability | Heartbeat | ModelStatus
-Valid = tuple[Incoming, Message]
-
-
-class Rejected(Exception):
-    """A message that can never be applied (it is acknowledged, logged and counted)."""
-
-
-def topic_kind(topic: str, prefix: str) -> tuple[str, str, str | None]:
-    """`prefix/v1/edge/alerts/cam` -> ('alert', 'edge', 'cam'); raises Rejected for anything else."""
-    parts = topic.split("/")
-    base = prefix.split("/")
-    if parts[: len(base)] != base or len(parts) < len(base) + 3 or parts[len(base)] != "v1":
-        raise Rejected(f"unexpected topic {topic!r}")
-    edge, rest = parts[len(base) + 1], parts[len(base) + 2 :]
-    if rest == ["availability"]:
-        return "availability", edge, None
-    if rest == ["heartbeat"]:
-        return "heartbeat", edge, None
-    if len(rest) == 2 and rest[0] == "alerts":
-        return "alert", edge, rest[1]
-    if len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status":
-        return "camera_status", edge, rest[1]
-    if len(rest) == 3 and rest[0] == "models" and rest[2] == "status":
-        return "model_status", edge, None
-    raise Rejected(f"unexpected topic {topic!r}")
-
-
-def default_client_id(instance_id: str, password: str | None) -> str:
-    """Central's MQTT client id: stable across restarts (its persistent session waits under it) and, with a
-    password, unguessable to anyone without that password, so another broker user cannot connect under it
-    and take the session over where the broker does not bind client ids to users (docs/security.md)."""
-    base = f"hazardwatch-central-{instance_id}"
-    if not password:
-        return base
-    tag = hashlib.sha256(f"hazardwatch central client id\0{instance_id}\0{password}".encode()).hexdigest()[:20]
-    return f"{base}-{tag}"
-
-
-def validate(msg: Incoming, prefix: str) -> Message:
-    """Contract validation plus topic consistency: an edge may only speak for itself."""
-    kind, edge, camera = topic_kind(msg.topic, prefix)
-    try:
-        parsed = parse_message(msg.payload)
-    except ContractError as exc:
-        raise Rejected(str(exc)) from None
-    if parsed.kind != kind:
-        raise Rejected(f"a {parsed.kind} message on a {kind} topic")
-    if parsed.edge_id != edge:
-        raise Rejected(f"edge_id {parsed.edge_id!r} does not match the topic's edge {edge!r}")
-    if camera is not None and getattr(parsed, "camera_id", None) != camera:
-        raise Rejected(f"camera_id does not match the topic's camera {camera!r}")
-    return parsed  # type: ignore[return-value]
 
 
 class MqttIngest:
@@ -125,6 +74,8 @@ class MqttIngest:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self.subscribed = threading.Event()  # set once the broker granted the subscriptions
+        self._subscribing: set[int] = set()  # mids of SUBSCRIBEs not yet granted
+        self.replay_only = False  # state topics: live changes come through the shared subscription
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
 
@@ -207,23 +158,38 @@ class MqttIngest:
             return
         p = f"{self.broker.topic_prefix}/v1"
         shared = f"$share/{self.broker.share_group}/" if self.broker.shared_subscription else ""
-        topics = [
-            f"{shared}{p}/+/alerts/+",
-            f"{shared}{p}/+/heartbeat",
-            f"{p}/+/cameras/+/status",
-            f"{p}/+/availability",
-            f"{p}/+/models/+/status",  # retained: direct, idempotent
-        ]
-        client.subscribe([(t, 1) for t in topics])
+        state = [f"{p}/+/cameras/+/status", f"{p}/+/availability", f"{p}/+/models/+/status"]
+        # State through the shared subscription needs MQTT 5 subscription identifiers to tell its live
+        # changes from the direct subscription's copies; without them every instance takes every change.
+        ids = getattr(props, "SubscriptionIdentifierAvailable", 1) != 0
+        self.replay_only = bool(shared) and self.broker.protocol == "5" and ids
+        self._subscribing.clear()
+        self._subscribe(client, [f"{shared}{p}/+/alerts/+", f"{shared}{p}/+/heartbeat"])
+        if self.replay_only:
+            self._subscribe(client, [f"{shared}{t}" for t in state], LIVE_STATE)
+            self._subscribe(client, state, REPLAY_STATE)
+        else:
+            self._subscribe(client, state)  # retained: direct, idempotent
         self._connected.set()
         self.metrics.mqtt_connected.set(1)
         log.info("central %s subscribed on %s:%d", self.cfg.instance_id, self.broker.host, self.broker.port)
+
+    def _subscribe(self, client: mqtt.Client, topics: list[str], ident: int | None = None) -> None:
+        props = None
+        if ident is not None:
+            props = mqtt.Properties(mqtt.PacketTypes.SUBSCRIBE)
+            props.SubscriptionIdentifier = ident
+        _rc, mid = client.subscribe([(t, 1) for t in topics], properties=props)
+        if mid is not None:
+            self._subscribing.add(mid)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list, props: object) -> None:
         refused = [r for r in reasons if getattr(r, "is_failure", False)]
         if refused:
             log.error("broker refused %d of central's subscriptions: %s", len(refused), refused)
-        self.subscribed.set()
+        self._subscribing.discard(mid)
+        if not self._subscribing:
+            self.subscribed.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
@@ -233,6 +199,14 @@ class MqttIngest:
         log.warning("central disconnected from broker: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        ids = getattr(message.properties, "SubscriptionIdentifier", None) or [] if self.replay_only else []
+        if ids and (REPLAY_STATE if message.retain else LIVE_STATE) not in ids:
+            # The direct subscription's copy of a live change (the shared one brings it to one instance),
+            # or a broker that also replays retained state to shared subscriptions (the direct one did).
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            self.metrics.messages.labels(self._kind(message.topic), "taken_once").inc()
+            return
         # Blocks paho's thread when the store falls behind: back-pressure instead of unbounded memory.
         self._queue.put(Incoming(message.topic, bytes(message.payload), message.mid, message.qos))
 
@@ -275,8 +249,12 @@ class MqttIngest:
                     log.info("batch of %d met %s; retrying it whole", len(part), type(exc).__name__)
                     continue
                 if len(part) > 1:
-                    log.warning("batch of %d failed (%s: %s); retrying message by message", len(part),
-                                type(exc).__name__, str(exc)[:300])
+                    log.warning(
+                        "batch of %d failed (%s: %s); retrying message by message",
+                        len(part),
+                        type(exc).__name__,
+                        str(exc)[:300],
+                    )
                     pending[0:1] = [[m] for m in part]
                     continue
                 if self._database_ok():
@@ -363,11 +341,14 @@ class MqttIngest:
             health.apply_heartbeat(tx, parsed, now)
         counts[(parsed.kind, "stored")] += 1
 
-    def _reject(self, msg: Incoming, reason: str) -> None:
+    def _kind(self, topic: str) -> str:
         try:
-            kind = topic_kind(msg.topic, self.broker.topic_prefix)[0]
+            return topic_kind(topic, self.broker.topic_prefix)[0]
         except Rejected:
-            kind = "unknown"
+            return "unknown"
+
+    def _reject(self, msg: Incoming, reason: str) -> None:
+        kind = self._kind(msg.topic)
         self.metrics.rejected.labels(kind).inc()
         self.metrics.messages.labels(kind, "rejected").inc()
         log.warning("rejected message on %s: %s", msg.topic[:200], reason[:300])
