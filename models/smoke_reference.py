@@ -11,12 +11,13 @@ Recipe (measured on view-disjoint splits, docs/models.md):
   backbone's 112-channel block-10 map at stride 16 (16 of them, 30x40 cells), where plumes under 2 %
   of the frame still fill a cell; a camera's reference costs 3 x 28,800 floats (346 KB) per light mode;
 - head, per scale and per cell: [e, e - mean, (e - mean) / (std + 0.1), e - max] -> small MLP ->
-  logit; the two probability maps are averaged on the 30x40 grid. It gets no cold-start logit: that
+  logit; the two probability maps are averaged on the 30x40 grid (`combine`: "geo" takes their
+  geometric mean instead; docs/models.md has both measured). No cold-start logit: that
   head was fine-tuned on the training views, so on them its logit is nearly always right and a head
   stacked on it learns to copy it, which does not transfer (AUC 0.88 with it, 0.94 without);
 - pairs: each training frame with `K` smoke-free frames of the same view group (the nearest by edge
   layout, itself excluded) as its reference; mirrored copies in half the draws;
-- one or two passes over the data: the head overfits the views after that.
+- 6 passes (`hard_share`: mine that share of the negatives from the second pass on; 1.3.0: none).
 
 The cold graph is kept as it is, so the cold-start path and its figures do not change; the
 projection and head are appended in fp32 (they cost about a millisecond).
@@ -68,7 +69,7 @@ FINE = Scale("s16", 112, 16, (2 * GRID_H, 2 * GRID_W), block=11)  # ImageNet blo
 SCALES = (COARSE, FINE)
 FINEST = max(SCALES, key=lambda sc: sc.grid[0])  # the grid of the `adapted` output
 EMB_SIZE = sum(sc.size for sc in SCALES)
-COMBINE_RULES = ("geo", "mean")  # how the scales' per-cell probabilities meet (geo: geometric mean)
+COMBINE_RULES = ("mean", "geo")  # how the scales' per-cell probabilities meet (geo: geometric mean)
 
 Projection = dict[str, tuple[np.ndarray, np.ndarray]]  # scale -> (P [dim, channels], mean [channels])
 
@@ -101,11 +102,10 @@ class ReferenceHead(nn.Module):
 class MultiScaleHead(nn.Module):
     """One reference head per scale; the edge thresholds their combined probability on the finest grid.
 
-    `geo` (the geometric mean) flags a cell only where both scales agree it lies outside the camera's
-    normal, which lets the threshold sit lower than the arithmetic mean's (`mean`, 1.3.0) at the same
-    false positives: more small plumes pass (docs/models.md)."""
+    `mean` (shipped) averages the probabilities; `geo` (the geometric mean) flags a cell only where
+    both scales agree. Which is better depended on the projection drawn (docs/models.md)."""
 
-    def __init__(self, combine: str = "geo") -> None:
+    def __init__(self, combine: str = "mean") -> None:
         super().__init__()
         if combine not in COMBINE_RULES:
             raise ValueError(f"combine rule {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
@@ -264,10 +264,13 @@ def train_head(
     epochs: int = 6,
     seed: int = 0,
     batch: int = 32,
-    combine: str = "geo",
+    combine: str = "mean",
+    hard_share: float = 0.0,
 ) -> MultiScaleHead:
     """Pairs (frame, its view's reference) from the training frames; every positive, twice as many negatives.
-    Each scale's head learns on its own grid's targets; `combine` is how the graph will join them."""
+    Each scale's head learns on its own grid's targets; `combine` is how the graph will join them. From the
+    second pass on, `hard_share` of the negatives are the ones the head scores highest (haze, clouds and
+    glare it still mistakes for smoke), the rest drawn at random."""
     from hazardwatch.models.smoke import smoke_loss
 
     torch.manual_seed(seed)
@@ -283,7 +286,11 @@ def train_head(
     neg_idx = train_idx[~positive[train_idx]]
     head.train()
     for epoch in range(epochs):
-        order = rng.permutation(np.concatenate([pos_idx, rng.choice(neg_idx, 2 * len(pos_idx), replace=False)]))
+        n_neg = 2 * len(pos_idx)
+        n_hard = int(hard_share * n_neg) if epoch > 0 else 0
+        hard = _hardest(head, samples, data, neg_idx, pool, rng, n_hard) if n_hard else np.zeros(0, int)
+        rest = rng.choice(np.setdiff1d(neg_idx, hard), n_neg - len(hard), replace=False)
+        order = rng.permutation(np.concatenate([pos_idx, hard, rest]))
         total, seen = 0.0, 0
         for start in range(0, len(order), batch):
             embs, refs, ts, ps = [], [], [], []
@@ -330,6 +337,28 @@ def recall_by_size(labels: np.ndarray, areas: np.ndarray, scores: np.ndarray, th
         if sel.any():
             out[key] = float((scores[sel] > threshold).mean())
     return out
+
+
+def _hardest(
+    head: MultiScaleHead,
+    samples: Sequence[Sample],
+    data: Embedded,
+    neg_idx: np.ndarray,
+    pool: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+) -> np.ndarray:
+    """The n negatives the head now scores highest, each against a reference drawn from its view."""
+    head.eval()
+    scores = np.full(len(neg_idx), -1.0)
+    with torch.no_grad():
+        for k, i in enumerate(neg_idx):
+            ref = reference_for(int(i), samples, data.prints, pool, rng, K_REFERENCE)
+            if ref is not None:
+                e, r = _pair(data, int(i), ref, False)
+                scores[k] = float(head.combine(head(_stack([e]), _stack([r]))).max())
+    head.train()
+    return neg_idx[np.argsort(-scores)[:n]]
 
 
 def score_pairs(

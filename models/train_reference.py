@@ -139,7 +139,8 @@ def train_smoke_reference(
     exclusions: dict[str, str],
     version: str,
     epochs: int = 6,
-    combine: str = "geo",
+    combine: str = "mean",
+    hard_share: float = 0.0,
 ) -> dict[str, Any]:
     import torch
 
@@ -167,7 +168,7 @@ def train_smoke_reference(
     positive = np.array([s.positive for s in everything])
 
     # 1. the recipe on the view-disjoint split: what an unseen camera can expect
-    head = sr.train_head(everything, data, train_idx, epochs=epochs, combine=combine)
+    head = sr.train_head(everything, data, train_idx, epochs=epochs, combine=combine, hard_share=hard_share)
     val_pool = np.zeros(len(everything), bool)
     val_pool[val_idx] = True
     scores, labels, areas = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
@@ -208,7 +209,9 @@ def train_smoke_reference(
     log.info("view-disjoint figures: %s", figures)
 
     # 2. the shipped head: the same recipe on every view group (the projection stays the training one)
-    final = sr.train_head(everything, data, np.arange(len(everything)), epochs=epochs, combine=combine)
+    final = sr.train_head(
+        everything, data, np.arange(len(everything)), epochs=epochs, combine=combine, hard_share=hard_share
+    )
     graph = build_graph(cold, proj, final)
     check_graph(graph, final, everything[0].path)
     torch.save({"head": final.state_dict(), "proj": proj}, work_dir / "reference-head.pt")

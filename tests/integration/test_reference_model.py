@@ -27,7 +27,7 @@ LAYOUT = MODELS_DIR / "smoke-hpwren" / "validation-cameras.txt"
 
 @pytest.fixture(scope="module")
 def detector() -> OnnxDetector:
-    det = OnnxDetector(MODELS_DIR / DEFAULT_MODELS["smoke"], threads=2)
+    det = OnnxDetector(MODELS_DIR / DEFAULT_MODELS["smoke"], threads=1)
     assert det.reference is not None, "the shipped smoke model has no reference head"
     return det
 

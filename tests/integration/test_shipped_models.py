@@ -14,9 +14,7 @@ import pytest
 from hazardwatch.manifest import read_manifest
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-SHIPPED = sorted(
-    p for p in MODELS.glob("*/*.json") if p.parent.name != "demo" and p.name != "metrics.json"
-)
+SHIPPED = sorted(p for p in MODELS.glob("*/*.json") if p.parent.name != "demo" and p.name != "metrics.json")
 ONNX = [p for p in SHIPPED if read_manifest(p).runtime == "onnx"]
 TOLERANCE = 0.03  # precision / recall / f1, absolute: other CPUs and ORT builds round int8 differently
 
@@ -82,7 +80,9 @@ def test_smoke_reference_head_on_the_validation_cameras(shared_data, tmp_path):
     lines = (manifest.parent / LAYOUT_FILE).read_text().splitlines()
     if not all((shared_data / line.split("\t")[2]).is_file() for line in lines):
         pytest.skip("frames of validation-cameras.txt missing under ../shared/data")
-    res = evaluate_cameras(OnnxDetector(manifest), Hazard.SMOKE, build_layout(lines, shared_data, tmp_path / "cams"))
+    res = evaluate_cameras(
+        OnnxDetector(manifest, threads=1), Hazard.SMOKE, build_layout(lines, shared_data, tmp_path / "cams")
+    )
     assert res["n_pos"] == m.metrics["reference_cameras_n_pos"] and res["n_neg"] == m.metrics["reference_cameras_n_neg"]
     assert res["recall"] >= m.metrics["reference_cameras_recall"] - TOLERANCE
     assert res["precision"] >= 0.95 and res["recall"] >= res["cold"]["recall"] + 0.2
