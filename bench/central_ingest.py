@@ -161,6 +161,39 @@ def store_only(url: str, alerts: int, cameras: int, pipeline: bool) -> float:
         db.close()
 
 
+def planning_rate(url: str, incidents: int) -> float:
+    """Incidents planned per second: `incidents` new incidents, all due, planned in batches of 200 as the
+    dispatcher does (each notification's payload is the incident's full view, with its place)."""
+    from hazardwatch.central.config import CentralConfig
+    from hazardwatch.central.services import dispatch
+    from hazardwatch.central.services import incidents as service
+    from hazardwatch.central.store import Database
+    from hazardwatch.contract import Alert, parse_message
+
+    cfg = CentralConfig.model_validate({
+        "broker": None, "timers": {"group_wait_s": 0, "group_interval_s": 60, "repeat_interval_s": 3600},
+        "receivers": [{"name": "cmd", "kind": "webhook", "url": "http://127.0.0.1:9/x"}]})
+    db = Database(url)
+    db.migrate()
+    try:
+        with db.tx() as tx:
+            for k in range(incidents):
+                doc = alert_payload(0, edge=f"b{k}", cam="c", alert_id=f"a-plan-{k:05d}", at=1000.0,
+                                    lat=-60 + k % 120, lon=-170 + k // 120 * 3)
+                alert = parse_message(json.dumps(doc))
+                assert isinstance(alert, Alert)
+                service.apply_alert(tx, alert, cfg, 1000.0)
+        t0, planned = time.perf_counter(), 0
+        while True:
+            with db.tx() as tx:
+                done, examined = dispatch.plan_due(tx, cfg, 1001.0, "http://central", 200)
+            planned += len(done)
+            if examined < 200:
+                return planned / (time.perf_counter() - t0)
+    finally:
+        db.close()
+
+
 def notify_latency(tmp: Path, url: str, count: int, rate: float) -> dict:
     """New incidents at a steady rate; latency = receiver arrival - publication."""
     with MosquittoBroker(workdir=tmp / "mq-lat") as broker, Receiver() as receiver:
@@ -207,7 +240,7 @@ def main() -> None:
         "--runs",
         default="sqlite_1,postgres_1,postgres_2,latency",
         help="comma-separated subset of sqlite_1, postgres_1, postgres_2, latency, store (store path alone, "
-        "with and without pipelining, 3 runs each)",
+        "with and without pipelining, 3 runs each), planning (1,000 due incidents planned, 3 runs)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="PostgreSQL runs each; the median is reported")
     args = parser.parse_args()
@@ -240,6 +273,14 @@ def main() -> None:
                         rates[name].append(store_only(url, args.alerts, args.cameras, piped))
             result["store_alone"] = {k: round(statistics.median(v)) for k, v in rates.items()}
             print(f"  store path alone, median of 3: {result['store_alone']} alerts/s", flush=True)
+        if "planning" in runs and not pg_reason:
+            plans = []
+            for _ in range(3):
+                with temporary_database("postgres", tmp) as url:
+                    plans.append(planning_rate(url, 1000))
+            result["planned_per_s"] = round(statistics.median(plans))
+            print(f"  planning 1,000 due incidents, median of 3: {result['planned_per_s']} incidents/s "
+                  f"({', '.join(f'{p:.0f}' for p in plans)})", flush=True)
         lat: dict = {}
         if "latency" in runs:
             kind = "sqlite" if pg_reason else "postgres"
