@@ -86,7 +86,7 @@ def _train_reference(args: argparse.Namespace) -> int:
         return 2
     summary = train_smoke_reference(
         data, out, Path(args.work) / out.name, train.command_line(), exclusions, args.version, args.epochs,
-        combine=args.combine, hard_share=args.hard_negatives,
+        combine=args.combine, hard_share=args.hard_negatives, pca_cells=args.pca_cells,
     )  # fmt: skip
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -236,11 +236,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tr_ref.add_argument("--out", required=True, help="the model folder holding the cold-start int8 model")
     tr_ref.add_argument("--epochs", type=int, default=6, help="passes over the reference pairs")
     tr_ref.add_argument(
-        "--combine", choices=("mean", "geo"), default="mean", help="how the scales' probabilities meet (docs/models.md)"
+        "--combine", choices=("geo", "mean"), default="geo", help="how the scales' probabilities meet (docs/models.md)"
     )
     tr_ref.add_argument(
         "--hard-negatives", type=float, default=0.0, help="share of negatives mined from pass 2 (docs/models.md)"
     )
+    tr_ref.add_argument("--pca-cells", type=int, default=150, help="random cells per frame the projections are fit on")
     tr_ref.add_argument("--version", required=True, help="version of the model with the reference head")
     tr_ref.add_argument("--work", default="var/models", help="checkpoints and the validation camera layout")
     tr_ref.add_argument("--exclude", action="append", default=[], help="reviewed list of frames to leave out")

@@ -11,8 +11,8 @@ Recipe (measured on view-disjoint splits, docs/models.md):
   backbone's 112-channel block-10 map at stride 16 (16 of them, 30x40 cells), where plumes under 2 %
   of the frame still fill a cell; a camera's reference costs 3 x 28,800 floats (346 KB) per light mode;
 - head, per scale and per cell: [e, e - mean, (e - mean) / (std + 0.1), e - max] -> small MLP ->
-  logit; the two probability maps are averaged on the 30x40 grid (`combine`: "geo" takes their
-  geometric mean instead; docs/models.md has both measured). No cold-start logit: that
+  logit; the two probability maps meet on the 30x40 grid as their geometric mean (1.3.0 averaged
+  them; docs/models.md has both measured). No cold-start logit: that
   head was fine-tuned on the training views, so on them its logit is nearly always right and a head
   stacked on it learns to copy it, which does not transfer (AUC 0.88 with it, 0.94 without);
 - pairs: each training frame with `K` smoke-free frames of the same view group (the nearest by edge
@@ -69,7 +69,7 @@ FINE = Scale("s16", 112, 16, (2 * GRID_H, 2 * GRID_W), block=11)  # ImageNet blo
 SCALES = (COARSE, FINE)
 FINEST = max(SCALES, key=lambda sc: sc.grid[0])  # the grid of the `adapted` output
 EMB_SIZE = sum(sc.size for sc in SCALES)
-COMBINE_RULES = ("mean", "geo")  # how the scales' per-cell probabilities meet (geo: geometric mean)
+COMBINE_RULES = ("geo", "mean")  # how the scales' per-cell probabilities meet (geo: geometric mean)
 
 Projection = dict[str, tuple[np.ndarray, np.ndarray]]  # scale -> (P [dim, channels], mean [channels])
 
@@ -100,12 +100,10 @@ class ReferenceHead(nn.Module):
 
 
 class MultiScaleHead(nn.Module):
-    """One reference head per scale; the edge thresholds their combined probability on the finest grid.
+    """One reference head per scale; the edge thresholds their combined probability on the finest grid:
+    `geo` (1.4.0) their geometric mean, a cell flagged only where both scales agree; `mean` (1.3.0)."""
 
-    `mean` (shipped) averages the probabilities; `geo` (the geometric mean) flags a cell only where
-    both scales agree. Which is better depended on the projection drawn (docs/models.md)."""
-
-    def __init__(self, combine: str = "mean") -> None:
+    def __init__(self, combine: str = "geo") -> None:
         super().__init__()
         if combine not in COMBINE_RULES:
             raise ValueError(f"combine rule {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
@@ -189,8 +187,10 @@ def _features(session: ort.InferenceSession, cold: onnx.ModelProto, path: Path) 
     return {sc.name: out for sc, out in zip(SCALES, outs, strict=True)}
 
 
-def fit_projection(cold: onnx.ModelProto, samples: Sequence[Sample], n_frames: int = 400, seed: int = 0) -> Projection:
-    """Per scale, PCA of the cell features over training frames: (P [dim, channels], mean [channels])."""
+def fit_projection(
+    cold: onnx.ModelProto, samples: Sequence[Sample], n_frames: int = 400, seed: int = 0, cells: int = 150
+) -> Projection:
+    """Per scale, PCA of `cells` random cells per training frame (more: steadier late components)."""
     session = _feature_session(cold)
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(samples), min(n_frames, len(samples)), replace=False)
@@ -199,7 +199,7 @@ def fit_projection(cold: onnx.ModelProto, samples: Sequence[Sample], n_frames: i
         feats = _features(session, cold, samples[int(k)].path)
         for sc in SCALES:
             f = feats[sc.name][0].reshape(sc.channels, -1)
-            rows[sc.name].append(f[:, rng.choice(f.shape[1], 30, replace=False)].T)
+            rows[sc.name].append(f[:, rng.choice(f.shape[1], cells, replace=False)].T)
     out: Projection = {}
     for sc in SCALES:
         cells = np.concatenate(rows[sc.name]).astype(np.float64)
@@ -264,7 +264,7 @@ def train_head(
     epochs: int = 6,
     seed: int = 0,
     batch: int = 32,
-    combine: str = "mean",
+    combine: str = "geo",
     hard_share: float = 0.0,
 ) -> MultiScaleHead:
     """Pairs (frame, its view's reference) from the training frames; every positive, twice as many negatives.

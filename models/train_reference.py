@@ -89,14 +89,15 @@ def build_layout(lines: Sequence[str], data_root: Path, out: Path) -> Path:
 
 
 def _embedded(
-    cold: onnx.ModelProto, train: Sequence[Sample], everything: Sequence[Sample], work_dir: Path
+    cold: onnx.ModelProto, train: Sequence[Sample], everything: Sequence[Sample], work_dir: Path, pca_cells: int = 150
 ) -> tuple[Projection, Embedded]:
-    """The projections and every frame's embeddings, cached in work_dir for the same graph, scales and frames."""
+    """The projections and every frame's embeddings, cached in work_dir for the same graph, scales, PCA cells
+    and frames (the 1.3.0 key is kept for 30 cells)."""
     import hashlib
 
     from hazardwatch.models import smoke_reference as sr
 
-    listing = repr([str(s.path) for s in everything]) + repr(sr.SCALES)
+    listing = repr([str(s.path) for s in everything]) + repr(sr.SCALES) + ("" if pca_cells == 30 else str(pca_cells))
     key = hashlib.sha256(cold.SerializeToString() + listing.encode()).hexdigest()
     path = work_dir / f"embedded-{key[:16]}.npz"
     names = [sc.name for sc in sr.SCALES]
@@ -104,7 +105,7 @@ def _embedded(
         z = np.load(path)
         proj = {n: (z[f"{n}_p"], z[f"{n}_mean"]) for n in names}
         return proj, sr.Embedded({n: z[f"{n}_emb"] for n in names}, {n: z[f"{n}_mirror"] for n in names}, z["prints"])
-    proj = sr.fit_projection(cold, train)
+    proj = sr.fit_projection(cold, train, cells=pca_cells)
     data = sr.embed_all(cold, proj, everything)
     work_dir.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {"prints": data.prints}
@@ -139,8 +140,9 @@ def train_smoke_reference(
     exclusions: dict[str, str],
     version: str,
     epochs: int = 6,
-    combine: str = "mean",
+    combine: str = "geo",
     hard_share: float = 0.0,
+    pca_cells: int = 150,
 ) -> dict[str, Any]:
     import torch
 
@@ -164,7 +166,7 @@ def train_smoke_reference(
     val_idx = np.arange(len(train), len(everything))
     log.info("reference head: %d training frames, %d validation frames", len(train), len(val))
 
-    proj, data = _embedded(cold, train, everything, work_dir)
+    proj, data = _embedded(cold, train, everything, work_dir, pca_cells)
     positive = np.array([s.positive for s in everything])
 
     # 1. the recipe on the view-disjoint split: what an unseen camera can expect
