@@ -69,6 +69,7 @@ def test_demo_map_shows_the_district_every_camera_and_the_rainstorm_watch_rise_a
                 inside = box["x"] <= cx <= box["x"] + box["width"] and box["y"] <= cy <= box["y"] + box["height"]
                 assert inside == (cam in RAISED), (cam, box, dot)
             assert page.inner_text("#legend .warn-key[data-severity='severe']") == "Rainstorm warning (severe)"
+            page.mouse.move(1, 1)  # off the polygon: its headline shows on hover only
             page.screenshot(path=str(artifact_dir("map") / "demo-rainstorm-watch.png"))
             lowered = demo.wait_line("watch: every camera back to its normal patrol", WARNING_S + 30)
             assert lowered

@@ -416,7 +416,7 @@ function renderList() {
         el("div.line2", {},
           el("span.cam", { title: i.camera_keys.join(", ") }, camText),
           i.place && i.place.area ? el("span.area", {}, i.place.area) : null,
-          el("span.ncams", {}, i.camera_count === 1 ? t("list.camera") : t("list.cameras", { n: i.camera_count })),
+          i.camera_count > 1 ? el("span.ncams", {}, t("list.cameras", { n: i.camera_count })) : null, // one: its name says it
           i.camera_keys.some((k) => isBlind(S.cameras.get(k))) ? el("span.blind-badge", {}, t("list.blind_cam")) : null)),
       el("div.side", {},
         el("span.badge.state", { dataset: { state: i.state } }, t(`state.${i.state}`)),
@@ -863,6 +863,7 @@ async function expireSilence(id) {
 
 // -- chrome ---------------------------------------------------------------------------------------------
 function showView(name) {
+  const again = S.view === name; // a tab clicked (or Enter on it) while open keeps the view's state
   S.view = name;
   for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.view === name);
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("active", v.id === `view-${name}`);
@@ -872,9 +873,9 @@ function showView(name) {
     loadEdges().catch(() => {});
   }
   if (name === "silences") loadSilences().catch(() => {});
-  if (name === "labelling") labelling.open();
-  if (name === "models") models.open();
-  else labelling.close();
+  if (name !== "labelling") labelling.close();
+  else if (!again) labelling.open();
+  if (name === "models" && !again) models.open();
   if (name === "incidents") map.render();
 }
 

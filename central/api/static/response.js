@@ -106,7 +106,8 @@ export function confidenceText(value) {
 export function confidenceMeaning(v, calibratedModels) {
   const models = [...new Set((v.evidence || []).map((e) => (e.model || "").split("@")[0]).filter(Boolean))];
   const calibrated = models.length > 0 && models.every((m) => calibratedModels.includes(m));
-  return calibrated ? t("conf.calibrated") : t("conf.uncalibrated", { models: models.join(", ") || t("none") });
+  if (calibrated) return t("conf.calibrated");
+  return models.length ? t("conf.uncalibrated", { models: models.join(", ") }) : t("conf.uncalibrated_any");
 }
 
 /** Raw model scores for experts: per camera the vote score, per snapshot the per-frame box scores. */
