@@ -21,6 +21,7 @@ import yaml
 from hazardwatch.demo import district
 from hazardwatch.demo.brokers import Broker, parse_broker, start_broker
 from hazardwatch.demo.configs import (
+    EDGE_TOKEN_ENV,
     TOKEN_ENV,
     central_config,
     edge_config,
@@ -101,17 +102,19 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
         broker_note = f"mqtt://{broker.host}:{broker.port} ({what})"
     print(f"broker: {broker_note}", file=out, flush=True)
 
-    token = secrets.token_urlsafe(18)
+    token, edge_token = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     central_yaml = demo.workdir / "central.yaml"
     central_yaml.write_text(yaml.safe_dump(central_config(broker, port, demo.workdir), sort_keys=False))
+    cli = [sys.executable, "-m", "hazardwatch.cli", "--log-level", args.log_level]
+    central = demo.spawn(
+        "central", [*cli, "central", "--config", str(central_yaml)], {TOKEN_ENV: token, EDGE_TOKEN_ENV: edge_token}
+    )
+    central_url = demo.wait_url(central)
     edge_yaml = demo.workdir / "edge.yaml"
     edge_yaml.write_text(
-        yaml.safe_dump(edge_config(broker, cameras, models, demo.workdir, scene_hazards), sort_keys=False)
+        yaml.safe_dump(edge_config(broker, cameras, models, demo.workdir, scene_hazards, central_url), sort_keys=False)
     )
-    cli = [sys.executable, "-m", "hazardwatch.cli", "--log-level", args.log_level]
-    central = demo.spawn("central", [*cli, "central", "--config", str(central_yaml)], {TOKEN_ENV: token})
-    central_url = demo.wait_url(central)
-    edge = demo.spawn("edge", [*cli, "edge", "--config", str(edge_yaml)])
+    edge = demo.spawn("edge", [*cli, "edge", "--config", str(edge_yaml)], {EDGE_TOKEN_ENV: edge_token})
     edge_url = demo.wait_url(edge)
 
     used = [m["manifest"] for m in yaml.safe_load(edge_yaml.read_text())["models"]]

@@ -13,6 +13,7 @@ from hazardwatch.demo.supervisor import DemoError
 from hazardwatch.procs import HOST
 
 TOKEN_ENV = "HAZARDWATCH_DEMO_TOKEN"
+EDGE_TOKEN_ENV = "HAZARDWATCH_DEMO_EDGE_TOKEN"  # the edge uploads its clips and snapshots with it
 EDGE_ID = "demo-edge"
 
 
@@ -83,7 +84,12 @@ def central_config(broker: Broker, port: int, workdir: Path) -> dict[str, Any]:
         },
         "database": {"url": f"sqlite:///{workdir / 'central.db'}"},
         "http": {"host": HOST, "port": port},
-        "auth": {"tokens": [{"name": "demo-operator", "role": "operator", "token": {"env": TOKEN_ENV}}]},
+        "auth": {
+            "tokens": [
+                {"name": "demo-operator", "role": "operator", "token": {"env": TOKEN_ENV}},
+                {"name": EDGE_ID, "role": "edge", "token": {"env": EDGE_TOKEN_ENV}},
+            ]
+        },
         "timers": {"group_wait_s": 1, "group_interval_s": 10, "repeat_interval_s": 3600},
         "receivers": [],
         "routes": [],
@@ -102,8 +108,10 @@ def edge_config(
     models: dict[str, Path],
     workdir: Path,
     scene_hazards: list[str],
+    central_url: str,
 ) -> dict[str, Any]:
-    """The edge's config: rendered scenes run the models that detect on them, --source cameras run all."""
+    """The edge's config: rendered scenes run the models that detect on them, --source cameras run all; clips
+    and snapshots of its alerts are uploaded to the demo's central, so the dashboard plays them."""
     hazards_for = {cam.id: scene_hazards if cam.id.startswith("scene-") else list(models) for cam in cameras}
     used = {h: path for h, path in models.items() if any(h in hs for hs in hazards_for.values())}
     return {
@@ -134,6 +142,7 @@ def edge_config(
             for cam in cameras
         ],
         "outbox": {"path": str(workdir / "edge-outbox.db")},
+        "central": {"url": central_url, "token": {"env": EDGE_TOKEN_ENV}},
         "http": {"host": HOST, "port": 0},
         "heartbeat_s": 10,
         # A field edge spaces the looks a camera learns its normal from by 2 minutes (half an hour to a

@@ -86,6 +86,16 @@ def test_demo_map_shows_the_district_every_camera_and_the_rainstorm_watch_rise_a
             assert items, demo.output()
             place = items[0]["place"]
             assert place["range_m"][0] < place["range_m"][1] <= 6000 and len(place["segment"]) == 2, place
+            # the demo's edge uploads its clips with its own edge token: the detail plays one
+            iid = items[0]["id"]
+            deadline = time.monotonic() + 60
+            files: list[dict] = []
+            while time.monotonic() < deadline and not any(f["kind"] == "clip" for f in files):
+                files = get(f"{dashboard}/api/v1/incidents/{iid}/labels", token)["evidence_files"]
+                time.sleep(1)
+            assert any(f["kind"] == "clip" for f in files), (files, demo.output())
+            page.click(f"#incidents li[data-id='{iid}']")
+            page.locator("#detail video").first.wait_for(timeout=15000)
             page.screenshot(path=str(artifact_dir("map") / "demo-map.png"))
             browser.close()
         assert not errors, errors
