@@ -202,9 +202,9 @@ def fit_projection(
             rows[sc.name].append(f[:, rng.choice(f.shape[1], cells, replace=False)].T)
     out: Projection = {}
     for sc in SCALES:
-        cells = np.concatenate(rows[sc.name]).astype(np.float64)
-        mean = cells.mean(0)
-        _, _, vt = np.linalg.svd(cells - mean, full_matrices=False)
+        stack = np.concatenate(rows[sc.name]).astype(np.float64)
+        mean = stack.mean(0)
+        _, _, vt = np.linalg.svd(stack - mean, full_matrices=False)
         out[sc.name] = (vt[: sc.dim].astype(np.float32), mean.astype(np.float32))
     return out
 
