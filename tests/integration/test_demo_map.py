@@ -71,6 +71,23 @@ def test_demo_map_shows_the_district_every_camera_and_the_rainstorm_watch_rise_a
             assert page.inner_text("#legend .warn-key[data-severity='severe']") == "Rainstorm warning (severe)"
             page.mouse.move(1, 1)  # off the polygon: its headline shows on hover only
             page.screenshot(path=str(artifact_dir("map") / "demo-rainstorm-watch.png"))
+            # zoomed in on the valley, the warning's legend entry brings its whole area back into view
+            for _ in range(3):
+                page.click("#zoom-in")
+            mapbox, zoomed = page.locator("#map").bounding_box(), area.bounding_box()
+            assert mapbox is not None and zoomed is not None
+            assert (
+                zoomed["x"] + zoomed["width"] > mapbox["x"] + mapbox["width"]
+                or zoomed["y"] < mapbox["y"]
+                or (zoomed["y"] + zoomed["height"] > mapbox["y"] + mapbox["height"])
+            ), (zoomed, mapbox)  # partly off screen
+            page.click("#legend .warn-key[data-severity='severe']")
+            shown = area.bounding_box()
+            assert shown is not None
+            assert mapbox["x"] <= shown["x"] and shown["x"] + shown["width"] <= mapbox["x"] + mapbox["width"] + 1
+            assert mapbox["y"] <= shown["y"] and shown["y"] + shown["height"] <= mapbox["y"] + mapbox["height"] + 1
+            assert shown["width"] > 0.5 * mapbox["width"] or shown["height"] > 0.5 * mapbox["height"]
+            page.click("#zoom-fit")
             lowered = demo.wait_line("watch: every camera back to its normal patrol", WARNING_S + 30)
             assert lowered
             page.locator("#map g.cam[data-watch]").first.wait_for(state="detached", timeout=15000)

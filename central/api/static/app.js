@@ -464,7 +464,8 @@ function renderLegend() {
     el("span.key", { dataset: { state: s } }, el("i"), t(`map.legend.${s}`))),
   el("span.key.cone-key", {}, el("i"), t("map.legend.cone")),
   el("span.key.watch-key", {}, el("i"), t("map.legend.watch")),
-  ...warnings.map((w) => el("span.key.warn-key", { dataset: { severity: w.severity } }, el("i"), w.text)));
+  ...warnings.map((w) => el("button.key.warn-key", { type: "button", dataset: { severity: w.severity }, title: t("map.show_warning"),
+    onclick: () => map.showWarning(w.id) }, el("i"), w.text)));
 }
 
 /** Full views of active smoke incidents (and the selected one) carry the sightings drawn as cones. */

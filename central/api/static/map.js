@@ -139,6 +139,14 @@ export class MapView {
     this.warnings.set(items);
   }
 
+  /** Bring a warning's areas into view (its legend entry was clicked). */
+  showWarning(id) {
+    const bounds = this.warnings.boundsOf(id);
+    if (!bounds) return;
+    this.userMoved = true;
+    this.map.fitBounds(bounds, { padding: [20, 20], animate: false });
+  }
+
   /** Redraw at most once per animation frame, however many events arrive. */
   schedule() {
     if (this.frame) return;

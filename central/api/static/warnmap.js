@@ -26,21 +26,29 @@ export class WarningLayer {
     this.sig = sig;
     this.items = shown;
     this.group.clearLayers();
+    this.bounds = new Map(); // warning id -> the bounds of its areas
     for (const w of shown) {
       const sev = severityOf(w);
       const style = { pane: "warnings", color: WARNING_COLOURS[sev], weight: 2, dashArray: "6 4", fillColor: WARNING_COLOURS[sev],
         fillOpacity: 0.12, className: `warning sev-${sev}` };
-      L.geoJSON(w.geometry, {
+      const gj = L.geoJSON(w.geometry, {
         style: () => style,
         pointToLayer: (f, ll) => L.circle(ll, { ...style, radius: f.properties.radius_m }),
         onEachFeature: (f, layer) => layer.bindTooltip(`${w.headline || w.event}${f.properties.area ? ` · ${f.properties.area}` : ""}`,
           { sticky: true, className: "warning-tip" }),
       }).addTo(this.group);
+      this.bounds.set(w.id, gj.getBounds());
     }
+  }
+
+  /** The bounds of a warning's areas (to bring it into view), or null. */
+  boundsOf(id) {
+    const b = this.bounds && this.bounds.get(id);
+    return b && b.isValid() ? b : null;
   }
 
   /** One legend entry per warning in force: its event and severity, in its colour. */
   legendKeys() {
-    return this.items.map((w) => ({ severity: severityOf(w), text: t("map.legend.warning", { event: w.event, severity: t(`warn.sev.${severityOf(w)}`) }) }));
+    return this.items.map((w) => ({ id: w.id, severity: severityOf(w), text: t("map.legend.warning", { event: w.event, severity: t(`warn.sev.${severityOf(w)}`) }) }));
   }
 }
