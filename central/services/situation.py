@@ -14,6 +14,7 @@ from hazardwatch.central.incidents.severity import Facts, assess
 from hazardwatch.central.incidents.suppress import area, union
 from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
+from hazardwatch.contract import Hazard
 
 
 def _area(boxes_json: str) -> float | None:
@@ -121,7 +122,7 @@ def assess_with(
     last_at = max((m[5] for m in members), default=now)
     facts = Facts(
         hazard=hazard,
-        base=cfg.severity.get(hazard, "moderate"),
+        base=cfg.severity.get(Hazard(hazard), "moderate"),
         cameras=tuple(cameras),
         confidence=confidence,
         growth=growth_of(firsts, latest),
