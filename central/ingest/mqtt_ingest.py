@@ -23,7 +23,6 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
-from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -43,8 +42,8 @@ from hazardwatch.central.metrics import CentralMetrics
 from hazardwatch.central.services import health, registry
 from hazardwatch.central.services.correlation import AlertBatch, apply_alert
 from hazardwatch.central.store import Database, Tx
-from hazardwatch.configfile import resolve_secret
 from hazardwatch.contract import Alert, Availability, CameraStatus, ModelStatus
+from hazardwatch.kernel.mqtt import broker_password, make_client
 
 log = logging.getLogger(__name__)
 
@@ -81,26 +80,11 @@ class MqttIngest:
 
     def _make_client(self) -> mqtt.Client:
         b = self.broker
-        v5 = b.protocol == "5"
-        pw = b.password
-        password = resolve_secret(pw.value, pw.env, pw.file, "broker password") if b.username and pw else None
+        password = broker_password(b) if b.username else None
         # MQTT 3.1.1: a persistent session keeps unacknowledged messages across a restart.
-        session: dict[str, Any] = {} if v5 else {"clean_session": False}
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=b.client_id or default_client_id(self.cfg.instance_id, password),
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            **session,
-        )
+        client_id = b.client_id or default_client_id(self.cfg.instance_id, password)
+        client = make_client(b, client_id, password, clean_session=False)
         client.manual_ack_set(True)
-        if b.username:
-            client.username_pw_set(b.username, password)
-        if b.tls:
-            client.tls_set(
-                ca_certs=str(b.tls.ca_file),
-                certfile=str(b.tls.cert_file) if b.tls.cert_file else None,
-                keyfile=str(b.tls.key_file) if b.tls.key_file else None,
-            )
         client.reconnect_delay_set(1, 10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
