@@ -14,6 +14,20 @@ from hazardwatch.contract import Hazard
 from hazardwatch.kernel.settings import Strict
 
 Level = Literal["minor", "moderate", "severe", "extreme"]
+WatchLevel = Literal["elevated", "high"]
+Importance = Literal["normal", "high", "critical"]
+
+
+def _watch_steps() -> dict[WatchLevel, int]:
+    return {"elevated": 1, "high": 1}
+
+
+def _importance_steps() -> dict[Importance, int]:
+    return {"normal": 0, "high": 1, "critical": 2}
+
+
+def _confirm_close() -> list[Level]:
+    return ["severe", "extreme"]
 LEVELS: tuple[str, ...] = ("minor", "moderate", "severe", "extreme")
 
 
@@ -74,13 +88,11 @@ class SeverityRules(Strict):
     growth: int = Field(default=1, ge=0, le=3, description="Levels added while it grows")
     low_confidence_below: float = Field(default=0.5, ge=0, le=1, description="Calibrated confidence under this")
     low_confidence: int = Field(default=-1, ge=-3, le=0, description="Levels added (negative) at low confidence")
-    weather_watch: dict[Literal["elevated", "high"], int] = Field(
-        default_factory=lambda: {"elevated": 1, "high": 1},
+    weather_watch: dict[WatchLevel, int] = Field(
+        default_factory=_watch_steps,
         description="Levels added while a weather warning raises the watch on one of its cameras",
     )
-    importance: dict[Literal["normal", "high", "critical"], int] = Field(
-        default_factory=lambda: {"normal": 0, "high": 1, "critical": 2}
-    )
+    importance: dict[Importance, int] = Field(default_factory=_importance_steps)
     time_windows: list[TimeWindow] = Field(default_factory=_default_windows)
     cameras: dict[str, CameraImportance] = Field(
         default_factory=dict, description="edge_id/camera_id -> what it watches and how important that is"
@@ -259,7 +271,7 @@ class ResponseConfig(Strict):
     contacts: dict[str, Contact] = Field(default_factory=_default_contacts)
     procedures: list[Procedure] = Field(default_factory=_default_procedures)
     confirm_close: list[Level] = Field(
-        default_factory=lambda: ["severe", "extreme"],
+        default_factory=_confirm_close,
         description="Closing an incident of these severities needs a confirmation and a note",
     )
 
