@@ -27,7 +27,7 @@ TYPES = {
     ".html": "text/html",
 }
 # The only sub-folders served: vendored libraries, each with its licence beside it.
-VENDORED = {("vendor", "leaflet"), ("vendor", "leaflet", "images")}
+VENDORED = {("vendor", "leaflet")}
 
 
 def static_bytes(name: str, folder: tuple[str, ...] = ()) -> bytes | None:
