@@ -170,6 +170,8 @@ class EdgeEngine:
             self._wake.set()
 
     async def _visit(self, visit: Visit) -> None:
+        """One look at one camera; whatever ends it, the scheduler hears of it, so the camera is never
+        left in flight (a failed inference would otherwise stop its patrol for good)."""
         cam = self.cameras[visit.camera_id]
         loop = asyncio.get_running_loop()
         try:
@@ -184,6 +186,16 @@ class EdgeEngine:
         except BaseException:
             self.scheduler.fail(cam.cfg.id, time.time())
             raise
+        try:
+            await self._look_at(cam, visit, frame, diagnosis)
+        except BaseException:
+            self.scheduler.fail(cam.cfg.id, time.time())
+            raise
+
+    async def _look_at(
+        self, cam: CameraRuntime, visit: Visit, frame: CapturedFrame, diagnosis: Diagnosis | None
+    ) -> None:
+        """A grabbed frame through health, evidence and the models; the scheduler's `finish` on success."""
         self.emit.camera_status(cam.health.on_frame(frame.captured_at, time.time(), diagnosis))
         if diagnosis is not None:
             self.metrics.diagnose_cpu.inc(diagnosis.cpu_s)
