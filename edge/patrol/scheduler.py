@@ -154,7 +154,7 @@ class PatrolScheduler:
         plan.in_flight = False
         plan.failures += 1
         b = self.cfg.backoff
-        delay = min(b.max_s, b.initial_s * 2 ** (plan.failures - 1))
+        delay = min(b.max_s, b.initial_s * 2 ** min(plan.failures - 1, 62))  # no float overflow after days down
         delay *= 1 + self._rng.uniform(-b.jitter, b.jitter)
         plan.retry_at = now + delay
         return delay

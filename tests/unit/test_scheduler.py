@@ -97,6 +97,17 @@ def test_failures_back_off_exponentially_with_jitter_and_reset():
     assert s.fail("a", now) <= 1.2
 
 
+def test_a_camera_down_for_days_keeps_its_capped_backoff():
+    """Thousands of failures in a row (a camera dead for a day at max_s 60) still give a finite delay."""
+    s = sched([cam("a")], backoff=BackoffConfig(initial_s=1, max_s=60, jitter=0.2))
+    now = 0.0
+    for _ in range(1100):
+        (visit,) = s.due(now, 10)
+        delay = s.fail(visit.camera_id, now)
+        now += delay + 0.001
+    assert 48 <= delay <= 72 and s.due(now - 1, 10) == []
+
+
 def test_phase_jitter_spreads_next_looks():
     s = sched([cam(str(k)) for k in range(50)], intervals_s={"smoke": 30}, phase_jitter_s=0.5)
     for v in s.due(0.0, 100):
