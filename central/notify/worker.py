@@ -178,7 +178,8 @@ class DeliveryWorker:
                 for delivery in claimed:
                     task = asyncio.create_task(self._attempt(session, delivery))
                     self._inflight[task] = delivery
-            await self._wait(min(self.poll_interval_s * 2**failures, 30.0) if failures else None)
+            # The exponent is capped: a database down for hours must not overflow the delay and crash us.
+            await self._wait(min(self.poll_interval_s * 2 ** min(failures, 30), 30.0) if failures else None)
 
     async def _wait(self, timeout: float | None) -> None:
         if timeout is None:
@@ -327,5 +328,7 @@ class DeliveryWorker:
         elif decision.result == "dead":
             log.warning("delivery %s to %s is a dead letter: %s", delivery.id, receiver.name, decision.error)
         if self.on_result is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self.on_result(delivery, decision)
+            except Exception:  # an observer's failure must not fail the delivery, but is not hidden
+                log.exception("on_result for delivery %s failed", delivery.id)
