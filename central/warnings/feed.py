@@ -137,8 +137,13 @@ class FeedPoller:
             raise
         except Exception:
             self.failures += 1
+            self._forget_validators()  # what was fetched was not dealt with: fetch it whole next time
             self._count(self.cfg.name, "error")
             log.exception("weather feed %s failed", self.cfg.name)
+
+    def _forget_validators(self) -> None:
+        """The next poll is unconditional: a 304 must not hide a document that was never stored."""
+        self._etag = self._modified = None
 
     async def fetch(self, session: aiohttp.ClientSession, url: str, conditional: bool) -> bytes | None:
         """GET with a total timeout and a size cap; None when the server says not modified."""
@@ -181,7 +186,9 @@ class FeedPoller:
         else:
             root = await asyncio.to_thread(parse_xml, data, self.max_bytes)
             if is_cap_alert(root):
-                await self._handle(root, self.cfg.url)
+                if not await self._handle(root, self.cfg.url):
+                    self._forget_validators()
+                    raise FetchError("error", f"{self.cfg.url}: the document could not be stored; fetched again")
                 self.failures = 0
                 self._count(self.cfg.name, "ok")
                 return
@@ -209,7 +216,7 @@ class FeedPoller:
                 self._retry.pop(entry.key, None)
             else:
                 n = self._retry.get(entry.key, (0, 0.0))[0] + 1
-                wait = min(self.cfg.poll_s * 2**n, self.cfg.max_backoff_s) * random.uniform(0.8, 1.2)
+                wait = min(self.cfg.poll_s * 2 ** min(n, 20), self.cfg.max_backoff_s) * random.uniform(0.8, 1.2)
                 self._retry[entry.key] = (n, time.monotonic() + wait)
 
         await asyncio.gather(*(one(e) for e in todo))
