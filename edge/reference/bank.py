@@ -4,6 +4,8 @@ The predictor asks the bank for a camera's reference before a look and tells it 
 after; the engine persists the bank (edge/reference/store.py). A reference belongs to one model
 (its embedding means nothing to another) and one view: when the diagnosis adopts a new view after a
 re-aim, or a rollout changes the model, the camera starts learning again and runs cold meanwhile.
+View numbers are the diagnoser's, counted from 0 again by every process: references loaded from disk
+belong to whatever view the camera shows at its first look after the start.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ class ReferenceBank:
         self._views: dict[str, int] = {}
 
     def _entry(self, camera_id: str, hazard: Hazard, model_key: str, view: int) -> CameraReferences:
-        if self._views.get(camera_id, view) != view:  # the camera was re-aimed: nothing it learnt holds
+        known = self._views.get(camera_id)
+        if known is None:  # first look since the start: what was loaded is of the view seen now
+            for (cam, _), loaded in self._refs.items():
+                if cam == camera_id:
+                    loaded.view = view
+        elif known != view:  # the camera was re-aimed: nothing it learnt holds
             self.reset(camera_id)
         self._views[camera_id] = view
         entry = self._refs.get((camera_id, hazard))
@@ -139,5 +146,5 @@ class ReferenceBank:
             yield cam, hazard, entry
 
     def put(self, camera_id: str, hazard: Hazard, entry: CameraReferences) -> None:
+        """A loaded entry; its camera's first look adopts it for the view the diagnoser then counts."""
         self._refs[(camera_id, hazard)] = entry
-        self._views[camera_id] = entry.view

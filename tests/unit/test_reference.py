@@ -163,6 +163,20 @@ def test_store_round_trip_and_restart(tmp_path: Path) -> None:
     assert state.looks == 5 and state.absorbed == 1
 
 
+def test_a_restart_keeps_what_a_re_aimed_camera_learnt(tmp_path: Path) -> None:
+    """The diagnoser counts views from 0 in every process: a camera that adopted view 2 before the restart
+    looks with view 0 after it, and must keep its references."""
+    bank = _bank()
+    _teach(bank, "c1", "day", 4, view=2)
+    store = ReferenceStore(tmp_path)
+    store.save(bank)
+    again = _bank()
+    assert store.load(again, {"c1"}) == []
+    want = bank.reference("c1", SMOKE, "day", "m@1", 2)
+    np.testing.assert_array_equal(again.reference("c1", SMOKE, "day", "m@1", 0), want)
+    assert again.reference("c1", SMOKE, "day", "m@1", 1) is None  # a re-aim after the restart still resets
+
+
 def test_a_damaged_file_is_set_aside_and_the_camera_learns_again(tmp_path: Path) -> None:
     bank = _bank()
     _teach(bank, "c1", "day", 4)
