@@ -94,8 +94,11 @@ class EvidenceUploader:
                 },
             )
             if status == 409:  # central has a different offset: ask again
-                status, headers, _ = self.client.request("HEAD", path)
-                offset = int({k.lower(): v for k, v in headers.items()}.get("upload-offset", "0"))
+                _, headers, _ = self.client.request("HEAD", path)
+                central_at = int({k.lower(): v for k, v in headers.items()}.get("upload-offset", "0"))
+                if central_at == offset:  # asking again changes nothing (another file's size): back off
+                    raise OSError(f"PUT answered 409 at central's own offset {offset}: {raw[:200]!r}")
+                offset = central_at
                 continue
             if status not in (200, 201):
                 raise OSError(f"PUT answered {status}: {raw[:200]!r}")

@@ -209,3 +209,58 @@ def test_upload_resumes_from_centrals_offset_after_a_cut(tmp_path):
     store.close()
     server.shutdown()
     db.close()
+
+
+class _ConflictingCentral(_FakeCentral):
+    """Answers a refused chunk as central's API does (409 with the reason); 500 after 40 PUTs, so an upload
+    that would never stop on its own ends."""
+
+    puts = 0
+
+    def do_PUT(self) -> None:
+        type(self).puts += 1
+        if type(self).puts > 40:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        try:
+            super().do_PUT()
+        except evidence_files.Conflict as exc:
+            raw = json.dumps({"error": str(exc)}).encode()
+            self.send_response(409)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+
+def test_a_conflict_that_asking_again_cannot_resolve_fails_the_upload_at_once(tmp_path):
+    """Central holds part of a file of another size under this id: HEAD gives the same offset each time,
+    so the 409 repeats; the upload fails (the uploader's backoff takes over) instead of spinning."""
+    db = Database(f"sqlite:///{tmp_path / 'central.db'}")
+    db.migrate()
+    _ConflictingCentral.db = db
+    _ConflictingCentral.cut_done = True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ConflictingCentral)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = EvidenceStore(config(tmp_path, frames_after=0))
+    store.codec = None
+    store.on_alert(event("new", frame(3, (120, 160))), "cam", "e1")
+    (item,) = wait_items(store, 1)  # no frames buffered: a snapshot and no clip
+    meta = evidence_files.Meta.parse(json.dumps({**item, "meta": {}}))
+    with db.tx() as tx:  # an earlier, different file under the same id
+        evidence_files.put_chunk(tx, "e1", item["id"], (0, 10, item["size"] + 5), b"x" * 10, meta, time.time())
+    central = config(tmp_path).central
+    assert central is not None
+    uploader = EvidenceUploader(
+        CentralClient(central.model_copy(update={"url": f"http://127.0.0.1:{server.server_port}"})), "e1", 1 << 20
+    )
+    uploader.store = store
+    try:
+        with pytest.raises(OSError, match="409"):
+            uploader.upload(item)
+        assert _ConflictingCentral.puts <= 2
+    finally:
+        store.close()
+        server.shutdown()
+        db.close()
