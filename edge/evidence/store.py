@@ -13,8 +13,8 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +119,7 @@ class EvidenceStore:
         name = getattr(hazard, "value", hazard)
         meta = {"scores": {getattr(h, "value", h): round(float(s), 4) for h, s in scores.items()}, "top": round(top, 4)}
         clip = _PendingClip(f"quiet-{camera_id[:16]}-{int(at * 1000)}", camera_id, name, "quiet", at, [], meta=meta)
-        self._pool.submit(self._save_snapshot, clip, frame.copy())
+        self._submit("snapshot", clip, self._save_snapshot, frame.copy())
         return True
 
     def _frame_boxes(self, clip: _PendingClip) -> list[list[list[float]] | None]:
@@ -153,11 +153,10 @@ class EvidenceStore:
         before = ring.frames() if ring else []
         clip = _PendingClip(alert_id, camera_id, hazard, state, at, before, meta=meta)
         if frame is not None:
-            full = frame.copy()
-            self._pool.submit(self._save_snapshot, clip, full)
+            self._submit("snapshot", clip, self._save_snapshot, frame.copy())
         if self.ecfg.frames_after == 0:
             clip.meta["frame_boxes"] = self._frame_boxes(clip)
-            self._pool.submit(self._save_clip, clip)
+            self._submit("clip", clip, self._save_clip)
         else:
             self._pending.append(clip)
 
@@ -172,7 +171,18 @@ class EvidenceStore:
         for clip in ready:
             self._pending.remove(clip)
             clip.meta["frame_boxes"] = self._frame_boxes(clip)
-            self._pool.submit(self._save_clip, clip)
+            self._submit("clip", clip, self._save_clip)
+
+    def _submit(self, kind: str, clip: _PendingClip, save: Callable[..., None], *args: Any) -> None:
+        """Run `save` on the worker thread; a failure there (a full or vanished folder) is logged, not lost."""
+
+        def report(future: Future[None]) -> None:
+            if not future.cancelled() and (exc := future.exception()) is not None:
+                log.error(
+                    "evidence %s of alert %s (%s) not saved in %s: %s", kind, clip.alert_id, clip.state, self.dir, exc
+                )
+
+        self._pool.submit(save, clip, *args).add_done_callback(report)
 
     # -- worker thread ----------------------------------------------------------------------------
     def _new_id(self, clip: _PendingClip, kind: str) -> str:
@@ -209,10 +219,16 @@ class EvidenceStore:
         except Exception as exc:
             if self.codec:
                 log.warning("MP4 encoding failed (%s); saving a JPEG sequence", exc)
-            encode_jpeg_tar(frames, tmp)
+            try:
+                encode_jpeg_tar(frames, tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a half file must not eat the space the next one needs
+                raise
             ctype, ext = "application/x-tar", ".tar"
-        data = tmp.read_bytes()
-        tmp.unlink(missing_ok=True)
+        try:
+            data = tmp.read_bytes()
+        finally:
+            tmp.unlink(missing_ok=True)
         meta = {
             "frames": len(frames),
             "before": len(clip.before),
@@ -237,8 +253,12 @@ class EvidenceStore:
             return
         path = self.dir / f"{ident}{ext}"
         tmp = path.with_suffix(ext + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         row = EvidenceRow(
             ident,
             clip.alert_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import tarfile
 import threading
 import time
@@ -264,3 +265,19 @@ def test_a_conflict_that_asking_again_cannot_resolve_fails_the_upload_at_once(tm
         store.close()
         server.shutdown()
         db.close()
+
+
+def test_evidence_that_cannot_be_written_is_logged_with_the_alert_and_the_reason(tmp_path, caplog):
+    """The folder vanished (an unmounted card): the write fails on the worker thread and says so."""
+    store = EvidenceStore(config(tmp_path, frames_after=0))
+    store.codec = None
+    store.observe("cam", frame(1), 99.0)
+    moved = tmp_path / "moved"
+    store.dir.rename(moved)  # the index keeps its open file; new files have nowhere to go
+    with caplog.at_level(logging.ERROR, logger="hazardwatch.edge.evidence.store"):
+        store.on_alert(event("new", frame(2)), "cam", "e1")
+        store.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("snapshot" in m and "alert0123456789abcdef" in m and "No such file" in m for m in errors), errors
+    assert any("clip" in m and "alert0123456789abcdef" in m for m in errors), errors
+    assert list(moved.glob("*.tmp")) == []
