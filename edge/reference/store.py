@@ -70,11 +70,15 @@ class ReferenceStore:
             arrays["index"] = np.frombuffer(json.dumps(index).encode(), np.uint8)
             path = _file_for(self.root, cam)
             tmp = path.with_suffix(".tmp")
-            with tmp.open("wb") as f:
-                np.savez(f, **cast("dict[str, Any]", arrays))  # names, not savez's own options
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            try:
+                with tmp.open("wb") as f:
+                    np.savez(f, **cast("dict[str, Any]", arrays))  # names, not savez's own options
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:  # a full disk: the half file must not keep the space the outbox needs
+                tmp.unlink(missing_ok=True)
+                raise
             self._written[cam] = version
             written += 1
         return written

@@ -19,11 +19,11 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from support.disk import small_tmpfs
 
 from hazardwatch.harness.central_proc import (
     ADMIN,
@@ -233,19 +233,6 @@ def test_receiver_flapping_then_hanging_gets_everything_and_dead_letters_show(tm
 
 
 # -- edge: disk full ---------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    run = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if run.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({run.stderr.decode().strip() or 'mount failed'}); "
-                    "the disk-full test needs a filesystem it can fill without harming the machine")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
 def fill(folder: Path) -> Path:
     """Write until ENOSPC; return the filler file."""
     filler = folder / "filler.bin"

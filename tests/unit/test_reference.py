@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.disk import small_tmpfs
 
 from hazardwatch.contract import Hazard
 from hazardwatch.edge.detect import Detection
@@ -213,3 +214,17 @@ def test_stats_follow_learning_and_absorbing() -> None:
     assert ref.stats(16) is ref.stats(16)  # one computation per change, not per look
     ref.learn(np.full(SHAPE, 50.0, np.float32), 100.0, 16, 100)
     assert not np.array_equal(ref.stats(16), first)
+
+
+def test_a_save_on_a_full_disk_leaves_no_half_file(tmp_path: Path) -> None:
+    """The edge logs the OSError and goes on; the half-written temporary file must not keep the space the
+    outbox needs."""
+    bank = _bank(min_looks=2, interval=0.0)
+    emb = np.ones((64, 30, 40), np.float32)  # 3 x 300 KB: more than the disk holds
+    for t in range(3):
+        bank.learn("c1", SMOKE, "day", "m@1", 0, emb, float(t))
+    with small_tmpfs(tmp_path / "disk", "256k") as disk:
+        store = ReferenceStore(disk / "refs")
+        with pytest.raises(OSError):
+            store.save(bank)
+        assert list((disk / "refs").iterdir()) == []
