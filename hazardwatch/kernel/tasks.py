@@ -34,8 +34,10 @@ async def run_stages(
             if task is not stopper and (exc := task.exception()) is not None:
                 raise StageCrashed(f"{service} stage {task.get_name()} crashed") from exc
     finally:
-        if before_cancel is not None:
-            await before_cancel()
-        for task in [*stages, stopper]:
-            task.cancel()
-        await asyncio.gather(*stages, stopper, return_exceptions=True)
+        try:
+            if before_cancel is not None:
+                await before_cancel()
+        finally:  # a failed or interrupted drain still stops every stage before the caller closes things
+            for task in [*stages, stopper]:
+                task.cancel()
+            await asyncio.gather(*stages, stopper, return_exceptions=True)

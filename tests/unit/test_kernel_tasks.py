@@ -55,3 +55,23 @@ def test_stop_cancels_every_stage_after_the_drain_step() -> None:
     asyncio.run(main())
     assert log[0] == "drained"
     assert sorted(log[1:]) == ["delivery ended", "events ended"]
+
+
+def test_every_stage_is_cancelled_even_when_the_drain_step_fails() -> None:
+    """A drain that raises (or is itself cancelled) must not leave the stages running past the caller's
+    close of what they use."""
+    log: list[str] = []
+
+    async def drain() -> None:
+        raise RuntimeError("drain failed")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop.set()
+        stages = [asyncio.create_task(_forever(log, n), name=n) for n in ("delivery", "events")]
+        with pytest.raises(RuntimeError, match="drain failed"):
+            await run_stages("central", stages, stop, before_cancel=drain)
+        assert all(t.cancelled() for t in stages)  # here, before asyncio.run's own clean-up
+        assert sorted(log) == ["delivery ended", "events ended"]
+
+    asyncio.run(main())
