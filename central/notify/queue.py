@@ -95,7 +95,6 @@ def claim_due(
     now: float,
     limit: int,
     lease_s: float,
-    owner: str,
     *,
     receivers: Sequence[str] | None = None,
 ) -> list[Delivery]:
@@ -104,10 +103,8 @@ def claim_due(
     A row qualifies when it is pending, due (`next_attempt_at <= now`), not leased by anyone
     (`lease_until` empty or past) and no older pending row of the same receiver and incident exists.
     `receivers` limits the claim to receivers this instance knows, so an instance with an older config
-    leaves other receivers' rows alone. `owner` names the claiming instance; schema version 1 has no
-    column to record it, and exclusivity comes from the lease plus the fencing token, not from it.
+    leaves other receivers' rows alone. Exclusivity comes from the lease plus the fencing token.
     """
-    del owner
     if limit <= 0 or (receivers is not None and not receivers):
         return []
     tx.lock(CLAIM_LOCK)

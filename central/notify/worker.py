@@ -214,7 +214,7 @@ class DeliveryWorker:
         now = self.clock()
         refresh = now - self._gauges_at >= GAUGE_PERIOD_S
         with self.db.tx() as tx:
-            claimed = queue.claim_due(tx, now, limit, self.lease_s, self.instance_id, receivers=list(self.receivers))
+            claimed = queue.claim_due(tx, now, limit, self.lease_s, receivers=list(self.receivers))
             counts = queue.counts_by_receiver(tx) if refresh else None
         if counts is None:
             return claimed

@@ -281,18 +281,18 @@ def test_claim_offers_only_the_head_of_each_chain(open_db):
         put("e1", "r2", incs[0])  # another receiver of incident 0 is its own chain
         put("f1", "r3", incs[1])  # a receiver this worker does not know
     with db.tx() as tx:
-        claimed = queue.claim_due(tx, now, 100, 30, "w1", receivers=["r1", "r2"])
+        claimed = queue.claim_due(tx, now, 100, 30, receivers=["r1", "r2"])
     assert sorted(d.idempotency_key for d in claimed) == ["a1", "b2", "e1"]
     assert all(d.attempts == 1 and d.lease_until == pytest.approx(now + 30) for d in claimed)
     with db.tx() as tx:
-        assert queue.claim_due(tx, now, 100, 30, "w2", receivers=["r1", "r2"]) == []
+        assert queue.claim_due(tx, now, 100, 30, receivers=["r1", "r2"]) == []
     a1 = next(d for d in claimed if d.idempotency_key == "a1")
     with db.tx() as tx:
         assert not queue.mark_delivered(tx, a1.id, a1.attempts + 1, now)  # a stale fencing token loses
         assert queue.mark_delivered(tx, a1.id, a1.attempts, now)
-        assert [d.idempotency_key for d in queue.claim_due(tx, now, 100, 30, "w1", receivers=["r1"])] == ["a2"]
+        assert [d.idempotency_key for d in queue.claim_due(tx, now, 100, 30, receivers=["r1"])] == ["a2"]
         # once a lease expires the row is claimable again, with a new token
-        again = queue.claim_due(tx, now + 61, 100, 30, "w1", receivers=["r1"])
+        again = queue.claim_due(tx, now + 61, 100, 30, receivers=["r1"])
         assert {d.idempotency_key for d in again} >= {"a2", "c1", "d1"}
         assert next(d for d in again if d.idempotency_key == "a2").attempts == 2
         assert queue.counts_by_state(tx) == {"pending": 8, "delivered": 1, "dead": 1}
