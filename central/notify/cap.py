@@ -86,10 +86,16 @@ def cap_time(ts: float, tz: tzinfo = UTC) -> str:
     return text
 
 
-def cap_identifier(incident_id: int, version: int, receiver: str, idempotency_key: str) -> str:
-    """Unique per message and receiver, stable across retries, free of CAP's forbidden characters."""
+def message_identifier(stem: str, receiver: str, idempotency_key: str) -> str:
+    """`hazardwatch-<stem>-<digest of receiver and key>`: unique per message and receiver, stable across
+    retries, free of CAP's forbidden characters (one incident's messages and a group's alike)."""
     digest = hashlib.sha256(f"{receiver}\0{idempotency_key}".encode()).hexdigest()[:12]
-    return _ID_UNSAFE.sub("-", f"hazardwatch-inc{incident_id}-v{version}-{digest}")
+    return _ID_UNSAFE.sub("-", f"hazardwatch-{stem}-{digest}")
+
+
+def cap_identifier(incident_id: int, version: int, receiver: str, idempotency_key: str) -> str:
+    """One incident's message: its id and version stay readable in the identifier."""
+    return message_identifier(f"inc{incident_id}-v{version}", receiver, idempotency_key)
 
 
 def reference_for(

@@ -8,21 +8,23 @@ its incident's `<info>` with responseType AllClear and urgency Past, as in a sin
 
 from __future__ import annotations
 
-import hashlib
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hazardwatch.central.notify.cap import CAP_NS, CapOptions, CapReference, add_info, cap_time
-
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
+from hazardwatch.central.notify.cap import (
+    CAP_NS,
+    CapOptions,
+    CapReference,
+    add_info,
+    cap_time,
+    message_identifier,
+)
 
 
 def group_identifier(receiver: str, idempotency_key: str) -> str:
-    """Unique per message and receiver, stable across retries, free of CAP's forbidden characters."""
-    digest = hashlib.sha256(f"{receiver}\0{idempotency_key}".encode()).hexdigest()[:12]
-    return _ID_UNSAFE.sub("-", f"hazardwatch-{idempotency_key}-{digest}")
+    """A group's message: its idempotency key stays readable in the identifier."""
+    return message_identifier(idempotency_key, receiver, idempotency_key)
 
 
 def group_reference(receiver: str, idempotency_key: str, created_at: float, options: CapOptions) -> CapReference:
