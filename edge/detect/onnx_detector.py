@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import cv2
 import numpy as np
@@ -66,7 +67,7 @@ class OnnxDetector:
         self._warm_up()
 
     # -- load-time checks -------------------------------------------------------------------------
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str) -> NoReturn:
         raise ManifestError(f"{self.model_path}: {reason} (manifest {self.manifest_path})")
 
     def _expected_input(self) -> list[int]:

@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 
 from hazardwatch.edge.detect.detector import Detection, ImageResult, LookContext
-from hazardwatch.edge.detect.regions import RegionFilter
 from hazardwatch.manifest import ManifestError, ModelManifest, read_manifest
 
 DEFAULTS: dict[str, float] = {
@@ -122,7 +121,7 @@ class SceneChangeDetector:
         if state.looks <= p["warmup_looks"]:
             return ImageResult(0.0, [])
 
-        allowed = region_allowed(ctx.region, h, w)
+        allowed = ctx.region.allowed_grid(h, w)  # the whole view without zones or masks
         persistent = changed & allowed & (ctx.at - since >= p["persist_s"])
         blobs = self.blobs(persistent, small, allowed)
         dets = [Detection(*b.box, score=b.score) for b in blobs if b.score >= self.threshold]
@@ -172,8 +171,3 @@ class SceneChangeDetector:
         # Leafy texture in vegetation colours is not paint: a solid clump of foliage is not a car.
         penalty = 0.8 * vehicle_like * (1.0 - vegetation * texture)
         return float(np.clip(size * looks * (1.0 - penalty) * 1.4, 0.0, 1.0))
-
-
-def region_allowed(region: RegionFilter, h: int, w: int) -> np.ndarray:
-    """Where a change may count at the analysis size (the whole view without zones or masks)."""
-    return region.allowed_grid(h, w) if not region.is_noop else np.ones((h, w), bool)

@@ -98,11 +98,6 @@ class CameraDiagnoser:
         self.view = 0
         self.current = Diagnosis()
 
-    def reset_reference(self) -> None:
-        """Forget what the camera looked like (after a deliberate re-aim)."""
-        self._refs.clear()
-        self.view += 1
-
     def observe(self, image: np.ndarray, at: float) -> Diagnosis:
         """Diagnose one look's frame taken at `at` (Unix s); the same frame twice counts once."""
         if self._last_at is not None and at == self._last_at:
