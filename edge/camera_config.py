@@ -140,8 +140,9 @@ class CameraConfig(Strict):
         if self.view_range_m is not None and not 0 <= self.view_range_m[0] < self.view_range_m[1]:
             raise ValueError("view_range_m must be [nearest, farthest] metres with 0 <= nearest < farthest")
         ids = [z.id for z in self.zones]
-        if len(ids) != len(set(ids)):
-            raise ValueError("zone ids must be unique within a camera")
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"zone ids must be unique within a camera; repeated: {', '.join(dupes)}")
         for hazard, settings in self.hazards.items():
             for zone in settings.zones or []:
                 if zone not in ids:

@@ -69,6 +69,10 @@ def test_cross_checks(tmp_path):
     dup = GOOD + "  - id: cam1\n    source: rtsp://x/y\n    hazards: {smoke: {}}\n"
     with pytest.raises(ConfigError, match="repeated: cam1"):
         load_config(write(tmp_path, dup), EdgeConfig)
+    zones = "    zones: [{id: road, polygon: [[0, 0], [1, 0], [1, 1]]}, {id: road, polygon: [[0, 0], [0, 1], [1, 1]]}]"
+    twice = GOOD + "  - id: cam2\n    source: rtsp://x/y\n    hazards: {smoke: {}}\n" + zones + "\n"
+    with pytest.raises(ConfigError, match="zone ids must be unique within a camera; repeated: road"):
+        load_config(write(tmp_path, twice), EdgeConfig)
 
 
 def test_password_given_twice_is_an_error(tmp_path):
