@@ -41,6 +41,15 @@ def _integral(value: object) -> object:
 
 
 WireInt = Annotated[int, BeforeValidator(_integral)]
+
+
+def _not_bool(value: object) -> object:
+    """`Literal[1]` alone takes true for 1 (True == 1 in Python); the contract's version is a number."""
+    if isinstance(value, bool):
+        raise ValueError("schema_version must be the number 1, not a boolean")
+    return value
+
+
 # A JSON object whose keys must all match: `patternProperties` alone would let other keys through.
 _ONLY_PATTERN_KEYS: JsonDict = {"additionalProperties": False}
 
@@ -84,7 +93,7 @@ class _Message(BaseModel):
         extra="forbid", frozen=True, allow_inf_nan=False, json_schema_extra=_require_envelope
     )  # JSON has no NaN or Infinity
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Annotated[Literal[1], BeforeValidator(_not_bool)] = SCHEMA_VERSION
     edge_id: Id
     sent_at: float = Field(description="Unix time (s) the edge created this message")
 
@@ -283,10 +292,31 @@ class ContractError(ValueError):
 def parse_message(
     payload: bytes | str,
 ) -> Alert | CameraStatus | Availability | Heartbeat | Command | ModelStatus:
-    """Validate one payload with size and version checks before field validation."""
+    """Validate one payload with size and version checks before field validation.
+
+    A valid payload is parsed once, by pydantic: a `schema_version` it was given is `Literal[1]`, so it
+    passed the version check too (a missing one has a default for producers, so its presence is checked).
+    Only a rejected payload is parsed again, to name the first check it fails in the contract's order:
+    size, JSON, object, version, then the field."""
     raw = payload.encode() if isinstance(payload, str) else payload
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(raw)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+    try:
+        # Strict, as the published JSON Schema reads: no "77001" for an integer, no true for a number.
+        parsed = _ADAPTER.validate_json(raw, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where, why = ".".join(str(p) for p in first["loc"]) or "(root)", first["msg"]
+    else:
+        if "schema_version" in parsed.model_fields_set:
+            return parsed
+        where, why = "schema_version", "Field required"
+    _check_envelope(raw)
+    raise ContractError(f"{where}: {why}") from None
+
+
+def _check_envelope(raw: bytes) -> None:
+    """Raise the ContractError of a payload that is not JSON, not an object or of another version."""
     try:
         doc = json.loads(raw)
     except RecursionError:
@@ -298,13 +328,6 @@ def parse_message(
     version = doc.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int | float) or version != SCHEMA_VERSION:
         raise ContractError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
-    try:
-        # Strict, as the published JSON Schema reads: no "77001" for an integer, no true for a number.
-        return _ADAPTER.validate_json(raw, strict=True)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise ContractError(f"{where}: {first['msg']}") from None
 
 
 def contract_json_schema() -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hazardwatch.contract import Alert, Box, Topics, parse_message
+from hazardwatch.contract import Alert, Box, Topics, messages, parse_message
 from hazardwatch.contract.messages import MAX_PAYLOAD_BYTES, ContractError, contract_json_schema
 from hazardwatch.contract.topics import check_segment
 
@@ -67,6 +67,29 @@ def test_field_errors_name_the_field():
     doc["camera_id"] = "a/b/#"
     with pytest.raises(ContractError, match="camera_id"):
         parse_message(json.dumps(doc))
+
+
+def test_a_valid_payload_is_parsed_once(monkeypatch):
+    """Central parses every message on the hot path: a valid one goes through pydantic alone, while a
+    rejected one is parsed again to name the first failing check (version before fields)."""
+    wrong = json.loads(alert().model_dump_json())
+    wrong["schema_version"], wrong["camera_id"] = 2, "a/b/#"
+    boolean, missing = json.loads(alert().model_dump_json()), json.loads(alert().model_dump_json())
+    boolean["schema_version"] = True  # pydantic alone takes true for 1,
+    del missing["schema_version"]  # and a missing version as its default
+    calls = []
+    real = json.loads
+    monkeypatch.setattr(messages.json, "loads", lambda raw: calls.append(raw) or real(raw))
+    assert parse_message(alert().model_dump_json()) == alert()
+    assert calls == []
+    with pytest.raises(ContractError, match="schema_version 2 is not supported"):
+        parse_message(json.dumps(wrong))
+    assert len(calls) == 1
+    for doc, version in ((boolean, True), (missing, None)):
+        with pytest.raises(ContractError, match=f"schema_version {version} is not supported"):
+            parse_message(json.dumps(doc))
+    with pytest.raises(ValueError, match="not a boolean"):
+        alert(schema_version=True)
 
 
 @settings(max_examples=300, deadline=None)
