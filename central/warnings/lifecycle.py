@@ -138,7 +138,8 @@ def store_alert(tx: Tx, alert: CapAlert, cfg: WeatherConfig, source: str, now: f
     if state == ACTIVE:
         token = f"{alert.sender},{alert.identifier},"
         for later_id, later_type, later_status, refs in tx.execute(
-            "SELECT id, msg_type, status, refs FROM weather_warnings WHERE refs LIKE ? AND id <> ?",
+            "SELECT id, msg_type, status, refs FROM weather_warnings WHERE refs LIKE ? AND id <> ? "
+            "AND msg_type IN ('Update', 'Cancel')",  # an Ack or Error references a message without ending it
             (f"%{alert.identifier}%", wid),
         ):
             if token in refs.split() and later_status in cfg.statuses:

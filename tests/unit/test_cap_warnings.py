@@ -363,6 +363,20 @@ def test_overlapping_warnings_combine_to_the_highest_and_out_of_order_updates(tm
     assert ("e2", "c3", "waterlogging") in levels(svc) and levels(svc)[("e2", "c3", "waterlogging")] == "elevated"
 
 
+def test_an_ack_that_arrives_before_its_alert_does_not_end_it(tmp_path: Path):
+    """Ack and Error messages reference a message too, but only an Update or a Cancel replaces or ends it,
+    in whichever order they arrive."""
+    sent: list = []
+    svc = make_service(f"sqlite:///{tmp_path / 'c.db'}", sent)
+    now = time.time()
+    ref = "cap@ec.gc.ca,acked-a,2024-01-01T00:00:00+00:00"
+    ack = rewrite(sample("canada.cap"), now=now, identifier="acked-k", msg_type="Ack", references=ref, polygon=ONE)
+    assert svc.ingest(ack.encode(), "test").result == "ignored"
+    orig = rewrite(sample("canada.cap"), now=now, identifier="acked-a", msg_type="Alert", references="", polygon=ONE)
+    assert svc.ingest(orig.encode(), "test").result == "started"
+    assert levels(svc) == {("e1", "c1", "waterlogging"): "high"}
+
+
 def test_commands_are_resent_when_an_edge_comes_back_and_failed_sends_retry(tmp_path: Path):
     sent: list = []
     svc = make_service(f"sqlite:///{tmp_path / 'c.db'}", sent)
