@@ -19,6 +19,7 @@ const STATE_COLOURS = { online: "#22c55e", degraded: "#f59e0b", offline: "#ef444
 const VIEW_PAD = 0.15; // markers are kept this far (a share of the view) beyond the screen's edges
 const SEGMENT_MIN_PX = 40; // a selected incident's stretch along the view is zoomed to at least this long
 const SEVERITY_RANK = { extreme: 3, severe: 2, moderate: 1, minor: 0 };
+const DOT_GAP_PX = 9; // a camera's name starts this far from its dot's centre, on whichever side it goes
 
 function pathStyle(style, pane) {
   return {
@@ -175,9 +176,49 @@ export class MapView {
       this.drawn.set(key, { layer, sig: item.sig });
     }
     this.unplaced = this.data.cameras.length - placed;
+    this.declutter();
     this.renderFoot();
     const key = this._pointsKey();
     if (!this.userMoved && key !== this.fitKey) this.fit();
+  }
+
+  /** No label over another or over a dot: each camera's name goes right, left, below or above its dot,
+   * whichever side is free (inside the map if it can); then area names, then river and road names, each
+   * at its place or up to two lines above or below it; a name with no free place is hidden until a zoom frees one. */
+  declutter() {
+    const view = this.el.getBoundingClientRect();
+    const cams = [...this.el.querySelectorAll(".cam-label")];
+    const areas = [...this.el.querySelectorAll(".geo-area-label")];
+    const lines = [...this.el.querySelectorAll(".geo-label:not(.geo-area-label)")];
+    for (const l of [...cams, ...areas, ...lines]) {
+      l.classList.remove("at-left", "at-below", "at-above", "lbl-hidden");
+      l.style.marginTop = "";
+    }
+    const taken = [...this.el.querySelectorAll(".cam-dot, .inc-dot, .cluster-dot")].map((d) => box(d.getBoundingClientRect(), 1));
+    const measured = [...cams, ...areas, ...lines].map((l) => [l, l.getBoundingClientRect()]); // one layout for all
+    for (const [l, r] of measured) {
+      if (!r.width || r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom) continue;
+      const [w, h] = [r.width, r.height];
+      let options;
+      if (l.classList.contains("cam-label")) {
+        const c = l.parentElement.getBoundingClientRect();
+        const [cx, cy] = [c.left + c.width / 2, c.top + c.height / 2];
+        options = [["", r.left, r.top], ["at-left", cx - DOT_GAP_PX - w, r.top], ["at-below", cx - w / 2, cy + DOT_GAP_PX],
+          ["at-above", cx - w / 2, cy - DOT_GAP_PX - h]];
+      } else {
+        options = [0, -h, h, -2 * h, 2 * h].map((dy) => [dy, r.left, r.top + dy]);
+      }
+      const free = options.map(([how, x, y]) => [how, box({ left: x, top: y, right: x + w, bottom: y + h }, 1)])
+        .filter(([, b]) => !taken.some((t) => overlaps(b, t)));
+      const pick = free.find(([, b]) => b.x1 >= view.left && b.x2 <= view.right && b.y1 >= view.top && b.y2 <= view.bottom) || free[0];
+      if (!pick) {
+        l.classList.add("lbl-hidden");
+        continue;
+      }
+      taken.push(pick[1]);
+      if (typeof pick[0] === "number") l.style.marginTop = pick[0] ? `${pick[0]}px` : "";
+      else if (pick[0]) l.classList.add(pick[0]);
+    }
   }
 
   renderFoot() {
@@ -371,7 +412,9 @@ export class MapView {
       if (this.tiles && !this.map.hasLayer(this.tiles)) this.tiles.addTo(this.map);
     }
     if (!known) return;
-    if (pts.length && this.geoBounds && this.geoBounds.isValid() && bounds.pad(2).contains(this.geoBounds)) bounds = bounds.extend(this.geoBounds);
+    const geo = this.geoBounds && this.geoBounds.isValid() ? this.geoBounds : null;
+    // the district around the cameras too: near them, or holding them all (one camera alone says nothing of where it is)
+    if (pts.length && geo && (bounds.pad(2).contains(geo) || geo.contains(bounds))) bounds = bounds.extend(geo);
     const labelW = Math.max(0, ...[...this.el.querySelectorAll(".cam-label")].map((l) => l.offsetWidth));
     this.map.fitBounds(bounds, {
       paddingTopLeft: [FIT_PAD, FIT_PAD], paddingBottomRight: [FIT_PAD + labelW + 14, FIT_PAD + 10], maxZoom: 15, animate: false,
@@ -383,6 +426,15 @@ export class MapView {
     this.userMoved = true;
     this.map.setZoom(this.map.getZoom() + Math.log2(factor), { animate: false });
   }
+}
+
+/** A screen rectangle grown by `pad` px on every side. */
+function box(r, pad) {
+  return { x1: r.left - pad, y1: r.top - pad, x2: r.right + pad, y2: r.bottom + pad };
+}
+
+function overlaps(a, b) {
+  return a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2;
 }
 
 function escapeText(s) {
