@@ -181,14 +181,14 @@ def _circle(r: _Reader, raw: str, where: str) -> tuple[float, float, float] | No
     return lat, lon, radius
 
 
-def _identifier(r: _Reader, value: str, where: str) -> str:
+def _identifier(value: str, where: str) -> str:
     if _ID_FORBIDDEN.search(value):
         # CAP forbids spaces, commas, '<' and '&' here: references could not name this message.
         raise CapError("invalid", f"{where} {value[:60]!r} contains a space, comma, '<' or '&'")
     return value
 
 
-def _references(r: _Reader, raw: str | None, msg_type: str) -> tuple[Reference, ...]:
+def _references(r: _Reader, raw: str | None) -> tuple[Reference, ...]:
     if raw is None:
         return ()
     refs = []
@@ -279,13 +279,13 @@ def alert_from_element(root: Element, *, strict: bool = False, tz: timezone | Zo
     r = _Reader(ns, strict, tz)
     if ns == CAP11:
         r.deviate("CAP 1.1 namespace; read as CAP 1.2")
-    identifier = _identifier(r, r.text(root, "identifier", "alert", required=True) or "", "alert.identifier")
-    sender = _identifier(r, r.text(root, "sender", "alert", required=True) or "", "alert.sender")
+    identifier = _identifier(r.text(root, "identifier", "alert", required=True) or "", "alert.identifier")
+    sender = _identifier(r.text(root, "sender", "alert", required=True) or "", "alert.sender")
     sent = r.when(r.text(root, "sent", "alert", required=True) or "", "alert.sent")
     status = r.enum(root, "status", STATUS, "alert")
     msg_type = r.enum(root, "msgType", MSG_TYPES, "alert")
     scope = r.enum(root, "scope", SCOPES, "alert")
-    references = _references(r, r.text(root, "references", "alert"), msg_type)
+    references = _references(r, r.text(root, "references", "alert"))
     if msg_type == "Cancel" and not references:
         raise CapError("invalid", "a Cancel without references: nothing to cancel")
     infos = tuple(_info(r, el, k) for k, el in enumerate(r.all(root, "info")))
