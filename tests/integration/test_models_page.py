@@ -1,7 +1,8 @@
 """The models page in headless Chromium against a real central fed by a real Mosquitto: a registered
 candidate's comparison with the running model on the labelled set (the `models compare --json` object,
-uploaded with the candidate or later), and a rollout button that asks again before rolling out a
-candidate that catches fewer hazards or was never compared."""
+uploaded with the candidate or later), the canary picker (which edges, with their cameras, and which one
+first), and a rollout button that asks again before rolling out a candidate that catches fewer hazards or
+was never compared."""
 
 from __future__ import annotations
 
@@ -126,9 +127,79 @@ def test_the_models_page_shows_the_comparison_and_warns_before_a_worse_rollout(
 
     card.locator("button.rollout").click()
     card.locator("button.rollout-anyway").click()
-    card.locator(".action-msg", has_text="Rollout #1 started: canary e1").wait_for()
+    card.locator(".action-msg", has_text="Rollout #1 started: e1 only.").wait_for()
     (rollout,) = central.get("/api/v1/rollouts", token=ADMIN)["items"]
     assert (rollout["model"]["version"], rollout["canary"], rollout["created_by"]) == ("2.0.0", "e1", "root")
     page.locator(".rollouts tr[data-id='1']").wait_for()
+    assert errors == [], errors
+    page.context.close()
+
+
+def announce(pub: Publisher, edge: str, cameras: list[str]) -> None:
+    """An edge's heartbeat and its cameras' status, as the edge publishes them."""
+    now = time.time()
+    beat = Heartbeat(
+        edge_id=edge, sent_at=now, uptime_s=5, cameras_total=len(cameras), cameras_online=len(cameras), outbox_depth=0
+    )
+    pub.send(Topics(edge_id=edge).heartbeat, beat.model_dump(mode="json"))
+    for i, name in enumerate(cameras):
+        pub.send(f"hazardwatch/v1/{edge}/cameras/c{i}/status", {
+            "schema_version": 1, "kind": "camera_status", "edge_id": edge, "sent_at": now, "camera_id": f"c{i}",
+            "state": "online", "since": now, "camera_name": name}, retain=True)  # fmt: skip
+
+
+def test_the_maintainer_picks_the_canary_edge_and_which_edges_follow(
+    stack: tuple[CentralProcess, Publisher, Any],
+) -> None:
+    """Runs after the test above (module stack): e1 is in its smoke rollout #1, so it cannot be picked."""
+    central, pub, browser = stack
+    announce(pub, "e2", ["Wutong hillside tower", "Yangtai valley mast"])
+    announce(pub, "e3", ["Shenzhen reservoir dam"])
+    deadline = time.monotonic() + 10
+    while len(central.get("/api/v1/cameras")["items"]) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(central.get("/api/v1/edges")["items"]) == 3
+    before = {r["id"] for r in central.get("/api/v1/rollouts", token=ADMIN)["items"]}
+
+    errors: list[str] = []
+    page = signed_in_page(browser, central.url, ADMIN, errors, viewport={"width": 390, "height": 844})
+    page.click(".tab[data-view='models']")
+    card = page.locator(".model-card[data-key='smoke-v2/2.1.0']")
+    picker = card.locator(".canary-picker")
+    picker.wait_for()
+    busy = picker.locator("li[data-edge='e1']")
+    assert busy.locator("input.pick-edge").is_disabled() and "in rollout #1 of this hazard" in busy.inner_text()
+    e2, e3 = picker.locator("li[data-edge='e2']"), picker.locator("li[data-edge='e3']")
+    assert "Wutong hillside tower, Yangtai valley mast" in e2.inner_text()
+    assert "Shenzhen reservoir dam" in e3.inner_text()
+    assert (e2.get_attribute("data-picked"), e3.get_attribute("data-picked")) == ("1", "1")  # every free edge
+    assert e2.get_attribute("data-canary") == "1"  # the first, until the maintainer picks another
+    e3.locator(".pick-canary input").check()
+    assert card.locator("button.rollout").inner_text() == "Roll out: e3 first, then 1 more edge(s)"
+    e2.locator("input.pick-edge").uncheck()
+    assert card.locator("button.rollout").inner_text() == "Roll out: e3 first, then 0 more edge(s)"
+    e3.locator("input.pick-edge").uncheck()  # nothing picked: nothing to roll out
+    assert card.locator("button.rollout").is_disabled()
+    assert e2.get_attribute("data-canary") == e3.get_attribute("data-canary") == "0"
+    e2.locator("input.pick-edge").check()
+    e3.locator(".pick-canary input").check()  # picking the canary puts it back in
+    assert (e2.get_attribute("data-picked"), e3.get_attribute("data-picked"), e3.get_attribute("data-canary")) == (
+        "1",
+        "1",
+        "1",
+    )
+    # the picker fits a phone: nothing wider than the screen
+    width = page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
+    assert width <= 390, width
+    picker.screenshot(path=str(artifact_dir("dashboard") / "dashboard-models-canary-picker.png"))
+
+    card.locator("button.rollout").click()  # 2.1.0 adds a false alarm: asked again
+    card.locator("button.rollout-anyway").click()
+    card.locator(".action-msg", has_text="canary e3, then the other 1 edge(s)").wait_for()
+    (made,) = [r for r in central.get("/api/v1/rollouts", token=ADMIN)["items"] if r["id"] not in before]
+    assert made["canary"] == "e3" and made["model"]["version"] == "2.1.0"
+    assert {e["edge_id"]: e["role"] for e in made["edges"]} == {"e3": "canary", "e2": "wave"}
+    picker.locator("li[data-edge='e3'] .pick-busy").wait_for()  # busy now, for the next smoke version too
+    assert page.locator(".model-card[data-key='smoke-v2/2.2.0'] li[data-edge='e2'] input.pick-edge").is_disabled()
     assert errors == [], errors
     page.context.close()
