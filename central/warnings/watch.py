@@ -144,10 +144,10 @@ def reconcile(tx: Tx, desired: Mapping[WatchKey, Target], now: float) -> list[Co
                 "warnings": [w["id"] for w in want.warnings],
             },
         )
-    return pending_commands(tx, now)
+    return pending_commands(tx)
 
 
-def pending_commands(tx: Tx, now: float) -> list[Command]:
+def pending_commands(tx: Tx) -> list[Command]:
     """Rows whose target differs from what the edge was last told, or whose edge came back since."""
     online_since = {e: since for e, since in tx.execute("SELECT edge_id, since FROM edges WHERE state = 'online'")}
     groups: dict[tuple[str, str, str, float | None, str], list[str]] = {}
