@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hazardwatch.central.config import SEVERITY_ORDER, CentralConfig, ReceiverConfig
 from hazardwatch.central.incidents.geo import haversine_km
@@ -44,6 +45,36 @@ _ROW = (
     "id, version, notified_version, notified_at, state, opened_at, hazard, severity, cameras, suppressed_version, "
     "notify_count, COALESCE(est_lat, lat), COALESCE(est_lon, lon)"
 )
+
+
+class _Row(NamedTuple):
+    """An incident as planning reads it (the columns of `_ROW`, in order)."""
+
+    id: int
+    version: int
+    notified_version: int
+    notified_at: float | None
+    state: str
+    opened_at: float
+    hazard: str
+    severity: str
+    cameras: str  # JSON list of "edge/camera" keys
+    suppressed_version: int
+    notify_count: int
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A notification planned for some receivers; its payload (the incident view) is read per batch."""
+
+    incident_id: int
+    key: str
+    msg_type: str
+    row: _Row
+    camera_keys: list[str]
+    receivers: list[ReceiverConfig]
 
 
 def _due_params(cfg: CentralConfig, now: float) -> list[float]:
@@ -84,7 +115,7 @@ class _Batch:
     suppressed: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
     # Notifications whose payload (the incident's view) is read for the whole batch at once.
-    pending: list[tuple[int, str, str, tuple, list[str], list[ReceiverConfig]]] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
 
     @classmethod
     def read(cls, tx: Tx, cfg: CentralConfig, now: float, incident_ids: list[int]) -> _Batch:
@@ -95,13 +126,13 @@ class _Batch:
         grouped = any(r.group_by for r in cfg.receivers)
         return cls(silences.active(tx, now), states, grouping.pinned(tx, incident_ids) if grouped else {})
 
-    def group_key(self, r: ReceiverConfig, incident_id: int, row: tuple, camera_keys: list[str]) -> str:
+    def group_key(self, r: ReceiverConfig, p: _Pending) -> str:
         """The incident's group for a grouped receiver: the one it was first put in, else from its labels."""
-        if (r.name, incident_id) in self.pinned:
-            return self.pinned[(r.name, incident_id)]
-        group = grouping.group_of(r, row[6], row[7], camera_keys, row[11], row[12])
+        if (r.name, p.incident_id) in self.pinned:
+            return self.pinned[(r.name, p.incident_id)]
+        group = grouping.group_of(r, p.row.hazard, p.row.severity, p.camera_keys, p.row.lat, p.row.lon)
         self.groups[(r.name, group.key)] = group.labels
-        self.pinned[(r.name, incident_id)] = group.key
+        self.pinned[(r.name, p.incident_id)] = group.key
         return group.key
 
     def event(self, incident_id: int, at: float, kind: str, detail: dict) -> None:
@@ -110,17 +141,17 @@ class _Batch:
     def enqueue(self, tx: Tx, now: float, base_url: str, site: str, areas: Sequence[NamedArea]) -> None:
         """Read the pending notifications' incident views in one set of queries, each with its `place`
         (named area, line-of-sight stretch), and queue a delivery (or group item) per receiver."""
-        views = list(incident_views(tx, [p[0] for p in self.pending], base_url, site).values())
+        views = list(incident_views(tx, [p.incident_id for p in self.pending], base_url, site).values())
         places.annotate(tx, views, areas)
         payloads = {v["id"]: json.dumps(v, separators=(",", ":")) for v in views}
-        for incident_id, key, msg_type, row, camera_keys, receivers in self.pending:
-            payload = payloads.get(incident_id, "null")
-            for r in receivers:
+        for p in self.pending:
+            payload = payloads.get(p.incident_id, "null")
+            for r in p.receivers:
                 if r.group_by:
-                    group_key = self.group_key(r, incident_id, row, camera_keys)
-                    self.group_items.append((r.name, group_key, incident_id, key, msg_type, payload, now))
+                    group_key = self.group_key(r, p)
+                    self.group_items.append((r.name, group_key, p.incident_id, p.key, p.msg_type, payload, now))
                 else:
-                    self.deliveries.append((r.name, incident_id, key, msg_type, payload, now, now))
+                    self.deliveries.append((r.name, p.incident_id, p.key, p.msg_type, payload, now, now))
         self.pending.clear()
 
     def write(self, tx: Tx) -> None:
@@ -180,7 +211,7 @@ def plan(
     if row is None:
         return None
     batch = _Batch.read(tx, cfg, now, [incident_id])
-    planned = _plan_row(row, cfg, now, batch)
+    planned = _plan_row(_Row(*row), cfg, now, batch)
     batch.enqueue(tx, now, base_url, cfg.site, areas)
     batch.write(tx)
     return planned
@@ -200,36 +231,22 @@ def plan_due(
     if not rows:
         return [], 0
     batch = _Batch.read(tx, cfg, now, [r[0] for r in rows])
-    out = [p for row in rows if (p := _plan_row(row, cfg, now, batch)) is not None]
+    out = [p for row in rows if (p := _plan_row(_Row(*row), cfg, now, batch)) is not None]
     batch.enqueue(tx, now, base_url, cfg.site, areas)
     batch.write(tx)
     return out, len(rows)
 
 
-def _plan_row(row: tuple, cfg: CentralConfig, now: float, batch: _Batch) -> Planned | None:
-    (
-        incident_id,
-        version,
-        notified_version,
-        notified_at,
-        state,
-        opened_at,
-        hazard,
-        severity,
-        cams,
-        suppressed_v,
-        count,
-        lat,
-        lon,
-    ) = row
-    camera_keys = json.loads(cams)
-    never = notified_version == 0
-    changed = version > notified_version
-    closed = state in ("resolved", "false_alarm")
+def _plan_row(row: _Row, cfg: CentralConfig, now: float, batch: _Batch) -> Planned | None:
+    incident_id, version, notified_at, hazard = row.id, row.version, row.notified_at, row.hazard
+    camera_keys = json.loads(row.cameras)
+    never = row.notified_version == 0
+    changed = version > row.notified_version
+    closed = row.state in ("resolved", "false_alarm")
     if never and closed:
         batch.quiet.append((incident_id,))  # nothing was ever sent, so there is nothing to cancel
         return None
-    if never and now < opened_at + cfg.timers.group_wait_s:
+    if never and now < row.opened_at + cfg.timers.group_wait_s:
         return None
     if not never and changed and notified_at is not None and now < notified_at + cfg.timers.group_interval_s:
         return None
@@ -237,16 +254,16 @@ def _plan_row(row: tuple, cfg: CentralConfig, now: float, batch: _Batch) -> Plan
         return None
     msg_type = "Cancel" if closed else ("Alert" if never else "Update")
     if msg_type != "Cancel":
-        held = _held(batch, cfg, hazard, camera_keys, lat, lon)
+        held = _held(batch, cfg, hazard, camera_keys, row.lat, row.lon)
         if held:
-            if suppressed_v < version:
+            if row.suppressed_version < version:
                 batch.suppressed.append((incident_id,))
                 batch.event(incident_id, now, "suppressed", {**held, "version": version})
             return Planned(incident_id, msg_type, (), suppressed=held["reason"])
-    receivers = route(cfg, hazard, severity, lat, lon)
-    key = f"inc{incident_id}-v{version}" + ("" if changed else f"-repeat{count}")
+    receivers = route(cfg, hazard, row.severity, row.lat, row.lon)
+    key = f"inc{incident_id}-v{version}" + ("" if changed else f"-repeat{row.notify_count}")
     if receivers:
-        batch.pending.append((incident_id, key, msg_type, row, camera_keys, receivers))
+        batch.pending.append(_Pending(incident_id, key, msg_type, row, camera_keys, receivers))
     batch.notified.append((version, now, incident_id))
     # "notified" only when someone was: with no receiver configured or routed, the timeline says so.
     batch.event(
