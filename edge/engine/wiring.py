@@ -47,11 +47,15 @@ class CameraRuntime:
 def load_detectors(cfg: EdgeConfig) -> dict[Hazard, Detector]:
     """Load and verify every configured model; check every enabled hazard has one."""
     detectors: dict[Hazard, Detector] = {}
+    manifests: dict[Hazard, str] = {}
     for ref in cfg.models:
         det = build_detector(ref.manifest, threshold=ref.threshold, threads=ref.threads)
         if det.hazard in detectors:
-            raise EngineSetupError(f"two models for hazard {det.hazard.value}: {ref.manifest} and another")
+            raise EngineSetupError(
+                f"models: {manifests[det.hazard]} and {ref.manifest} both serve hazard {det.hazard.value}; keep one"
+            )
         detectors[det.hazard] = det
+        manifests[det.hazard] = str(ref.manifest)
     for cam in cfg.cameras:
         for hazard, settings in cam.hazards.items():
             if settings.enabled and cam.enabled and hazard not in detectors:

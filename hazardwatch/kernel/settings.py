@@ -51,7 +51,7 @@ class Secret(Strict):
     def _one(self) -> Secret:
         given = [k for k in ("env", "file", "value") if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError("give exactly one of env, file or value")
+            raise ValueError(f"give exactly one of env, file or value (given: {', '.join(given) or 'none'})")
         return self
 
     def reveal(self, what: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from hazardwatch.configfile import ConfigError, load_config
 from hazardwatch.edge.config import EdgeConfig
+from hazardwatch.edge.engine import EngineSetupError, load_detectors
 
 pytestmark = pytest.mark.quick
 
@@ -77,7 +78,7 @@ def test_cross_checks(tmp_path):
 
 def test_password_given_twice_is_an_error(tmp_path):
     text = GOOD.replace("port: 1883}", "port: 1883, password: {value: x, env: PW}}")
-    with pytest.raises(ConfigError, match="give exactly one of env, file or value"):
+    with pytest.raises(ConfigError, match=r"give exactly one of env, file or value \(given: env, value\)"):
         load_config(write(tmp_path, text), EdgeConfig)
 
 
@@ -238,3 +239,19 @@ def test_missing_model_file_names_the_config_line(tmp_path):
     )
     assert edge.returncode == 2
     assert f"{path}:4 models.0.manifest: " in edge.stderr
+
+
+def test_two_models_for_one_hazard_name_both_manifests(tmp_path):
+    shipped = Path(__file__).resolve().parents[2] / "models" / "fallen-tree-scene" / "fallen-tree-scene.json"
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    for copy in (first, second):
+        shutil.copy(shipped, copy)
+    cfg = EdgeConfig.model_validate(
+        {
+            "edge_id": "e1",
+            "cameras": [{"id": "c1", "source": "rtsp://x/y", "hazards": {"fallen_tree": {}}}],
+            "models": [{"manifest": str(first)}, {"manifest": str(second)}],
+        }
+    )
+    with pytest.raises(EngineSetupError, match=f"{first} and {second} both serve hazard fallen_tree"):
+        load_detectors(cfg)
