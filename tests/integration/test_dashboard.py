@@ -300,6 +300,27 @@ def test_detail_acknowledge_in_page_changes_state_in_api(env: Env) -> None:
 
 
 @e2e
+def test_the_confidence_line_names_the_model_whole_on_a_desk_screen(env: Env) -> None:
+    """At 1440x900 the detail says the confidence is not calibrated for the model, named in a chip of its
+    own: the test edges' model is called "m", which as plain words at the line's end read as cut text."""
+    inc = wait_until(lambda: env.incident_for("e2/park", "fire"), 10, "the fire incident")
+    errors: list[str] = []
+    page = signed_in_page(env.browser, env.central.url, OPERATOR, errors, viewport={"width": 1440, "height": 900})
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    line = page.locator("#detail dd.confidence")
+    line.wait_for()
+    assert line.locator(".model-name").all_inner_texts() == ["m"]
+    assert line.inner_text().endswith("not calibrated for m")
+    fits = page.evaluate("""() => { const d = document.querySelector('#detail dd.confidence');
+      const p = document.querySelector('#detail').getBoundingClientRect(), r = d.getBoundingClientRect();
+      const chip = d.querySelector('.model-name').getBoundingClientRect();
+      return d.scrollWidth <= d.clientWidth && r.right <= p.right && chip.right <= r.right && chip.width > 0; }""")
+    assert fits
+    assert errors == [], errors
+    page.context.close()
+
+
+@e2e
 def test_silence_from_incident_list_and_expire(env: Env) -> None:
     inc = env.incident_for("e2/park", "fire")
     page = env.page()

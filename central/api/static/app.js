@@ -537,7 +537,7 @@ function renderDetail() {
     el("dt", {}, t("detail.location")), el("dd", {}, loc),
     el("dt", {}, t("detail.where")), el("dd.where", {}, placeText(v.place)),
     el("dt", {}, t("detail.confidence")), el("dd.confidence", {}, el("strong", {}, confidenceText(v.confidence ?? v.score_max)),
-      el("span.muted", {}, ` · ${confidenceMeaning(v, S.calibrated)}`)),
+      el("span.muted", {}, " · ", confidenceMeaning(v, S.calibrated))),
     el("dt", {}, t("detail.alerts_active")), el("dd", {}, String(v.alerts_active ?? 0)),
   );
   const who = [];

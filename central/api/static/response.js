@@ -103,11 +103,14 @@ export function confidenceText(value) {
   return `${Math.round(Number(value) * 100)}%`;
 }
 
+/** What the confidence means, as nodes: each model not calibrated is named in a chip of its own, so a
+ * short name (a test's "m") reads as a name and not as words cut off at the panel's edge. */
 export function confidenceMeaning(v, calibratedModels) {
   const models = [...new Set((v.evidence || []).map((e) => (e.model || "").split("@")[0]).filter(Boolean))];
   const calibrated = models.length > 0 && models.every((m) => calibratedModels.includes(m));
-  if (calibrated) return t("conf.calibrated");
-  return models.length ? t("conf.uncalibrated", { models: models.join(", ") }) : t("conf.uncalibrated_any");
+  if (calibrated) return [t("conf.calibrated")];
+  if (!models.length) return [t("conf.uncalibrated_any")];
+  return [t("conf.uncalibrated"), ...models.flatMap((m) => [" ", el("span.model.model-name", {}, m)])];
 }
 
 /** Raw model scores for experts: per camera the vote score, per snapshot the per-frame box scores. */
