@@ -306,3 +306,7 @@ class EvidenceStore:
 
     def note_attempt(self, ident: str) -> None:
         self.index.note_attempt(ident)
+
+    def forget(self, ident: str) -> None:
+        """Drop an entry whose file is gone: nothing can send it, and it would hold back the rest."""
+        self.index.delete(ident)

@@ -1,7 +1,9 @@
 """Resumable push of saved evidence to central: HEAD for central's offset, then PUT chunks.
 
 An edge behind NAT cannot be fetched from, so it pushes; a cut connection resumes where it stopped,
-and failures back off to 60 s on the uploader's own thread.
+and failures back off to 60 s on the uploader's own thread. A file central refuses for itself (a 4xx)
+waits for the next round without holding back the files after it; a file gone from disk is dropped
+from the index, since nothing can send it any more.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ if TYPE_CHECKING:
     from hazardwatch.edge.evidence.store import EvidenceStore
 
 log = logging.getLogger(__name__)
+
+NOT_ABOUT_THE_FILE = (401, 403, 408, 409, 429)  # a token, a timeout or a busy central: back off
+
+
+class FileRefused(OSError):
+    """Central refused this one file (a 4xx not in NOT_ABOUT_THE_FILE): the next files go on."""
 
 
 class EvidenceUploader:
@@ -55,6 +63,20 @@ class EvidenceUploader:
                 try:
                     self.upload(item)
                     delay = 1.0
+                except FileNotFoundError as exc:
+                    if not self.store.dir.is_dir():  # the whole folder is away (an unmounted card): wait
+                        ok = False
+                        log.warning(
+                            "evidence folder %s is missing (%s); retrying in %.0f s", self.store.dir, exc, delay
+                        )
+                        break
+                    log.error(
+                        "evidence %s: its file %s is missing; dropped from the upload queue", item["id"], item["path"]
+                    )
+                    self.store.forget(item["id"])
+                except FileRefused as exc:
+                    self.store.note_attempt(item["id"])
+                    log.warning("evidence %s refused by central (%s); tried again next round", item["id"], exc)
                 except Exception as exc:
                     ok = False
                     self.store.note_attempt(item["id"])
@@ -74,7 +96,7 @@ class EvidenceUploader:
         if status == 200:
             offset = int({k.lower(): v for k, v in headers.items()}.get("upload-offset", "0"))
         elif status != 404:
-            raise OSError(f"HEAD answered {status}")
+            raise self._failure("HEAD", status, b"")
         keys = ("alert_id", "camera_id", "hazard", "state", "kind", "content_type", "sha256", "captured_at")
         meta = {k: item[k] for k in keys}
         meta["meta"] = json.loads(item["meta"])
@@ -97,14 +119,19 @@ class EvidenceUploader:
                 _, headers, _ = self.client.request("HEAD", path)
                 central_at = int({k.lower(): v for k, v in headers.items()}.get("upload-offset", "0"))
                 if central_at == offset:  # asking again changes nothing (another file's size): back off
-                    raise OSError(f"PUT answered 409 at central's own offset {offset}: {raw[:200]!r}")
+                    raise FileRefused(f"PUT answered 409 at central's own offset {offset}: {raw[:200]!r}")
                 offset = central_at
                 continue
             if status not in (200, 201):
-                raise OSError(f"PUT answered {status}: {raw[:200]!r}")
+                raise self._failure("PUT", status, raw)
             doc = json.loads(raw)
             offset = int(doc["received"])
             if doc.get("complete"):
                 break
         self.store.mark_uploaded(item["id"])
         self.uploaded += 1
+
+    @staticmethod
+    def _failure(method: str, status: int, raw: bytes) -> OSError:
+        text = f"{method} answered {status}: {raw[:200]!r}"
+        return FileRefused(text) if 400 <= status < 500 and status not in NOT_ABOUT_THE_FILE else OSError(text)

@@ -281,3 +281,57 @@ def test_evidence_that_cannot_be_written_is_logged_with_the_alert_and_the_reason
     assert any("snapshot" in m and "alert0123456789abcdef" in m and "No such file" in m for m in errors), errors
     assert any("clip" in m and "alert0123456789abcdef" in m for m in errors), errors
     assert list(moved.glob("*.tmp")) == []
+
+
+class _PickyCentral(_FakeCentral):
+    """Refuses one file for good (400, as central answers a meta it cannot accept)."""
+
+    refuse: frozenset[str] = frozenset()
+
+    def do_PUT(self) -> None:
+        if self._ident()[1] in self.refuse:
+            self.send_response(400)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_PUT()
+
+
+def test_a_file_central_refuses_or_that_is_gone_does_not_hold_back_the_others(tmp_path, caplog):
+    """Unsent evidence is never deleted, so one file stuck at the head of the queue for good would keep
+    every later one from central and, once the budget is full, keep new evidence from being saved."""
+    db = Database(f"sqlite:///{tmp_path / 'central.db'}")
+    db.migrate()
+    _PickyCentral.db = db
+    _PickyCentral.cut_done = True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PickyCentral)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = EvidenceStore(config(tmp_path, frames_after=0))
+    store.codec = None
+    for k in range(3):
+        store.on_alert(event("new", frame(k, (120, 160)), at=100.0 + k), "cam", "e1")
+    gone, refused, fine = wait_items(store, 3)
+    (store.dir / gone["path"]).unlink()  # someone cleaned the card by hand
+    _PickyCentral.refuse = frozenset({refused["id"]})
+    central = config(tmp_path).central
+    assert central is not None
+    uploader = EvidenceUploader(
+        CentralClient(central.model_copy(update={"url": f"http://127.0.0.1:{server.server_port}"})), "e1", 1 << 20
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="hazardwatch.edge.evidence.uploader"):
+            uploader.attach(store)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                unsent = {i["id"] for i in store.items(unsent_only=True)}
+                if fine["id"] not in unsent and gone["id"] not in {i["id"] for i in store.items()}:
+                    break
+                time.sleep(0.05)
+        assert {i["id"] for i in store.items(unsent_only=True)} == {refused["id"]}  # kept, tried again later
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(gone["id"] in m and "missing" in m for m in messages), messages
+        assert any(refused["id"] in m and "400" in m for m in messages), messages
+    finally:
+        store.close()
+        server.shutdown()
+        db.close()
