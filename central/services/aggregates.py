@@ -1,7 +1,7 @@
 """An incident's aggregates (cameras, activity, score, location, severity) recomputed from its alerts.
 
 Ingest refreshes every incident a batch touched once, at the end of the batch, from a handful of
-queries for the whole batch instead of six per alert. The incidents are locked in id order
+queries and one UPDATE for the whole batch instead of six statements per alert. The incidents are locked in id order
 (`FOR UPDATE` on PostgreSQL) before their alerts are read, so two instances refreshing one incident
 take turns and the second reads what the first committed; the fixed order keeps them from deadlocking.
 """
@@ -18,6 +18,20 @@ from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
 MEMBER_COLUMNS = "edge_id, camera_id, active, boxes, score, last_at, lat, lon, bearing_deg, fov_deg"
+
+# One statement for every incident of the batch; the casts type a VALUES column that is all NULL.
+UPDATE_AGGREGATES = (
+    "WITH v(severity, camera_count, cameras, active_alerts, score_max, last_alert_at, lat, lon, est_lat, est_lon, "
+    "updated_at, version, severity_reasons, confidence, procedure, id) AS (VALUES {rows}) "
+    "UPDATE incidents SET severity = v.severity, camera_count = CAST(v.camera_count AS INTEGER), "
+    "cameras = v.cameras, active_alerts = CAST(v.active_alerts AS INTEGER), "
+    "score_max = CAST(v.score_max AS DOUBLE PRECISION), last_alert_at = CAST(v.last_alert_at AS DOUBLE PRECISION), "
+    "lat = CAST(v.lat AS DOUBLE PRECISION), lon = CAST(v.lon AS DOUBLE PRECISION), "
+    "est_lat = CAST(v.est_lat AS DOUBLE PRECISION), est_lon = CAST(v.est_lon AS DOUBLE PRECISION), "
+    "updated_at = CAST(v.updated_at AS DOUBLE PRECISION), version = CAST(v.version AS INTEGER), "
+    "severity_reasons = v.severity_reasons, confidence = CAST(v.confidence AS DOUBLE PRECISION), "
+    "procedure = v.procedure FROM v WHERE incidents.id = CAST(v.id AS BIGINT)"
+)
 
 
 def refresh(tx: Tx, incident_id: int, cfg: CentralConfig, now: float, already_bumped: bool = False) -> None:
@@ -70,12 +84,7 @@ def refresh_many(tx: Tx, incidents: Mapping[int, bool], cfg: CentralConfig, now:
                 incidents[incident_id],
             )
         )
-    tx.executemany(
-        "UPDATE incidents SET severity = ?, camera_count = ?, cameras = ?, active_alerts = ?, score_max = ?, "
-        "last_alert_at = ?, lat = ?, lon = ?, est_lat = ?, est_lon = ?, updated_at = ?, version = ?, "
-        "severity_reasons = ?, confidence = ?, procedure = ? WHERE id = ?",
-        updates,
-    )
+    tx.write_rows(UPDATE_AGGREGATES, updates)
 
 
 def _aggregate(

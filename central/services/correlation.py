@@ -1,10 +1,12 @@
 """Alerts into incidents on the store: correlation, recurrence after a close, false-alarm suppressions.
 
 The rules are `incidents/correlate.py`; this module reads what they need and writes the outcome. Ingest
-stores a whole batch of MQTT messages in one transaction: what correlation reads back within the batch
-(incidents, incident_alerts) is written at once, while what it never reads (alert history, evidence,
-timeline, camera facts) and the incidents' aggregates go out once at the end of the batch (`AlertBatch`),
-a few statements for the batch instead of about a dozen per alert.
+stores a whole batch of MQTT messages in one transaction. What correlation never reads (alert history,
+evidence, timeline, camera facts) and the incidents' aggregates go out at the end of the batch
+(`AlertBatch`), one multi-row statement each. What it reads back within the batch waits only until the
+next read: new incidents are inserted at once, and the alerts' memberships (incident_alerts) gather
+until correlation next reads the store, then go out as one upsert. A batch of updates is a handful of
+statements, whatever its size, instead of about five per alert.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.correlate import SYSTEM, Choice, Member, Region
 from hazardwatch.central.services.aggregates import refresh_many
-from hazardwatch.central.services.placement import for_attached, for_unattached
+from hazardwatch.central.services.placement import for_attached, for_unattached, stays
 from hazardwatch.central.services.sqlin import matching_pairs
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import Alert
@@ -52,10 +54,28 @@ def _closed(state: str | None, resolved_by: str | None, resolved_at: float | Non
     return None
 
 
+# One alert's membership. An update moves the alert to its incident with its latest look; an end only
+# marks it inactive where it is (`active` = 0 tells the two apart). Either applies only over an older seq.
+UPSERT_MEMBERS = (
+    "INSERT INTO incident_alerts(incident_id, edge_id, alert_id, camera_id, active, boxes, score, last_at, "
+    "lat, lon, bearing_deg, fov_deg, last_seq, confidence) VALUES {rows} "
+    "ON CONFLICT (edge_id, alert_id) DO UPDATE SET "
+    "incident_id = CASE WHEN excluded.active = 1 THEN excluded.incident_id ELSE incident_alerts.incident_id END, "
+    "active = excluded.active, "
+    "boxes = CASE WHEN excluded.active = 1 THEN excluded.boxes ELSE incident_alerts.boxes END, "
+    "score = CASE WHEN excluded.active = 1 THEN excluded.score ELSE incident_alerts.score END, "
+    "last_at = excluded.last_at, last_seq = excluded.last_seq, "
+    "confidence = CASE WHEN excluded.active = 1 THEN excluded.confidence ELSE incident_alerts.confidence END "
+    "WHERE incident_alerts.last_seq IS NULL OR incident_alerts.last_seq < excluded.last_seq"
+)
+
+
 @dataclass
 class AlertBatch:
-    """The writes of one batch that correlation never reads back, sent together by `flush`."""
+    """The writes of one batch: those correlation never reads back, sent together by `flush`, and the
+    memberships, sent by `write_members` before correlation reads the store again."""
 
+    members: dict[tuple[str, str], tuple] = field(default_factory=dict)  # (edge, alert_id) -> upsert row
     evidence: list[tuple] = field(default_factory=list)
     alert_events: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
@@ -108,28 +128,38 @@ class AlertBatch:
     def touch(self, incident_id: int, already_bumped: bool = False) -> None:
         self.touched[incident_id] = self.touched.get(incident_id, False) or already_bumped
 
+    def member(self, tx: Tx, row: tuple) -> None:
+        """Queue an alert's membership upsert (one statement cannot upsert one row twice: a second event
+        of the same alert sends the first one's out)."""
+        key = (row[1], row[2])
+        if key in self.members:
+            self.write_members(tx)
+        self.members[key] = row
+
+    def write_members(self, tx: Tx) -> None:
+        """Send the queued memberships (before anything reads incident_alerts)."""
+        tx.write_rows(UPSERT_MEMBERS, list(self.members.values()))
+        self.members = {}
+
     def flush(self, tx: Tx, cfg: CentralConfig, now: float) -> None:
         """Write what was deferred, then refresh every touched incident once (in id order)."""
-        tx.executemany(
-            "INSERT INTO evidence(id, incident_id, content_type, data, created_at) VALUES (?, ?, 'image/jpeg', ?, ?)",
-            self.evidence,
+        self.write_members(tx)
+        tx.write_rows(
+            "INSERT INTO evidence(id, incident_id, content_type, data, created_at) VALUES {rows}", self.evidence
         )
-        tx.executemany(
+        tx.write_rows(
             "INSERT INTO alert_events(edge_id, seq, alert_id, state, camera_id, hazard, score, boxes, zone, "
-            "first_frame_at, last_frame_at, model, received_at, incident_id, evidence_id, confidence) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "first_frame_at, last_frame_at, model, received_at, incident_id, evidence_id, confidence) VALUES {rows}",
             self.alert_events,
         )
-        tx.executemany(
+        tx.write_rows(
             "INSERT INTO cameras(edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (edge_id, camera_id) DO UPDATE SET name = excluded.name, "
+            "VALUES {rows} ON CONFLICT (edge_id, camera_id) DO UPDATE SET name = excluded.name, "
             "lat = excluded.lat, lon = excluded.lon, bearing_deg = excluded.bearing_deg, "
             "fov_deg = excluded.fov_deg, updated_at = excluded.updated_at",
             [self.cameras[k] for k in sorted(self.cameras)],
         )
-        tx.executemany(
-            "INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)", self.events
-        )
+        tx.write_rows("INSERT INTO incident_events(incident_id, at, kind, actor, detail) VALUES {rows}", self.events)
         refresh_many(tx, self.touched, cfg, now)
         self.evidence, self.alert_events, self.events = [], [], []
         self.cameras, self.touched, self.seen = {}, {}, {}
@@ -158,6 +188,7 @@ def _known(tx: Tx, alert: Alert, batch: AlertBatch) -> _Known:
     if (alert.edge_id, alert.alert_id) in batch.covered and event in batch.covered_events:
         k = batch.known.get((alert.edge_id, alert.alert_id)) or _Known(None, None, None, None)
         return _Known(batch.stored.get(event) or batch.seen.get(event), k.own, k.last_seq, k.closed)
+    batch.write_members(tx)
     row = tx.one(
         "SELECT (SELECT alert_id FROM alert_events WHERE edge_id = ? AND seq = ?), ia.incident_id, ia.last_seq, "
         "i.state, i.resolved_by, i.resolved_at FROM (SELECT 1 AS one) o "
@@ -207,12 +238,14 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: Ale
     # An alert already in an incident stays there (rule 1) unless an operator closed that incident and the
     # hazard is still seen (recurrence, docs/central.md); false-alarm suppressions keep matching looks quiet.
     why: dict
-    if stale:
+    if stale or (own is not None and stays(alert, known.closed)):
         choice, why = Choice("attach", own), {}
-    elif own is not None:
-        choice, why = for_attached(tx, alert, me, own, known.closed, cfg, now, batch.event)
     else:
-        choice, why = for_unattached(tx, alert, me, cfg, now, batch.event)
+        batch.write_members(tx)  # placement reads incident_alerts
+        if own is not None:
+            choice, why = for_attached(tx, alert, me, own, known.closed, cfg, now, batch.event)
+        else:
+            choice, why = for_unattached(tx, alert, me, cfg, now, batch.event)
     created = reopened = False
     if choice.action == "new":
         incident_id = tx.scalar(
@@ -260,34 +293,17 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: Ale
 
 
 def _store_alert(tx: Tx, alert: Alert, incident_id: int, cfg: CentralConfig, now: float, batch: AlertBatch) -> float:
-    """The alert's membership now (correlation reads it back); its history, evidence and camera later."""
-    ended = alert.state.value == "end"
+    """The alert's membership before correlation next reads; its history, evidence and camera at the end."""
     boxes = json.dumps([b.model_dump() for b in alert.boxes])
-    if ended:
-        tx.write(
-            "UPDATE incident_alerts SET active = 0, last_at = ?, last_seq = ? WHERE edge_id = ? AND alert_id = ? "
-            "AND (last_seq IS NULL OR last_seq < ?)",
-            (alert.last_frame_at, alert.seq, alert.edge_id, alert.alert_id, alert.seq),
-        )
     confidence, _calibrated = cfg.confidence.calibrate(alert.model_name, alert.score)
-    tx.write(
-        "INSERT INTO incident_alerts(incident_id, edge_id, alert_id, camera_id, active, boxes, score, last_at, "
-        "lat, lon, bearing_deg, fov_deg, last_seq, confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (edge_id, alert_id) DO "
-        + (
-            "NOTHING"
-            if ended
-            else "UPDATE SET incident_id = excluded.incident_id, active = 1, boxes = excluded.boxes, "
-            "score = excluded.score, last_at = excluded.last_at, last_seq = excluded.last_seq, "
-            "confidence = excluded.confidence "
-            "WHERE incident_alerts.last_seq IS NULL OR incident_alerts.last_seq < excluded.last_seq"
-        ),
+    batch.member(
+        tx,
         (
             incident_id,
             alert.edge_id,
             alert.alert_id,
             alert.camera_id,
-            0 if ended else 1,
+            0 if alert.state.value == "end" else 1,
             boxes,
             alert.score,
             alert.last_frame_at,
@@ -303,7 +319,7 @@ def _store_alert(tx: Tx, alert: Alert, incident_id: int, cfg: CentralConfig, now
     image = _jpeg_or_none(alert) if alert.snapshot_jpeg_b64 else None
     if image is not None:
         evidence_id = secrets.token_urlsafe(24)
-        batch.evidence.append((evidence_id, incident_id, image, now))
+        batch.evidence.append((evidence_id, incident_id, "image/jpeg", image, now))
     batch.alert_events.append(
         (
             alert.edge_id,

@@ -101,6 +101,12 @@ def _recurrence_target(tx: Tx, alert: Alert, me: Member, closed_id: int, cfg: Ce
     return Choice("new", previous_id=closed_id)
 
 
+def stays(alert: Alert, closed: tuple[str, float] | None) -> bool:
+    """An alert already in an incident stays there without reading the store, unless an operator closed
+    that incident (`closed`: state, resolved_at) and this is a sighting after the close."""
+    return closed is None or alert.state.value == "end" or alert.last_frame_at <= closed[1]
+
+
 def for_attached(
     tx: Tx,
     alert: Alert,
@@ -113,7 +119,7 @@ def for_attached(
 ) -> tuple[Choice, dict]:
     """Where an alert already in incident `own` goes; `closed` is (state, resolved_at) when an operator
     closed `own`."""
-    if closed is None or alert.state.value == "end" or alert.last_frame_at <= closed[1]:
+    if closed is None or stays(alert, closed):
         return Choice("attach", own), {}
     verdict, _sup_incident, sup_id = _suppression_verdict(tx, alert, me, cfg, now, event)
     if verdict == "quiet":

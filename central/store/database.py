@@ -9,6 +9,7 @@ constraints and transaction-scoped advisory locks (`Tx.lock`); SQLite serialises
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -28,6 +29,9 @@ _TYPES = {
     "postgres": {"{id}": "BIGSERIAL PRIMARY KEY", "{blob}": "BYTEA"},
 }
 MIGRATION_LOCK = 815_247_001
+# Parameters one statement may carry: PostgreSQL's protocol counts them in 16 bits; SQLite's default
+# SQLITE_MAX_VARIABLE_NUMBER since 3.32.
+MAX_PARAMS = {"sqlite": 32_766, "postgres": 65_535}
 
 
 class StoreError(Exception):
@@ -41,10 +45,11 @@ def safe_url(url: str) -> str:
 class Tx:
     """One transaction. `execute` returns all rows as tuples (empty for statements without rows)."""
 
-    def __init__(self, cursor: Any, dialect: Dialect, pipeline_conn: Any = None) -> None:
+    def __init__(self, cursor: Any, dialect: Dialect, pipeline_conn: Any = None, raw_cursor: Any = None) -> None:
         self._cur = cursor
         self.dialect = dialect
         self._pipeline_conn = pipeline_conn
+        self._raw = raw_cursor  # PostgreSQL: takes `$n` placeholders as they are (`write_rows`)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         if self.dialect == "postgres":
@@ -78,6 +83,26 @@ class Tx:
             sql = sql.replace("%", "%%").replace("?", "%s")
         self._cur.executemany(sql, [tuple(r) for r in rows])
 
+    def write_rows(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows, whose result nobody reads: `sql` holds `{rows}` where the rows'
+        VALUES list goes. The server parses, plans and runs one statement (per chunk of as many rows as
+        the parameter limit allows) instead of one per row, and the client dumps the parameters of all
+        rows in one call; in a pipelined transaction it goes out without waiting. Every row has the width
+        of the first. PostgreSQL types a VALUES column by its values (text where all are NULL), so SQL
+        that reads them other than as an INSERT's values casts them."""
+        if not rows:
+            return
+        width = len(rows[0])
+        per = MAX_PARAMS[self.dialect] // width
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            params = [value for row in chunk for value in row]
+            if self.dialect == "postgres":
+                # A raw cursor: psycopg parses `%s` placeholders in Python, slowly for thousands of them.
+                self._raw.execute(sql.replace("{rows}", _values_list(len(chunk), width, True)), params)
+            else:
+                self._cur.execute(sql.replace("{rows}", _values_list(len(chunk), width, False)), params)
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         rows = self.execute(sql, params)
         return rows[0] if rows else None
@@ -106,6 +131,17 @@ class Tx:
         return " FOR UPDATE" if self.dialect == "postgres" else ""
 
 
+@functools.lru_cache(maxsize=64)
+def _values_list(count: int, width: int, numbered: bool) -> str:
+    """`(?, ?), (?, ?)` for 2 rows of 2, or `($1, $2), ($3, $4)` numbered (batches repeat their sizes)."""
+    if not numbered:
+        row = f"({', '.join('?' * width)})"
+        return ", ".join([row] * count)
+    return ", ".join(
+        f"({', '.join(f'${base + k}' for k in range(1, width + 1))})" for base in range(0, count * width, width)
+    )
+
+
 def lock_number(key: str) -> int:
     """A stable signed 64-bit advisory lock number for a key (the same in every instance)."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
@@ -118,6 +154,7 @@ class Database:
         self._sqlite: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._pool: Any = None
+        self._raw_cursor: Any = None
         try:
             if url.startswith("sqlite:///"):
                 self.dialect = "sqlite"
@@ -130,9 +167,11 @@ class Database:
                 conn.execute("PRAGMA foreign_keys=ON")
                 self._sqlite = conn
             elif url.startswith(("postgresql://", "postgres://")):
+                from psycopg import RawCursor
                 from psycopg_pool import ConnectionPool
 
                 self.dialect = "postgres"
+                self._raw_cursor = RawCursor
                 self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, timeout=30)
                 self._pool.wait(timeout=30)
             else:
@@ -171,7 +210,8 @@ class Database:
             if pipeline:
                 stack.enter_context(conn.pipeline())
             stack.enter_context(conn.transaction())
-            yield Tx(stack.enter_context(conn.cursor()), "postgres", conn if pipeline else None)
+            cursor, raw = stack.enter_context(conn.cursor()), stack.enter_context(self._raw_cursor(conn))
+            yield Tx(cursor, "postgres", conn if pipeline else None, raw)
 
     # -- migrations -------------------------------------------------------------------------------
     def migrate(self) -> int:

@@ -10,7 +10,7 @@ import pytest
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
-from hazardwatch.central.store import Database
+from hazardwatch.central.store import Database, Tx
 from hazardwatch.contract import Alert
 from hazardwatch.harness.central_proc import alert_payload
 
@@ -72,3 +72,42 @@ def test_a_batch_gives_what_one_by_one_gives(database_url, batch_size):
     assert north == east != far  # the neighbour joined north's incident, whatever the batching
     assert state["incidents"][0][:2] == (2, 1)  # two cameras, one alert still active
     assert [k for _i, k in state["timeline"]].count("alert") == 5
+
+
+def _updates(cameras: int, seq: int) -> list[tuple[Incoming, Alert]]:
+    """One event of each of `cameras` cameras a degree apart (each its own incident)."""
+    state = "new" if seq == 0 else "update"
+    docs = [
+        alert_payload(seq, edge=f"n{cameras}-{k}", cam="c", alert_id=f"alert-n{cameras}-{k:04d}", state=state,
+                      lat=-60.0 + k, lon=float(cameras), score=0.5 + 0.01 * seq)
+        for k in range(cameras)
+    ]  # fmt: skip
+    return [_msg(doc, seq * cameras + k) for k, doc in enumerate(docs)]
+
+
+def test_a_batch_of_updates_costs_the_same_statements_whatever_its_size(database_url, monkeypatch):
+    """Alerts already in their incidents: memberships, history, timeline and aggregates go out as one
+    statement each for the batch, so 5 updates and 60 take the same number of statements."""
+    sent: list[str] = []
+    for name in ("execute", "write", "write_rows", "executemany", "lock_all"):
+        real = getattr(Tx, name)
+        monkeypatch.setattr(Tx, name, lambda self, *a, _real=real, _name=name: sent.append(_name) or _real(self, *a))
+    db = Database(database_url)
+    db.migrate()
+    try:
+        cfg = CentralConfig(broker=BrokerConfig(), database={"url": database_url})
+        ingest = MqttIngest(cfg, db, CentralMetrics(), lambda n: None)
+        counts = []
+        for size in (5, 60):
+            assert ingest.store(_updates(size, 0)) == size
+            sent.clear()
+            assert ingest.store(_updates(size, 1)) == size
+            counts.append(len(sent))
+        with db.tx() as tx:
+            members = tx.execute("SELECT COUNT(*), MIN(last_seq), SUM(active) FROM incident_alerts")
+            versions = tx.execute("SELECT COUNT(*), MIN(camera_count), MAX(score_max) FROM incidents")
+    finally:
+        db.close()
+    assert counts[0] == counts[1] <= 13, counts
+    assert members == [(65, 1, 65)]
+    assert versions == [(65, 1, 0.51)]
