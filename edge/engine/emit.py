@@ -2,7 +2,8 @@
 
 Alerts, camera status and model status go through the persistent outbox so central hears them
 after an outage; the heartbeat is published at once (qos 0), since a stale one means nothing. A
-full or broken disk is reported through `storage_error`, which the health endpoint shows.
+full or broken disk is reported through `storage_error`, which the health endpoint shows until the
+next message is stored.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class Emitter:
             self.storage_error = str(exc)
             self.metrics.outbox_errors.labels("status").inc()
             return
+        self.storage_error = None
         self._wake()
 
     def model_status(self, status: ModelStatus) -> None:
@@ -147,8 +149,11 @@ class Emitter:
         try:
             self.outbox.put_status(self.topics.model_status(status.hazard.value), status.model_dump_json().encode())
         except OutboxError as exc:
-            log.error("model status could not be stored: %s", exc)
+            self.storage_error = str(exc)
+            self.metrics.outbox_errors.labels("model").inc()
+            log.error("model status for %s could not be stored: %s", status.hazard.value, exc)
             return
+        self.storage_error = None
         self._wake()
 
     def heartbeat(self, beat: Heartbeat) -> None:
