@@ -7,6 +7,7 @@ the event loop. One bearer token (the edge's own) authenticates every call.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import ssl
 import urllib.error
 import urllib.request
@@ -31,6 +32,8 @@ class CentralClient:
     def request(
         self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of one call; an HTTP error status is returned, a network failure raises
+        URLError (an OSError)."""
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self._token}")
         for k, v in (headers or {}).items():
@@ -42,13 +45,15 @@ class CentralClient:
             return err.code, dict(err.headers or {}), err.read()
 
     def download(self, path: str, dest: Path, max_bytes: int) -> str:
-        """Stream a file to `dest`; return its sha256. Refuses bodies over `max_bytes`."""
+        """Stream a file to `dest`; return its sha256. Refuses bodies over `max_bytes` and bodies shorter
+        than their Content-Length (a connection closed early reads as a short body, not as an error)."""
         req = urllib.request.Request(self.base + path)
         req.add_header("Authorization", f"Bearer {self._token}")
         h = hashlib.sha256()
         total = 0
         try:
             with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp, dest.open("wb") as f:
+                announced = resp.headers.get("Content-Length")
                 while chunk := resp.read(1 << 20):
                     total += len(chunk)
                     if total > max_bytes:
@@ -57,6 +62,8 @@ class CentralClient:
                     f.write(chunk)
         except urllib.error.HTTPError as err:
             raise CentralError(f"{path}: central answered {err.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise CentralError(f"{path}: download failed: {exc}") from None
+        if announced is not None and announced.isdigit() and total != int(announced):
+            raise CentralError(f"{path}: download failed: cut short at {total} of {announced} bytes")
         return h.hexdigest()
