@@ -44,6 +44,14 @@ class FetchError(Exception):
 
 
 @dataclass(frozen=True)
+class EntryRetry:
+    """An index entry that failed: how often in a row, and when (monotonic clock) it is tried again."""
+
+    failures: int
+    next_try: float
+
+
+@dataclass(frozen=True)
 class IndexEntry:
     key: str
     url: str | None
@@ -105,7 +113,7 @@ class FeedPoller:
         self._etag: str | None = None
         self._modified: str | None = None
         self._seen: dict[str, None] = {}  # index entries handled for good
-        self._retry: dict[str, tuple[int, float]] = {}  # entry -> (failures, monotonic time of next try)
+        self._retry: dict[str, EntryRetry] = {}  # entries that failed, by key
         self._entries: list[IndexEntry] = []
         allowed = {urlsplit(cfg.url).hostname or ""} | {h.lower() for h in cfg.link_hosts}
         self._hosts = {h.lower() for h in allowed if h}
@@ -205,7 +213,11 @@ class FeedPoller:
             self._count(self.cfg.name, "ok")
         # New entries, and failed ones whose own backoff is over (also when the index is unchanged).
         now = time.monotonic()
-        todo = [e for e in self._entries if e.key not in self._seen and self._retry.get(e.key, (0, 0.0))[1] <= now]
+        todo = [
+            e
+            for e in self._entries
+            if e.key not in self._seen and (e.key not in self._retry or self._retry[e.key].next_try <= now)
+        ]
         gate = asyncio.Semaphore(ENTRY_CONCURRENCY)
 
         async def one(entry: IndexEntry) -> None:
@@ -215,9 +227,9 @@ class FeedPoller:
                 self._seen[entry.key] = None
                 self._retry.pop(entry.key, None)
             else:
-                n = self._retry.get(entry.key, (0, 0.0))[0] + 1
+                n = self._retry[entry.key].failures + 1 if entry.key in self._retry else 1
                 wait = min(self.cfg.poll_s * 2 ** min(n, 20), self.cfg.max_backoff_s) * random.uniform(0.8, 1.2)
-                self._retry[entry.key] = (n, time.monotonic() + wait)
+                self._retry[entry.key] = EntryRetry(n, time.monotonic() + wait)
 
         await asyncio.gather(*(one(e) for e in todo))
 
