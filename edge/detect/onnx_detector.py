@@ -158,17 +158,23 @@ class OnnxDetector:
     def _run(
         self, frames: Sequence[np.ndarray], references: Sequence[np.ndarray | None]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The main output and, for a reference model, [embedding, adapted] for the batch."""
+        """The main output and, for a reference model, [embedding, adapted] for the batch.
+
+        A graph with a fixed batch size (manifest `input.batch`) runs in chunks of that size, the last one
+        padded with blank frames whose outputs are dropped."""
         x = self.preprocess(frames)
         fixed = self.manifest.input.batch
         if fixed is None or fixed == len(frames):
             outs = self._session.run(self._output_names, self._feeds(x, references))
         else:
-            parts = [
-                self._session.run(self._output_names, self._feeds(x[k : k + 1], references[k : k + 1]))
-                for k in range(len(x))
-            ]
-            outs = [np.concatenate([p[j] for p in parts]) for j in range(len(self._output_names))]
+            parts = []
+            for k in range(0, len(x), fixed):
+                chunk, refs = x[k : k + fixed], list(references[k : k + fixed])
+                if (pad := fixed - len(chunk)) > 0:
+                    chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+                    refs += [None] * pad
+                parts.append(self._session.run(self._output_names, self._feeds(chunk, refs)))
+            outs = [np.concatenate([p[j] for p in parts])[: len(x)] for j in range(len(self._output_names))]
         return outs[0], outs[1:]
 
     def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:

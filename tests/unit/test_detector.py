@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
-from hazardwatch.harness.toy_models import paint_patch, red_patch_manifest, write_model
+from hazardwatch.harness.toy_models import paint_patch, red_patch_graph, red_patch_manifest, write_model
 from hazardwatch.manifest import ManifestError
 
 pytestmark = pytest.mark.quick
@@ -69,6 +69,26 @@ def test_batch_equals_single(tmp_path):
     single = [det.detect([f])[0] for f in frames]
     assert [r.score for r in batched] == pytest.approx([r.score for r in single], abs=1e-5)
     assert [len(r.detections) for r in batched] == [1, 1, 1, 1]
+
+
+def test_a_fixed_batch_model_runs_any_number_of_looks(tmp_path):
+    """A graph exported with batch 4 (manifest `input.batch: 4`) gets chunks of 4, the last padded."""
+    graph = red_patch_graph()
+    for value in (*graph.graph.input, *graph.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 4
+    manifest = write_model(graph, tmp_path)
+    doc = json.loads(manifest.read_text())
+    doc["input"]["batch"] = 4
+    manifest.write_text(json.dumps(doc))
+    det = OnnxDetector(manifest)
+    reference = OnnxDetector(red_patch_manifest(tmp_path / "dynamic"))
+    rng = np.random.default_rng(1)
+    frames = [
+        paint_patch(rng.integers(0, 255, (240, 320, 3), np.uint8), (0.1 * k, 0.2, 0.1 * k + 0.2, 0.5)) for k in range(6)
+    ]
+    for n in (1, 3, 4, 6):
+        got = det.detect(frames[:n])
+        assert [r.score for r in got] == pytest.approx([r.score for r in reference.detect(frames[:n])], abs=1e-5)
 
 
 def _yolo_graph(rows: np.ndarray) -> onnx.ModelProto:
