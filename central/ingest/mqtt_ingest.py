@@ -17,6 +17,7 @@ end in the same row.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -53,6 +54,14 @@ BATCH_WAIT_S = 0.02
 # A deadlock or serialisation failure says nothing about the messages: PostgreSQL chose this transaction
 # to give way to another instance's, so the same batch is simply run again.
 TRANSIENT_SQLSTATES = ("40P01", "40001")
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def place_locks(
+    hazard: str, edge_id: str, camera_id: str, lat: float | None, lon: float | None, distance_km: float
+) -> tuple[str, ...]:
+    """An alert's correlation lock keys (`incidents/places.py`): a camera sends the same ones each time."""
+    return tuple(lock_keys(hazard, edge_id, camera_id, lat, lon, distance_km))
 
 
 class MqttIngest:
@@ -283,7 +292,7 @@ class MqttIngest:
         counts: Tally[tuple[str, str]] = Tally()  # counted once committed, so a retried batch counts once
         with self.db.tx(pipeline=True) as tx:
             found = [p for _msg, p in batch if isinstance(p, Alert)]
-            places = (lock_keys(a.hazard.value, a.edge_id, a.camera_id, a.lat, a.lon, distance) for a in found)
+            places = (place_locks(a.hazard.value, a.edge_id, a.camera_id, a.lat, a.lon, distance) for a in found)
             tx.lock_all(key for keys in places for key in keys)
             alerts.prefetch(tx, found)
             for _msg, parsed in batch:

@@ -8,6 +8,7 @@ take turns and the second reads what the first committed; the fixed order keeps 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 
@@ -17,6 +18,9 @@ from hazardwatch.central.services import situation
 from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
+# json.dumps with options builds an encoder per call; these are built once.
+COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+COMPACT_UTF8 = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 MEMBER_COLUMNS = "edge_id, camera_id, active, boxes, score, last_at, lat, lon, bearing_deg, fov_deg"
 
 # One statement for every incident of the batch; the casts type a VALUES column that is all NULL.
@@ -106,10 +110,12 @@ def _aggregate(
     lon = sum(p[1] for p in located) / len(located) if located else None
     est = estimate_location(sightings_of(members))
     severity, reasons, confidence = assessed
-    procedure = cfg.response.snapshot(hazard, severity)
-    kept = json.loads(old_procedure) if old_procedure else None
-    if procedure and kept and kept.get("id") == procedure["id"]:
-        procedure = kept  # the text the officer saw and ticked stays, even if the config changed since
+    chosen = cfg.response.select(hazard, severity)
+    procedure = None
+    if chosen is not None and old_procedure and _procedure_id(old_procedure) == chosen.id:
+        procedure = old_procedure  # the text the officer saw and ticked stays, even if the config changed since
+    elif chosen is not None:
+        procedure = COMPACT_UTF8(cfg.response.snapshot(hazard, severity))
     closed = state in ("resolved", "false_alarm")  # a closed incident's version stays: no repeated Cancels
     bump = (
         not already_bumped
@@ -134,11 +140,18 @@ def _aggregate(
         est[1] if est else None,
         now,
         version + (1 if bump and old_cameras > 0 else 0),
-        json.dumps(reasons, separators=(",", ":")),
+        COMPACT(reasons),
         confidence,
-        json.dumps(procedure, ensure_ascii=False, separators=(",", ":")) if procedure else None,
+        procedure,
         incident_id,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _procedure_id(text: str) -> str | None:
+    """The id of a stored procedure snapshot (a few texts, read back with every refresh)."""
+    kept = json.loads(text)
+    return kept.get("id") if isinstance(kept, dict) else None
 
 
 def sightings_of(members: list[tuple]) -> list[Sighting]:

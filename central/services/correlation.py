@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.correlate import SYSTEM, Choice, Member, Region
-from hazardwatch.central.services.aggregates import refresh_many
+from hazardwatch.central.services.aggregates import COMPACT, refresh_many
 from hazardwatch.central.services.placement import for_attached, for_unattached, stays
 from hazardwatch.central.services.sqlin import matching_pairs
 from hazardwatch.central.store import Tx
@@ -123,7 +123,7 @@ class AlertBatch:
         self.known[key] = _Known(None, own, last_seq, known.closed if own == known.own else None)
 
     def event(self, incident_id: int, at: float, kind: str, actor: str, detail: dict) -> None:
-        self.events.append((incident_id, at, kind, actor, json.dumps(detail, separators=(",", ":"))))
+        self.events.append((incident_id, at, kind, actor, COMPACT(detail)))
 
     def touch(self, incident_id: int, already_bumped: bool = False) -> None:
         self.touched[incident_id] = self.touched.get(incident_id, False) or already_bumped
@@ -226,15 +226,6 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: Ale
         return AlertOutcome(None, duplicate=True)
     batch.seen[(alert.edge_id, alert.seq)] = alert.alert_id
     stale = own is not None and known.last_seq is not None and alert.seq < known.last_seq
-    me = Member(
-        alert.edge_id,
-        alert.alert_id,
-        f"{alert.edge_id}/{alert.camera_id}",
-        tuple(Region(b.x1, b.y1, b.x2, b.y2) for b in alert.boxes),
-        alert.last_frame_at,
-        alert.lat,
-        alert.lon,
-    )
     # An alert already in an incident stays there (rule 1) unless an operator closed that incident and the
     # hazard is still seen (recurrence, docs/central.md); false-alarm suppressions keep matching looks quiet.
     why: dict
@@ -242,6 +233,15 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: Ale
         choice, why = Choice("attach", own), {}
     else:
         batch.write_members(tx)  # placement reads incident_alerts
+        me = Member(
+            alert.edge_id,
+            alert.alert_id,
+            f"{alert.edge_id}/{alert.camera_id}",
+            tuple(Region(b.x1, b.y1, b.x2, b.y2) for b in alert.boxes),
+            alert.last_frame_at,
+            alert.lat,
+            alert.lon,
+        )
         if own is not None:
             choice, why = for_attached(tx, alert, me, own, known.closed, cfg, now, batch.event)
         else:

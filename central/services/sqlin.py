@@ -12,11 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from hazardwatch.central.store import Tx
+from hazardwatch.central.store.database import int_array
 
 
 def matching(tx: Tx, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-    """`column` is one of `values` (not empty): the condition and its parameters."""
+    """`column` is one of `values` (not empty): the condition and its parameters. Integers go as an array
+    literal (PostgreSQL types it by the column), which psycopg need not dump element by element."""
     if tx.dialect == "postgres":
+        if all(type(v) is int for v in values):
+            return f"{column} = ANY(?)", [int_array(values)]
         return f"{column} = ANY(?)", [list(values)]
     return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
@@ -28,5 +32,6 @@ def matching_pairs(
     left = f"({columns[0]}, {columns[1]})"
     if tx.dialect == "postgres":
         firsts, seconds = [v[0] for v in values], [v[1] for v in values]
-        return f"{left} IN (SELECT * FROM unnest(?::{types[0]}[], ?::{types[1]}[]))", [firsts, seconds]
+        arrays = [int_array(a) if t == "bigint" else a for a, t in ((firsts, types[0]), (seconds, types[1]))]
+        return f"{left} IN (SELECT * FROM unnest(?::{types[0]}[], ?::{types[1]}[]))", arrays
     return f"{left} IN (VALUES {','.join('(?, ?)' for _ in values)})", [v for pair in values for v in pair]

@@ -203,6 +203,28 @@ def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_
     assert row(db, iid)[0] == "resolved"
 
 
+def test_an_incident_keeps_the_procedure_text_it_was_given_while_its_procedure_applies(db):
+    """Refreshing an incident reuses its stored procedure text (no rebuild per alert): a config edit of that
+    procedure's text does not reach it, while a severity that calls for another procedure replaces it."""
+    from hazardwatch.central.services import procedures
+
+    cfg = CFG.model_copy(update={"severity_rules": CFG.severity_rules.model_validate({"time_windows": []})})
+    with db.tx() as tx:
+        iid = incidents.apply_alert(tx, alert(0, at=1000), cfg, 1000).incident_id
+    edited = [p.model_copy(update={"title": "Edited later"}) for p in cfg.response.procedures]
+    later = cfg.model_copy(update={"response": cfg.response.model_copy(update={"procedures": edited})})
+    with db.tx() as tx:
+        incidents.apply_alert(tx, alert(1, state="update", at=1010), later, 1010)
+        kept = procedures.procedure_view(tx, iid)
+    assert kept["id"] == "fire-watch" and kept["title"] != "Edited later"
+    with db.tx() as tx:  # a second camera: severe, and the severe checklist as the edited config has it
+        incidents.apply_alert(tx, alert(0, edge="e2", cam="east", alert_id="alert-east-1", at=1020,
+                                        place={"lat": 22.58, "lon": 114.16, "bearing_deg": 290.0, "fov_deg": 60.0}),
+                              later, 1020)  # fmt: skip
+        replaced = procedures.procedure_view(tx, iid)
+    assert replaced["id"] == "fire-severe" and replaced["title"] == "Edited later"
+
+
 def test_calibration_tables_come_from_operators_verdicts(db, tmp_path):
     """Issue 16.3: `hazardwatch central calibrate` measures P(real | vote score) per model on resolved
     (real) and false-alarm incidents; system-closed incidents say nothing. The table loads as config."""
