@@ -188,9 +188,13 @@ def test_the_maintainer_picks_the_canary_edge_and_which_edges_follow(
         "1",
         "1",
     )
-    # the picker fits a phone: nothing wider than the screen
+    # the picker fits a phone: nothing wider than the screen, and an admin's five tabs all on it
     width = page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
     assert width <= 390, width
+    tabs = [page.locator(f".tab[data-view='{v}']").bounding_box() for v in ("incidents", "models")]
+    assert all(b is not None and b["x"] >= 0 and b["x"] + b["width"] <= 390 for b in tabs), tabs
+    first = card.locator("table.cmp-table tr[data-row='caught'] td").nth(1)
+    assert first.get_attribute("data-label") == "Running: smoke-hpwren 1.0.0"  # a card on a phone says whose figure
     picker.screenshot(path=str(artifact_dir("dashboard") / "dashboard-models-canary-picker.png"))
 
     card.locator("button.rollout").click()  # 2.1.0 adds a false alarm: asked again
@@ -200,6 +204,8 @@ def test_the_maintainer_picks_the_canary_edge_and_which_edges_follow(
     assert made["canary"] == "e3" and made["model"]["version"] == "2.1.0"
     assert {e["edge_id"]: e["role"] for e in made["edges"]} == {"e3": "canary", "e2": "wave"}
     picker.locator("li[data-edge='e3'] .pick-busy").wait_for()  # busy now, for the next smoke version too
+    assert f"Rollout #{made['id']} under way: waiting for the canary e3" in card.locator(".model-rolling").inner_text()
+    assert card.locator("button.rollout").inner_text().startswith("Every edge is in a rollout of this hazard")
     assert page.locator(".model-card[data-key='smoke-v2/2.2.0'] li[data-edge='e2'] input.pick-edge").is_disabled()
     assert errors == [], errors
     page.context.close()

@@ -226,11 +226,16 @@ export class MapView {
     if (this.unplaced) notes.push(t("map.no_position", { n: this.unplaced }));
     if (this.watch.size) {
       const reasons = [...new Set([...this.watch.values()].flat().map((w) => w.reason).filter(Boolean))];
-      notes.push(t("map.watch", { what: `${t("list.cameras", { n: this.watch.size })}${reasons.length ? ` (${reasons.join("; ")})` : ""}` }));
+      notes.push(t("map.watch", { what: `${t("list.cameras", { n: this.watch.size })}${reasons.length ? ` — ${reasons.join("; ")}` : ""}` }));
     }
     if (!this.tiles) notes.push(t("map.no_tiles"));
     else if (this.tileState.failed && !this.tileState.loaded) notes.push(t("map.tiles_failed"));
-    this.foot.textContent = notes.join(" ");
+    this.foot.replaceChildren(...notes.map((n) => { // one note a span: a reader sees where each ends
+      const span = document.createElement("span");
+      span.className = "foot-note";
+      span.textContent = n;
+      return span;
+    }));
     this.el.dataset.tiles = !this.tiles ? "none" : this.tileState.loaded ? "ok" : this.tileState.failed ? "failed" : "loading";
   }
 

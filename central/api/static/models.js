@@ -4,7 +4,7 @@
 // first), and the rollout button, which asks again before rolling out a candidate that catches fewer
 // hazards or raises more false alarms there, or one that was never compared.
 import { api } from "./api.js";
-import { el, icon, time } from "./fmt.js";
+import { el, icon, labelCells, time } from "./fmt.js";
 import { t } from "./i18n.js";
 
 const ROWS = [ // [label key, value of a run]
@@ -58,6 +58,7 @@ export class ModelsView {
         el("div.panel-head", {}, el("h2", {}, t("models.title")), el("div.summary", {}, t("models.summary", { n: this.models.length }))),
         cards.length ? el("div.model-cards", {}, cards) : el("p.empty", {}, t("models.empty"))),
       this.rolloutsPanel());
+    labelCells(this.root); // on a phone each figure says which model and column it is
   }
 
   card(m) {
@@ -71,11 +72,14 @@ export class ModelsView {
         el("span.muted", {}, ` · ${t(`hazard.${m.hazard}`)} · ${t("models.threshold", { thr: m.threshold })} · ${t("models.registered", { who: m.registered_by, at: time(m.registered_at, "short") })}`)),
       m.note ? el("p.muted", {}, m.note) : null,
       el("p.model-edges", {}, on.length ? t("models.running_on", { edges: on.map((r) => `${r.edge_id} (${r.state})`).join(", ") }) : t("models.running_nowhere")),
+      ...this.rollouts.filter((r) => r.model.name === m.name && r.model.version === m.version && ["canary", "rolling"].includes(r.state))
+        .map((r) => el("p.model-rolling", {}, t(`models.rolling_${r.state}`, { id: r.id, canary: r.canary }))),
       this.comparisonBlock(m.comparison),
       this.picker(m),
       el("div.buttons", {},
         el("button.btn.primary.rollout", { type: "button", disabled: !pick.canary, onclick: () => this.rollout(m, false) },
-          pick.canary ? t("models.rollout_to", { canary: pick.canary, n: pick.edges.size - 1 }) : t("models.rollout_none"))),
+          pick.canary ? t("models.rollout_to", { canary: pick.canary, n: pick.edges.size - 1 })
+            : t(this.choices(m).some((c) => !c.busy) ? "models.rollout_none" : "models.rollout_busy"))),
       this.confirm === key ? el("div.rollout-warning", {}, el("p", {}, t("models.confirm", { why: risk })),
         el("div.buttons", {},
           el("button.btn.danger.rollout-anyway", { type: "button", onclick: () => this.rollout(m, true) }, t("models.anyway")),

@@ -35,7 +35,7 @@ export class WarningLayer {
         style: () => style,
         pointToLayer: (f, ll) => L.circle(ll, { ...style, radius: f.properties.radius_m }),
         onEachFeature: (f, layer) => layer.bindTooltip(`${w.headline || w.event}${f.properties.area ? ` · ${f.properties.area}` : ""}`,
-          { sticky: true, className: "warning-tip" }),
+          { sticky: true, direction: "auto", className: "warning-tip" }), // auto: on the side with room
       }).addTo(this.group);
       this.bounds.set(w.id, gj.getBounds());
     }
