@@ -255,24 +255,32 @@ def render_cap(
     if msg_type not in MSG_TYPES:
         raise ValueError(f"msg_type must be one of {', '.join(MSG_TYPES)}, not {msg_type!r}")
     opts = options or CapOptions()
-    tz = opts.tz()
+    identifier = cap_identifier(int(view["id"]), int(view.get("version") or 0), receiver, idempotency_key)
+    alert = alert_head(identifier, msg_type, [int(view["id"])], created_at, references, opts)
+    add_info(alert, view, msg_type, opts)
+    return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
 
+
+def alert_head(
+    identifier: str,
+    msg_type: str,
+    incident_ids: Sequence[int],
+    created_at: float,
+    references: Sequence[CapReference],
+    opts: CapOptions,
+) -> ET.Element:
+    """`<alert>` down to `<incidents>`, before the `<info>` blocks: one incident's message and a group's alike."""
     alert = ET.Element("alert", {"xmlns": CAP_NS})
-    _sub(
-        alert,
-        "identifier",
-        cap_identifier(int(view["id"]), int(view.get("version") or 0), receiver, idempotency_key),
-    )
+    _sub(alert, "identifier", identifier)
     _sub(alert, "sender", opts.sender)
-    _sub(alert, "sent", cap_time(created_at, tz))
+    _sub(alert, "sent", cap_time(created_at, opts.tz()))
     _sub(alert, "status", "Actual")
     _sub(alert, "msgType", msg_type)
     _sub(alert, "scope", "Public")
     if msg_type != "Alert" and references:
         _sub(alert, "references", " ".join(str(r) for r in references))
-    _sub(alert, "incidents", f"hazardwatch-inc{int(view['id'])}")
-    add_info(alert, view, msg_type, opts)
-    return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
+    _sub(alert, "incidents", " ".join(f"hazardwatch-inc{i}" for i in incident_ids))
+    return alert
 
 
 def add_info(alert: ET.Element, view: Mapping[str, Any], msg_type: str, opts: CapOptions) -> None:

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hazardwatch.central.notify.cap import (
-    CAP_NS,
     CapOptions,
     CapReference,
     add_info,
+    alert_head,
     cap_time,
     message_identifier,
 )
@@ -45,20 +45,9 @@ def render_group_cap(
     items = payload.get("notifications") or []
     if not items:
         raise ValueError("a grouped notification without incidents")
-    alert = ET.Element("alert", {"xmlns": CAP_NS})
-    for tag, text in (
-        ("identifier", group_identifier(receiver, idempotency_key)),
-        ("sender", opts.sender),
-        ("sent", cap_time(created_at, opts.tz())),
-        ("status", "Actual"),
-        ("msgType", "Update" if references else "Alert"),
-        ("scope", "Public"),
-    ):
-        ET.SubElement(alert, tag).text = text
-    if references:
-        ET.SubElement(alert, "references").text = " ".join(str(r) for r in references)
     ids = sorted({int(item["incident"]["id"]) for item in items})
-    ET.SubElement(alert, "incidents").text = " ".join(f"hazardwatch-inc{i}" for i in ids)
+    msg_type = "Update" if references else "Alert"
+    alert = alert_head(group_identifier(receiver, idempotency_key), msg_type, ids, created_at, references, opts)
     for item in items:
         add_info(alert, item["incident"], str(item["msg_type"]), opts)
     return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
