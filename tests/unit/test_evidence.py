@@ -235,15 +235,24 @@ class _ConflictingCentral(_FakeCentral):
             self.wfile.write(raw)
 
 
+def _serve(handler: type[_FakeCentral], tmp_path: Path) -> tuple[Database, ThreadingHTTPServer, EvidenceUploader]:
+    """Central's evidence store behind `handler` on a free port, and an uploader (not started) aimed at it."""
+    db = Database(f"sqlite:///{tmp_path / 'central.db'}")
+    db.migrate()
+    handler.db = db
+    handler.cut_done = True
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    central = config(tmp_path).central
+    assert central is not None
+    link = central.model_copy(update={"url": f"http://127.0.0.1:{server.server_port}"})
+    return db, server, EvidenceUploader(CentralClient(link), "e1", 1 << 20)
+
+
 def test_a_conflict_that_asking_again_cannot_resolve_fails_the_upload_at_once(tmp_path):
     """Central holds part of a file of another size under this id: HEAD gives the same offset each time,
     so the 409 repeats; the upload fails (the uploader's backoff takes over) instead of spinning."""
-    db = Database(f"sqlite:///{tmp_path / 'central.db'}")
-    db.migrate()
-    _ConflictingCentral.db = db
-    _ConflictingCentral.cut_done = True
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ConflictingCentral)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    db, server, uploader = _serve(_ConflictingCentral, tmp_path)
     store = EvidenceStore(config(tmp_path, frames_after=0))
     store.codec = None
     store.on_alert(event("new", frame(3, (120, 160))), "cam", "e1")
@@ -251,11 +260,6 @@ def test_a_conflict_that_asking_again_cannot_resolve_fails_the_upload_at_once(tm
     meta = evidence_files.Meta.parse(json.dumps({**item, "meta": {}}))
     with db.tx() as tx:  # an earlier, different file under the same id
         evidence_files.put_chunk(tx, "e1", item["id"], (0, 10, item["size"] + 5), b"x" * 10, meta, time.time())
-    central = config(tmp_path).central
-    assert central is not None
-    uploader = EvidenceUploader(
-        CentralClient(central.model_copy(update={"url": f"http://127.0.0.1:{server.server_port}"})), "e1", 1 << 20
-    )
     uploader.store = store
     try:
         with pytest.raises(OSError, match="409"):
@@ -300,12 +304,7 @@ class _PickyCentral(_FakeCentral):
 def test_a_file_central_refuses_or_that_is_gone_does_not_hold_back_the_others(tmp_path, caplog):
     """Unsent evidence is never deleted, so one file stuck at the head of the queue for good would keep
     every later one from central and, once the budget is full, keep new evidence from being saved."""
-    db = Database(f"sqlite:///{tmp_path / 'central.db'}")
-    db.migrate()
-    _PickyCentral.db = db
-    _PickyCentral.cut_done = True
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PickyCentral)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    db, server, uploader = _serve(_PickyCentral, tmp_path)
     store = EvidenceStore(config(tmp_path, frames_after=0))
     store.codec = None
     for k in range(3):
@@ -313,11 +312,6 @@ def test_a_file_central_refuses_or_that_is_gone_does_not_hold_back_the_others(tm
     gone, refused, fine = wait_items(store, 3)
     (store.dir / gone["path"]).unlink()  # someone cleaned the card by hand
     _PickyCentral.refuse = frozenset({refused["id"]})
-    central = config(tmp_path).central
-    assert central is not None
-    uploader = EvidenceUploader(
-        CentralClient(central.model_copy(update={"url": f"http://127.0.0.1:{server.server_port}"})), "e1", 1 << 20
-    )
     try:
         with caplog.at_level(logging.WARNING, logger="hazardwatch.edge.evidence.uploader"):
             uploader.attach(store)
