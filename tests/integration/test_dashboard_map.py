@@ -269,8 +269,9 @@ def clashes(found: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
 
 
 def test_map_labels_never_overlap_on_a_desk_screen_or_a_phone(tmp_path: Path, mosquitto) -> None:
-    """The demo district with its three cameras: at 1440x900 and 390x844, after Fit and after zooming,
-    no visible label covers another label or a dot; every camera keeps its name."""
+    """The demo district with its three cameras, one with a fire over its dot: at 1440x900 and 390x844,
+    after Fit and after zooming, no visible label covers another label or a dot; every camera keeps its
+    name."""
     if (reason := browser_unavailable_reason()) is not None:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
@@ -303,11 +304,18 @@ def test_map_labels_never_overlap_on_a_desk_screen_or_a_phone(tmp_path: Path, mo
                     assert district is not None and view is not None
                     assert view["width"] * 0.4 < district["width"] <= view["width"], (district, view)
                     page.context.close()
+            valley = CAMERAS[2]  # a fire drawn over the valley camera's dot: its name still shows, further out
+            alert = alert_payload(1, edge="demo-edge", cam="valley", alert_id="alert-valley-0001", hazard="fire",
+                                  lat=valley["lat"], lon=valley["lon"], bearing=valley["bearing_deg"], fov=60.0)
+            alert["camera_name"] = valley["name"]
+            pub.send(alert_topic("demo-edge", "valley"), alert)
+            wait_until(lambda: central.get("/api/v1/incidents")["total"] == 1, 15, "the valley's fire incident")
         finally:
             pub.close()
         for width, height in ((1440, 900), (390, 844)):
             page = signed_in_page(browser, central.url, OPERATOR, errors, viewport={"width": width, "height": height})
             page.locator("#map .cam-label").nth(2).wait_for(timeout=10000)
+            page.locator("#map g.inc").wait_for(timeout=10000)
             for step in ("fit", "zoom-in", "zoom-in"):
                 page.click(f"#{step}" if step != "fit" else "#zoom-fit")
                 page.wait_for_timeout(400)

@@ -19,7 +19,9 @@ const STATE_COLOURS = { online: "#22c55e", degraded: "#f59e0b", offline: "#ef444
 const VIEW_PAD = 0.15; // markers are kept this far (a share of the view) beyond the screen's edges
 const SEGMENT_MIN_PX = 40; // a selected incident's stretch along the view is zoomed to at least this long
 const SEVERITY_RANK = { extreme: 3, severe: 2, moderate: 1, minor: 0 };
-const DOT_GAP_PX = 9; // a camera's name starts this far from its dot's centre, on whichever side it goes
+// a camera's name starts this far from its dot's centre, on whichever side it goes; the second clears an
+// incident marker drawn over the camera (an incident a few hundred metres along its view)
+const DOT_GAPS_PX = [10, 17];
 
 function pathStyle(style, pane) {
   return {
@@ -183,7 +185,7 @@ export class MapView {
   }
 
   /** No label over another or over a dot: each camera's name goes right, left, below or above its dot,
-   * whichever side is free (inside the map if it can); then area names, then river and road names, each
+   * whichever side is free (inside the map if it can), a little further out past an incident's marker; then area names, then river and road names, each
    * at its place or up to two lines above or below it; a name with no free place is hidden until a zoom frees one. */
   declutter() {
     const view = this.el.getBoundingClientRect();
@@ -193,6 +195,7 @@ export class MapView {
     for (const l of [...cams, ...areas, ...lines]) {
       l.classList.remove("at-left", "at-below", "at-above", "lbl-hidden");
       l.style.marginTop = "";
+      l.style.removeProperty("--gap");
     }
     const taken = [...this.el.querySelectorAll(".cam-dot, .inc-dot, .cluster-dot")].map((d) => box(d.getBoundingClientRect(), 1));
     const measured = [...cams, ...areas, ...lines].map((l) => [l, l.getBoundingClientRect()]); // one layout for all
@@ -203,8 +206,9 @@ export class MapView {
       if (l.classList.contains("cam-label")) {
         const c = l.parentElement.getBoundingClientRect();
         const [cx, cy] = [c.left + c.width / 2, c.top + c.height / 2];
-        options = [["", r.left, r.top], ["at-left", cx - DOT_GAP_PX - w, r.top], ["at-below", cx - w / 2, cy + DOT_GAP_PX],
-          ["at-above", cx - w / 2, cy - DOT_GAP_PX - h]];
+        const y = cy - h / 2;
+        options = DOT_GAPS_PX.flatMap((gap) => [[["", gap], cx + gap, y], [["at-left", gap], cx - gap - w, y],
+          [["at-below", gap], cx - w / 2, cy + gap], [["at-above", gap], cx - w / 2, cy - gap - h]]);
       } else {
         options = [0, -h, h, -2 * h, 2 * h].map((dy) => [dy, r.left, r.top + dy]);
       }
@@ -216,8 +220,13 @@ export class MapView {
         continue;
       }
       taken.push(pick[1]);
-      if (typeof pick[0] === "number") l.style.marginTop = pick[0] ? `${pick[0]}px` : "";
-      else if (pick[0]) l.classList.add(pick[0]);
+      if (typeof pick[0] === "number") {
+        l.style.marginTop = pick[0] ? `${pick[0]}px` : "";
+      } else {
+        const [side, gap] = pick[0];
+        if (side) l.classList.add(side);
+        l.style.setProperty("--gap", `${gap}px`);
+      }
     }
   }
 
