@@ -316,6 +316,9 @@ def test_on_a_phone_the_header_is_short_the_tapped_detail_is_on_screen_and_table
     assert "State" in page.locator("#cameras-table tr[data-key='e1/phone0'] td").nth(1).evaluate(
         "td => getComputedStyle(td, '::before').content"
     )  # a card's values say which column they are
+    blank = page.evaluate("""() => [...document.querySelectorAll('#cameras-table td[data-label]')]
+      .filter((td) => td.offsetParent !== null && !td.textContent.trim()).map((td) => td.dataset.label)""")
+    assert blank == [], blank  # an online camera's card has no bare "Reason:" with nothing after it
     env.shots.joinpath("dashboard-phone-health.png").write_bytes(page.screenshot())
     page.tap(".tab[data-view='silences']")
     page.wait_for_selector("#silence-form:not([hidden])")
