@@ -195,8 +195,16 @@ class EdgeEngine:
     async def _look_at(
         self, cam: CameraRuntime, visit: Visit, frame: CapturedFrame, diagnosis: Diagnosis | None
     ) -> None:
-        """A grabbed frame through health, evidence and the models; the scheduler's `finish` on success."""
+        """A grabbed frame through health, evidence and the models; the scheduler's `finish` on success.
+
+        A persistent stream hands out its latest frame until the next one arrives: a hazard that already
+        looked at this frame does not look again, or one false positive would vote several times."""
         self.emit.camera_status(cam.health.on_frame(frame.captured_at, time.time(), diagnosis))
+        hazards = frozenset(h for h in visit.hazards if cam.looked_at.get(h) != frame.captured_at)
+        seen = visit.hazards - hazards  # their candidates stand as the last look of this frame left them
+        if not hazards:
+            self.scheduler.finish(cam.cfg.id, visit.hazards, cam.candidates & seen, time.time())
+            return
         if diagnosis is not None:
             self.metrics.diagnose_cpu.inc(diagnosis.cpu_s)
         self.metrics.frames.labels(cam.cfg.id).inc()
@@ -205,13 +213,15 @@ class EdgeEngine:
         cam.preview = downscale(frame.image, PREVIEW_SIDE)
         if self.evidence:
             self.evidence.observe(cam.cfg.id, frame.image, frame.captured_at)
-        outcome = await self._batcher.submit(self._look(cam, frame, visit.hazards, diagnosis))
+        outcome = await self._batcher.submit(self._look(cam, frame, hazards, diagnosis))
+        cam.looked_at.update(dict.fromkeys(hazards, frame.captured_at))
+        cam.candidates = set(outcome.candidates) | (cam.candidates & seen)
         cam.scores.update(outcome.scores)
         if self.evidence:
             self.evidence.note_regions(cam.cfg.id, frame.captured_at, outcome.regions)
             if not outcome.events and not outcome.candidates:
                 self.evidence.quiet_look(cam.cfg.id, frame.image, frame.captured_at, outcome.scores)
-        self.scheduler.finish(cam.cfg.id, visit.hazards, outcome.candidates, time.time())
+        self.scheduler.finish(cam.cfg.id, visit.hazards, cam.candidates, time.time())
         for event in outcome.events:
             self._emit_alert(event)
 

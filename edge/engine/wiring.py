@@ -42,6 +42,8 @@ class CameraRuntime:
     diagnoser: CameraDiagnoser | None = None
     preview: np.ndarray | None = field(default=None, repr=False)
     scores: dict[Hazard, float] = field(default_factory=dict)
+    looked_at: dict[Hazard, float] = field(default_factory=dict)  # capture time of the frame each hazard last saw
+    candidates: set[Hazard] = field(default_factory=set)  # hazards whose last look saw a candidate region
 
 
 def load_detectors(cfg: EdgeConfig) -> dict[Hazard, Detector]:

@@ -13,7 +13,7 @@ import pytest
 
 from hazardwatch.contract import Hazard
 from hazardwatch.edge.config import EdgeConfig
-from hazardwatch.edge.detect import Detector
+from hazardwatch.edge.detect import Detection, Detector
 from hazardwatch.edge.detect.detector import ImageResult, LookContext
 from hazardwatch.edge.engine import EdgeEngine
 
@@ -66,3 +66,64 @@ def test_a_camera_whose_look_failed_in_inference_is_patrolled_again(tmp_path: Pa
 
     asyncio.run(main())
     assert detector.calls >= 3  # the failed look did not leave the camera in flight for ever
+
+
+class RedFrames:
+    """A detector plug-in that finds a region in every mostly red frame (stands in for a model's one
+    false positive on a single frame)."""
+
+    name, version, hazard, threshold = "red", "1", Hazard.SMOKE, 0.5
+
+    def __init__(self) -> None:
+        self.looks = self.red = 0
+
+    def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
+        self.looks += len(frames)
+        out = []
+        for f in frames:
+            red = float(f[..., 2].mean()) > 200 and float(f[..., 1].mean()) < 50
+            self.red += red
+            out.append(ImageResult(0.9, [Detection(0.2, 0.2, 0.6, 0.6, 0.9)]) if red else ImageResult(0.0))
+        return out
+
+
+def test_a_stream_frame_looked_at_again_is_no_second_vote(tmp_path: Path) -> None:
+    """A persistent stream hands out its latest frame until the next arrives (a key frame every few seconds):
+    looks faster than that see one frame many times, and one false positive must not vote itself into an
+    alert. One red frame in eight, two frames a second, looks every 50 ms."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(8):
+        colour = (0, 0, 255) if k == 0 else (90, 90, 90)
+        cv2.imwrite(str(frames / f"{k}.png"), np.full((120, 160, 3), colour, np.uint8))
+    cfg = EdgeConfig.model_validate(
+        {
+            "edge_id": "e1",
+            "broker": None,
+            "cameras": [
+                {"id": "cam", "source": str(frames), "mode": "persistent", "hazards": {"smoke": {"interval_s": 0.05}}}
+            ],
+            "models": [{"manifest": str(tmp_path / "unused.json")}],
+            "patrol": {"phase_jitter_s": 0, "burst_interval_s": 0.05},
+            "confirm": {"smoke": {"window": 5, "min_votes": 3, "threshold": 0.5}},
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+            "evidence": {"enabled": False},
+            "diagnose": {"enabled": False},
+        }
+    )
+    detector = RedFrames()
+
+    async def main() -> EdgeEngine:
+        engine = EdgeEngine(cfg, {Hazard.SMOKE: detector})
+        stop = asyncio.Event()
+        runner = asyncio.create_task(engine.run(stop))
+        await asyncio.sleep(5.0)  # ten frames, the red one at least once, about a hundred visits
+        stop.set()
+        await runner
+        return engine
+
+    engine = asyncio.run(main())
+    reader = engine.cameras["cam"].reader
+    assert reader is not None and detector.red >= 1
+    assert engine.metrics.alerts.labels("smoke", "new")._value.get() == 0  # one frame is one vote
+    assert detector.looks <= reader.frames_total  # each frame looked at once, though visited ~10 times
