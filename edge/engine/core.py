@@ -157,7 +157,10 @@ class EdgeEngine:
                 task = asyncio.create_task(self._visit(visit))
                 self._visits.add(task)
                 task.add_done_callback(self._visit_done)
-            delay = min(1.0, max(0.005, self.scheduler.next_wakeup(now) - time.time()))
+            if len(self._visits) >= limit:  # every slot busy: a visit that ends wakes us (_visit_done)
+                delay = 1.0
+            else:
+                delay = min(1.0, max(0.005, self.scheduler.next_wakeup(now) - time.time()))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)

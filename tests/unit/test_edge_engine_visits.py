@@ -127,3 +127,55 @@ def test_a_stream_frame_looked_at_again_is_no_second_vote(tmp_path: Path) -> Non
     assert reader is not None and detector.red >= 1
     assert engine.metrics.alerts.labels("smoke", "new")._value.get() == 0  # one frame is one vote
     assert detector.looks <= reader.frames_total  # each frame looked at once, though visited ~10 times
+
+
+class Slow:
+    """A detector plug-in that takes 0.5 s a look: every visit slot stays busy."""
+
+    name, version, hazard, threshold = "slow", "1", Hazard.SMOKE, 0.5
+
+    def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
+        time.sleep(0.5)
+        return [ImageResult(0.0) for _ in frames]
+
+
+def test_the_patrol_waits_for_a_free_slot_instead_of_polling(tmp_path: Path) -> None:
+    """With every visit slot busy and cameras overdue, the patrol loop sleeps until a visit ends; it used to
+    ask the scheduler for due cameras every 5 ms (a scan of every camera each time)."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.jpg"), np.full((60, 80, 3), 90, np.uint8))
+    cameras = [{"id": f"c{k}", "source": str(frames), "hazards": {"smoke": {"interval_s": 0.05}}} for k in range(20)]
+    cfg = EdgeConfig.model_validate(
+        {
+            "edge_id": "e1",
+            "broker": None,
+            "cameras": cameras,
+            "models": [{"manifest": str(tmp_path / "unused.json")}],
+            "patrol": {"phase_jitter_s": 0, "max_concurrent_visits": 2},
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+            "evidence": {"enabled": False},
+            "diagnose": {"enabled": False},
+        }
+    )
+    asks = 0
+
+    async def main() -> None:
+        nonlocal asks
+        engine = EdgeEngine(cfg, {Hazard.SMOKE: Slow()})
+        due = engine.scheduler.due
+
+        def counted(now: float, limit: int) -> list:
+            nonlocal asks
+            asks += 1
+            return due(now, limit)
+
+        engine.scheduler.due = counted  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        runner = asyncio.create_task(engine.run(stop))
+        await asyncio.sleep(2.0)  # about four batches of two looks
+        stop.set()
+        await runner
+
+    asyncio.run(main())
+    assert asks <= 40  # a few per finished visit, not one every 5 ms (~400)
