@@ -321,6 +321,29 @@ def test_the_confidence_line_names_the_model_whole_on_a_desk_screen(env: Env) ->
 
 
 @e2e
+def test_an_incident_row_shows_a_long_camera_name_whole_on_a_desk_screen(env: Env) -> None:
+    """At 1440x900 with the detail open the list is 360 px wide: a camera's name wraps onto its own line
+    rather than ending in an ellipsis the duty officer has to hover to read."""
+    name = "Yangtai valley mast, north face"
+    topic, alert = alert_for("e2/park", env.next_seq(), "fallen_tree", (0.4, 0.5))
+    alert.update(camera_id="longname", camera_name=name, alert_id="alert-longname-0001")
+    env.pub.send(topic.replace("/park", "/longname"), alert)
+    inc = wait_until(lambda: env.incident_for("e2/longname", "fallen_tree"), 10, "the long-named camera's incident")
+    errors: list[str] = []
+    page = signed_in_page(env.browser, env.central.url, OPERATOR, errors, viewport={"width": 1440, "height": 900})
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.locator("#detail .detail-head").wait_for()
+    cam = page.locator(f"li.incident[data-id='{inc['id']}'] .line2 .cam")
+    assert cam.inner_text() == name
+    assert cam.evaluate("e => e.scrollWidth <= e.clientWidth"), "the camera's name is cut"
+    side = page.locator(f"li.incident[data-id='{inc['id']}'] .side").bounding_box()
+    row = page.locator(f"li.incident[data-id='{inc['id']}']").bounding_box()
+    assert side is not None and row is not None and side["x"] + side["width"] <= row["x"] + row["width"] + 0.5
+    assert errors == [], errors
+    page.context.close()
+
+
+@e2e
 def test_silence_from_incident_list_and_expire(env: Env) -> None:
     inc = env.incident_for("e2/park", "fire")
     page = env.page()
