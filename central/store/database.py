@@ -29,9 +29,9 @@ _TYPES = {
     "postgres": {"{id}": "BIGSERIAL PRIMARY KEY", "{blob}": "BYTEA"},
 }
 MIGRATION_LOCK = 815_247_001
-# Parameters one statement may carry: PostgreSQL's protocol counts them in 16 bits; SQLite's default
-# SQLITE_MAX_VARIABLE_NUMBER since 3.32.
-MAX_PARAMS = {"sqlite": 32_766, "postgres": 65_535}
+# Parameters one statement may carry on PostgreSQL (its protocol counts them in 16 bits); SQLite says
+# its own (SQLITE_LIMIT_VARIABLE_NUMBER: 32,766 by default since 3.32, 999 before).
+PG_MAX_PARAMS = 65_535
 
 
 class StoreError(Exception):
@@ -45,9 +45,17 @@ def safe_url(url: str) -> str:
 class Tx:
     """One transaction. `execute` returns all rows as tuples (empty for statements without rows)."""
 
-    def __init__(self, cursor: Any, dialect: Dialect, pipeline_conn: Any = None, raw_cursor: Any = None) -> None:
+    def __init__(
+        self,
+        cursor: Any,
+        dialect: Dialect,
+        pipeline_conn: Any = None,
+        raw_cursor: Any = None,
+        max_params: int = PG_MAX_PARAMS,
+    ) -> None:
         self._cur = cursor
         self.dialect = dialect
+        self._max_params = max_params
         self._pipeline_conn = pipeline_conn
         self._raw = raw_cursor  # PostgreSQL: takes `$n` placeholders as they are (`write_rows`)
 
@@ -93,7 +101,7 @@ class Tx:
         if not rows:
             return
         width = len(rows[0])
-        per = MAX_PARAMS[self.dialect] // width
+        per = max(1, self._max_params // width)
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
             params = [value for row in chunk for value in row]
@@ -209,7 +217,7 @@ class Database:
                 cur = self._sqlite.cursor()
                 cur.execute("BEGIN IMMEDIATE")
                 try:
-                    yield Tx(cur, "sqlite")
+                    yield Tx(cur, "sqlite", max_params=self._sqlite.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
                 except BaseException:
                     cur.execute("ROLLBACK")
                     raise

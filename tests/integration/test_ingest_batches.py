@@ -10,7 +10,7 @@ import pytest
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
-from hazardwatch.central.store import Database, Tx
+from hazardwatch.central.store import Database, Tx, database
 from hazardwatch.contract import Alert
 from hazardwatch.harness.central_proc import alert_payload
 
@@ -111,3 +111,21 @@ def test_a_batch_of_updates_costs_the_same_statements_whatever_its_size(database
     assert counts[0] == counts[1] <= 13, counts
     assert members == [(65, 1, 65)]
     assert versions == [(65, 1, 0.51)]
+
+
+def test_write_rows_splits_a_batch_within_the_parameter_limit(database_url, monkeypatch):
+    """One statement per chunk of rows that fits the store's parameter limit, rows kept in order."""
+    chunks: list[int] = []
+    real = database._values_list
+    monkeypatch.setattr(database, "_values_list", lambda n, *a: chunks.append(n) or real(n, *a))
+    db = Database(database_url)
+    try:
+        with db.tx() as tx:
+            tx.execute("CREATE TEMPORARY TABLE pairs (k INTEGER NOT NULL, v TEXT)")
+            tx._max_params = 5  # two rows of two per statement
+            tx.write_rows("INSERT INTO pairs(k, v) VALUES {rows}", [(k, f"v{k}" if k % 3 else None) for k in range(7)])
+            rows = tx.execute("SELECT k, v FROM pairs ORDER BY k")
+    finally:
+        db.close()
+    assert chunks == [2, 2, 2, 1]
+    assert rows == [(k, f"v{k}" if k % 3 else None) for k in range(7)]
