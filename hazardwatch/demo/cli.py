@@ -21,6 +21,7 @@ import yaml
 from hazardwatch.demo import district
 from hazardwatch.demo.brokers import Broker, parse_broker, start_broker
 from hazardwatch.demo.configs import (
+    ADMIN_TOKEN_ENV,
     EDGE_TOKEN_ENV,
     TOKEN_ENV,
     central_config,
@@ -102,13 +103,12 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
         broker_note = f"mqtt://{broker.host}:{broker.port} ({what})"
     print(f"broker: {broker_note}", file=out, flush=True)
 
-    token, edge_token = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    token, edge_token, admin_token = (secrets.token_urlsafe(18) for _ in range(3))
     central_yaml = demo.workdir / "central.yaml"
     central_yaml.write_text(yaml.safe_dump(central_config(broker, port, demo.workdir), sort_keys=False))
     cli = [sys.executable, "-m", "hazardwatch.cli", "--log-level", args.log_level]
-    central = demo.spawn(
-        "central", [*cli, "central", "--config", str(central_yaml)], {TOKEN_ENV: token, EDGE_TOKEN_ENV: edge_token}
-    )
+    tokens = {TOKEN_ENV: token, EDGE_TOKEN_ENV: edge_token, ADMIN_TOKEN_ENV: admin_token}
+    central = demo.spawn("central", [*cli, "central", "--config", str(central_yaml)], tokens)
     central_url = demo.wait_url(central)
     edge_yaml = demo.workdir / "edge.yaml"
     edge_yaml.write_text(
@@ -121,7 +121,9 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
     print(f"edge: {edge_url}/ ({len(cameras)} cameras; models: {', '.join(Path(m).stem for m in used)})", file=out)
     print(f"logs: {demo.workdir}", file=out)
     print(f"dashboard: {central_url}/  (sign in with the token below; Ctrl-C stops everything)", file=out)
-    print(f"token: {token}", file=out, flush=True)
+    print(f"token: {token}", file=out)
+    print(f"admin token: {admin_token}  (a model maintainer's: the Models tab, comparisons and rollouts)", file=out)
+    out.flush()
     if args.warning_s > 0:
         print(district.push_sample_warning(central_url, token, args.warning_s), file=out, flush=True)
 

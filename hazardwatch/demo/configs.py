@@ -14,6 +14,7 @@ from hazardwatch.procs import HOST
 
 TOKEN_ENV = "HAZARDWATCH_DEMO_TOKEN"
 EDGE_TOKEN_ENV = "HAZARDWATCH_DEMO_EDGE_TOKEN"  # the edge uploads its clips and snapshots with it
+ADMIN_TOKEN_ENV = "HAZARDWATCH_DEMO_ADMIN_TOKEN"  # a model maintainer's: the Models tab, rollouts
 EDGE_ID = "demo-edge"
 
 
@@ -87,6 +88,7 @@ def central_config(broker: Broker, port: int, workdir: Path) -> dict[str, Any]:
         "auth": {
             "tokens": [
                 {"name": "demo-operator", "role": "operator", "token": {"env": TOKEN_ENV}},
+                {"name": "demo-admin", "role": "admin", "token": {"env": ADMIN_TOKEN_ENV}},
                 {"name": EDGE_ID, "role": "edge", "token": {"env": EDGE_TOKEN_ENV}},
             ]
         },

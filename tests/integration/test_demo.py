@@ -127,6 +127,8 @@ def test_demo_shows_detected_incidents_and_leaves_nothing_running(broker_kind):
         dashboard = demo.wait_line("dashboard: ", START_S).split()[1].rstrip("/")
         token = demo.wait_line("token: ", 5).split(" ", 1)[1].strip()
         assert len(token) >= 16
+        admin = demo.wait_line("admin token: ", 1).split()[2]
+        assert len(admin) >= 16 and admin != token
         broker = urlparse(demo.wait_line("broker: ", 1).split()[1])
         edge = urlparse(demo.wait_line("edge: ", 1).split()[1])
         workdir = Path(demo.wait_line("logs: ", 1).split(" ", 1)[1])
@@ -140,6 +142,14 @@ def test_demo_shows_detected_incidents_and_leaves_nothing_running(broker_kind):
         with pytest.raises(urllib.error.HTTPError) as refused:
             get(dashboard + "/api/v1/incidents", "not-the-token")
         assert refused.value.code == 401
+        for who, code in ((token, 403), (admin, 400)):  # rollouts are a maintainer's: only the admin token
+            rollout = urllib.request.Request(  # passes the role check (and then fails on the empty body)
+                dashboard + "/api/v1/rollouts", data=b"{}", method="POST",
+                headers={"Authorization": f"Bearer {who}", "Content-Type": "application/json"},
+            )  # fmt: skip
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(rollout, timeout=5)
+            assert refused.value.code == code
 
         items: list[dict] = []
         while time.monotonic() - started < FIRST_INCIDENT_S and not items:
