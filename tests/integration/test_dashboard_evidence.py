@@ -179,6 +179,26 @@ def test_boxes_sit_on_the_picture_thumbnail_and_enlarged(
     page.context.close()
 
 
+@pytest.mark.parametrize(("lang", "incident_label", "caption"), [
+    ("en", "Confidence (highest alert)", "this snapshot's confidence 80%"),
+    ("zh", "置信度（最高告警）", "本张快照置信度 80%"),
+])
+def test_the_incidents_confidence_and_a_snapshots_are_told_apart(
+    env: Env, lang: str, incident_label: str, caption: str
+) -> None:
+    """An incident's 97% beside a caption's bare "Confidence 65%" read as a contradiction: the fact says
+    it is the highest alert's, each caption that it is that snapshot's, in English and in Chinese."""
+    inc = env.alert(f"words{lang}", "fallen_tree", green_snapshot(640, 480, BOX))
+    page = env.page(lang=lang)
+    open_detail(page, inc["id"])
+    page.wait_for_selector("#detail .evidence .snap figcaption")
+    facts = page.locator("#detail dl.facts dt").all_inner_texts()
+    assert incident_label in facts, facts
+    assert page.inner_text("#detail .evidence .snap figcaption").endswith(caption)
+    assert page.errors == []
+    page.context.close()
+
+
 FPS = 2.0
 CLIP_BOXES = [(0.10 + 0.1 * k, 0.30, 0.30 + 0.1 * k, 0.60) for k in range(6)]  # the patch moves right
 

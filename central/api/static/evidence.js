@@ -42,7 +42,7 @@ export function snapshotsBlock(v, { cameraName, confidenceText }) {
   if (!v.evidence.length) return el("p.empty", {}, t("detail.no_evidence"));
   return el("div.evidence", {}, v.evidence.map((e) => zoomable(el("figure.snap", { dataset: { id: e.id } },
     mediaFrame(el("img", { src: evidenceSrc(e), alt: `${e.camera} ${time(e.at)}`, loading: "lazy" }), e.boxes),
-    el("figcaption", {}, `${cameraName(e.camera)} · ${time(e.at, "clock")} · ${t("detail.confidence")} ${confidenceText(e.confidence ?? e.vote_score)}`)))));
+    el("figcaption", {}, `${cameraName(e.camera)} · ${time(e.at, "clock")} · ${t("detail.snap_confidence", { c: confidenceText(e.confidence ?? e.vote_score) })}`)))));
 }
 
 const asBoxes = (rows) => (rows || []).map(([x1, y1, x2, y2, score]) => ({ x1, y1, x2, y2, score }));
