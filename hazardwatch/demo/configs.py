@@ -75,7 +75,7 @@ def central_config(broker: Broker, port: int, workdir: Path) -> dict[str, Any]:
     return {
         "instance_id": "demo-central",
         "site": "hazardwatch demo",
-        "timezone": "Asia/Shanghai",
+        "timezone": district.SITE_TZ,
         "broker": {
             "host": broker.host,
             "port": broker.port,

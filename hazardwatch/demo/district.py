@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
 from typing import Any
+from zoneinfo import ZoneInfo
 
 DEMO_MAP = Path(__file__).resolve().parents[1] / "demo_map"
 WARNING_S = 180.0  # the sample warning's lifetime: long enough to look, short enough to see it end
+SITE_TZ = "Asia/Shanghai"  # the district's (Shenzhen's) zone: central's `timezone`, the dashboard's clock
 
 
 def map_section() -> dict[str, Any]:
@@ -46,6 +48,11 @@ def _cap_time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
+def site_clock(t: float) -> str:
+    """`HH:MM:SS ZONE` in the site's zone: the console must read as the dashboard does, not as this machine."""
+    return f"{datetime.fromtimestamp(t, ZoneInfo(SITE_TZ)):%H:%M:%S} {SITE_TZ}"
+
+
 def sample_warning(now: float, lifetime_s: float = WARNING_S) -> bytes:
     """The sample rainstorm warning, current from `now` for `lifetime_s`."""
     template = Template((DEMO_MAP / "rainstorm.cap.xml").read_text(encoding="utf-8"))
@@ -54,7 +61,7 @@ def sample_warning(now: float, lifetime_s: float = WARNING_S) -> bytes:
 
 
 def push_sample_warning(central_url: str, token: str, lifetime_s: float = WARNING_S) -> str:
-    """POST the sample to central; a line for the terminal saying what it does."""
+    """POST the sample to central; a line for the terminal saying what it does, its end in the site's zone."""
     now = time.time()
     req = urllib.request.Request(
         f"{central_url}/api/v1/warnings",
@@ -67,7 +74,7 @@ def push_sample_warning(central_url: str, token: str, lifetime_s: float = WARNIN
             outcome = json.loads(resp.read())
     except (OSError, ValueError) as exc:  # HTTPError and URLError are OSErrors: the demo goes on without it
         return f"weather: the sample rainstorm warning was not accepted ({exc}); the demo goes on without it"
-    until = datetime.fromtimestamp(now + lifetime_s).strftime("%H:%M:%S")
+    until = site_clock(now + lifetime_s)
     return (
         f"weather: sample rainstorm warning pushed ({outcome.get('result', '?')}, CAP status Exercise, until {until}): "
         "cameras in its area go on raised watch for waterlogging and fallen trees, ringed on the map"

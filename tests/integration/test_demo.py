@@ -199,3 +199,47 @@ def test_demo_with_an_unreachable_broker_says_what_to_do():
     time.sleep(0.2)
     errors = [line for line in demo.lines if line.startswith("error: ")]
     assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0] and "--broker" in errors[0], demo.output()
+
+
+def test_the_warnings_end_is_printed_on_the_sites_clock_not_this_machines(monkeypatch):
+    """The console said 22:17 (this machine's zone) while the dashboard said 06:17 (the site's): the
+    console now prints the site's clock and names its zone, whatever zone the demo runs in."""
+    import http.server
+    import json
+    import re
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from hazardwatch.demo import configs, district
+    from hazardwatch.demo.brokers import Broker
+
+    class Central(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"result": "started"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    monkeypatch.setenv("TZ", "America/Los_Angeles")  # 15 or 16 hours behind the site's clock
+    time.tzset()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Central)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        line = district.push_sample_warning(f"http://127.0.0.1:{server.server_address[1]}", "t", 180.0)
+    finally:
+        server.shutdown()
+        monkeypatch.undo()
+        time.tzset()
+    site = configs.central_config(Broker("127.0.0.1", 1883, "5"), 0, Path("/tmp"))["timezone"]
+    found = re.search(r"until (\d\d):(\d\d):(\d\d) (\S+)\)", line)
+    assert found and found[4] == site == "Asia/Shanghai", line
+    expected = datetime.now(ZoneInfo(site)).timestamp() + 180.0
+    shown = datetime.now(ZoneInfo(site)).replace(hour=int(found[1]), minute=int(found[2]), second=int(found[3]))
+    off = (shown.timestamp() - expected + 43200) % 86400 - 43200  # across midnight too
+    assert abs(off) < 10, (line, off)
