@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +76,14 @@ Projection = dict[str, tuple[np.ndarray, np.ndarray]]  # scale -> (P [dim, chann
 
 @dataclass
 class Embedded:
-    """Projected embeddings per scale of every sample and its mirror image, [N, dim, rows, cols] float32."""
+    """Projected embeddings per scale of every sample and its mirror image, [N, dim, rows, cols] float32;
+    for a scale whose projection is learnt, its raw features too ([N, 2, channels, rows, cols] float16,
+    the frame and its mirror image)."""
 
     emb: dict[str, np.ndarray]
     emb_mirror: dict[str, np.ndarray]
     prints: np.ndarray  # layout fingerprints, for the nearest references
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class ReferenceHead(nn.Module):
@@ -99,16 +102,58 @@ class ReferenceHead(nn.Module):
         return self.net(x)
 
 
+class LearnedProjection(nn.Module):
+    """A scale's 1x1 projection that starts at its principal components and is trained with the head.
+
+    Why: PCA keeps what varies most between cells (sky against ridge), not necessarily what tells a thin
+    plume from haze; trained on reference pairs the same linear map may keep more of the latter (measured
+    in docs/models.md: within the seed spread so far, not shipped). Being linear, it is written into the
+    graph exactly as a PCA projection is (`as_projection`)."""
+
+    def __init__(self, p: np.ndarray, mean: np.ndarray) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(p.shape[1], p.shape[0], 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.from_numpy(p)[:, :, None, None])
+            self.bias.copy_(torch.from_numpy(-(p @ mean)))
+
+    @property
+    def bias(self) -> torch.Tensor:
+        if self.conv.bias is None:  # built with one; only a foreign state dict could lack it
+            raise ValueError("the learnt projection has no bias")
+        return self.conv.bias
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.conv(raw)
+
+    def as_projection(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P, mean) with P @ (x - mean) == W @ x + b: the weight has full row rank, so mean = -pinv(W) b."""
+        w = self.conv.weight.detach().numpy()[:, :, 0, 0].astype(np.float64)
+        b = self.bias.detach().numpy().astype(np.float64)
+        return w.astype(np.float32), (-np.linalg.pinv(w) @ b).astype(np.float32)
+
+
 class MultiScaleHead(nn.Module):
     """One reference head per scale; the edge thresholds their combined probability on the finest grid:
-    `geo` (1.4.0) their geometric mean, a cell flagged only where both scales agree; `mean` (1.3.0)."""
+    `geo` (1.4.0) their geometric mean, a cell flagged only where both scales agree; `mean` (1.3.0).
+    `projections` holds the scales whose projection is learnt with the heads (none in the shipped recipe)."""
 
-    def __init__(self, combine: str = "geo") -> None:
+    def __init__(self, combine: str = "geo", projections: dict[str, LearnedProjection] | None = None) -> None:
         super().__init__()
         if combine not in COMBINE_RULES:
             raise ValueError(f"combine rule {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
         self.combine_rule = combine
         self.heads = nn.ModuleDict({sc.name: ReferenceHead(sc.dim) for sc in SCALES})
+        self.projections = nn.ModuleDict(projections or {})
+
+    def projection(self, fitted: Projection) -> Projection:
+        """The projection the graph embeds with: the fitted one, with the learnt scales replaced."""
+        out = dict(fitted)
+        for name, module in self.projections.items():
+            if not isinstance(module, LearnedProjection):
+                raise TypeError(f"{name}: expected a LearnedProjection, got {type(module).__name__}")
+            out[name] = module.as_projection()
+        return out
 
     def forward(self, emb: dict[str, torch.Tensor], refs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: head(emb[name], refs[name]) for name, head in self.heads.items()}
@@ -209,8 +254,11 @@ def fit_projection(
     return out
 
 
-def embed_all(cold: onnx.ModelProto, proj: Projection, samples: Sequence[Sample]) -> Embedded:
-    """Run the cold graph once per frame (and mirror) and keep only the projected embeddings."""
+def embed_all(
+    cold: onnx.ModelProto, proj: Projection, samples: Sequence[Sample], keep_raw: Sequence[str] = ()
+) -> Embedded:
+    """Run the cold graph once per frame (and mirror) and keep the projected embeddings, and the raw
+    features (float16) of the scales named in `keep_raw`, whose projection will be learnt."""
     from tqdm import tqdm
 
     from hazardwatch.models.data import fingerprint
@@ -219,15 +267,18 @@ def embed_all(cold: onnx.ModelProto, proj: Projection, samples: Sequence[Sample]
     n = len(samples)
     emb = {sc.name: np.zeros((n, sc.dim, *sc.grid), np.float32) for sc in SCALES}
     mirror = {sc.name: np.zeros((n, sc.dim, *sc.grid), np.float32) for sc in SCALES}
+    raw = {sc.name: np.zeros((n, 2, sc.channels, *sc.grid), np.float16) for sc in SCALES if sc.name in keep_raw}
     prints = []
     for k, s in enumerate(tqdm(samples, desc="embedding frames", unit="frame")):
         feats = _features(session, cold, s.path)
+        for name in raw:
+            raw[name][k] = feats[name]
         for sc in SCALES:
             p, mean = proj[sc.name]
             e = np.einsum("dc,nchw->ndhw", p, feats[sc.name] - mean[None, :, None, None])
             emb[sc.name][k], mirror[sc.name][k] = e[0], e[1]
         prints.append(fingerprint(read_bgr(s.path, cv2.IMREAD_REDUCED_COLOR_4)))
-    return Embedded(emb, mirror, np.stack(prints))
+    return Embedded(emb, mirror, np.stack(prints), raw)
 
 
 # -- pairs and training ------------------------------------------------------------------------------
@@ -248,12 +299,34 @@ def reference_stats(emb: np.ndarray) -> np.ndarray:
     return np.concatenate([emb.mean(0), emb.std(0, ddof=1), emb.max(0)]).astype(np.float32)
 
 
-def _pair(data: Embedded, i: int, ref: np.ndarray, mirror: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def _torch_stats(emb: torch.Tensor) -> torch.Tensor:
+    """`reference_stats` in torch, so a learnt projection gets gradients through the reference too."""
+    return torch.cat([emb.mean(0), emb.std(0, unbiased=True), emb.max(0).values])
+
+
+def _pair(
+    head: MultiScaleHead, data: Embedded, i: int, ref: np.ndarray, mirror: bool
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Sample i's embedding and its reference's statistics per scale; a scale with a learnt projection
+    is projected from its raw features now (with gradients while training)."""
     src = data.emb_mirror if mirror else data.emb
-    return {n: src[n][i] for n in src}, {n: reference_stats(src[n][ref]) for n in src}
+    emb, refs = {}, {}
+    for n in src:
+        if n in head.projections:
+            x = torch.from_numpy(np.asarray(data.raw[n][np.concatenate([[i], ref]), int(mirror)], np.float32))
+            e = head.projections[n](x)
+            emb[n], refs[n] = e[0], _torch_stats(e[1:])
+        else:
+            emb[n] = torch.from_numpy(np.ascontiguousarray(src[n][i]))
+            refs[n] = torch.from_numpy(reference_stats(src[n][ref]))
+    return emb, refs
 
 
-def _stack(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+def _stack(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {n: torch.stack([it[n] for it in items]) for n in items[0]}
+
+
+def _stack_targets(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return {n: torch.from_numpy(np.ascontiguousarray(np.stack([it[n] for it in items]))) for n in items[0]}
 
 
@@ -266,11 +339,15 @@ def train_head(
     batch: int = 32,
     combine: str = "geo",
     hard_share: float = 0.0,
+    learn: Projection | None = None,
+    projection_lr: float = 1e-3,
 ) -> MultiScaleHead:
     """Pairs (frame, its view's reference) from the training frames; every positive, twice as many negatives.
     Each scale's head learns on its own grid's targets; `combine` is how the graph will join them. From the
     second pass on, `hard_share` of the negatives are the ones the head scores highest (haze, clouds and
-    glare it still mistakes for smoke), the rest drawn at random."""
+    glare it still mistakes for smoke), the rest drawn at random. The scales in `learn` (their fitted
+    projection, which `data.raw` must hold the raw features for) get a projection trained with the heads,
+    starting there, at `projection_lr`."""
     from hazardwatch.models.smoke import smoke_loss
 
     torch.manual_seed(seed)
@@ -280,8 +357,16 @@ def train_head(
     pool[train_idx] = True
     pool &= ~positive
     targets = {sc.name: np.stack([cell_targets(s.box, s.positive, sc.grid) for s in samples]) for sc in SCALES}
-    head = MultiScaleHead(combine)
-    opt = torch.optim.AdamW(head.parameters(), 3e-4, weight_decay=1e-3)
+    learn = learn or {}
+    missing = [name for name in learn if name not in data.raw]
+    if missing:
+        names = ", ".join(missing)
+        raise ValueError(f"learning the projection of {names} needs their raw features (embed_all keep_raw)")
+    head = MultiScaleHead(combine, {name: LearnedProjection(*pm) for name, pm in learn.items()})
+    groups: list[dict[str, Any]] = [{"params": head.heads.parameters(), "lr": 3e-4}]
+    if learn:
+        groups.append({"params": head.projections.parameters(), "lr": projection_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=1e-3)
     pos_idx = train_idx[positive[train_idx]]
     neg_idx = train_idx[~positive[train_idx]]
     head.train()
@@ -299,7 +384,7 @@ def train_head(
                 if ref is None:
                     continue
                 m = bool(rng.random() < 0.5)
-                e, r = _pair(data, int(i), ref, m)
+                e, r = _pair(head, data, int(i), ref, m)
                 embs.append(e)
                 refs.append(r)
                 ts.append({n: t[i][:, ::-1] if m else t[i] for n, t in targets.items()})
@@ -307,7 +392,7 @@ def train_head(
             if not embs:
                 continue
             logits = head(_stack(embs), _stack(refs))
-            tt, pp = _stack(ts), torch.from_numpy(np.array(ps))
+            tt, pp = _stack_targets(ts), torch.from_numpy(np.array(ps))
             loss = sum((smoke_loss(logits[n], tt[n], pp) for n in logits), torch.zeros(()))
             opt.zero_grad()
             loss.backward()
@@ -355,7 +440,7 @@ def _hardest(
         for k, i in enumerate(neg_idx):
             ref = reference_for(int(i), samples, data.prints, pool, rng, K_REFERENCE)
             if ref is not None:
-                e, r = _pair(data, int(i), ref, False)
+                e, r = _pair(head, data, int(i), ref, False)
                 scores[k] = float(head.combine(head(_stack([e]), _stack([r]))).max())
     head.train()
     return neg_idx[np.argsort(-scores)[:n]]
@@ -373,7 +458,7 @@ def score_pairs(
             ref = reference_for(int(i), samples, data.prints, pool, rng, K_REFERENCE)
             if ref is None:
                 continue
-            e, r = _pair(data, int(i), ref, False)
+            e, r = _pair(head, data, int(i), ref, False)
             scores.append(float(head.combine(head(_stack([e]), _stack([r]))).max()))
             labels.append(samples[int(i)].positive)
             areas.append(plume_area(samples[int(i)]))

@@ -89,10 +89,15 @@ def build_layout(lines: Sequence[str], data_root: Path, out: Path) -> Path:
 
 
 def _embedded(
-    cold: onnx.ModelProto, train: Sequence[Sample], everything: Sequence[Sample], work_dir: Path, pca_cells: int = 150
+    cold: onnx.ModelProto,
+    train: Sequence[Sample],
+    everything: Sequence[Sample],
+    work_dir: Path,
+    pca_cells: int = 150,
+    keep_raw: Sequence[str] = (),
 ) -> tuple[Projection, Embedded]:
-    """The projections and every frame's embeddings, cached in work_dir for the same graph, scales, PCA cells
-    and frames (the 1.3.0 key is kept for 30 cells)."""
+    """The projections and every frame's embeddings (and the raw features of `keep_raw`'s scales), cached
+    in work_dir for the same graph, scales, PCA cells and frames (the 1.3.0 key is kept for 30 cells)."""
     import hashlib
 
     from hazardwatch.models import smoke_reference as sr
@@ -100,13 +105,16 @@ def _embedded(
     listing = repr([str(s.path) for s in everything]) + repr(sr.SCALES) + ("" if pca_cells == 30 else str(pca_cells))
     key = hashlib.sha256(cold.SerializeToString() + listing.encode()).hexdigest()
     path = work_dir / f"embedded-{key[:16]}.npz"
+    raw_path = {n: work_dir / f"embedded-{key[:16]}-{n}-raw.npy" for n in keep_raw}
     names = [sc.name for sc in sr.SCALES]
-    if path.is_file():
+    if path.is_file() and all(p.is_file() for p in raw_path.values()):
         z = np.load(path)
         proj = {n: (z[f"{n}_p"], z[f"{n}_mean"]) for n in names}
-        return proj, sr.Embedded({n: z[f"{n}_emb"] for n in names}, {n: z[f"{n}_mirror"] for n in names}, z["prints"])
+        raw = {n: np.load(p, mmap_mode="r") for n, p in raw_path.items()}
+        emb, mirror = {n: z[f"{n}_emb"] for n in names}, {n: z[f"{n}_mirror"] for n in names}
+        return proj, sr.Embedded(emb, mirror, z["prints"], raw)
     proj = sr.fit_projection(cold, train, cells=pca_cells)
-    data = sr.embed_all(cold, proj, everything)
+    data = sr.embed_all(cold, proj, everything, keep_raw)
     work_dir.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {"prints": data.prints}
     for n in names:
@@ -114,6 +122,8 @@ def _embedded(
             {f"{n}_p": proj[n][0], f"{n}_mean": proj[n][1], f"{n}_emb": data.emb[n], f"{n}_mirror": data.emb_mirror[n]}
         )
     np.savez(path, **arrays)
+    for n, p in raw_path.items():  # one array per scale, memory-mapped when read back (1.4 GB for s16)
+        np.save(p, data.raw[n])
     return proj, data
 
 
@@ -143,6 +153,7 @@ def train_smoke_reference(
     combine: str = "geo",
     hard_share: float = 0.0,
     pca_cells: int = 150,
+    learn_fine: bool = False,
 ) -> dict[str, Any]:
     import torch
 
@@ -166,11 +177,15 @@ def train_smoke_reference(
     val_idx = np.arange(len(train), len(everything))
     log.info("reference head: %d training frames, %d validation frames", len(train), len(val))
 
-    proj, data = _embedded(cold, train, everything, work_dir, pca_cells)
+    learnt = [sr.FINE.name] if learn_fine else []
+    proj, data = _embedded(cold, train, everything, work_dir, pca_cells, keep_raw=learnt)
     positive = np.array([s.positive for s in everything])
+    learn = {name: proj[name] for name in learnt}
 
     # 1. the recipe on the view-disjoint split: what an unseen camera can expect
-    head = sr.train_head(everything, data, train_idx, epochs=epochs, combine=combine, hard_share=hard_share)
+    head = sr.train_head(
+        everything, data, train_idx, epochs=epochs, combine=combine, hard_share=hard_share, learn=learn
+    )
     val_pool = np.zeros(len(everything), bool)
     val_pool[val_idx] = True
     scores, labels, areas = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
@@ -194,7 +209,7 @@ def train_smoke_reference(
     split_dir = work_dir / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
     split_manifest = _ship_graph(
-        build_graph(cold, proj, head), {**base, "reference": spec, "metrics": {}}, split_dir, name
+        build_graph(cold, head.projection(proj), head), {**base, "reference": spec, "metrics": {}}, split_dir, name
     )
     per_camera = evaluate_cameras(
         OnnxDetector(split_manifest, threads=1),
@@ -210,13 +225,15 @@ def train_smoke_reference(
     figures["reference_cameras"] = len(per_camera["per_camera"])
     log.info("view-disjoint figures: %s", figures)
 
-    # 2. the shipped head: the same recipe on every view group (the projection stays the training one)
+    # 2. the shipped head: the same recipe on every view group (the fitted projection stays the training one;
+    # a learnt one starts from it again)
     final = sr.train_head(
-        everything, data, np.arange(len(everything)), epochs=epochs, combine=combine, hard_share=hard_share
-    )
-    graph = build_graph(cold, proj, final)
+        everything, data, np.arange(len(everything)), epochs=epochs, combine=combine, hard_share=hard_share,
+        learn=learn,
+    )  # fmt: skip
+    graph = build_graph(cold, final.projection(proj), final)
     check_graph(graph, final, everything[0].path)
-    torch.save({"head": final.state_dict(), "proj": proj}, work_dir / "reference-head.pt")
+    torch.save({"head": final.state_dict(), "proj": final.projection(proj)}, work_dir / "reference-head.pt")
     metrics = {k: v for k, v in base.get("metrics", {}).items() if not str(k).startswith("reference_")}
     manifest = {
         **base,
