@@ -328,3 +328,58 @@ def test_map_labels_never_overlap_on_a_desk_screen_or_a_phone(tmp_path: Path, mo
             page.context.close()
         browser.close()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("tiled", [False, True], ids=["no-tiles", "tiles"])
+def test_a_selected_incident_keeps_its_area_in_view_when_there_are_no_tiles(
+    tmp_path: Path, mosquitto, tiled: bool
+) -> None:
+    """Without tiles the layers are all the map has: selecting an incident zoomed to some 100 m, leaving the
+    view cone and nothing of the district. Now its named area is shown around it, name and all; with tiles
+    (streets to read) it still zooms in on the stretch along the camera's view."""
+    if (reason := browser_unavailable_reason()) is not None:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.test_notification_place import EDGE, RESERVOIR, _alert, _status
+
+    tiles = TileServer().start() if tiled else None
+    cfg = write_central_config(tmp_path / "central.yaml", broker_port=mosquitto.port,
+                               database_url=f"sqlite:///{tmp_path}/central.db",
+                               map=map_section(tiles.url_template if tiles else None))
+    errors: list[str] = []
+    pub = Publisher(mosquitto.port)
+    try:
+        with CentralProcess(cfg, tmp_path / "central.log") as central, sync_playwright() as pw:
+            pub.send(f"hazardwatch/v1/{EDGE}/cameras/reservoir/status", _status("reservoir", RESERVOIR), retain=True)
+            wait_until(lambda: central.get("/api/v1/cameras")["items"], 15, "the camera's placement")
+            pub.send(alert_topic(EDGE, "reservoir"), _alert(0, "reservoir", RESERVOIR))
+            (inc,) = wait_until(lambda: central.get("/api/v1/incidents")["items"], 15, "the incident")
+            assert inc["place"]["area"] == "Shenzhen Reservoir" and inc["place"]["segment"], inc
+            browser = launch(pw)
+            page = signed_in_page(browser, central.url, OPERATOR, errors)
+            page.click(f"li.incident[data-id='{inc['id']}']")
+            page.locator("#map path.sight-seg.sel").wait_for(state="attached", timeout=5000)
+            page.wait_for_timeout(300)  # the labels settle
+            view = page.locator("#map").bounding_box()
+            area = page.evaluate("""() => [...document.querySelectorAll('#map path.geo-area')].map((p) =>
+              p.getBoundingClientRect()).map((r) => ({x: r.x, y: r.y, width: r.width, height: r.height}))""")
+            whole = [a for a in area if a["width"] > 0 and a["x"] >= view["x"] - 1 and a["y"] >= view["y"] - 1
+                     and a["x"] + a["width"] <= view["x"] + view["width"] + 1
+                     and a["y"] + a["height"] <= view["y"] + view["height"] + 1]
+            seg = page.locator("#map path.sight-seg.sel").bounding_box()
+            assert seg is not None and seg["width"] > 3  # the stretch along the view is still drawn
+            page.screenshot(path=str(artifact_dir("map") / f"map-selected-{'tiles' if tiled else 'no-tiles'}.png"))
+            if tiled:
+                assert not whole, (area, view)  # zoomed in on the stretch, streets to read on the tiles
+            else:
+                assert whole, (area, view)  # at least the incident's own area, outline whole
+                label = page.locator("#map .geo-area-label:not(.lbl-hidden)", has_text="Shenzhen Reservoir")
+                box = label.bounding_box()
+                assert box is not None and view["x"] <= box["x"] <= view["x"] + view["width"] - box["width"]
+            browser.close()
+    finally:
+        pub.close()
+        if tiles:
+            tiles.stop()
+    assert not [e for e in errors if "tile" not in e.lower()], errors

@@ -18,6 +18,9 @@ const LABELS_MAX = 60; // more cameras than this on screen: dots without names (
 const STATE_COLOURS = { online: "#22c55e", degraded: "#f59e0b", offline: "#ef4444", unknown: "#6b7280" }; // app.css
 const VIEW_PAD = 0.15; // markers are kept this far (a share of the view) beyond the screen's edges
 const SEGMENT_MIN_PX = 40; // a selected incident's stretch along the view is zoomed to at least this long
+// with no tiles the configured layers are all the map has: a selected incident is shown in its named area
+// (or the nearest), never closer than this, so outline, roads and names stay around the view cone
+const NO_TILES_MAX_ZOOM = 14;
 const SEVERITY_RANK = { extreme: 3, severe: 2, moderate: 1, minor: 0 };
 // a camera's name starts this far from its dot's centre, on whichever side it goes; the second clears an
 // incident marker drawn over the camera (an incident a few hundred metres along its view)
@@ -48,6 +51,7 @@ export class MapView {
     this.frame = 0;
     this.drawn = new Map(); // key -> {layer, sig}: only what changed is replaced
     this.watch = new Map(); // camera key -> [{hazard, level, reason}]: raised by weather warnings
+    this.areas = []; // configured named areas [{name, bounds}]: the context a selection keeps without tiles
     this.map = L.map(container, { zoomControl: false, zoomSnap: 0.25, worldCopyJump: true, minZoom: 2, maxZoom: 19 });
     this.map.attributionControl.setPrefix(false);
     this.map.createPane("geo").style.zIndex = 350; // configured layers: over tiles, under cones and markers
@@ -80,8 +84,13 @@ export class MapView {
     this.configured = true;
     this.geo.clearLayers();
     this.geoBounds = L.latLngBounds([]);
+    this.areas = [];
     for (const layer of cfg.layers || []) this._addGeo(layer.data, layer.style, layer.label_property, `geo-layer geo-${layer.name}`);
-    for (const area of cfg.areas || []) this._addGeo(area.data, area.style, area.name_property, "geo-area");
+    for (const area of cfg.areas || []) {
+      this._addGeo(area.data, area.style, area.name_property, "geo-area").eachLayer((l) => {
+        if (l.getBounds) this.areas.push({ name: l.feature?.properties?.[area.name_property], bounds: l.getBounds() });
+      });
+    }
     this.fitKey = "";
     this.schedule();
   }
@@ -97,6 +106,7 @@ export class MapView {
     });
     gj.addTo(this.geo);
     if (gj.getBounds().isValid()) this.geoBounds.extend(gj.getBounds());
+    return gj;
   }
 
   /** cameras: API rows; incidents: summaries; sightings: Map(incidentId -> sightings[]). */
@@ -109,7 +119,7 @@ export class MapView {
   }
 
   /** Bring a newly selected incident into view, keeping the zoom unless its line-of-sight stretch would be
-   * too short to see: then show it with its camera. */
+   * too short to see: then show it with its camera (and, with no tiles, in its named area). */
   focus(inc) {
     const pos = inc && MapView.position(inc);
     if (!pos) return;
@@ -119,11 +129,24 @@ export class MapView {
     if (short && inc.location) {
       this.userMoved = true;
       const bounds = L.latLngBounds([[inc.location.lat, inc.location.lon], ...seg]);
-      this.map.fitBounds(bounds, { padding: [60, 60], maxZoom: 17, animate: false });
+      const bare = !this.tiles;
+      const area = bare && this._areaAround(inc.place.area, bounds.getCenter());
+      if (area) bounds.extend(area);
+      this.map.fitBounds(bounds, { padding: [60, 60], maxZoom: bare ? NO_TILES_MAX_ZOOM : 17, animate: false });
     } else if (!this.map.getBounds().pad(-0.05).contains(pos)) {
       this.userMoved = true;
       this.map.panTo(pos, { animate: false });
     }
+  }
+
+  /** The bounds of the named area called `name`, else of the one nearest `at`; null with none configured. */
+  _areaAround(name, at) {
+    const named = this.areas.find((a) => a.name && a.name === name);
+    if (named) return named.bounds;
+    const gap = (b) => (b.contains(at) ? 0 : at.distanceTo(L.latLng(
+      Math.min(Math.max(at.lat, b.getSouth()), b.getNorth()), Math.min(Math.max(at.lng, b.getWest()), b.getEast()))));
+    const near = [...this.areas].sort((a, b) => gap(a.bounds) - gap(b.bounds))[0];
+    return near ? near.bounds : null;
   }
 
   /** Cameras on raised watch (GET /api/v1/watch items): ringed on the map, named under it. */
