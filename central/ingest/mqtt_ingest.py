@@ -294,7 +294,7 @@ class MqttIngest:
             found = [p for _msg, p in batch if isinstance(p, Alert)]
             places = (place_locks(a.hazard.value, a.edge_id, a.camera_id, a.lat, a.lon, distance) for a in found)
             tx.lock_all(key for keys in places for key in keys)
-            alerts.prefetch(tx, found)
+            alerts.prefetch(tx, found, now)
             for _msg, parsed in batch:
                 self._apply(tx, parsed, now, alerts, counts)
             alerts.flush(tx, self.cfg, now)

@@ -24,6 +24,7 @@ from hazardwatch.central.incidents.correlate import SYSTEM, Choice, Member, Regi
 from hazardwatch.central.services.aggregates import COMPACT, refresh_many
 from hazardwatch.central.services.placement import for_attached, for_unattached, stays
 from hazardwatch.central.services.sqlin import matching_pairs
+from hazardwatch.central.services.suppressions import Active
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import Alert
 
@@ -87,10 +88,13 @@ class AlertBatch:
     known: dict[tuple[str, str], _Known] = field(default_factory=dict)  # (edge, alert_id) -> membership
     covered: set[tuple[str, str]] = field(default_factory=set)
     covered_events: set[tuple[str, int]] = field(default_factory=set)
+    suppressions: Active = field(default_factory=Active)
 
-    def prefetch(self, tx: Tx, alerts: Sequence[Alert]) -> None:
-        """Read in two queries what the store knows of every alert of the batch (call with the batch's
-        correlation locks held, so no other instance changes it meanwhile)."""
+    def prefetch(self, tx: Tx, alerts: Sequence[Alert], now: float) -> None:
+        """Read in three queries what the store knows of every alert of the batch (call with the batch's
+        correlation locks held, so no other instance changes it meanwhile): events, memberships with
+        their incidents' closes, then the false-alarm suppressions of the cameras whose alerts may be
+        judged against them (`Active` says what a batch sees of an operator's false alarm)."""
         events = sorted({(a.edge_id, a.seq) for a in alerts})
         members = sorted({(a.edge_id, a.alert_id) for a in alerts})
         if not events:
@@ -108,6 +112,13 @@ class AlertBatch:
             self.known[(edge, alert_id)] = _Known(None, own, last_seq, _closed(state, by, at))
         self.covered.update(members)
         self.covered_events.update(events)
+        # Only a look that is in no incident yet, or in one an operator closed, meets the suppressions.
+        judged = []
+        for a in alerts:
+            k = self.known.get((a.edge_id, a.alert_id))
+            if a.state.value != "end" and (k is None or k.closed is not None):
+                judged.append((a.edge_id, a.camera_id))
+        self.suppressions.read(tx, judged, now)
 
     def applied(self, alert: Alert, known: _Known, incident_id: int) -> None:
         """Keep the prefetched membership current, as the store's upsert just changed it."""
@@ -243,9 +254,9 @@ def apply_alert(tx: Tx, alert: Alert, cfg: CentralConfig, now: float, batch: Ale
             alert.lon,
         )
         if own is not None:
-            choice, why = for_attached(tx, alert, me, own, known.closed, cfg, now, batch.event)
+            choice, why = for_attached(tx, alert, me, own, known.closed, cfg, now, batch.event, batch.suppressions)
         else:
-            choice, why = for_unattached(tx, alert, me, cfg, now, batch.event)
+            choice, why = for_unattached(tx, alert, me, cfg, now, batch.event, batch.suppressions)
     created = reopened = False
     if choice.action == "new":
         incident_id = tx.scalar(

@@ -63,18 +63,18 @@ def candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Can
 
 
 def _suppression_verdict(
-    tx: Tx, alert: Alert, me: Member, cfg: CentralConfig, now: float, event: EventSink
+    tx: Tx, alert: Alert, me: Member, cfg: CentralConfig, now: float, event: EventSink, active: suppressions.Active
 ) -> tuple[str, int | None, int | None]:
     """The strongest verdict of the camera's active false-alarm suppressions (break > quiet > outside),
-    with the suppression's incident and id."""
+    with the suppression's incident and id; `active` holds the batch's (its docstring says what it sees)."""
     fa = cfg.false_alarm
     quiet = None
-    for s in suppressions.active_for(tx, alert.edge_id, alert.camera_id, alert.hazard.value, now):
+    for s in active.of(tx, alert.edge_id, alert.camera_id, alert.hazard.value, now):
         verdict = judge(
             s, me.camera, alert.hazard.value, me.regions, alert.score, now, fa.break_score_margin, fa.break_area_factor
         )
         if verdict == "break":
-            suppressions.end(tx, s.id, SYSTEM, f"broken through by a stronger detection (score {alert.score:.2f})", now)
+            active.end(tx, s, SYSTEM, f"broken through by a stronger detection (score {alert.score:.2f})", now)
             event(s.incident_id, now, "suppression_broken", SYSTEM, {"suppression_id": s.id, "score": alert.score})
             return "break", s.incident_id, s.id
         if verdict == "quiet" and quiet is None:
@@ -116,12 +116,13 @@ def for_attached(
     cfg: CentralConfig,
     now: float,
     event: EventSink,
+    active: suppressions.Active,
 ) -> tuple[Choice, dict]:
     """Where an alert already in incident `own` goes; `closed` is (state, resolved_at) when an operator
     closed `own`."""
     if closed is None or stays(alert, closed):
         return Choice("attach", own), {}
-    verdict, _sup_incident, sup_id = _suppression_verdict(tx, alert, me, cfg, now, event)
+    verdict, _sup_incident, sup_id = _suppression_verdict(tx, alert, me, cfg, now, event, active)
     if verdict == "quiet":
         return Choice("attach", own), {"suppressed_by": sup_id}
     reason = "stronger_than_false_alarm" if verdict == "break" else f"still_seen_after_{closed[0]}"
@@ -129,12 +130,12 @@ def for_attached(
 
 
 def for_unattached(
-    tx: Tx, alert: Alert, me: Member, cfg: CentralConfig, now: float, event: EventSink
+    tx: Tx, alert: Alert, me: Member, cfg: CentralConfig, now: float, event: EventSink, active: suppressions.Active
 ) -> tuple[Choice, dict]:
     """Where an alert no incident holds yet goes."""
     if alert.state.value == "end":
         return choose(me, alert.hazard.value, candidates(tx, alert, cfg, now), cfg.correlation), {}
-    verdict, sup_incident, sup_id = _suppression_verdict(tx, alert, me, cfg, now, event)
+    verdict, sup_incident, sup_id = _suppression_verdict(tx, alert, me, cfg, now, event, active)
     if verdict == "quiet" and sup_incident is not None:
         return Choice("attach", sup_incident), {"suppressed_by": sup_id}
     choice = choose(me, alert.hazard.value, candidates(tx, alert, cfg, now), cfg.correlation)

@@ -4,15 +4,18 @@ the batch's deferred writes and prefetched state must give exactly what applying
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.ingest.mqtt_ingest import Incoming, MqttIngest
 from hazardwatch.central.metrics import CentralMetrics
+from hazardwatch.central.services import incidents
 from hazardwatch.central.store import Database, Tx, database
 from hazardwatch.contract import Alert
 from hazardwatch.harness.central_proc import alert_payload
+from hazardwatch.harness.databases import temporary_database
 
 AT = 1_700_000_000.0
 
@@ -129,3 +132,65 @@ def test_write_rows_splits_a_batch_within_the_parameter_limit(database_url, monk
         db.close()
     assert chunks == [2, 2, 2, 1]
     assert rows == [(k, f"v{k}" if k % 3 else None) for k in range(7)]
+
+
+def _after_a_false_alarm(database_url: str, batch_size: int, sent: list[str]) -> tuple[dict, int]:
+    """An operator marks north's first alert a false alarm; then one batch (or one message at a time)
+    brings a look inside its region, a clearly stronger one that breaks through, and another look inside
+    it: the third is no longer suppressed, whatever the batching. Returns the outcome and how many
+    statements read the suppressions."""
+    db = Database(database_url)
+    db.migrate()
+    try:
+        cfg = CentralConfig(broker=BrokerConfig(), database={"url": database_url})
+        ingest = MqttIngest(cfg, db, CentralMetrics(), lambda n: None)
+        assert ingest.store([_msg(alert_payload(0, alert_id="alert-north-1", score=0.6), 0)]) == 1
+        with db.tx() as tx:
+            first = tx.scalar("SELECT MIN(id) FROM incidents")
+            incidents.act(tx, first, "false_alarm", "amy", "sun glare", time.time(), suppress_s=3600)
+        looks = [
+            alert_payload(1, alert_id="alert-north-2", score=0.65, x=(0.47, 0.53)),  # quiet
+            alert_payload(2, alert_id="alert-north-3", score=0.95),  # +0.35: breaks through
+            alert_payload(3, alert_id="alert-north-4", score=0.65, x=(0.47, 0.53)),  # the suppression ended
+        ]
+        msgs = [_msg(doc, k + 1) for k, doc in enumerate(looks)]
+        sent.clear()
+        assert sum(ingest.store(msgs[i : i + batch_size]) for i in range(0, len(msgs), batch_size)) == 3
+        reads = sum("FROM suppressions" in sql for sql in sent)
+        with db.tx() as tx:
+            return {
+                "members": tx.execute("SELECT alert_id, incident_id FROM incident_alerts ORDER BY alert_id"),
+                "incidents": tx.execute("SELECT id, state, previous_id FROM incidents ORDER BY id"),
+                "suppressed": tx.execute(
+                    "SELECT incident_id, detail FROM incident_events WHERE kind = 'alert' AND detail LIKE "
+                    "'%suppressed_by%' ORDER BY id"
+                ),
+                "suppression": tx.execute("SELECT quiet_count, ended_by, ended_at IS NULL FROM suppressions"),
+            }, reads
+    finally:
+        db.close()
+
+
+def test_a_false_alarm_suppresses_the_next_batch_read_once_and_kept_current(database_url, tmp_path, monkeypatch):
+    """The batch reads its cameras' suppressions in one statement; a break-through within the batch ends
+    the suppression for the alerts after it, exactly as one message at a time does."""
+    sent: list[str] = []
+    real = Tx.execute
+    monkeypatch.setattr(Tx, "execute", lambda self, sql, *a: sent.append(sql) or real(self, sql, *a))
+    (tmp_path / "other").mkdir()
+    with temporary_database("sqlite" if database_url.startswith("sqlite") else "postgres", tmp_path / "other") as url:
+        one_by_one, reads = _after_a_false_alarm(url, 1, sent)
+    assert reads == 3  # one per batch of one
+    whole, reads = _after_a_false_alarm(database_url, 3, sent)
+    assert reads == 1
+    assert whole == one_by_one
+    first, broken = whole["incidents"][0][0], whole["incidents"][1]
+    assert whole["incidents"][0][1] == "false_alarm" and broken[2] == first
+    assert dict(whole["members"]) == {
+        "alert-north-1": first,
+        "alert-north-2": first,
+        "alert-north-3": broken[0],
+        "alert-north-4": broken[0],
+    }
+    assert [(i, json.loads(d)["alert_id"]) for i, d in whole["suppressed"]] == [(first, "alert-north-2")]
+    assert whole["suppression"] == [(1, "system", False)]
