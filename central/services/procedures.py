@@ -16,11 +16,6 @@ from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 
 
-def procedure_view(tx: Tx, incident_id: int) -> dict[str, Any] | None:
-    raw = tx.scalar("SELECT procedure FROM incidents WHERE id = ?", (incident_id,))
-    return procedure_views(tx, {incident_id: raw} if raw else {}).get(incident_id)
-
-
 def procedure_views(tx: Tx, raw: dict[int, str]) -> dict[int, dict[str, Any]]:
     """Incidents' procedures (their stored JSON by incident) with the steps ticked, from one query."""
     if not raw:

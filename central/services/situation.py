@@ -74,32 +74,11 @@ def _local_hour(cfg: CentralConfig, at: float) -> int | None:
         return None
 
 
-def confidence_of(tx: Tx, incident_id: int) -> float | None:
-    """The incident's confidence: the highest of its active alerts (of all alerts once none is active)."""
-    rows = tx.execute("SELECT active, confidence FROM incident_alerts WHERE incident_id = ?", (incident_id,))
-    return confidence_from(rows)
-
-
 def confidence_from(rows: list[tuple]) -> float | None:
     """(active, confidence) of each alert -> the highest of the active ones (of all once none is active)."""
     live = [c for a, c in rows if a and c is not None]
     every = [c for _a, c in rows if c is not None]
     return max(live or every) if (live or every) else None
-
-
-def assess_incident(
-    tx: Tx, incident_id: int, hazard: str, members: list[tuple], cfg: CentralConfig, now: float
-) -> tuple[str, list[dict[str, Any]], float | None]:
-    """(severity, reasons, confidence) for the incident as it stands."""
-    return assess_with(
-        hazard,
-        members,
-        confidence_of(tx, incident_id),
-        first_sightings(tx, [incident_id])[incident_id],
-        weather_rows(tx, hazard),
-        cfg,
-        now,
-    )
 
 
 def assess_with(
@@ -111,7 +90,8 @@ def assess_with(
     cfg: CentralConfig,
     now: float,
 ) -> tuple[str, list[dict[str, Any]], float | None]:
-    """The same from facts read beforehand, so a batch of incidents is assessed from a few queries."""
+    """(severity, reasons, confidence) of an incident from facts read beforehand (`first_sightings`,
+    `weather_rows`, `confidence_from`), so a batch of incidents is assessed from a few queries."""
     cameras = sorted({f"{m[0]}/{m[1]}" for m in members})
     latest: dict[str, float] = {}
     for m in members:

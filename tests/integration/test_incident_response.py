@@ -183,7 +183,7 @@ def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_
     assert [c["id"] for c in p["contacts"]] == ["forest_fire_brigade", "duty_leader"]
     with db.tx() as tx:
         procedures.tick(tx, iid, "fire-watch", 1, True, "amy", "brigade on the way", 1010)
-        p = procedures.procedure_view(tx, iid)
+        p = views.incident_view(tx, iid, "http://central")["procedure"]
         step = views.timeline(tx, iid)[-1]
     assert p["done"] == 1 and p["steps"][1] | {"by": "amy", "at": 1010, "done": True} == p["steps"][1]
     assert step["kind"] == "step" and step["actor"] == "amy" and step["detail"]["text"].startswith("Call the")
@@ -194,7 +194,7 @@ def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_
         incidents.apply_alert(tx, alert(1, edge="e2", cam="east", alert_id="alert-east-1", at=1020,
                                         place={"lat": 22.58, "lon": 114.16, "bearing_deg": 290.0, "fov_deg": 60.0}),
                               cfg, 1020)
-        p = procedures.procedure_view(tx, iid)
+        p = views.incident_view(tx, iid, "http://central")["procedure"]
     assert p["id"] == "fire-severe" and p["done"] == 0 and len(p["steps"]) == 5
     with pytest.raises(Invalid, match="closing a severe incident needs a note"), db.tx() as tx:
         incidents.act(tx, iid, "resolve", "amy", " ", 1030, note_to_close=("severe", "extreme"))
@@ -206,7 +206,6 @@ def test_procedure_follows_severity_ticks_are_recorded_and_closing_a_severe_one_
 def test_an_incident_keeps_the_procedure_text_it_was_given_while_its_procedure_applies(db):
     """Refreshing an incident reuses its stored procedure text (no rebuild per alert): a config edit of that
     procedure's text does not reach it, while a severity that calls for another procedure replaces it."""
-    from hazardwatch.central.services import procedures
 
     cfg = CFG.model_copy(update={"severity_rules": CFG.severity_rules.model_validate({"time_windows": []})})
     with db.tx() as tx:
@@ -215,13 +214,13 @@ def test_an_incident_keeps_the_procedure_text_it_was_given_while_its_procedure_a
     later = cfg.model_copy(update={"response": cfg.response.model_copy(update={"procedures": edited})})
     with db.tx() as tx:
         incidents.apply_alert(tx, alert(1, state="update", at=1010), later, 1010)
-        kept = procedures.procedure_view(tx, iid)
+        kept = views.incident_view(tx, iid, "http://central")["procedure"]
     assert kept["id"] == "fire-watch" and kept["title"] != "Edited later"
     with db.tx() as tx:  # a second camera: severe, and the severe checklist as the edited config has it
         incidents.apply_alert(tx, alert(0, edge="e2", cam="east", alert_id="alert-east-1", at=1020,
                                         place={"lat": 22.58, "lon": 114.16, "bearing_deg": 290.0, "fov_deg": 60.0}),
                               later, 1020)  # fmt: skip
-        replaced = procedures.procedure_view(tx, iid)
+        replaced = views.incident_view(tx, iid, "http://central")["procedure"]
     assert replaced["id"] == "fire-severe" and replaced["title"] == "Edited later"
 
 
