@@ -194,3 +194,24 @@ def test_a_false_alarm_suppresses_the_next_batch_read_once_and_kept_current(data
     }
     assert [(i, json.loads(d)["alert_id"]) for i, d in whole["suppressed"]] == [(first, "alert-north-2")]
     assert whole["suppression"] == [(1, "system", False)]
+
+
+def test_a_new_alert_costs_two_reads_whatever_the_batch(database_url, monkeypatch):
+    """A new alert's round trips: its correlation candidates and its incident's INSERT ... RETURNING; the
+    batch's suppressions, memberships and events are read once for the batch (5 and 60 new alerts)."""
+    reads: list[str] = []
+    real = Tx.execute
+    monkeypatch.setattr(Tx, "execute", lambda self, sql, *a: reads.append(sql) or real(self, sql, *a))
+    db = Database(database_url)
+    db.migrate()
+    try:
+        cfg = CentralConfig(broker=BrokerConfig(), database={"url": database_url})
+        ingest = MqttIngest(cfg, db, CentralMetrics(), lambda n: None)
+        counts = []
+        for size in (5, 60):
+            reads.clear()
+            assert ingest.store(_updates(size, 0)) == size
+            counts.append(len(reads))
+    finally:
+        db.close()
+    assert counts[1] - counts[0] == 2 * (60 - 5), counts
