@@ -32,8 +32,8 @@ def pick_codec() -> str | None:
     return None
 
 
-def encode_mp4(frames: list[np.ndarray], path: Path, fps: float, codec: str) -> None:
-    """Write BGR frames (resized to the first frame's even size) to an MP4 file."""
+def encode_mp4(frames: list[np.ndarray], path: Path, fps: float, codec: str) -> tuple[int, int]:
+    """Write BGR frames (resized to the first frame's even size) to an MP4 file; its (width, height)."""
     from fractions import Fraction
 
     import av
@@ -51,6 +51,7 @@ def encode_mp4(frames: list[np.ndarray], path: Path, fps: float, codec: str) -> 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return w, h
 
 
 def encode_jpeg_tar(frames: list[tuple[float, np.ndarray]], path: Path, quality: int = 85) -> None:

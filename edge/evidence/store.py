@@ -212,7 +212,7 @@ class EvidenceStore:
         tmp = self.dir / f".{ident}.tmp"
         try:
             if self.codec:
-                encode_mp4([f for _, f in frames], tmp, self.ecfg.clip_fps, self.codec)
+                size = encode_mp4([f for _, f in frames], tmp, self.ecfg.clip_fps, self.codec)
                 ctype, ext = "video/mp4", ".mp4"
             else:
                 raise RuntimeError("no MP4 encoder")
@@ -221,6 +221,7 @@ class EvidenceStore:
                 log.warning("MP4 encoding failed (%s); saving a JPEG sequence", exc)
             try:
                 encode_jpeg_tar(frames, tmp)
+                size = (frames[0][1].shape[1], frames[0][1].shape[0])
             except BaseException:
                 tmp.unlink(missing_ok=True)  # a half file must not eat the space the next one needs
                 raise
@@ -236,6 +237,9 @@ class EvidenceStore:
             "first_at": frames[0][0],
             "last_at": frames[-1][0],
             "codec": self.codec or "jpeg",
+            # the camera's aspect, so the dashboard frames the clip like the snapshots before it loads
+            "width": size[0],
+            "height": size[1],
         }
         self._store(clip, ident, "clip", data, ctype, ext, meta)
 

@@ -203,21 +203,26 @@ FPS = 2.0
 CLIP_BOXES = [(0.10 + 0.1 * k, 0.30, 0.30 + 0.1 * k, 0.60) for k in range(6)]  # the patch moves right
 
 
-def clip_mp4(tmp: Path) -> bytes:
-    """Six 640x360 frames, the green patch of frame k at CLIP_BOXES[k], encoded as the edge does."""
+def clip_mp4(tmp: Path, size: tuple[int, int]) -> bytes:
+    """Six frames of `size`, the green patch of frame k at CLIP_BOXES[k], encoded as the edge does."""
     from hazardwatch.edge.evidence.encode import encode_mp4, pick_codec
 
     codec = pick_codec()
     if codec is None:
         pytest.skip("this PyAV build has no MP4 encoder")
-    frames = [cv2.imdecode(np.frombuffer(green_snapshot(640, 360, b), np.uint8), cv2.IMREAD_COLOR) for b in CLIP_BOXES]
-    encode_mp4(frames, tmp / "clip.mp4", FPS, codec)
+    frames = [cv2.imdecode(np.frombuffer(green_snapshot(*size, b), np.uint8), cv2.IMREAD_COLOR) for b in CLIP_BOXES]
+    assert encode_mp4(frames, tmp / "clip.mp4", FPS, codec) == size
     return (tmp / "clip.mp4").read_bytes()
 
 
-def test_the_clip_plays_in_the_detail_with_each_frames_boxes(env: Env, tmp_path: Path) -> None:
-    inc = env.alert("clipcam", "waterlogging", green_snapshot(640, 360, CLIP_BOXES[0]), box=CLIP_BOXES[0])
-    data = clip_mp4(tmp_path)
+@pytest.mark.parametrize(("cam", "size"), [("clipcam", (640, 360)), ("clip4x3", (640, 480))])
+def test_the_clip_plays_in_the_detail_with_each_frames_boxes(
+    env: Env, tmp_path: Path, cam: str, size: tuple[int, int]
+) -> None:
+    """The clip has the camera's aspect, as its snapshots do, from before it loads (the edge says its size),
+    opens on the frame the alert was raised on, and each frame's boxes sit on its own pixels."""
+    inc = env.alert(cam, "waterlogging", green_snapshot(*size, CLIP_BOXES[0]), box=CLIP_BOXES[0])
+    data = clip_mp4(tmp_path, size)
     rows = [[*b, 0.9] for b in CLIP_BOXES]
     meta = {
         "frames": 6,
@@ -228,41 +233,53 @@ def test_the_clip_plays_in_the_detail_with_each_frames_boxes(env: Env, tmp_path:
         "codec": "h264",
         "boxes": [rows[3]],
         "frame_boxes": [[r] for r in rows],
+        "width": size[0],
+        "height": size[1],
     }
-    env.upload("clip-1", inc["alert_id"], "clipcam", data, "clip", "video/mp4", meta)
+    env.upload(f"{cam}-clip", inc["alert_id"], cam, data, "clip", "video/mp4", meta)
+    full = (size[0] * 2, size[1] * 2)
     for state, k in (("new", 0), ("end", 5)):
-        shot = green_snapshot(1280, 720, CLIP_BOXES[k])
+        shot = green_snapshot(*full, CLIP_BOXES[k])
         env.upload(
-            f"snap-{state}",
+            f"{cam}-snap-{state}",
             inc["alert_id"],
-            "clipcam",
+            cam,
             shot,
             "snapshot",
             "image/jpeg",
-            {"boxes": [rows[k]], "width": 1280, "height": 720},
+            {"boxes": [rows[k]], "width": full[0], "height": full[1]},
             state=state,
         )
 
     # central serves the clip as the edge sent it
     import urllib.request
 
-    req = urllib.request.Request(f"{env.central.url}/api/v1/evidence-files/e1/clip-1")
+    req = urllib.request.Request(f"{env.central.url}/api/v1/evidence-files/e1/{cam}-clip")
     req.add_header("Authorization", f"Bearer {ADMIN}")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.headers["Content-Type"] == "video/mp4"
         assert resp.read() == data
 
+    clip = f"#detail figure.clip:has(video[src$='/{cam}-clip'])"  # both cameras may join one incident
+    ratio = f"{size[0]}x{size[1]}"
+    page = env.page()
+    page.route("**/evidence-files/**", lambda route: route.abort())  # the frames' shape from the meta alone
+    open_detail(page, inc["id"])
+    page.locator(f"{clip} video").wait_for()
+    framed = page.locator(f"{clip} .frame").bounding_box()
+    assert page.get_attribute(f"{clip} .frame", "data-ratio") == ratio
+    assert framed["width"] / framed["height"] == pytest.approx(size[0] / size[1], abs=0.01)
+    page.context.close()
     page = env.page()
     open_detail(page, inc["id"])
-    video = page.locator("#detail figure.clip video")
+    video = page.locator(f"{clip} video")
     video.wait_for()
-    assert video.get_attribute("src") == "/api/v1/evidence-files/e1/clip-1"
     # the snapshots when the alert began and ended, each with its own box on its own pixels
     for state in ("new", "end"):
-        fig = f"#detail .full-snaps figure.snap[data-state='{state}']"
+        fig = f"#detail .full-snaps figure.snap:has(img[src$='/{cam}-snap-{state}'])"
         rect, green = drawn_vs_green(page, fig)
         assert_same(rect, green, f"full snapshot {state}")
-        assert state in page.inner_text(f"{fig} figcaption").lower() or page.inner_text(f"{fig} figcaption")
+        assert page.get_attribute(f"{fig} .frame", "data-ratio") == f"{size[0] * 2}x{size[1] * 2}"
 
     deadline = time.monotonic() + 10
     while (
@@ -274,15 +291,24 @@ def test_the_clip_plays_in_the_detail_with_each_frames_boxes(env: Env, tmp_path:
     )
     print(f"clip in headless Chromium: {state}")
     assert state["error"] is None, f"Chromium cannot play the edge's MP4 ({state}): H.264 missing from this build?"
-    assert state["ready"] >= 2 and state["w"] == 640 and state["d"] == pytest.approx(6 / FPS, abs=0.3)
+    assert state["ready"] >= 2 and state["w"] == size[0] and state["d"] == pytest.approx(6 / FPS, abs=0.3)
+    # paused, it shows the frame the alert was raised on (3 before it), that frame's box on its patch
+    page.wait_for_selector(f"{clip} .frame[data-index='3']")
+    assert page.get_attribute(f"{clip} .frame", "data-ratio") == ratio
+    rect, green = drawn_vs_green(page, clip)
+    assert_same(rect, green, f"{cam} clip opened on the alert's frame")
+    # Play starts at the clip's beginning (the looks before the alert), not at the alert's frame
+    played = video.evaluate("async v => { try { await v.play(); } catch (e) { return String(e); } "
+                            "v.pause(); return v.currentTime; }")
+    assert isinstance(played, float | int) and played < 1.5 / FPS, played
     # seek through the clip: the overlay follows the frame on screen, box on the green patch
     for k in (1, 4):
         video.evaluate(f"v => {{ v.currentTime = {(k + 0.5) / FPS}; }}")
-        page.wait_for_selector(f"#detail figure.clip .frame[data-index='{k}']")
+        page.wait_for_selector(f"{clip} .frame[data-index='{k}']")
         page.wait_for_timeout(200)
-        rect, green = drawn_vs_green(page, "#detail figure.clip")
-        assert_same(rect, green, f"clip frame {k}")
-    env.shots.joinpath("evidence-clip.png").write_bytes(page.screenshot())
+        rect, green = drawn_vs_green(page, clip)
+        assert_same(rect, green, f"{cam} clip frame {k}")
+    env.shots.joinpath(f"evidence-{cam}.png").write_bytes(page.screenshot())
     assert page.errors == []
     page.context.close()
 

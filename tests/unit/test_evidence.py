@@ -122,6 +122,35 @@ def test_clip_and_full_snapshot_on_alert_and_index_survives_restart(tmp_path, mp
     again.close()
 
 
+@pytest.mark.parametrize("mp4", [True, False])
+@pytest.mark.parametrize(("camera", "clip_size"), [((480, 640), (640, 480)), ((361, 641), (640, 360))])
+def test_the_clip_keeps_the_cameras_aspect_and_says_its_size(tmp_path, mp4, camera, clip_size):
+    """A 4:3 camera's clip is 4:3 and a 16:9 one's 16:9 (an MP4 only rounded down to even sides), and the
+    meta says the size, so the dashboard frames the clip like the snapshots before the video loads."""
+    store = EvidenceStore(config(tmp_path, frames_after=1, buffer_frames=2))
+    if not mp4:
+        store.codec = None
+    elif store.codec is None:
+        pytest.skip("this PyAV has no MP4 encoder")
+    for k in range(2):
+        store.observe("cam", frame(k, camera), 90.0 + k)
+    store.on_alert(event("new", frame(9, camera), at=91.0), "cam", "e1")
+    store.observe("cam", frame(3, camera), 92.0)
+    (clip,) = [i for i in wait_items(store, 2) if i["kind"] == "clip"]
+    store.close()
+    meta = json.loads(clip["meta"])
+    data = (tmp_path / "evidence" / clip["path"]).read_bytes()
+    if mp4:
+        import av
+
+        with av.open(io.BytesIO(data)) as c:
+            shown = next((f.width, f.height) for f in c.decode(video=0))
+        assert shown == clip_size
+    else:
+        shown = (camera[1], camera[0])  # the JPEGs keep the camera's own size
+    assert (meta["width"], meta["height"]) == shown
+
+
 def test_retention_deletes_uploaded_evidence_first_and_never_unsent(tmp_path):
     store = EvidenceStore(config(tmp_path, frames_after=0, max_bytes=1 << 20))
     store.codec = None

@@ -16,8 +16,9 @@ export function boxOverlay(boxes) {
 
 /** A frame that takes the aspect ratio of the image or video it holds, once that is known: the CSS sizes
  * it to fit its box (enlarged: the screen) and the media and the overlay fill it exactly, so a box drawn
- * at relative coordinates lands on the same pixels of the picture at any size, for 4:3 and 16:9 alike. */
-export function mediaFrame(media, boxes) {
+ * at relative coordinates lands on the same pixels of the picture at any size, for 4:3 and 16:9 alike.
+ * `size` ({width, height}, as the edge recorded it) gives the camera's aspect before the media loads. */
+export function mediaFrame(media, boxes, size = {}) {
   const frame = el("div.frame", {}, media, boxOverlay(boxes));
   const setRatio = (w, h) => {
     if (w > 0 && h > 0) {
@@ -25,6 +26,7 @@ export function mediaFrame(media, boxes) {
       frame.dataset.ratio = `${w}x${h}`;
     }
   };
+  setRatio(Number(size.width), Number(size.height));
   if (media.tagName === "VIDEO") media.addEventListener("loadedmetadata", () => setRatio(media.videoWidth, media.videoHeight));
   else media.addEventListener("load", () => setRatio(media.naturalWidth, media.naturalHeight));
   return frame;
@@ -67,7 +69,7 @@ function clipFigure(f, cameraName) {
       el("figcaption", {}, caption));
   }
   const video = el("video", { src: f.url, controls: true, muted: true, preload: "metadata", playsinline: true, title: t("detail.clip") });
-  const frame = mediaFrame(video, clipBoxesAt(meta, 0));
+  const frame = mediaFrame(video, clipBoxesAt(meta, 0), meta);
   const redraw = () => {
     const n = Number(meta.frames) || 1;
     const at = video.duration > 0 ? Math.floor((video.currentTime / video.duration) * n) : 0;
@@ -78,6 +80,21 @@ function clipFigure(f, cameraName) {
   };
   video.addEventListener("timeupdate", redraw);
   video.addEventListener("seeked", redraw);
+  // Paused, the clip shows the frame the alert was raised on (its first frames are from before, with
+  // nothing to see yet, and read as another picture than the snapshots); Play still starts at the beginning.
+  const alertAt = Number(meta.before) || 0;
+  let shownAt = null; // where the clip was put to show the alert's frame, until it first plays
+  video.addEventListener("loadedmetadata", () => {
+    const n = Number(meta.frames) || 0;
+    if (alertAt > 0 && alertAt < n && video.duration > 0) {
+      shownAt = ((alertAt + 0.5) / n) * video.duration;
+      video.currentTime = shownAt;
+    }
+  }, { once: true });
+  video.addEventListener("play", () => {
+    if (shownAt !== null && Math.abs(video.currentTime - shownAt) < 0.05) video.currentTime = 0; // not moved by hand
+    shownAt = null;
+  });
   return el("figure.clip", { dataset: { id: f.id } }, frame, el("figcaption", {}, caption));
 }
 
@@ -91,6 +108,6 @@ export function filesBlock(files, { cameraName }) {
   return el("div.files", {},
     clips.map((f) => clipFigure(f, cameraName)),
     el("div.evidence.full-snaps", {}, snaps.map((f) => zoomable(el("figure.snap", { dataset: { id: f.id, state: f.alert_state } },
-      mediaFrame(el("img", { src: f.url, alt: f.id, loading: "lazy" }), asBoxes((f.meta || {}).boxes)),
+      mediaFrame(el("img", { src: f.url, alt: f.id, loading: "lazy" }), asBoxes((f.meta || {}).boxes), f.meta || {}),
       el("figcaption", {}, `${t(`clip.state.${f.alert_state}`)} · ${cameraName(`${f.edge_id}/${f.camera_id}`)} · ${time(f.captured_at, "clock")}`))))));
 }
