@@ -118,7 +118,8 @@ def _run(args: argparse.Namespace, demo: Demo, stop: threading.Event) -> int:
     edge_url = demo.wait_url(edge)
 
     used = [m["manifest"] for m in yaml.safe_load(edge_yaml.read_text())["models"]]
-    print(f"edge: {edge_url}/ ({len(cameras)} cameras; models: {', '.join(Path(m).stem for m in used)})", file=out)
+    counted = "1 camera" if len(cameras) == 1 else f"{len(cameras)} cameras"
+    print(f"edge: {edge_url}/ ({counted}; models: {', '.join(Path(m).stem for m in used)})", file=out)
     print(f"logs: {demo.workdir}", file=out)
     print(f"dashboard: {central_url}/  (sign in with the token below; Ctrl-C stops everything)", file=out)
     print(f"token: {token}", file=out)
