@@ -297,10 +297,19 @@ def test_the_clip_plays_in_the_detail_with_each_frames_boxes(
     assert page.get_attribute(f"{clip} .frame", "data-ratio") == ratio
     rect, green = drawn_vs_green(page, clip)
     assert_same(rect, green, f"{cam} clip opened on the alert's frame")
+    assert "the alert" in page.inner_text(f"{clip} .clip-at")
+    # the player's controls sit below the picture, none over it (the browser's covered its lower part)
+    assert video.get_attribute("controls") is None
+    pic, bar = page.locator(f"{clip} .frame").bounding_box(), page.locator(f"{clip} .clip-controls").bounding_box()
+    assert bar["y"] >= pic["y"] + pic["height"] - 0.5, (pic, bar)
     # Play starts at the clip's beginning (the looks before the alert), not at the alert's frame
-    played = video.evaluate("async v => { try { await v.play(); } catch (e) { return String(e); } "
-                            "v.pause(); return v.currentTime; }")
-    assert isinstance(played, float | int) and played < 1.5 / FPS, played
+    page.click(f"{clip} button.clip-play")
+    page.wait_for_function(f"() => !document.querySelector(\"{clip} video\").paused", timeout=5000)
+    played = video.evaluate("v => { v.pause(); return v.currentTime; }")
+    assert played < 1.5 / FPS, played
+    # the slider moves frame by frame: each step shows that frame's own boxes
+    page.locator(f"{clip} input.clip-seek").fill("2")
+    page.wait_for_selector(f"{clip} .frame[data-index='2']")
     # seek through the clip: the overlay follows the frame on screen, box on the green patch
     for k in (1, 4):
         video.evaluate(f"v => {{ v.currentTime = {(k + 0.5) / FPS}; }}")
@@ -310,6 +319,14 @@ def test_the_clip_plays_in_the_detail_with_each_frames_boxes(
         assert_same(rect, green, f"{cam} clip frame {k}")
     env.shots.joinpath(f"evidence-{cam}.png").write_bytes(page.screenshot())
     assert page.errors == []
+    page.context.close()
+    # on a phone the player's row wraps rather than widening the page
+    page = env.page(viewport=PHONE, is_mobile=True, has_touch=True)
+    page.locator(f"li.incident[data-id='{inc['id']}']").tap()
+    page.locator(f"{clip} .clip-at").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    bar = page.locator(f"{clip} .clip-controls").bounding_box()
+    assert bar["x"] + bar["width"] <= PHONE["width"], bar
     page.context.close()
 
 

@@ -68,34 +68,49 @@ function clipFigure(f, cameraName) {
     return el("figure.clip", { dataset: { id: f.id } }, el("a", { href: f.url, download: `${f.id}.tar` }, t("clip.download_tar")),
       el("figcaption", {}, caption));
   }
-  const video = el("video", { src: f.url, controls: true, muted: true, preload: "metadata", playsinline: true, title: t("detail.clip") });
+  // The player's own controls sit below the picture: the browser's would cover its lower part, where a
+  // fire or standing water usually is, and make the clip look framed otherwise than its snapshots.
+  const video = el("video", { src: f.url, muted: true, preload: "metadata", playsinline: true, title: t("detail.clip") });
+  video.muted = true;
   const frame = mediaFrame(video, clipBoxesAt(meta, 0), meta);
+  const n = Math.max(1, Number(meta.frames) || 1);
+  const alertAt = Number(meta.before) || 0;
+  const button = el("button.clip-play", { type: "button" });
+  const slider = el("input.clip-seek", { type: "range", min: 0, max: n - 1, step: 1, value: 0, "aria-label": t("detail.clip") });
+  const where = el("span.clip-at", {});
+  const indexNow = () => (video.duration > 0 ? Math.max(0, Math.min(n - 1, Math.floor((video.currentTime / video.duration) * n))) : 0);
+  const seekTo = (k) => { if (video.duration > 0) video.currentTime = ((k + 0.5) / n) * video.duration; };
   const redraw = () => {
-    const n = Number(meta.frames) || 1;
-    const at = video.duration > 0 ? Math.floor((video.currentTime / video.duration) * n) : 0;
-    const index = Math.max(0, Math.min(n - 1, at));
+    const index = indexNow();
+    slider.value = String(index);
+    where.textContent = t(index === alertAt && alertAt > 0 ? "clip.frame_alert" : "clip.frame", { k: index + 1, n });
+    button.textContent = video.paused ? `▶ ${t("clip.play")}` : `❚❚ ${t("clip.pause")}`;
     if (frame.dataset.index === String(index)) return;
     frame.dataset.index = String(index);
     frame.querySelector("svg.boxes").replaceWith(boxOverlay(clipBoxesAt(meta, index)));
   };
-  video.addEventListener("timeupdate", redraw);
-  video.addEventListener("seeked", redraw);
+  for (const e of ["timeupdate", "seeked", "play", "pause", "ended"]) video.addEventListener(e, redraw);
   // Paused, the clip shows the frame the alert was raised on (its first frames are from before, with
   // nothing to see yet, and read as another picture than the snapshots); Play still starts at the beginning.
-  const alertAt = Number(meta.before) || 0;
   let shownAt = null; // where the clip was put to show the alert's frame, until it first plays
   video.addEventListener("loadedmetadata", () => {
-    const n = Number(meta.frames) || 0;
     if (alertAt > 0 && alertAt < n && video.duration > 0) {
-      shownAt = ((alertAt + 0.5) / n) * video.duration;
-      video.currentTime = shownAt;
+      seekTo(alertAt);
+      shownAt = video.currentTime;
     }
+    redraw();
   }, { once: true });
   video.addEventListener("play", () => {
     if (shownAt !== null && Math.abs(video.currentTime - shownAt) < 0.05) video.currentTime = 0; // not moved by hand
     shownAt = null;
   });
-  return el("figure.clip", { dataset: { id: f.id } }, frame, el("figcaption", {}, caption));
+  const toggle = () => (video.paused ? video.play().catch(() => {}) : video.pause());
+  button.addEventListener("click", toggle);
+  video.addEventListener("click", toggle);
+  slider.addEventListener("input", () => { video.pause(); seekTo(Number(slider.value)); });
+  redraw();
+  return el("figure.clip", { dataset: { id: f.id } }, frame, el("div.clip-controls", {}, button, slider, where),
+    el("figcaption", {}, caption));
 }
 
 /** The edge's uploads for this incident: clips first, then the full-resolution snapshots taken when an
