@@ -346,7 +346,8 @@ def test_a_selected_incident_keeps_its_area_in_view_when_there_are_no_tiles(
     tiles = TileServer().start() if tiled else None
     cfg = write_central_config(tmp_path / "central.yaml", broker_port=mosquitto.port,
                                database_url=f"sqlite:///{tmp_path}/central.db",
-                               map=map_section(tiles.url_template if tiles else None))
+                               map=map_section(tiles.url_template if tiles else None),
+                               weather=district.weather_section())
     errors: list[str] = []
     pub = Publisher(mosquitto.port)
     try:
@@ -369,6 +370,16 @@ def test_a_selected_incident_keeps_its_area_in_view_when_there_are_no_tiles(
                      and a["y"] + a["height"] <= view["y"] + view["height"] + 1]
             seg = page.locator("#map path.sight-seg.sel").bounding_box()
             assert seg is not None and seg["width"] > 3  # the stretch along the view is still drawn
+            # the sample rainstorm warning rings the reservoir camera: its name stays clear of the ring
+            assert "pushed (started" in district.push_sample_warning(central.url, OPERATOR, 120.0)
+            ring = page.locator("#map g.cam[data-key='demo-edge/reservoir'] circle.watch")
+            ring.wait_for(timeout=15000)
+            page.wait_for_timeout(300)
+            r = ring.bounding_box()
+            name = page.locator("#map .cam-label[data-key='demo-edge/reservoir']").bounding_box()
+            assert r is not None and name is not None
+            assert (name["x"] >= r["x"] + r["width"] or name["x"] + name["width"] <= r["x"]
+                    or name["y"] >= r["y"] + r["height"] or name["y"] + name["height"] <= r["y"]), (name, r)
             page.screenshot(path=str(artifact_dir("map") / f"map-selected-{'tiles' if tiled else 'no-tiles'}.png"))
             if tiled:
                 assert not whole, (area, view)  # zoomed in on the stretch, streets to read on the tiles

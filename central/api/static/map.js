@@ -207,7 +207,7 @@ export class MapView {
     if (!this.userMoved && key !== this.fitKey) this.fit();
   }
 
-  /** No label over another or over a dot: each camera's name goes right, left, below or above its dot,
+  /** No label over another or over a dot (or a raised-watch ring): each camera's name goes right, left, below or above its dot,
    * whichever side is free (inside the map if it can), a little further out past an incident's marker; then area names, then river and road names, each
    * at its place or up to two lines above or below it; a name with no free place is hidden until a zoom frees one. */
   declutter() {
@@ -220,7 +220,7 @@ export class MapView {
       l.style.marginTop = "";
       l.style.removeProperty("--gap");
     }
-    const taken = [...this.el.querySelectorAll(".cam-dot, .inc-dot, .cluster-dot")].map((d) => box(d.getBoundingClientRect(), 1));
+    const taken = [...this.el.querySelectorAll(".cam-dot, .inc-dot, .cluster-dot, circle.watch")].map((d) => box(d.getBoundingClientRect(), 1));
     const measured = [...cams, ...areas, ...lines].map((l) => [l, l.getBoundingClientRect()]); // one layout for all
     for (const [l, r] of measured) {
       if (!r.width || r.right < view.left || r.left > view.right || r.bottom < view.top || r.top > view.bottom) continue;
