@@ -87,7 +87,7 @@ def _train_reference(args: argparse.Namespace) -> int:
     summary = train_smoke_reference(
         data, out, Path(args.work) / out.name, train.command_line(), exclusions, args.version, args.epochs,
         combine=args.combine, hard_share=args.hard_negatives, pca_cells=args.pca_cells,
-        learn_fine=args.projection == "learnt",
+        fine_projection=args.projection,
     )  # fmt: skip
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -245,9 +245,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tr_ref.add_argument("--pca-cells", type=int, default=150, help="random cells per frame the projections are fit on")
     tr_ref.add_argument(
         "--projection",
-        choices=("pca", "learnt"),
-        default="pca",
-        help="the stride-16 projection: its PCA (shipped), or trained with the head from there (docs/models.md)",
+        choices=("pca", "linear", "branch"),
+        default="branch",
+        help="the stride-16 embedding: its PCA (1.4.0), a linear map or a small branch trained with the head "
+        "(1.5.0: branch; docs/models.md)",
     )
     tr_ref.add_argument("--version", required=True, help="version of the model with the reference head")
     tr_ref.add_argument("--work", default="var/models", help="checkpoints and the validation camera layout")

@@ -133,27 +133,54 @@ class LearnedProjection(nn.Module):
         return w.astype(np.float32), (-np.linalg.pinv(w) @ b).astype(np.float32)
 
 
+class ProjectionBranch(nn.Module):
+    """A scale's embedding as a small branch over its raw features: 1x1 -> ReLU -> depthwise 3x3 -> ReLU
+    -> 1x1, trained with the head from random weights.
+
+    Why: a plume under 2 % of the frame is a few stride-16 cells whose neighbours matter (a thin column
+    against the sky above it); the 3x3 step lets each cell's embedding see them, which no per-cell
+    projection can. About 5 MFLOP per look at stride 16, and the embedding keeps its size, so the
+    edge's reference memory does not change (docs/models.md, 1.5.0)."""
+
+    def __init__(self, channels: int, dim: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden), nn.ReLU(),
+            nn.Conv2d(hidden, dim, 1),
+        )  # fmt: skip
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.net(raw)
+
+
+PROJECTION_KINDS = ("pca", "linear", "branch")  # how a scale's embedding is made from its raw features
+
+
+def trainable_projection(kind: str, scale: Scale, fitted: tuple[np.ndarray, np.ndarray] | None) -> nn.Module:
+    """The module a scale's embedding is trained as (`linear` starts at its fitted PCA)."""
+    if kind == "linear":
+        if fitted is None:
+            raise ValueError(f"{scale.name}: a linear projection starts at the fitted PCA; none given")
+        return LearnedProjection(*fitted)
+    if kind == "branch":
+        return ProjectionBranch(scale.channels, scale.dim)
+    raise ValueError(f"projection {kind!r}: expected one of {', '.join(PROJECTION_KINDS[1:])} to train")
+
+
 class MultiScaleHead(nn.Module):
     """One reference head per scale; the edge thresholds their combined probability on the finest grid:
     `geo` (1.4.0) their geometric mean, a cell flagged only where both scales agree; `mean` (1.3.0).
-    `projections` holds the scales whose projection is learnt with the heads (none in the shipped recipe)."""
+    `projections` holds the scales whose embedding is trained with the heads (`trainable_projection`);
+    the others keep their fitted PCA."""
 
-    def __init__(self, combine: str = "geo", projections: dict[str, LearnedProjection] | None = None) -> None:
+    def __init__(self, combine: str = "geo", projections: dict[str, nn.Module] | None = None) -> None:
         super().__init__()
         if combine not in COMBINE_RULES:
             raise ValueError(f"combine rule {combine!r}: expected one of {', '.join(COMBINE_RULES)}")
         self.combine_rule = combine
         self.heads = nn.ModuleDict({sc.name: ReferenceHead(sc.dim) for sc in SCALES})
         self.projections = nn.ModuleDict(projections or {})
-
-    def projection(self, fitted: Projection) -> Projection:
-        """The projection the graph embeds with: the fitted one, with the learnt scales replaced."""
-        out = dict(fitted)
-        for name, module in self.projections.items():
-            if not isinstance(module, LearnedProjection):
-                raise TypeError(f"{name}: expected a LearnedProjection, got {type(module).__name__}")
-            out[name] = module.as_projection()
-        return out
 
     def forward(self, emb: dict[str, torch.Tensor], refs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: head(emb[name], refs[name]) for name, head in self.heads.items()}
@@ -339,15 +366,16 @@ def train_head(
     batch: int = 32,
     combine: str = "geo",
     hard_share: float = 0.0,
-    learn: Projection | None = None,
+    learn: dict[str, str] | None = None,
+    fitted: Projection | None = None,
     projection_lr: float = 1e-3,
 ) -> MultiScaleHead:
     """Pairs (frame, its view's reference) from the training frames; every positive, twice as many negatives.
     Each scale's head learns on its own grid's targets; `combine` is how the graph will join them. From the
     second pass on, `hard_share` of the negatives are the ones the head scores highest (haze, clouds and
-    glare it still mistakes for smoke), the rest drawn at random. The scales in `learn` (their fitted
-    projection, which `data.raw` must hold the raw features for) get a projection trained with the heads,
-    starting there, at `projection_lr`."""
+    glare it still mistakes for smoke), the rest drawn at random. The scales in `learn` (scale name ->
+    `linear` or `branch`, `trainable_projection`; `data.raw` must hold their raw features) get their
+    embedding trained with the heads at `projection_lr`; `fitted` is the PCA a linear one starts at."""
     from hazardwatch.models.smoke import smoke_loss
 
     torch.manual_seed(seed)
@@ -362,7 +390,11 @@ def train_head(
     if missing:
         names = ", ".join(missing)
         raise ValueError(f"learning the projection of {names} needs their raw features (embed_all keep_raw)")
-    head = MultiScaleHead(combine, {name: LearnedProjection(*pm) for name, pm in learn.items()})
+    by_name = {sc.name: sc for sc in SCALES}
+    modules = {
+        name: trainable_projection(kind, by_name[name], (fitted or {}).get(name)) for name, kind in learn.items()
+    }
+    head = MultiScaleHead(combine, modules)
     groups: list[dict[str, Any]] = [{"params": head.heads.parameters(), "lr": 3e-4}]
     if learn:
         groups.append({"params": head.projections.parameters(), "lr": projection_lr})

@@ -20,8 +20,10 @@ from hazardwatch.models.smoke_reference import (
     FINEST,
     SCALES,
     STD_FLOOR,
+    LearnedProjection,
     MultiScaleHead,
     Projection,
+    ProjectionBranch,
     ReferenceHead,
     Scale,
     _preprocess,
@@ -58,6 +60,39 @@ def _scale_head_nodes(sc: Scale, head: ReferenceHead, inits: list[onnx.TensorPro
     ]
 
 
+def _embedding_nodes(
+    sc: Scale,
+    features: str,
+    fitted: tuple[np.ndarray, np.ndarray],
+    module: nn.Module | None,
+    inits: list[onnx.TensorProto],
+) -> list[onnx.NodeProto]:
+    """The scale's embedding `ref_<scale>_e` from its raw features: a trained branch's convolutions, or
+    one 1x1 convolution for a linear map (the fitted PCA, or a trained linear projection)."""
+    n = f"ref_{sc.name}"
+    if isinstance(module, ProjectionBranch):
+        convs = [m for m in module.net if isinstance(m, nn.Conv2d)]
+        nodes, x = [], features
+        for k, conv in enumerate(convs):
+            if conv.bias is None:
+                raise ValueError(f"{n}: the branch's convolution {k} has no bias; the graph needs one")
+            inits.append(_init(f"{n}_br{k}_w", conv.weight.detach().numpy()))
+            inits.append(_init(f"{n}_br{k}_b", conv.bias.detach().numpy()))
+            pad = conv.kernel_size[0] // 2
+            last = k == len(convs) - 1
+            out = f"{n}_e" if last else f"{n}_br{k}"
+            nodes.append(
+                helper.make_node("Conv", [x, f"{n}_br{k}_w", f"{n}_br{k}_b"], [out], group=conv.groups, pads=[pad] * 4)
+            )
+            if not last:
+                nodes.append(helper.make_node("Relu", [out], [f"{out}_relu"]))
+                x = f"{out}_relu"
+        return nodes
+    p, mean = module.as_projection() if isinstance(module, LearnedProjection) else fitted
+    inits += [_init(f"{n}_proj_w", p[:, :, None, None]), _init(f"{n}_proj_b", -(p @ mean))]
+    return [helper.make_node("Conv", [features, f"{n}_proj_w", f"{n}_proj_b"], [f"{n}_e"])]
+
+
 def _per_cell_term(sc: Scale, combine: str, inits: list[onnx.TensorProto]) -> list[onnx.NodeProto]:
     """The scale's probability (mean) or log-probability (geo), repeated onto the finest grid."""
     n = f"ref_{sc.name}"
@@ -86,7 +121,8 @@ def _per_cell_term(sc: Scale, combine: str, inits: list[onnx.TensorProto]) -> li
 
 def build_graph(cold: onnx.ModelProto, proj: Projection, head: MultiScaleHead) -> onnx.ModelProto:
     """The cold graph plus input `reference` [N, 3E] and outputs `embedding` [N, E] and `adapted`
-    [N, 1, rows, cols] on the finest grid (manifest `reference`)."""
+    [N, 1, rows, cols] on the finest grid (manifest `reference`). `proj` is the fitted PCA; a scale the
+    head trained its own projection or branch for (`head.projections`) is embedded with that."""
     model = onnx.ModelProto()
     model.CopyFrom(cold)
     g = model.graph
@@ -104,18 +140,13 @@ def build_graph(cold: onnx.ModelProto, proj: Projection, head: MultiScaleHead) -
     for stat in ("mean", "std", "max"):
         outs = [f"ref_{sc.name}_{stat}_flat" for sc in SCALES]
         nodes.append(helper.make_node("Split", [f"ref_{stat}", "ref_split_scales"], outs, axis=1))
+    trained = dict(head.projections.items())
     for sc in SCALES:
         n = f"ref_{sc.name}"
-        p, mean = proj[sc.name]
-        inits += [
-            _init(f"{n}_proj_w", p[:, :, None, None]),
-            _init(f"{n}_proj_b", -(p @ mean)),
-            numpy_helper.from_array(np.array([-1, sc.dim, *sc.grid], np.int64), f"{n}_shape"),
-        ]
-        nodes += [
-            helper.make_node("Conv", [features_tensor(cold, sc), f"{n}_proj_w", f"{n}_proj_b"], [f"{n}_e"]),
-            helper.make_node("Flatten", [f"{n}_e"], [f"{n}_e_flat"], axis=1),
-        ]
+        module = trained.get(sc.name)
+        inits.append(numpy_helper.from_array(np.array([-1, sc.dim, *sc.grid], np.int64), f"{n}_shape"))
+        nodes += _embedding_nodes(sc, features_tensor(cold, sc), proj[sc.name], module, inits)
+        nodes.append(helper.make_node("Flatten", [f"{n}_e"], [f"{n}_e_flat"], axis=1))
         nodes += [
             helper.make_node("Reshape", [f"{n}_{stat}_flat", f"{n}_shape"], [f"{n}_{stat}"])
             for stat in ("mean", "std", "max")

@@ -153,7 +153,7 @@ def train_smoke_reference(
     combine: str = "geo",
     hard_share: float = 0.0,
     pca_cells: int = 150,
-    learn_fine: bool = False,
+    fine_projection: str = "pca",
 ) -> dict[str, Any]:
     import torch
 
@@ -177,15 +177,15 @@ def train_smoke_reference(
     val_idx = np.arange(len(train), len(everything))
     log.info("reference head: %d training frames, %d validation frames", len(train), len(val))
 
-    learnt = [sr.FINE.name] if learn_fine else []
-    proj, data = _embedded(cold, train, everything, work_dir, pca_cells, keep_raw=learnt)
+    learn = {} if fine_projection == "pca" else {sr.FINE.name: fine_projection}
+    proj, data = _embedded(cold, train, everything, work_dir, pca_cells, keep_raw=list(learn))
     positive = np.array([s.positive for s in everything])
-    learn = {name: proj[name] for name in learnt}
 
     # 1. the recipe on the view-disjoint split: what an unseen camera can expect
     head = sr.train_head(
-        everything, data, train_idx, epochs=epochs, combine=combine, hard_share=hard_share, learn=learn
-    )
+        everything, data, train_idx, epochs=epochs, combine=combine, hard_share=hard_share, learn=learn,
+        fitted=proj,
+    )  # fmt: skip
     val_pool = np.zeros(len(everything), bool)
     val_pool[val_idx] = True
     scores, labels, areas = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
@@ -209,7 +209,7 @@ def train_smoke_reference(
     split_dir = work_dir / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
     split_manifest = _ship_graph(
-        build_graph(cold, head.projection(proj), head), {**base, "reference": spec, "metrics": {}}, split_dir, name
+        build_graph(cold, proj, head), {**base, "reference": spec, "metrics": {}}, split_dir, name
     )
     per_camera = evaluate_cameras(
         OnnxDetector(split_manifest, threads=1),
@@ -229,11 +229,11 @@ def train_smoke_reference(
     # a learnt one starts from it again)
     final = sr.train_head(
         everything, data, np.arange(len(everything)), epochs=epochs, combine=combine, hard_share=hard_share,
-        learn=learn,
+        learn=learn, fitted=proj,
     )  # fmt: skip
-    graph = build_graph(cold, final.projection(proj), final)
+    graph = build_graph(cold, proj, final)
     check_graph(graph, final, everything[0].path)
-    torch.save({"head": final.state_dict(), "proj": final.projection(proj)}, work_dir / "reference-head.pt")
+    torch.save({"head": final.state_dict(), "proj": proj}, work_dir / "reference-head.pt")
     metrics = {k: v for k, v in base.get("metrics", {}).items() if not str(k).startswith("reference_")}
     manifest = {
         **base,

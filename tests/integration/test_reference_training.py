@@ -47,7 +47,8 @@ def _frames(shared_data: Path) -> list[Sample]:
     return [Sample(s.path, s.positive, s.box, "hpwren/view000") for s in [*pos, *neg]]
 
 
-def test_training_learns_the_fine_projection_and_the_graph_matches_torch(shared_data: Path) -> None:
+@pytest.mark.parametrize("kind", ["linear", "branch"])
+def test_training_learns_the_fine_embedding_and_the_graph_matches_torch(shared_data: Path, kind: str) -> None:
     torch.set_num_threads(1)
     cold = cold_graph(onnx.load(MODEL))
     samples = _frames(shared_data)
@@ -55,15 +56,17 @@ def test_training_learns_the_fine_projection_and_the_graph_matches_torch(shared_
     data = sr.embed_all(cold, proj, samples, keep_raw=[sr.FINE.name])
     assert data.raw[sr.FINE.name].shape == (len(samples), 2, sr.FINE.channels, *sr.FINE.grid)
     assert sr.COARSE.name not in data.raw  # the coarse scale keeps its fitted projection: no raw copy
+    every = np.arange(len(samples))
     with pytest.raises(ValueError, match="s32 needs their raw features"):
-        sr.train_head(samples, data, np.arange(len(samples)), epochs=1, learn={sr.COARSE.name: proj[sr.COARSE.name]})
+        sr.train_head(samples, data, every, epochs=1, learn={sr.COARSE.name: kind}, fitted=proj)
 
-    head = sr.train_head(samples, data, np.arange(len(samples)), epochs=2, learn={sr.FINE.name: proj[sr.FINE.name]})
-    shipped = head.projection(proj)
-    assert shipped[sr.COARSE.name] is proj[sr.COARSE.name]
-    assert not np.allclose(shipped[sr.FINE.name][0], proj[sr.FINE.name][0], atol=1e-4), "the projection did not learn"
+    head = sr.train_head(samples, data, every, epochs=2, learn={sr.FINE.name: kind}, fitted=proj)
+    torch.manual_seed(0)  # train_head draws its modules right after seeding (seed 0): the same start
+    start = {k: v.detach() for k, v in sr.trainable_projection(kind, sr.FINE, proj[sr.FINE.name]).named_parameters()}
+    moved = [k for k, v in head.projections[sr.FINE.name].named_parameters() if not torch.allclose(v, start[k])]
+    assert moved, f"the {kind} embedding did not learn"
 
-    graph = build_graph(cold, shipped, head)
+    graph = build_graph(cold, proj, head)
     check_graph(graph, head, samples[0].path)  # the graph's adapted score equals the torch heads'
     session = sr._session(graph)
     x = sr._preprocess(samples[0].path)[None]
@@ -75,7 +78,9 @@ def test_training_learns_the_fine_projection_and_the_graph_matches_torch(shared_
         want = head.projections[sr.FINE.name](raw)[0].numpy()
     # raw features are kept as float16 for training; the graph embeds from float32 ones
     np.testing.assert_allclose(fine, want, atol=0.05 * float(np.abs(want).max()))
+    coarse = embedding[0, : sr.COARSE.size].reshape(sr.COARSE.dim, *sr.COARSE.grid)
+    np.testing.assert_allclose(coarse, data.emb[sr.COARSE.name][0], atol=1e-3 * float(np.abs(coarse).max()))
 
     quiet = ~np.array([s.positive for s in samples])
-    scores, labels, _ = sr.score_pairs(head, samples, data, np.arange(len(samples)), quiet)
+    scores, labels, _ = sr.score_pairs(head, samples, data, every, quiet)
     assert len(scores) == len(samples) and labels.sum() == 6 and np.isfinite(scores).all()
