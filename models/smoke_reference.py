@@ -6,10 +6,12 @@ the range the same cell showed on quiet looks of the same camera. The edge learn
 camera without labels (edge/reference/); this head reads the look's embedding next to it.
 
 Recipe (measured on view-disjoint splits, docs/models.md):
-- embedding at two scales, each a fixed 1x1 projection onto the first principal components: the cold
-  graph's 1280-channel conv-head features at stride 32 (32 of them, 15x20 cells) and the ImageNet
-  backbone's 112-channel block-10 map at stride 16 (16 of them, 30x40 cells), where plumes under 2 %
-  of the frame still fill a cell; a camera's reference costs 3 x 28,800 floats (346 KB) per light mode;
+- embedding at two scales: the cold graph's 1280-channel conv-head features at stride 32, projected
+  onto their first 32 principal components (15x20 cells), and the ImageNet backbone's 112-channel
+  block-10 map at stride 16 (30x40 cells, where plumes under 2 % of the frame still fill a cell),
+  embedded in 16 dimensions by a small branch trained with the head (1.5.0, `ProjectionBranch`; 1.4.0
+  projected it onto principal components too); a camera's reference costs 3 x 28,800 floats (346 KB)
+  per light mode;
 - head, per scale and per cell: [e, e - mean, (e - mean) / (std + 0.1), e - max] -> small MLP ->
   logit; the two probability maps meet on the 30x40 grid as their geometric mean (1.3.0 averaged
   them; docs/models.md has both measured). No cold-start logit: that
@@ -20,7 +22,7 @@ Recipe (measured on view-disjoint splits, docs/models.md):
 - 6 passes (`hard_share`: mine that share of the negatives from the second pass on; 1.3.0: none).
 
 The cold graph is kept as it is, so the cold-start path and its figures do not change; the
-projection and head are appended in fp32 (they cost about a millisecond).
+embedding and head are appended in fp32 (they cost about a millisecond).
 """
 
 from __future__ import annotations
