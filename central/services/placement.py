@@ -13,6 +13,7 @@ from hazardwatch.central.config import CentralConfig
 from hazardwatch.central.incidents.correlate import SYSTEM, Candidate, Choice, Member, Region, choose
 from hazardwatch.central.incidents.suppress import judge
 from hazardwatch.central.services import suppressions
+from hazardwatch.central.services.sqlin import matching
 from hazardwatch.central.store import Tx
 from hazardwatch.contract import Alert
 
@@ -23,8 +24,7 @@ def candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Can
     """Incidents a new alert could join: the same camera's or those seen nearby, recently.
 
     A bounding box around the camera (the correlation distance) narrows the search in SQL; the exact
-    rules run in `correlate.choose`. One statement (one round trip) finds the incidents and reads their
-    members.
+    rules run in `correlate.choose`.
     """
     c = cfg.correlation
     horizon = alert.last_frame_at - max(c.same_camera_window_s, c.cross_camera_window_s)
@@ -35,22 +35,31 @@ def candidates(tx: Tx, alert: Alert, cfg: CentralConfig, now: float) -> list[Can
         dlon = c.cross_camera_distance_km / (111.0 * max(0.05, math.cos(math.radians(alert.lat))))
         clauses.append("(lat BETWEEN ? AND ? AND lon BETWEEN ? AND ? AND last_at >= ?)")
         params += [alert.lat - dlat, alert.lat + dlat, alert.lon - dlon, alert.lon + dlon, horizon]
+    nearby = {
+        r[0]
+        for r in tx.execute(f"SELECT DISTINCT incident_id FROM incident_alerts WHERE {' OR '.join(clauses)}", params)
+    }
+    if not nearby:
+        return []
+    where, params = matching(tx, "id", sorted(nearby))
     rows = tx.execute(
-        "SELECT i.id, i.hazard, i.state, i.last_alert_at, i.resolved_at, i.resolved_by, m.edge_id, m.alert_id, "
-        "m.camera_id, m.boxes, m.last_at, m.lat, m.lon FROM incidents i JOIN incident_alerts m ON m.incident_id = i.id "
-        f"WHERE i.id IN (SELECT incident_id FROM incident_alerts WHERE {' OR '.join(clauses)}) "
-        "AND i.hazard = ? AND (i.state IN ('open', 'acknowledged') OR i.resolved_at >= ?) ORDER BY i.id",
+        f"SELECT id, hazard, state, last_alert_at, resolved_at, resolved_by FROM incidents WHERE {where} "
+        "AND hazard = ? AND (state IN ('open', 'acknowledged') OR resolved_at >= ?)",
         [*params, alert.hazard.value, now - c.reopen_window_s],
     )
-    found: dict[int, tuple] = {}  # incident id -> its columns, in id order
-    members: dict[int, list[Member]] = {}
-    for row in rows:
-        found.setdefault(row[0], row[:6])
-        edge_id, alert_id, camera_id, boxes, last_at, lat, lon = row[6:]
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    where, params = matching(tx, "incident_id", ids)
+    members: dict[int, list[Member]] = {i: [] for i in ids}
+    for inc_id, edge_id, alert_id, camera_id, boxes, last_at, lat, lon in tx.execute(
+        "SELECT incident_id, edge_id, alert_id, camera_id, boxes, last_at, lat, lon FROM incident_alerts "
+        f"WHERE {where}",
+        params,
+    ):
         regions = tuple(Region(b["x1"], b["y1"], b["x2"], b["y2"]) for b in json.loads(boxes))
-        member = Member(edge_id, alert_id, f"{edge_id}/{camera_id}", regions, last_at, lat, lon)
-        members.setdefault(row[0], []).append(member)
-    return [Candidate(*f, tuple(members[i])) for i, f in found.items()]
+        members[inc_id].append(Member(edge_id, alert_id, f"{edge_id}/{camera_id}", regions, last_at, lat, lon))
+    return [Candidate(r[0], r[1], r[2], r[3], r[4], r[5], tuple(members[r[0]])) for r in rows]
 
 
 def _suppression_verdict(
