@@ -3,8 +3,10 @@ the batch's deferred writes and prefetched state must give exactly what applying
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -134,16 +136,24 @@ def test_write_rows_splits_a_batch_within_the_parameter_limit(database_url, monk
     assert rows == [(k, f"v{k}" if k % 3 else None) for k in range(7)]
 
 
+@contextlib.contextmanager
+def _central(database_url: str) -> Iterator[tuple[Database, MqttIngest]]:
+    """A migrated store and an ingest on it, without a broker (`store` is called directly)."""
+    db = Database(database_url)
+    db.migrate()
+    try:
+        cfg = CentralConfig(broker=BrokerConfig(), database={"url": database_url})
+        yield db, MqttIngest(cfg, db, CentralMetrics(), lambda n: None)
+    finally:
+        db.close()
+
+
 def _after_a_false_alarm(database_url: str, batch_size: int, sent: list[str]) -> tuple[dict, int]:
     """An operator marks north's first alert a false alarm; then one batch (or one message at a time)
     brings a look inside its region, a clearly stronger one that breaks through, and another look inside
     it: the third is no longer suppressed, whatever the batching. Returns the outcome and how many
     statements read the suppressions."""
-    db = Database(database_url)
-    db.migrate()
-    try:
-        cfg = CentralConfig(broker=BrokerConfig(), database={"url": database_url})
-        ingest = MqttIngest(cfg, db, CentralMetrics(), lambda n: None)
+    with _central(database_url) as (db, ingest):
         assert ingest.store([_msg(alert_payload(0, alert_id="alert-north-1", score=0.6), 0)]) == 1
         with db.tx() as tx:
             first = tx.scalar("SELECT MIN(id) FROM incidents")
@@ -167,8 +177,6 @@ def _after_a_false_alarm(database_url: str, batch_size: int, sent: list[str]) ->
                 ),
                 "suppression": tx.execute("SELECT quiet_count, ended_by, ended_at IS NULL FROM suppressions"),
             }, reads
-    finally:
-        db.close()
 
 
 def test_a_false_alarm_suppresses_the_next_batch_read_once_and_kept_current(database_url, tmp_path, monkeypatch):
@@ -202,16 +210,10 @@ def test_a_new_alert_costs_two_reads_whatever_the_batch(database_url, monkeypatc
     reads: list[str] = []
     real = Tx.execute
     monkeypatch.setattr(Tx, "execute", lambda self, sql, *a: reads.append(sql) or real(self, sql, *a))
-    db = Database(database_url)
-    db.migrate()
-    try:
-        cfg = CentralConfig(broker=BrokerConfig(), database={"url": database_url})
-        ingest = MqttIngest(cfg, db, CentralMetrics(), lambda n: None)
-        counts = []
+    counts = []
+    with _central(database_url) as (_db, ingest):
         for size in (5, 60):
             reads.clear()
             assert ingest.store(_updates(size, 0)) == size
             counts.append(len(reads))
-    finally:
-        db.close()
     assert counts[1] - counts[0] == 2 * (60 - 5), counts
