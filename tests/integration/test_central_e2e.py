@@ -46,7 +46,9 @@ def start_central(tmp_path, mosquitto, database_url, receiver, name="central-1",
 
 
 def test_two_cameras_one_smoke_one_incident_and_one_notification(tmp_path, mosquitto, database_url, receiver):
-    central = start_central(tmp_path, mosquitto, database_url, receiver)
+    # the same severity at any hour: smoke starts moderate, and two cameras make it severe (the default
+    # night window would add a level between 22:00 and 06:00 site time)
+    central = start_central(tmp_path, mosquitto, database_url, receiver, severity_rules={"time_windows": []})
     pub = Publisher(mosquitto.port)
     try:
         pub.send(alert_topic(), alert_payload(0))
@@ -61,7 +63,8 @@ def test_two_cameras_one_smoke_one_incident_and_one_notification(tmp_path, mosqu
         (note,) = notifications(receiver)
         assert note["msg_type"] == "Alert" and all(r.signature_ok for r in receiver.requests)
         inc = note["incident"]
-        assert inc["camera_count"] == 2 and inc["location"]["estimated"] and inc["severity"] == "extreme"
+        assert inc["camera_count"] == 2 and inc["location"]["estimated"] and inc["severity"] == "severe"
+        assert [r["code"] for r in inc["severity_reasons"]] == ["base", "multi_camera"]
         items = central.get("/api/v1/incidents")["items"]
         assert len(items) == 1 and items[0]["id"] == inc["id"]
         detail = central.get(f"/api/v1/incidents/{inc['id']}")
