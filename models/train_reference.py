@@ -153,7 +153,7 @@ def train_smoke_reference(
     combine: str = "geo",
     hard_share: float = 0.0,
     pca_cells: int = 150,
-    fine_projection: str = "pca",
+    fine_projection: str = "branch",
 ) -> dict[str, Any]:
     import torch
 
@@ -225,8 +225,8 @@ def train_smoke_reference(
     figures["reference_cameras"] = len(per_camera["per_camera"])
     log.info("view-disjoint figures: %s", figures)
 
-    # 2. the shipped head: the same recipe on every view group (the fitted projection stays the training one;
-    # a learnt one starts from it again)
+    # 2. the shipped head: the same recipe on every view group (the fitted projection stays the training
+    # one; a trained stride-16 embedding is trained again with the head)
     final = sr.train_head(
         everything, data, np.arange(len(everything)), epochs=epochs, combine=combine, hard_share=hard_share,
         learn=learn, fitted=proj,
