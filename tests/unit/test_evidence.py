@@ -355,6 +355,7 @@ def test_a_file_central_refuses_or_that_is_gone_does_not_hold_back_the_others(tm
         assert any(gone["id"] in m and "missing" in m for m in messages), messages
         assert any(refused["id"] in m and "400" in m for m in messages), messages
     finally:
+        uploader.stop()  # attached by hand, so the store does not own it: its thread must end before the index closes
         store.close()
         server.shutdown()
         db.close()
