@@ -92,22 +92,23 @@ function clipFigure(f, cameraName) {
   for (const e of ["timeupdate", "seeked", "play", "pause", "ended"]) video.addEventListener(e, redraw);
   // Paused, the clip shows the frame the alert was raised on (its first frames are from before, with
   // nothing to see yet, and read as another picture than the snapshots); Play still starts at the beginning.
-  let shownAt = null; // where the clip was put to show the alert's frame, until it first plays
+  // A flag, not a comparison of positions: after a seek the browser may report the decoded frame's time.
+  let onAlertFrame = false; // put on the alert's frame by us and not moved by hand since
   video.addEventListener("loadedmetadata", () => {
     if (alertAt > 0 && alertAt < n && video.duration > 0) {
       seekTo(alertAt);
-      shownAt = video.currentTime;
+      onAlertFrame = true;
     }
     redraw();
   }, { once: true });
   video.addEventListener("play", () => {
-    if (shownAt !== null && Math.abs(video.currentTime - shownAt) < 0.05) video.currentTime = 0; // not moved by hand
-    shownAt = null;
+    if (onAlertFrame) video.currentTime = 0;
+    onAlertFrame = false;
   });
   const toggle = () => (video.paused ? video.play().catch(() => {}) : video.pause());
   button.addEventListener("click", toggle);
   video.addEventListener("click", toggle);
-  slider.addEventListener("input", () => { video.pause(); seekTo(Number(slider.value)); });
+  slider.addEventListener("input", () => { onAlertFrame = false; video.pause(); seekTo(Number(slider.value)); });
   redraw();
   return el("figure.clip", { dataset: { id: f.id } }, frame, el("div.clip-controls", {}, button, slider, where),
     el("figcaption", {}, caption));
