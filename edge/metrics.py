@@ -18,7 +18,7 @@ class EdgeMetrics:
         self.decode_cpu = Counter("hazardwatch_edge_decode_cpu_seconds_total", "CPU spent decoding", registry=r)
         self.inference = Histogram(
             "hazardwatch_edge_inference_seconds",
-            "Wall time of one batched inference",
+            "Wall time of one model on its frames of a batch",
             ["model"],
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
             registry=r,

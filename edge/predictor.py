@@ -6,8 +6,9 @@ so it runs the same on a live edge, on a folder of frames offline, and in tests.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,9 +106,11 @@ class Predictor:
         references: ReferenceBank | None = None,
         learn_below: float = 0.9,
         learn: bool = True,
+        on_inference: Callable[[str, float], None] | None = None,
     ) -> None:
         """`learn_below`: a look is learnt as the camera's normal only when its score stays under this
-        share of the operating threshold (and nothing is voting or alerting on that camera and hazard)."""
+        share of the operating threshold (and nothing is voting or alerting on that camera and hazard).
+        `on_inference(model, seconds)` hears each model's own share of a batch (for metrics)."""
         self.cameras = {c.id: c for c in cameras}
         self.detectors = dict(detectors)
         self._confirm = dict(confirm_for)
@@ -117,6 +120,7 @@ class Predictor:
         self.learn_below = learn_below
         self.learn = learn  # False: no camera learns or uses a reference; reference models run cold
         self._alert_looks: OrderedDict[str, _AlertLook] = OrderedDict()
+        self.on_inference = on_inference
 
     @staticmethod
     def _region_filter(camera: CameraConfig, hazard: Hazard) -> RegionFilter:
@@ -141,6 +145,7 @@ class Predictor:
                 continue
             learns = self.learn and getattr(detector, "reference", None) is not None
             key = model_key(detector) if learns else ""
+            started = time.perf_counter()
             results = detector.detect(
                 [requests[k].frame for k in idx],
                 [
@@ -154,6 +159,8 @@ class Predictor:
                     for r in (requests[k],)
                 ],
             )
+            if self.on_inference is not None:
+                self.on_inference(detector.name, time.perf_counter() - started)
             for k, result in zip(idx, results, strict=True):
                 self._apply(requests[k], hazard, detector, result, outcomes[k])
                 if learns and result.embedding is not None:

@@ -77,7 +77,7 @@ class EdgeEngine:
         self.rollout = self._make_rollout(cfg)
         self.rollout.restore(self.detectors)  # a finished rollout's model survives a restart
         self.references, self.reference_store = build_references(cfg, {c.id for c in cams})
-        self.predictor = build_predictor(cfg, cams, self.detectors, self.references)
+        self.predictor = build_predictor(cfg, cams, self.detectors, self.references, self._observe_inference)
         self.rollout.bind(self.predictor.detectors)
         self.scheduler = PatrolScheduler(cams, cfg.patrol, self.started, random.Random())
         self.cameras: dict[str, CameraRuntime] = build_cameras(cfg, cams, self.started)
@@ -265,8 +265,10 @@ class EdgeEngine:
     # -- inference (batching.py) -------------------------------------------------------------------
     def _observe_batch(self, size: int, seconds: float) -> None:
         self.metrics.batch_size.observe(size)
-        for name in {d.name for d in self.detectors.values()}:
-            self.metrics.inference.labels(name).observe(seconds)
+
+    def _observe_inference(self, model: str, seconds: float) -> None:
+        """One model's own time on its frames of a batch (not the whole batch's, which ran every model)."""
+        self.metrics.inference.labels(model).observe(seconds)
 
     # -- housekeeping -----------------------------------------------------------------------------
     async def _housekeeping(self, stop: asyncio.Event) -> None:

@@ -7,6 +7,7 @@ ManifestError) naming what to change, before any camera is visited.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,7 +107,11 @@ def build_references(cfg: EdgeConfig, camera_ids: set[str]) -> tuple[ReferenceBa
 
 
 def build_predictor(
-    cfg: EdgeConfig, cams: list[CameraConfig], detectors: dict[Hazard, Detector], references: ReferenceBank
+    cfg: EdgeConfig,
+    cams: list[CameraConfig],
+    detectors: dict[Hazard, Detector],
+    references: ReferenceBank,
+    on_inference: Callable[[str, float], None] | None = None,
 ) -> Predictor:
     rcfg = cfg.reference
     return Predictor(
@@ -116,6 +121,7 @@ def build_predictor(
         references,
         rcfg.learn_below,
         learn=rcfg.enabled,
+        on_inference=on_inference,
     )
 
 

@@ -179,3 +179,61 @@ def test_the_patrol_waits_for_a_free_slot_instead_of_polling(tmp_path: Path) -> 
 
     asyncio.run(main())
     assert asks <= 40  # a few per finished visit, not one every 5 ms (~400)
+
+
+class Timed:
+    """A detector plug-in that takes a set time per call."""
+
+    version, threshold = "1", 0.5
+
+    def __init__(self, name: str, hazard: Hazard, seconds: float) -> None:
+        self.name, self.hazard, self.seconds, self.calls = name, hazard, seconds, 0
+
+    def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return [ImageResult(0.0) for _ in frames]
+
+
+def test_each_model_s_inference_time_is_its_own(tmp_path: Path) -> None:
+    """Two models look at the same camera in one batch: the inference histogram gives each model its own
+    time, not the batch's (the fast model used to be charged the slow one's 80 ms)."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.jpg"), np.full((60, 80, 3), 90, np.uint8))
+    cfg = EdgeConfig.model_validate(
+        {
+            "edge_id": "e1",
+            "broker": None,
+            "cameras": [{"id": "cam", "source": str(frames), "hazards": {"smoke": {}, "waterlogging": {}}}],
+            "models": [{"manifest": str(tmp_path / "unused.json")}],
+            "patrol": {"intervals_s": {"smoke": 0.05, "waterlogging": 0.05}, "phase_jitter_s": 0},
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+            "evidence": {"enabled": False},
+            "diagnose": {"enabled": False},
+        }
+    )
+    slow, fast = Timed("slow-smoke", Hazard.SMOKE, 0.08), Timed("fast-water", Hazard.WATERLOGGING, 0.0)
+
+    async def main() -> EdgeEngine:
+        engine = EdgeEngine(cfg, {Hazard.SMOKE: slow, Hazard.WATERLOGGING: fast})
+        stop = asyncio.Event()
+        runner = asyncio.create_task(engine.run(stop))
+        deadline = time.monotonic() + 10
+        while fast.calls < 4 and time.monotonic() < deadline and not runner.done():
+            await asyncio.sleep(0.02)
+        stop.set()
+        await runner
+        return engine
+
+    engine = asyncio.run(main())
+    assert slow.calls >= 4 and fast.calls >= 4
+
+    def mean_s(model: str) -> float:
+        total = engine.metrics.registry.get_sample_value("hazardwatch_edge_inference_seconds_sum", {"model": model})
+        count = engine.metrics.registry.get_sample_value("hazardwatch_edge_inference_seconds_count", {"model": model})
+        assert total is not None and count, model
+        return total / count
+
+    assert mean_s("slow-smoke") >= 0.08
+    assert mean_s("fast-water") < mean_s("slow-smoke") / 2
