@@ -53,7 +53,15 @@ def test_demo_map_shows_the_district_every_camera_and_the_rainstorm_watch_rise_a
             page.locator("#map g.cam[data-watch='high']").nth(1).wait_for(timeout=10000)
             assert page.locator("#map g.cam[data-watch]").count() == 2
             assert page.locator("#map g.cam[data-key='demo-edge/scene-valley'][data-watch]").count() == 0
-            assert "Raised watch: 2 cameras" in page.inner_text("#map-foot")
+            foot = page.inner_text("#map-foot")
+            assert "Raised watch: 2 cameras — Rainstorm warning (severe)" in foot, foot
+            # on the Chinese page the footer is Chinese but for the agency's own event name
+            page.click("#lang")
+            page.wait_for_function("() => document.querySelector('#map-foot').innerText.includes('加密巡查')")
+            foot = page.inner_text("#map-foot")
+            assert "加密巡查：2 路摄像机 — Rainstorm预警（严重）" in foot and "Severe" not in foot, foot
+            page.click("#lang")
+            page.wait_for_function("() => document.querySelector('#map-foot').innerText.includes('Raised watch')")
             # the warning's CAP polygon is drawn in its severity's colour over the cameras it raised
             warning = get(dashboard + "/api/v1/warnings?state=active", token)["items"][0]
             assert warning["geometry"]["features"][0]["geometry"]["coordinates"][0][0] == [114.08, 22.52]

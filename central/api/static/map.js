@@ -6,7 +6,7 @@
 import { svg, icon } from "./fmt.js";
 import { t } from "./i18n.js";
 import { haversineKm, sector, wedge } from "./mapgeo.js";
-import { WarningLayer } from "./warnmap.js";
+import { WarningLayer, warningText } from "./warnmap.js";
 
 export { placeText } from "./mapgeo.js";
 
@@ -257,7 +257,9 @@ export class MapView {
     const notes = [];
     if (this.unplaced) notes.push(t("map.no_position", { n: this.unplaced }));
     if (this.watch.size) {
-      const reasons = [...new Set([...this.watch.values()].flat().map((w) => w.reason).filter(Boolean))];
+      // from the warnings behind each raised camera, in the page's language (the stored reason is English)
+      const why = (w) => (w.warnings?.length ? w.warnings.filter((x) => x.level === w.level).map(warningText) : [w.reason]);
+      const reasons = [...new Set([...this.watch.values()].flat().flatMap(why).filter(Boolean))];
       notes.push(t("map.watch", { what: `${t("list.cameras", { n: this.watch.size })}${reasons.length ? ` — ${reasons.join("; ")}` : ""}` }));
     }
     if (!this.tiles) notes.push(t("map.no_tiles"));

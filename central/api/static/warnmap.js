@@ -9,6 +9,9 @@ const RANK = ["extreme", "severe", "moderate", "minor", "unknown"];
 
 export const severityOf = (w) => (String(w.severity || "").toLowerCase() in WARNING_COLOURS ? String(w.severity).toLowerCase() : "unknown");
 
+/** A warning in the page's language: the agency's event name (as issued) and our word for its CAP severity. */
+export const warningText = (w) => t("map.legend.warning", { event: w.event, severity: t(`warn.sev.${severityOf(w)}`) });
+
 export class WarningLayer {
   constructor(map) {
     map.createPane("warnings").style.zIndex = 360; // over the configured layers, under cones and markers
@@ -49,6 +52,6 @@ export class WarningLayer {
 
   /** One legend entry per warning in force: its event and severity, in its colour. */
   legendKeys() {
-    return this.items.map((w) => ({ id: w.id, severity: severityOf(w), text: t("map.legend.warning", { event: w.event, severity: t(`warn.sev.${severityOf(w)}`) }) }));
+    return this.items.map((w) => ({ id: w.id, severity: severityOf(w), text: warningText(w) }));
   }
 }
