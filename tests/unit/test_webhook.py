@@ -166,6 +166,9 @@ def test_decide_applies_retry_after_and_the_deadline():
     assert (d.result, d.next_attempt_at, d.error) == ("retry", NOW + 5 + 4, "HTTP 500: boom")
     d = decide(Outcome(status=429, retry_after=30), _delivery(1, NOW), rcv, NOW, rng)
     assert (d.result, d.next_attempt_at) == ("retry", NOW + 30)
+    # Retry-After: 0 (or a past date) is not "at once": the backoff applies (docs/webhook.md)
+    d = decide(Outcome(status=429, retry_after=0.0), _delivery(3, NOW), rcv, NOW, rng)
+    assert (d.result, d.next_attempt_at) == ("retry", NOW + 4)
     d = decide(Outcome(error="timeout after 10 s"), _delivery(1, NOW), rcv, NOW, rng)
     assert d.result == "retry" and d.error == "timeout after 10 s"
     d = decide(Outcome(status=400, error="bad"), _delivery(1, NOW), rcv, NOW, rng)
