@@ -178,11 +178,6 @@ def release(tx: Tx, delivery_id: int, attempt: int) -> bool:
     return bool(rows)
 
 
-def get_delivery(tx: Tx, delivery_id: int) -> Delivery | None:
-    row = tx.one(f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,))
-    return Delivery.from_row(row) if row else None
-
-
 def list_deliveries(
     tx: Tx,
     state: State | None = None,
@@ -212,11 +207,6 @@ def list_deliveries(
     sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
     params.extend([max(0, int(limit)), max(0, int(offset))])
     return [Delivery.from_row(r) for r in tx.execute(sql, params)]
-
-
-def dead_letters(tx: Tx, limit: int = 100, offset: int = 0, *, receiver: str | None = None) -> list[Delivery]:
-    """The dead-letter list: notifications no receiver will get unless an admin re-queues them."""
-    return list_deliveries(tx, "dead", limit, offset, receiver=receiver)
 
 
 def counts_by_state(tx: Tx) -> dict[str, int]:

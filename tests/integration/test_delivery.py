@@ -296,13 +296,14 @@ def test_claim_offers_only_the_head_of_each_chain(open_db):
         assert {d.idempotency_key for d in again} >= {"a2", "c1", "d1"}
         assert next(d for d in again if d.idempotency_key == "a2").attempts == 2
         assert queue.counts_by_state(tx) == {"pending": 8, "delivered": 1, "dead": 1}
-        assert [d.idempotency_key for d in queue.dead_letters(tx)] == ["b1"]
+        assert [d.idempotency_key for d in queue.list_deliveries(tx, "dead")] == ["b1"]
         assert [d.idempotency_key for d in queue.list_deliveries(tx, "delivered")] == ["a1"]
         assert len(queue.list_deliveries(tx, limit=3, offset=8)) == 2
         assert queue.retry_dead(tx, ids["b1"], now)
         assert not queue.retry_dead(tx, ids["b1"], now)  # no longer dead
-        assert queue.get_delivery(tx, ids["b1"]).state == "pending"
-        json.dumps(queue.get_delivery(tx, ids["b1"]).to_dict())
+        b1 = next(d for d in queue.list_deliveries(tx) if d.id == ids["b1"])
+        assert b1.state == "pending"
+        json.dumps(b1.to_dict())
 
 
 # -- the worker against a real receiver --------------------------------------------------------------
@@ -386,7 +387,7 @@ def test_400_is_a_dead_letter_that_blocks_nothing_and_can_be_requeued(open_db, r
     worker = DeliveryWorker(db, [receiver_cfg(receiver)], "central-1", registry)
     asyncio.run(run_until([worker], all_settled(db)))
     with db.tx() as tx:
-        dead = queue.dead_letters(tx)
+        dead = queue.list_deliveries(tx, "dead")
         assert queue.counts_by_state(tx) == {"pending": 0, "delivered": 2, "dead": 1}
     assert [d.idempotency_key for d in dead] == [rows[0][2]]
     assert dead[0].attempts == 1 and "HTTP 400" in dead[0].last_error and "refused on purpose" in dead[0].last_error
