@@ -9,7 +9,9 @@ For each camera, the edge's own `Predictor` (same reference bank, same quiet-loo
 `reference/`; then every positive and negative is scored against the reference it learnt (per frame),
 and again without one (the cold-start path, `cold`). Finally the predictor watches `negatives/` and
 then `positives/` as patrol looks (`events`): alerts raised on quiet looks are false alerts, and the
-looks it takes to alert on the hazard are what a duty officer waits.
+looks it takes to alert on the hazard are what a duty officer waits. Each positive is also looked at
+for one vote window on its own (`events.positives_alerted`): a hazard that stays in view that long is
+alerted on or missed at the event level, whatever the other frames of its camera show.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
-from hazardwatch.edge.detect import Detector, LookContext
+from hazardwatch.edge.detect import Detector, ImageResult, LookContext
 from hazardwatch.edge.predictor import LookRequest, Predictor, model_key
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
 from hazardwatch.models.data import list_images, read_bgr
@@ -87,12 +89,49 @@ class _Watcher:
         out = self.predictor.process([LookRequest(self.camera_id, read_bgr(path), self.at, frozenset({self.hazard}))])
         return [e.state for e in out[0].events]
 
+    def alerts_when_it_stays(self, path: Path) -> bool:
+        """Look at one frame for a whole vote window with a fresh vote (the camera's reference as
+        learnt, nothing more learnt): does the hazard in it raise an alert?"""
+        cfg = ConfirmConfig()
+        once = _ScoredOnce(self.detector)
+        predictor = Predictor(
+            list(self.predictor.cameras.values()),
+            {self.hazard: once},
+            {(self.camera_id, self.hazard): cfg},
+            self.bank,
+            learn_below=0.0,  # score < 0: no look is learnt
+        )
+        frame, at = read_bgr(path), self.at
+        for _ in range(cfg.window):
+            at += PATROL_INTERVAL_S
+            out = predictor.process([LookRequest(self.camera_id, frame, at, frozenset({self.hazard}))])
+            if any(e.state == AlertState.NEW for e in out[0].events):
+                return True
+        return False
+
     def idle(self, seconds: float) -> None:
         self.at += seconds
         self.predictor.expire(self.at)
 
     def reference(self) -> np.ndarray | None:
         return self.bank.reference(self.camera_id, self.hazard, "day", self.key, 0)
+
+
+class _ScoredOnce:
+    """A detector that scores a frame once however often it is shown (a replayed look costs nothing)."""
+
+    def __init__(self, detector: Detector) -> None:
+        self._detector = detector
+        self._frames: Sequence[np.ndarray] = ()
+        self._results: list[ImageResult] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._detector, name)
+
+    def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
+        if len(frames) != len(self._frames) or any(a is not b for a, b in zip(frames, self._frames, strict=False)):
+            self._frames, self._results = list(frames), self._detector.detect(frames, contexts)
+        return self._results
 
 
 def _score(
@@ -126,7 +165,7 @@ def evaluate_cameras(
     neg_scores: list[np.ndarray] = []
     spent, n_frames = 0.0, 0
     per_camera: dict[str, dict[str, Any]] = {}
-    quiet_looks = false_alerts = 0
+    quiet_looks = false_alerts = plumes = plumes_alerted = 0
     looks_to_alert: list[int] = []
     for cam in read_layout(root):
         watcher = _Watcher(detector, hazard, cam.camera_id, root / cam.camera_id, policy)
@@ -155,6 +194,9 @@ def evaluate_cameras(
         false_alerts += alerts_quiet
         if cam.positives:
             looks_to_alert.append(first if first is not None else -1)
+        stayed = [watcher.alerts_when_it_stays(p) for p in cam.positives]
+        plumes += len(stayed)
+        plumes_alerted += sum(stayed)
         state = next(iter(watcher.bank.states(cam.camera_id, watcher.at)), None)
         per_camera[cam.camera_id] = {
             **confusion(dp, dn),
@@ -163,6 +205,7 @@ def evaluate_cameras(
             "reference_ready": reference is not None,
             "false_alerts": alerts_quiet,
             "looks_to_alert": first,
+            "alerted_when_it_stays": sum(stayed),
         }
     out: dict[str, Any] = dict(confusion(np.concatenate(all_pos), np.concatenate(all_neg)))
     with_ref = any(v["reference_ready"] for v in per_camera.values())
@@ -179,6 +222,9 @@ def evaluate_cameras(
         "cameras_with_hazard": len(looks_to_alert),
         "cameras_alerted": len(caught),
         "median_looks_to_alert": float(np.median(caught)) if caught else None,
+        "positives_looked_at_for_a_window": plumes,
+        "positives_alerted": plumes_alerted,
+        "positive_event_recall": round(plumes_alerted / plumes, 4) if plumes else None,
     }
     out["per_camera"] = per_camera
     out["_scores"] = (np.concatenate(pos_scores), np.concatenate(neg_scores))

@@ -4,6 +4,11 @@ A candidate region in the newest look is confirmed when at least `min_votes` of 
 looks have a region overlapping it, and the sum of their best overlapping scores divided by
 `window` reaches the threshold (times `ongoing_factor` while an alert is already open, so an
 ongoing fire does not flicker off on one weak frame).
+
+A look's region counts at least `threshold`: every region already passed its model's own operating
+threshold, and a model whose operating point sits under the vote's (the smoke model scored against a
+camera's reference flags at 0.265) could otherwise never confirm a faint plume however long it stays.
+A weak region is then confirmed once every look of the window has it, a strong one after `min_votes`.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class SlidingVote:
                 scores = [d.score for d in look.detections if d.overlaps(cand, self.cfg.min_iou)]
                 if scores:
                     votes += 1
-                    total += max(scores)
+                    total += max(max(scores), self.cfg.threshold)
                     first = min(first, look.at)
             conf = total / self.cfg.window
             if votes >= self.cfg.min_votes and conf >= threshold:

@@ -38,6 +38,23 @@ def test_low_scores_do_not_confirm_but_ongoing_threshold_is_lower():
     assert vote.add(3, [weak], ongoing=True) is not None  # 2.8 / 5 >= 0.4
 
 
+def test_a_weak_region_on_every_look_of_the_window_confirms():
+    """A region just over its model's operating point (the reference path's 0.3) but under the vote's
+    threshold counts as the threshold: every look of the window confirms it, one look fewer does not."""
+    faint = Detection(0.4, 0.4, 0.6, 0.6, 0.3)
+    vote = SlidingVote(ConfirmConfig(window=5, min_votes=3, threshold=0.5))
+    for t in range(4):
+        assert vote.add(t, [faint], ongoing=False) is None  # 4 x 0.5 / 5 = 0.4
+    c = vote.add(4, [faint], ongoing=False)
+    assert c is not None and c.score == pytest.approx(0.5) and c.first_at == 0
+    gap = SlidingVote(ConfirmConfig(window=5, min_votes=3, threshold=0.5))
+    results = [gap.add(t, [faint] if t != 2 else [ELSEWHERE], ongoing=False) for t in range(8)]
+    assert results[:7] == [None] * 7 and results[7] is not None  # confirmed once the miss left the window
+    # while an alert is open, four looks of five keep it (0.4 >= 0.5 x 0.8)
+    assert gap.add(8, [ELSEWHERE], ongoing=True) is None  # not a region of this alert
+    assert gap.add(9, [faint], ongoing=True) is not None
+
+
 def test_lifecycle_new_update_end():
     cfg = ConfirmConfig(end_after_s=10, update_score_delta=0.1)
     vote, life = SlidingVote(ConfirmConfig(window=1, min_votes=1, threshold=0.5)), AlertLifecycle(cfg)
