@@ -60,11 +60,13 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
         det = OnnxDetector(path, threads=threads)
         hazard = det.hazard
         cams = [CameraConfig(id=f"c{k}", source="rtsp://127.0.0.1/x", hazards={hazard: {}}) for k in range(2)]
-        bank = ReferenceBank(ReferencePolicy(min_looks=4, min_interval_s=0, horizon_looks=500))
+        # Looks 1 s apart, each taken and learnt two intervals later (as the edge's default settle_looks):
+        # the memory then includes the looks waiting to be learnt.
+        bank = ReferenceBank(ReferencePolicy(min_looks=4, min_interval_s=1.0, horizon_looks=500, settle_looks=2))
         confirm = {(c.id, hazard): ConfirmConfig() for c in cams}
         pred = Predictor(cams, {hazard: det}, confirm, bank, learn_below=1.0)
         baseline = Predictor(cams, {hazard: cold}, confirm)  # the same look without the reference head
-        for k in range(8):  # c0 learns day and IR, c1 stays cold
+        for k in range(12):  # c0 learns day and IR, c1 stays cold
             pred.process([LookRequest("c0", frame, float(k), frozenset({hazard}), mode=("day", "ir")[k % 2])])
 
         def with_reference(at: float) -> None:

@@ -188,7 +188,8 @@ class ReferenceConfig(Strict):
     """Each camera learns its normal for models that can use it (manifest `reference`; edge/reference/).
 
     Memory: 3 float32 arrays of the model's embedding per camera, hazard and light mode (day, IR):
-    about 346 KB per mode for the shipped smoke model (28,800 floats), so at most about 0.66 MiB per camera.
+    about 346 KB per mode for the shipped smoke model (28,800 floats), so at most about 0.66 MiB per camera,
+    plus up to settle_looks + 1 float16 looks waiting to be learnt (58 KB each): about 0.82 MiB.
     """
 
     enabled: bool = Field(default=True, description="False: every camera runs the cold-start model only")
@@ -212,6 +213,14 @@ class ReferenceConfig(Strict):
         le=1,
         description="A look is learnt only when its score stays under this share of the "
         "operating threshold and nothing votes or alerts on that camera and hazard",
+    )
+    settle_looks: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="A quiet look is learnt only after the camera stayed quiet for this many min_interval_s "
+        "after it (any look that is not quiet drops the waiting ones), so a plume too faint to flag at first "
+        "does not become the camera's normal; waiting looks cost 2 bytes per embedding element each",
     )
     save_interval_s: float = Field(default=300.0, gt=0, description="How often references are written to disk")
 

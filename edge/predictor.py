@@ -197,6 +197,8 @@ class Predictor:
         quiet = not result.detections and result.score < self.learn_below * (threshold or detector.threshold)
         if req.healthy and quiet and not busy:
             self.references.learn(req.camera_id, hazard, req.mode, key, req.view, result.embedding, req.at)
+        elif not quiet or busy:  # something stirs: the quiet looks still waiting may hold its beginning
+            self.references.unsettle(req.camera_id, hazard)
 
     def absorb_false_alarm(self, alert_id: str, at: float, box: Detection | None = None) -> bool:
         """An operator marked this alert a false alarm: teach its camera that what it saw there is normal.
@@ -239,7 +241,9 @@ class Predictor:
                 out.candidates.add(hazard)
 
     def expire(self, now: float) -> list[AlertEvent]:
-        """End alerts whose camera has not confirmed them for their clear period (even unseen)."""
+        """End alerts whose camera has not confirmed them for their clear period (even unseen), and learn
+        the quiet looks whose cameras stayed quiet long enough after them."""
+        self.references.settle(now)
         events = []
         for (camera_id, hazard, zone), track in self._tracks.items():
             step = track.lifecycle.expire(now)

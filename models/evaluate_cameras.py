@@ -171,8 +171,13 @@ def evaluate_cameras(
         watcher = _Watcher(detector, hazard, cam.camera_id, root / cam.camera_id, policy)
         for path in cam.reference:
             watcher.look(path, step_ref)
+        watcher.idle(policy.settle_s)  # the camera stays quiet a while: its last quiet looks are learnt too
         reference = watcher.reference() if learns else None
         dp, sp, tp_ = _score(detector, cam.positives, cam.camera_id, reference)
+        # Each positive kept in view for a vote window, against the same reference as the per-frame scores.
+        stayed = [watcher.alerts_when_it_stays(p) for p in cam.positives]
+        plumes += len(stayed)
+        plumes_alerted += sum(stayed)
         dn, sn, tn_ = _score(detector, cam.negatives, cam.camera_id, reference)
         cp, _, _ = _score(detector, cam.positives, cam.camera_id, None)
         cn, _, _ = _score(detector, cam.negatives, cam.camera_id, None)
@@ -194,9 +199,6 @@ def evaluate_cameras(
         false_alerts += alerts_quiet
         if cam.positives:
             looks_to_alert.append(first if first is not None else -1)
-        stayed = [watcher.alerts_when_it_stays(p) for p in cam.positives]
-        plumes += len(stayed)
-        plumes_alerted += sum(stayed)
         state = next(iter(watcher.bank.states(cam.camera_id, watcher.at)), None)
         per_camera[cam.camera_id] = {
             **confusion(dp, dn),

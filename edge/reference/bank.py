@@ -28,6 +28,21 @@ class ReferencePolicy:
     min_looks: int = 16
     min_interval_s: float = 120.0
     horizon_looks: int = 500
+    settle_looks: int = 2
+
+    @property
+    def settle_s(self) -> float:
+        """How long a quiet look waits before it is learnt: the camera must stay quiet that long after it."""
+        return self.settle_looks * self.min_interval_s
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """A quiet look not learnt yet (float16: waiting looks cost half a reference mode's float32 each)."""
+
+    at: float
+    mode: str
+    emb: np.ndarray
 
 
 @dataclass
@@ -61,6 +76,7 @@ class ReferenceBank:
         self.policy = policy or ReferencePolicy()
         self._refs: dict[tuple[str, Hazard], CameraReferences] = {}
         self._views: dict[str, int] = {}
+        self._waiting: dict[tuple[str, Hazard], list[_Waiting]] = {}
 
     def _entry(self, camera_id: str, hazard: Hazard, model_key: str, view: int) -> CameraReferences:
         known = self._views.get(camera_id)
@@ -74,6 +90,7 @@ class ReferenceBank:
         entry = self._refs.get((camera_id, hazard))
         if entry is None or entry.model_key != model_key or entry.view != view:
             entry = self._refs[(camera_id, hazard)] = CameraReferences(model_key, view)
+            self._waiting.pop((camera_id, hazard), None)  # looks of another model or view
         return entry
 
     def reference(self, camera_id: str, hazard: Hazard, mode: str, model_key: str, view: int) -> np.ndarray | None:
@@ -86,15 +103,48 @@ class ReferenceBank:
     def learn(
         self, camera_id: str, hazard: Hazard, mode: str, model_key: str, view: int, emb: np.ndarray, at: float
     ) -> bool:
-        """Fold in a quiet look; looks closer than min_interval_s to the last one learnt are skipped."""
+        """Take a quiet look to be learnt once the camera has stayed quiet for `settle_s` after it (a plume
+        still too faint to flag must not become the normal it is then compared with; `unsettle` drops the
+        waiting looks). Looks closer than min_interval_s to the last one taken are skipped."""
         entry = self._entry(camera_id, hazard, model_key, view)
         ref = entry.modes.get(mode)
         if ref is None or ref.shape != emb.shape:
             ref = entry.modes[mode] = CellReference.empty(emb.shape, at)
-        if ref.since_last_learnt(at) < self.policy.min_interval_s:
-            return False
-        ref.learn(emb, at, self.policy.min_looks, self.policy.horizon_looks)
-        return True
+            self._waiting.pop((camera_id, hazard), None)
+        if self.policy.settle_s <= 0:  # learnt at once
+            if ref.since_last_learnt(at) < self.policy.min_interval_s:
+                return False
+            ref.learn(emb, at, self.policy.min_looks, self.policy.horizon_looks)
+            return True
+        waiting = self._waiting.setdefault((camera_id, hazard), [])
+        last = max((w.at for w in waiting if w.mode == mode), default=None)
+        since = ref.since_last_learnt(at) if last is None else at - last
+        taken = since >= self.policy.min_interval_s
+        if taken:
+            waiting.append(_Waiting(at, mode, emb.astype(np.float16)))
+        self._settle(camera_id, hazard, at)
+        return taken
+
+    def unsettle(self, camera_id: str, hazard: Hazard) -> int:
+        """A look that was not quiet: the looks still waiting may hold its beginning; none is learnt."""
+        return len(self._waiting.pop((camera_id, hazard), []))
+
+    def settle(self, now: float) -> None:
+        """Learn every waiting look the camera has stayed quiet after for `settle_s` (time passing alone
+        settles them too: a camera looked at rarely, or a replay that idles)."""
+        for camera_id, hazard in list(self._waiting):
+            self._settle(camera_id, hazard, now)
+
+    def _settle(self, camera_id: str, hazard: Hazard, now: float) -> None:
+        waiting = self._waiting.get((camera_id, hazard))
+        entry = self._refs.get((camera_id, hazard))
+        if not waiting or entry is None:
+            return
+        while waiting and now - waiting[0].at >= self.policy.settle_s:
+            look = waiting.pop(0)
+            ref = entry.modes.get(look.mode)
+            if ref is not None and ref.shape == look.emb.shape:
+                ref.learn(look.emb.astype(np.float32), look.at, self.policy.min_looks, self.policy.horizon_looks)
 
     def absorb(
         self,
@@ -117,6 +167,7 @@ class ReferenceBank:
     def reset(self, camera_id: str, hazard: Hazard | None = None) -> None:
         for key in [k for k in self._refs if k[0] == camera_id and (hazard is None or k[1] == hazard)]:
             del self._refs[key]
+            self._waiting.pop(key, None)
 
     def states(self, camera_id: str, now: float) -> list[ReferenceState]:
         out = []
@@ -138,7 +189,12 @@ class ReferenceBank:
         return out
 
     def nbytes(self, camera_id: str | None = None) -> int:
-        return sum(e.nbytes for (cam, _), e in list(self._refs.items()) if camera_id is None or cam == camera_id)
+        """References and the looks waiting to be learnt."""
+        refs = sum(e.nbytes for (cam, _), e in list(self._refs.items()) if camera_id is None or cam == camera_id)
+        waiting = sum(
+            w.emb.nbytes for (cam, _), ws in list(self._waiting.items()) for w in ws if camera_id in (None, cam)
+        )
+        return refs + waiting
 
     # -- persistence hooks (edge/reference/store.py does the I/O) ----------------------------------
     def entries(self) -> Iterator[tuple[str, Hazard, CameraReferences]]:

@@ -87,8 +87,10 @@ def test_boxes_to_cells_covers_every_overlapped_cell() -> None:
     assert tiny.sum() == 1 and tiny[2, 3]
 
 
-def _bank(min_looks: int = 4, interval: float = 10.0) -> ReferenceBank:
-    return ReferenceBank(ReferencePolicy(min_looks=min_looks, min_interval_s=interval, horizon_looks=100))
+def _bank(min_looks: int = 4, interval: float = 10.0, settle_looks: int = 0) -> ReferenceBank:
+    """A bank that learns a quiet look at once unless `settle_looks` says otherwise."""
+    policy = ReferencePolicy(min_looks=min_looks, min_interval_s=interval, horizon_looks=100, settle_looks=settle_looks)
+    return ReferenceBank(policy)
 
 
 def _teach(
@@ -228,3 +230,44 @@ def test_a_save_on_a_full_disk_leaves_no_half_file(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             store.save(bank)
         assert list((disk / "refs").iterdir()) == []
+
+
+def test_a_quiet_look_is_learnt_only_once_the_camera_stayed_quiet_after_it() -> None:
+    """settle_looks 2 at 10 s: a look is learnt 20 s later if nothing stirred meanwhile; a look that is not
+    quiet drops the waiting ones (they may hold the start of a plume too faint to flag), and time passing
+    alone settles them."""
+    bank = _bank(min_looks=6, interval=10.0, settle_looks=2)
+    looks = _looks(8)
+
+    def learnt() -> int:
+        states = bank.states("c1", now=0.0)
+        return states[0].looks if states else 0
+
+    for k in range(4):  # 0, 10, 20, 30 s: the looks at 0 and 10 s have settled
+        assert bank.learn("c1", SMOKE, "day", "m@1", 0, looks[k], 10.0 * k)
+    assert learnt() == 2 and bank.reference("c1", SMOKE, "day", "m@1", 0) is None
+    per_look = looks[0].size * 2  # float16 while waiting
+    assert bank.nbytes("c1") == 3 * looks[0].nbytes + 2 * per_look  # the 20 and 30 s looks wait
+    assert bank.unsettle("c1", SMOKE) == 2  # a look at 35 s was not quiet
+    bank.settle(1_000.0)
+    assert learnt() == 2 and bank.nbytes("c1") == 3 * looks[0].nbytes
+    for k in range(4, 8):  # 40-70 s quiet again; 40 and 50 s settle by 70 s, the rest an hour later
+        bank.learn("c1", SMOKE, "day", "m@1", 0, looks[k], 10.0 * k)
+    assert learnt() == 4
+    bank.settle(3_600.0)
+    assert learnt() == 6
+    stats = bank.reference("c1", SMOKE, "day", "m@1", 0)
+    assert stats is not None  # ready at 6 looks, all in the exact phase
+    # what was learnt is the quiet looks (float16 while waiting), never the dropped ones
+    kept = np.stack([looks[k] for k in (0, 1, 4, 5, 6, 7)])
+    np.testing.assert_allclose(stats[: kept.shape[1]], kept.mean(0), rtol=2e-3, atol=2e-3)
+
+
+def test_waiting_looks_go_with_a_new_view_or_model() -> None:
+    bank = _bank(min_looks=2, interval=10.0, settle_looks=2)
+    e = _looks(2)
+    bank.learn("c1", SMOKE, "day", "m@1", 0, e[0], 0.0)
+    bank.learn("c1", SMOKE, "day", "m@2", 0, e[1], 10.0)  # a rollout: the m@1 look must not reach m@2's reference
+    bank.settle(1_000.0)
+    (state,) = bank.states("c1", now=1_000.0)
+    assert state.looks == 1
