@@ -271,3 +271,42 @@ def test_waiting_looks_go_with_a_new_view_or_model() -> None:
     bank.settle(1_000.0)
     (state,) = bank.states("c1", now=1_000.0)
     assert state.looks == 1
+
+
+class _Scripted:
+    """A reference-model plug-in whose looks are scripted: (score, region or None) per call."""
+
+    name, version, hazard, threshold, reference_threshold = "scripted", "1", SMOKE, 0.9, 0.3
+    reference = object()  # a model with a reference head (its scales are read only for alerts)
+
+    def __init__(self, script: list[tuple[float, bool]]) -> None:
+        self.script = list(script)
+        self.rng = np.random.default_rng(0)
+
+    def detect(self, frames, contexts=None):  # type: ignore[no-untyped-def]
+        from hazardwatch.edge.detect import ImageResult
+
+        score, region = self.script.pop(0)
+        dets = [Detection(0.4, 0.4, 0.5, 0.5, score)] if region else []
+        emb = self.rng.normal(1.0, 0.5, SHAPE).astype(np.float32).ravel()
+        return [ImageResult(score, dets, emb, contexts[0].reference is not None) for _ in frames]
+
+
+def test_the_predictor_drops_waiting_looks_when_a_look_stirs() -> None:
+    """Through the predictor: quiet looks wait two intervals; a look that scores over learn_below (no region
+    yet: a faint plume) drops the ones waiting, so the minutes before it never reach the reference."""
+    from hazardwatch.edge.config import CameraConfig, ConfirmConfig
+    from hazardwatch.edge.predictor import LookRequest, Predictor
+
+    cam = CameraConfig.model_validate({"id": "c1", "source": "rtsp://127.0.0.1/x", "hazards": {"smoke": {}}})
+    bank = _bank(min_looks=4, interval=10.0, settle_looks=2)
+    quiet, faint = (0.1, False), (0.85, False)  # 0.85 >= 0.9 x 0.9: not quiet, yet no region
+    detector = _Scripted([quiet] * 4 + [faint] + [quiet] * 2)
+    predictor = Predictor([cam], {SMOKE: detector}, {("c1", SMOKE): ConfirmConfig()}, bank)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for k in range(7):
+        predictor.process([LookRequest("c1", frame, 10.0 * k, frozenset({SMOKE}))])
+    # 0 and 10 s were learnt at 20 and 30 s; 20 and 30 s were waiting when the faint look came at 40 s
+    predictor.expire(1_000.0)
+    (state,) = bank.states("c1", now=1_000.0)
+    assert state.looks == 4  # 0, 10, then 50 and 60 s (settled by time passing); never 20 or 30 s
