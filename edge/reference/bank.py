@@ -69,6 +69,7 @@ class ReferenceState:
     absorbed: int
     age_s: float
     bytes: int
+    waiting: int = 0  # quiet looks taken, learnt once the camera has stayed quiet after them
 
 
 class ReferenceBank:
@@ -184,6 +185,7 @@ class ReferenceBank:
                         absorbed=ref.absorbed,
                         age_s=round(max(0.0, now - ref.created_at), 1),
                         bytes=ref.nbytes,
+                        waiting=sum(w.mode == mode for w in self._waiting.get((cam, hazard), [])),
                     )
                 )
         return out

@@ -246,6 +246,7 @@ def test_a_quiet_look_is_learnt_only_once_the_camera_stayed_quiet_after_it() -> 
     for k in range(4):  # 0, 10, 20, 30 s: the looks at 0 and 10 s have settled
         assert bank.learn("c1", SMOKE, "day", "m@1", 0, looks[k], 10.0 * k)
     assert learnt() == 2 and bank.reference("c1", SMOKE, "day", "m@1", 0) is None
+    assert bank.states("c1", now=30.0)[0].waiting == 2  # shown in /api/cameras
     per_look = looks[0].size * 2  # float16 while waiting
     assert bank.nbytes("c1") == 3 * looks[0].nbytes + 2 * per_look  # the 20 and 30 s looks wait
     assert bank.unsettle("c1", SMOKE) == 2  # a look at 35 s was not quiet
