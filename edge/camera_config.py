@@ -78,6 +78,14 @@ class DiagnoseConfig(Strict):
     blurred_ratio: float = Field(
         default=0.72, gt=0, lt=1, description="Sharpness over the camera's usual sharpness below this: blurred"
     )
+    blurred_after_s: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="Blur is raised only once it has lasted this long (besides enter_looks looks; a run ends "
+        "after leave_looks looks without it): an encoder smooths a static view for a few seconds while "
+        "vehicles pass, a defocused lens stays so",
+    )
     shift_share: float = Field(
         default=0.025, gt=0, lt=0.5, description="Translation (share of the width) that counts as a turned view"
     )

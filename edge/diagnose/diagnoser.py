@@ -8,7 +8,9 @@ their own: the IR image of a scene is not its daylight image.
 
 Why hysteresis: a passing truck or a cloud shadow can make one look odd. A diagnosis is raised after
 `enter_looks` consecutive looks with confidence >= 0.5 and cleared after `leave_looks` consecutive
-looks below it, so the status topic does not flap.
+looks below it, so the status topic does not flap. Blur must also have lasted `blurred_after_s`: while
+cars pass, an encoder smooths the static parts of a view for a few seconds, which a camera looked at
+every few seconds (a stream, `demo --source`) would otherwise report as a blurred lens once a minute.
 
 How fog, haze and heavy rain are told from tampering (docs/diagnose.md):
 - a cover makes part of the view lose *all* texture and its structure stops matching the reference
@@ -70,6 +72,7 @@ class _Track:
     active: bool = False
     confidence: float = 0.0
     since: float = 0.0
+    run_since: float | None = None  # first hit of the current run (ended by leave_looks misses)
 
 
 class CameraDiagnoser:
@@ -301,6 +304,7 @@ class CameraDiagnoser:
 
     def _hysteresis(self, raw: dict[str, float], at: float) -> tuple[dict[str, float], dict[str, float]]:
         enter, leave = self.cfg.enter_looks, self.cfg.leave_looks
+        last_for = {"blurred": self.cfg.blurred_after_s}  # how long a run must also have lasted
         active: dict[str, float] = {}
         info: dict[str, float] = {}
         for name, track in self._tracks.items():
@@ -308,12 +312,17 @@ class CameraDiagnoser:
             if conf >= 0.5:
                 track.hits += 1
                 track.misses = 0
+                if track.run_since is None:
+                    track.run_since = at
                 track.confidence = conf if track.hits == 1 else 0.5 * track.confidence + 0.5 * conf
-                if not track.active and track.hits >= enter:
+                lasted = at - track.run_since >= last_for.get(name, 0.0)
+                if not track.active and track.hits >= enter and lasted:
                     track.active, track.since = True, at
             else:
                 track.misses += 1
                 track.hits = 0
+                if track.misses >= leave:
+                    track.run_since = None
                 if track.active and track.misses >= leave:
                     track.active = False
                     track.confidence = 0.0
