@@ -20,6 +20,23 @@ from hazardwatch.edge.engine import EdgeEngine
 pytestmark = pytest.mark.quick
 
 
+def offline_config(tmp_path: Path, cameras: list[dict], patrol: dict, **more: object) -> EdgeConfig:
+    """An edge with no broker, evidence or diagnosis: only the patrol and the predictor run."""
+    return EdgeConfig.model_validate(
+        {
+            "edge_id": "e1",
+            "broker": None,
+            "cameras": cameras,
+            "models": [{"manifest": str(tmp_path / "unused.json")}],
+            "patrol": patrol,
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+            "evidence": {"enabled": False},
+            "diagnose": {"enabled": False},
+            **more,
+        }
+    )
+
+
 class FailsOnce:
     """A detector plug-in whose first call fails (an ONNX Runtime error, a broken accelerator)."""
 
@@ -39,18 +56,8 @@ def test_a_camera_whose_look_failed_in_inference_is_patrolled_again(tmp_path: Pa
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "a.jpg"), np.full((120, 160, 3), 90, np.uint8))
-    cfg = EdgeConfig.model_validate(
-        {
-            "edge_id": "e1",
-            "broker": None,
-            "cameras": [{"id": "cam", "source": str(frames), "hazards": {"smoke": {}}}],
-            "models": [{"manifest": str(tmp_path / "unused.json")}],
-            "patrol": {"intervals_s": {"smoke": 0.05}, "phase_jitter_s": 0},
-            "outbox": {"path": str(tmp_path / "outbox.db")},
-            "evidence": {"enabled": False},
-            "diagnose": {"enabled": False},
-        }
-    )
+    cameras = [{"id": "cam", "source": str(frames), "hazards": {"smoke": {}}}]
+    cfg = offline_config(tmp_path, cameras, {"intervals_s": {"smoke": 0.05}, "phase_jitter_s": 0})
     detector = FailsOnce()
     detectors: dict[Hazard, Detector] = {Hazard.SMOKE: detector}
 
@@ -96,20 +103,12 @@ def test_a_stream_frame_looked_at_again_is_no_second_vote(tmp_path: Path) -> Non
     for k in range(8):
         colour = (0, 0, 255) if k == 0 else (90, 90, 90)
         cv2.imwrite(str(frames / f"{k}.png"), np.full((120, 160, 3), colour, np.uint8))
-    cfg = EdgeConfig.model_validate(
-        {
-            "edge_id": "e1",
-            "broker": None,
-            "cameras": [
-                {"id": "cam", "source": str(frames), "mode": "persistent", "hazards": {"smoke": {"interval_s": 0.05}}}
-            ],
-            "models": [{"manifest": str(tmp_path / "unused.json")}],
-            "patrol": {"phase_jitter_s": 0, "burst_interval_s": 0.05},
-            "confirm": {"smoke": {"window": 5, "min_votes": 3, "threshold": 0.5}},
-            "outbox": {"path": str(tmp_path / "outbox.db")},
-            "evidence": {"enabled": False},
-            "diagnose": {"enabled": False},
-        }
+    cameras = [{"id": "cam", "source": str(frames), "mode": "persistent", "hazards": {"smoke": {"interval_s": 0.05}}}]
+    cfg = offline_config(
+        tmp_path,
+        cameras,
+        {"phase_jitter_s": 0, "burst_interval_s": 0.05},
+        confirm={"smoke": {"window": 5, "min_votes": 3, "threshold": 0.5}},
     )
     detector = RedFrames()
 
@@ -146,18 +145,7 @@ def test_the_patrol_waits_for_a_free_slot_instead_of_polling(tmp_path: Path) -> 
     frames.mkdir()
     cv2.imwrite(str(frames / "a.jpg"), np.full((60, 80, 3), 90, np.uint8))
     cameras = [{"id": f"c{k}", "source": str(frames), "hazards": {"smoke": {"interval_s": 0.05}}} for k in range(20)]
-    cfg = EdgeConfig.model_validate(
-        {
-            "edge_id": "e1",
-            "broker": None,
-            "cameras": cameras,
-            "models": [{"manifest": str(tmp_path / "unused.json")}],
-            "patrol": {"phase_jitter_s": 0, "max_concurrent_visits": 2},
-            "outbox": {"path": str(tmp_path / "outbox.db")},
-            "evidence": {"enabled": False},
-            "diagnose": {"enabled": False},
-        }
-    )
+    cfg = offline_config(tmp_path, cameras, {"phase_jitter_s": 0, "max_concurrent_visits": 2})
     asks = 0
 
     async def main() -> None:
@@ -201,18 +189,8 @@ def test_each_model_s_inference_time_is_its_own(tmp_path: Path) -> None:
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "a.jpg"), np.full((60, 80, 3), 90, np.uint8))
-    cfg = EdgeConfig.model_validate(
-        {
-            "edge_id": "e1",
-            "broker": None,
-            "cameras": [{"id": "cam", "source": str(frames), "hazards": {"smoke": {}, "waterlogging": {}}}],
-            "models": [{"manifest": str(tmp_path / "unused.json")}],
-            "patrol": {"intervals_s": {"smoke": 0.05, "waterlogging": 0.05}, "phase_jitter_s": 0},
-            "outbox": {"path": str(tmp_path / "outbox.db")},
-            "evidence": {"enabled": False},
-            "diagnose": {"enabled": False},
-        }
-    )
+    cameras = [{"id": "cam", "source": str(frames), "hazards": {"smoke": {}, "waterlogging": {}}}]
+    cfg = offline_config(tmp_path, cameras, {"intervals_s": {"smoke": 0.05, "waterlogging": 0.05}, "phase_jitter_s": 0})
     slow, fast = Timed("slow-smoke", Hazard.SMOKE, 0.08), Timed("fast-water", Hazard.WATERLOGGING, 0.0)
 
     async def main() -> EdgeEngine:
