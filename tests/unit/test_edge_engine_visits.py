@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -37,6 +37,23 @@ def offline_config(tmp_path: Path, cameras: list[dict], patrol: dict, **more: ob
     )
 
 
+def run_until(cfg: EdgeConfig, detectors: dict[Hazard, Detector], done: Callable[[], bool]) -> EdgeEngine:
+    """Run the engine until `done()` (10 s at most), then stop it cleanly."""
+
+    async def main() -> EdgeEngine:
+        engine = EdgeEngine(cfg, detectors)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(engine.run(stop))
+        deadline = time.monotonic() + 10
+        while not done() and time.monotonic() < deadline and not runner.done():
+            await asyncio.sleep(0.02)
+        stop.set()
+        await runner
+        return engine
+
+    return asyncio.run(main())
+
+
 class FailsOnce:
     """A detector plug-in whose first call fails (an ONNX Runtime error, a broken accelerator)."""
 
@@ -59,19 +76,7 @@ def test_a_camera_whose_look_failed_in_inference_is_patrolled_again(tmp_path: Pa
     cameras = [{"id": "cam", "source": str(frames), "hazards": {"smoke": {}}}]
     cfg = offline_config(tmp_path, cameras, {"intervals_s": {"smoke": 0.05}, "phase_jitter_s": 0})
     detector = FailsOnce()
-    detectors: dict[Hazard, Detector] = {Hazard.SMOKE: detector}
-
-    async def main() -> None:
-        engine = EdgeEngine(cfg, detectors)
-        stop = asyncio.Event()
-        runner = asyncio.create_task(engine.run(stop))
-        deadline = time.monotonic() + 10
-        while detector.calls < 3 and time.monotonic() < deadline and not runner.done():
-            await asyncio.sleep(0.02)
-        stop.set()
-        await runner
-
-    asyncio.run(main())
+    run_until(cfg, {Hazard.SMOKE: detector}, lambda: detector.calls >= 3)
     assert detector.calls >= 3  # the failed look did not leave the camera in flight for ever
 
 
@@ -192,19 +197,7 @@ def test_each_model_s_inference_time_is_its_own(tmp_path: Path) -> None:
     cameras = [{"id": "cam", "source": str(frames), "hazards": {"smoke": {}, "waterlogging": {}}}]
     cfg = offline_config(tmp_path, cameras, {"intervals_s": {"smoke": 0.05, "waterlogging": 0.05}, "phase_jitter_s": 0})
     slow, fast = Timed("slow-smoke", Hazard.SMOKE, 0.08), Timed("fast-water", Hazard.WATERLOGGING, 0.0)
-
-    async def main() -> EdgeEngine:
-        engine = EdgeEngine(cfg, {Hazard.SMOKE: slow, Hazard.WATERLOGGING: fast})
-        stop = asyncio.Event()
-        runner = asyncio.create_task(engine.run(stop))
-        deadline = time.monotonic() + 10
-        while fast.calls < 4 and time.monotonic() < deadline and not runner.done():
-            await asyncio.sleep(0.02)
-        stop.set()
-        await runner
-        return engine
-
-    engine = asyncio.run(main())
+    engine = run_until(cfg, {Hazard.SMOKE: slow, Hazard.WATERLOGGING: fast}, lambda: fast.calls >= 4)
     assert slow.calls >= 4 and fast.calls >= 4
 
     def mean_s(model: str) -> float:
