@@ -321,11 +321,11 @@ class CameraDiagnoser:
             else:
                 track.misses += 1
                 track.hits = 0
-                if track.misses >= leave:
+                if track.misses >= leave:  # the run ends, and with it the diagnosis
                     track.run_since = None
-                if track.active and track.misses >= leave:
-                    track.active = False
-                    track.confidence = 0.0
+                    if track.active:
+                        track.active = False
+                        track.confidence = 0.0
             if track.active:
                 (info if name in INFO else active)[name] = track.confidence
         return active, info
