@@ -41,6 +41,7 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
+from hazardwatch.edge.detect.onnx_detector import session_options
 from hazardwatch.models.data import Sample, read_bgr
 from hazardwatch.models.smoke import GRID_H, GRID_W, HEIGHT, WIDTH, cell_targets
 
@@ -229,10 +230,8 @@ def features_tensor(model: onnx.ModelProto, scale: Scale = COARSE) -> str:
 
 def _session(model: onnx.ModelProto, threads: int = 1) -> ort.InferenceSession:
     """One thread by default: training shares small machines, and the graph is run frame by frame."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    # The edge's own options: embeddings learnt from must be the ones the edge computes, on any CPU.
+    return ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def _preprocess(path: Path) -> np.ndarray:

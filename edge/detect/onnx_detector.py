@@ -2,6 +2,13 @@
 
 Load-time checks refuse a model whose sha256, input shape or output shape disagree with its
 manifest, and a warm-up inference proves the graph runs before any camera depends on it.
+
+Every session runs int8 graphs in ONNX Runtime's x64 precision mode (`session_options`). Without it,
+on x86 CPUs that lack VNNI (AVX2 only: many edge boxes, and some CI machines) the uint8 x int8
+kernels add pairs of products into saturating int16, so one model scores differently by CPU: the
+shipped smoke model's scores moved by up to 0.88 on an AMD EPYC with AVX2 only, and its recall at the
+operating point fell from 0.378 to 0.297. Precision mode computes what the graph says on every CPU
+(CPUs with VNNI, and ARM, do so anyway) at about +35 % time on an AVX2-only CPU (`bench/models.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,18 @@ from hazardwatch.manifest import ManifestError, ModelManifest, OutputKind, verif
 log = logging.getLogger(__name__)
 
 
+def session_options(threads: int, precise: bool = True) -> ort.SessionOptions:
+    """Options every hazardwatch session uses; `precise=False` only to measure what precision costs."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    # Spinning threads burn a core between sparse patrol inferences.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if precise:  # no saturating int16 sums on AVX2-only CPUs: the same scores on every CPU
+        opts.add_session_config_entry("session.x64quantprecision", "1")
+    return opts
+
+
 def _dim_ok(actual: object, expected: int) -> bool:
     """A symbolic or unknown dimension accepts any size."""
     return not isinstance(actual, int) or actual in (expected, -1, 0)
@@ -31,7 +50,9 @@ def _dim_ok(actual: object, expected: int) -> bool:
 class OnnxDetector:
     """One ONNX hazard model; `detect` is thread-safe (ONNX Runtime sessions are)."""
 
-    def __init__(self, manifest_path: Path, threshold: float | None = None, threads: int = 2) -> None:
+    def __init__(
+        self, manifest_path: Path, threshold: float | None = None, threads: int = 2, precise: bool = True
+    ) -> None:
         self.manifest_path = Path(manifest_path)
         self.manifest: ModelManifest
         self.manifest, self.model_path = verify_model_file(self.manifest_path)
@@ -39,13 +60,10 @@ class OnnxDetector:
         self.name, self.version, self.hazard = m.name, m.version, m.hazard
         self.threshold = threshold if threshold is not None else m.threshold
         self._class_idx = [m.output.classes.index(c) for c in m.output.hazard_classes]
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # Spinning threads burn a core between sparse patrol inferences.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                str(self.model_path), session_options(threads, precise), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own opaque types
             raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load the model: {exc}") from None
         self.reference = m.reference
