@@ -8,7 +8,10 @@ A model that learns each camera's normal also gets "reference": what the referen
 (`added_ms_per_look`: a predictor look scored against a learnt reference, with the bank's update,
 minus the same look through the graph without the reference head, interleaved in this process,
 medians) and `bytes_per_camera`
-(day and IR references learnt).
+(day and IR references learnt). An int8 graph also gets "precision_mode": the same look with ORT's
+x64 precision mode (what the edge runs: the same scores on every CPU) and without it (faster on
+AVX2-only CPUs, but their saturating kernels change the scores), interleaved, with `cost_ratio`
+and whether this CPU has VNNI (where the mode should cost nothing).
 Usage: .venv/bin/python bench/models.py [--reps 20] [--threads 2]
 """
 
@@ -97,6 +100,34 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
     }
 
 
+def _cpu_has_vnni() -> bool | None:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return None
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def _precision_mode_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> dict:
+    """The edge's precise sessions against ORT's default kernels, interleaved look by look."""
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+
+    dets = {"precise": OnnxDetector(path, threads=threads), "fast": OnnxDetector(path, threads=threads, precise=False)}
+    spent: dict[str, list[float]] = {k: [] for k in dets}
+    for _ in range(reps):
+        for key, det in dets.items():
+            t0 = time.perf_counter()
+            det.detect([frame])
+            spent[key].append(1000.0 * (time.perf_counter() - t0))
+    precise, fast = (float(np.median(spent[k])) for k in ("precise", "fast"))
+    return {
+        "precise_ms": round(precise, 2),
+        "default_kernels_ms": round(fast, 2),
+        "cost_ratio": round(precise / fast, 3),
+        "cpu_vnni": _cpu_has_vnni(),
+    }
+
+
 def main() -> None:
     from hazardwatch.edge.detect.registry import build_detector
 
@@ -129,6 +160,13 @@ def main() -> None:
             f"batch{args.batch}_ms_per_frame": round(bn, 2),
         }
         print(f"{m.name:28s} {m.precision:5s} batch1 {b1:7.2f} ms  batch{args.batch} {bn:7.2f} ms/frame", flush=True)
+        if m.runtime == "onnx" and m.precision == "int8":
+            entry["precision_mode"] = pm = _precision_mode_cost(path, frame, args.reps, args.threads)
+            print(
+                f"{m.name:28s} precision mode: {pm['precise_ms']:.2f} ms vs {pm['default_kernels_ms']:.2f} ms with "
+                f"the default kernels ({pm['cost_ratio']:.2f}x; CPU with VNNI: {pm['cpu_vnni']})",
+                flush=True,
+            )
         if m.reference is not None and path.parent.parent == MODELS:
             entry["reference"] = ref = _reference_cost(path, frame, args.reps, args.threads)
             print(
