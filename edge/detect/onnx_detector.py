@@ -8,7 +8,7 @@ on x86 CPUs that lack VNNI (AVX2 only: many edge boxes, and some CI machines) th
 kernels add pairs of products into saturating int16, so one model scores differently by CPU: the
 shipped smoke model's scores moved by up to 0.88 on an AMD EPYC with AVX2 only, and its recall at the
 operating point fell from 0.378 to 0.297. Precision mode computes what the graph says on every CPU
-(CPUs with VNNI, and ARM, do so anyway) at about +35 % time on an AVX2-only CPU (`bench/models.py`).
+(CPUs with VNNI, and ARM, do so anyway) at 1.2-1.4x the time on an AVX2-only CPU (`bench/models.py`).
 """
 
 from __future__ import annotations
