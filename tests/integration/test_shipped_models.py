@@ -39,7 +39,10 @@ def _image_scores(session, det, frames) -> list[float]:
     return list(1.0 / (1.0 + np.exp(-logits.max(axis=1))))
 
 
-@pytest.mark.parametrize("manifest", [p for p in ONNX if read_manifest(p).precision == "int8"])
+INT8 = [p for p in ONNX if read_manifest(p).precision == "int8"]
+
+
+@pytest.mark.parametrize("manifest", INT8, ids=[p.stem for p in INT8])
 def test_int8_graph_scores_what_its_quantisation_says_on_this_cpu(manifest, shared_data):
     """The figures in a manifest hold on every CPU only if the int8 kernels compute what the graph says.
 
