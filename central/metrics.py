@@ -61,3 +61,8 @@ class CentralMetrics:
         )
         self.incidents = Gauge("hazardwatch_central_incidents", "Incidents by state", ["state"], registry=r)
         self.mqtt_connected = Gauge("hazardwatch_central_mqtt_connected", "1 when connected", registry=r)
+        self.state_replay = Gauge(
+            "hazardwatch_central_state_replay",
+            "1 while the direct subscription that replays retained state is open (live changes arrive twice)",
+            registry=r,
+        )

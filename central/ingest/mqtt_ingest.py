@@ -10,9 +10,10 @@ changes come through the shared subscription too, so each is stored once by one 
 direct subscription replays the retained state when an instance subscribes. The two are told apart by
 subscription identifier: from the direct one only the replay (retain flag set) is taken, from the
 shared one only live changes (Mosquitto replays retained state to shared subscriptions as well); the
-other copies are acknowledged and dropped. Applying state is idempotent (a newer `since` wins), so the
-replay and a live change crossing it, or two instances applying one camera's changes in either order,
-end in the same row.
+other copies are acknowledged and dropped. Once the replay has been quiet for `REPLAY_QUIET_S` the direct
+subscription is taken down, so an instance receives each live change once, not twice; a reconnect opens
+it again. Applying state is idempotent (a newer `since` wins), so the replay and a live change crossing
+it, or two instances applying one camera's changes in either order, end in the same row.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
@@ -51,6 +53,11 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 500
 LIVE_STATE, REPLAY_STATE = 1, 2  # subscription identifiers of the retained-state topics
 BATCH_WAIT_S = 0.02
+# The direct subscription exists only for the retained replay: once the broker granted it and no replayed
+# message came for this long, it is taken down. Mosquitto queues the whole replay when it grants the
+# subscription (and keeps delivering what it queued after an UNSUBSCRIBE), so the wait is a margin for
+# brokers that deliver retained messages lazily; until then the direct copies of live changes are dropped.
+REPLAY_QUIET_S = 5.0
 # A deadlock or serialisation failure says nothing about the messages: PostgreSQL chose this transaction
 # to give way to another instance's, so the same batch is simply run again.
 TRANSIENT_SQLSTATES = ("40P01", "40001")
@@ -62,6 +69,19 @@ def place_locks(
 ) -> tuple[str, ...]:
     """An alert's correlation lock keys (`incidents/places.py`): a camera sends the same ones each time."""
     return tuple(lock_keys(hazard, edge_id, camera_id, lat, lon, distance_km))
+
+
+@dataclass
+class ReplayWindow:
+    """The direct subscription that replays retained state, from SUBSCRIBE until it is taken down."""
+
+    topics: list[str]
+    mid: int | None  # the SUBSCRIBE's packet id, to recognise its SUBACK
+    granted_at: float | None = None  # monotonic time of the SUBACK
+    last_at: float = 0.0  # monotonic time of the last replayed message
+
+    def quiet(self, now: float) -> bool:
+        return self.granted_at is not None and now - max(self.granted_at, self.last_at) >= REPLAY_QUIET_S
 
 
 class MqttIngest:
@@ -84,6 +104,8 @@ class MqttIngest:
         self.subscribed = threading.Event()  # set once the broker granted the subscriptions
         self._subscribing: set[int] = set()  # mids of SUBSCRIBEs not yet granted
         self.replay_only = False  # state topics: live changes come through the shared subscription
+        self._replay: ReplayWindow | None = None  # set from paho's thread, closed from the ingest thread
+        self._replay_lock = threading.Lock()
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
 
@@ -160,14 +182,16 @@ class MqttIngest:
         self._subscribe(client, [f"{shared}{p}/+/alerts/+", f"{shared}{p}/+/heartbeat"])
         if self.replay_only:
             self._subscribe(client, [f"{shared}{t}" for t in state], LIVE_STATE)
-            self._subscribe(client, state, REPLAY_STATE)
+            with self._replay_lock:
+                self._replay = ReplayWindow(state, self._subscribe(client, state, REPLAY_STATE))
+            self.metrics.state_replay.set(1)
         else:
             self._subscribe(client, state)  # retained: direct, idempotent
         self._connected.set()
         self.metrics.mqtt_connected.set(1)
         log.info("central %s subscribed on %s:%d", self.cfg.instance_id, self.broker.host, self.broker.port)
 
-    def _subscribe(self, client: mqtt.Client, topics: list[str], ident: int | None = None) -> None:
+    def _subscribe(self, client: mqtt.Client, topics: list[str], ident: int | None = None) -> int | None:
         props = None
         if ident is not None:
             props = mqtt.Properties(mqtt.PacketTypes.SUBSCRIBE)
@@ -175,12 +199,16 @@ class MqttIngest:
         _rc, mid = client.subscribe([(t, 1) for t in topics], properties=props)
         if mid is not None:
             self._subscribing.add(mid)
+        return mid
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: list, props: object) -> None:
         refused = [r for r in reasons if getattr(r, "is_failure", False)]
         if refused:
             log.error("broker refused %d of central's subscriptions: %s", len(refused), refused)
         self._subscribing.discard(mid)
+        with self._replay_lock:
+            if self._replay is not None and self._replay.mid == mid:
+                self._replay.granted_at = time.monotonic()
         if not self._subscribing:
             self.subscribed.set()
 
@@ -193,6 +221,10 @@ class MqttIngest:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         ids = getattr(message.properties, "SubscriptionIdentifier", None) or [] if self.replay_only else []
+        if message.retain and REPLAY_STATE in ids:
+            with self._replay_lock:
+                if self._replay is not None:
+                    self._replay.last_at = time.monotonic()
         if ids and (REPLAY_STATE if message.retain else LIVE_STATE) not in ids:
             # The direct subscription's copy of a live change (the shared one brings it to one instance),
             # or a broker that also replays retained state to shared subscriptions (the direct one did).
@@ -206,6 +238,7 @@ class MqttIngest:
     # -- the ingest thread ------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._end_replay_when_quiet()
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -226,6 +259,23 @@ class MqttIngest:
                     self._ack([msg])
             if valid:
                 self._store_with_retry(valid)
+
+    def _end_replay_when_quiet(self) -> None:
+        """Take the direct subscription down once its replay is over: live changes then arrive once.
+
+        Only with the queue empty: while it is full, paho's thread waits to hand over a message and
+        reads nothing, so a replay still in the socket would look quiet."""
+        with self._replay_lock:
+            window = self._replay
+            if window is None or not window.quiet(time.monotonic()) or not self._queue.empty():
+                return
+            self._replay = None
+        rc, _mid = self._client.unsubscribe(window.topics)
+        if rc != mqtt.MQTT_ERR_SUCCESS:  # disconnected: the next connection opens a new replay window
+            log.info("replay subscription not taken down (%s); a reconnect replays again", mqtt.error_string(rc))
+            return
+        self.metrics.state_replay.set(0)
+        log.info("central %s: retained state replayed; live changes now come once", self.cfg.instance_id)
 
     def _store_with_retry(self, batch: list[Valid]) -> None:
         """Store, then acknowledge. A failing batch is retried message by message, so one message

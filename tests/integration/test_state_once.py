@@ -1,6 +1,7 @@
 """Retained state (camera status, availability) stored once across instances: two centrals on one
 PostgreSQL and one broker take each live change through the shared subscription (one of them stores it),
-while an instance that subscribes later still gets the whole retained state replayed directly."""
+while an instance that subscribes later still gets the whole retained state replayed directly. Once its
+replay is over an instance takes the direct subscription down, so each live change reaches it once."""
 
 from __future__ import annotations
 
@@ -17,12 +18,19 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 CAMERAS = 60
 
 
-def count(central: CentralProcess, kind: str, result: str) -> float:
-    prefix = f'hazardwatch_central_messages_total{{kind="{kind}",result="{result}"}}'
+def metric(central: CentralProcess, prefix: str) -> float:
     for line in central.request("GET", "/metrics")[1].splitlines():
         if line.startswith(prefix):
             return float(line.split()[-1])
     return 0.0
+
+
+def count(central: CentralProcess, kind: str, result: str) -> float:
+    return metric(central, f'hazardwatch_central_messages_total{{kind="{kind}",result="{result}"}}')
+
+
+def replaying(central: CentralProcess) -> bool:
+    return metric(central, "hazardwatch_central_state_replay ") == 1.0
 
 
 def status(cam: int, state: str, since: float) -> dict:
@@ -43,6 +51,7 @@ def test_live_state_is_stored_once_and_replayed_to_a_late_instance(tmp_path: Pat
         centrals = [start(tmp_path, url, mosquitto.port, n) for n in ("central-a", "central-b")]
         pub = Publisher(mosquitto.port)
         try:
+            wait_until(lambda: not any(replaying(c) for c in centrals), 20, "the replay subscriptions taken down")
             t0 = time.time()
             for cam in range(CAMERAS):
                 pub.send(f"hazardwatch/v1/e1/cameras/c{cam}/status", status(cam, "online", t0), retain=True)
@@ -59,16 +68,34 @@ def test_live_state_is_stored_once_and_replayed_to_a_late_instance(tmp_path: Pat
             dropped = [count(c, "camera_status", "taken_once") for c in centrals]
             assert sum(per) == changes, per  # each live change stored by exactly one instance
             assert all(n > 0 for n in per), per  # and the shared subscription split them
-            assert dropped == [changes, changes], dropped  # every direct copy of a live change, dropped
+            assert dropped == [0, 0], dropped  # the replay is over: no direct copy of a live change arrived
             cams = {f"{c['edge_id']}/{c['camera_id']}": c["state"] for c in centrals[0].get("/api/v1/cameras")["items"]}
             assert cams == {f"e1/c{k}": "offline" if k % 2 == 0 else "online" for k in range(CAMERAS)}
 
             late = start(tmp_path, url, mosquitto.port, "central-c")
             centrals.append(late)
             wait_until(lambda: count(late, "camera_status", "stored") >= CAMERAS, 20, "the retained replay")
-            assert count(late, "camera_status", "stored") == CAMERAS  # the retained state, once per camera
+            assert replaying(late)  # still open: a live change now reaches it twice and is taken once
+            copies = count(late, "camera_status", "taken_once")
+            pub.send("hazardwatch/v1/e1/cameras/c1/status", status(1, "offline", t0 + 2), retain=True)
+            wait_until(lambda: count(late, "camera_status", "taken_once") > copies, 10, "the direct copy dropped")
+            wait_until(lambda: sum(count(c, "camera_status", "stored") for c in centrals) >= changes + CAMERAS + 1,
+                       10, "the live change stored")
+            time.sleep(1.0)
+            assert count(late, "camera_status", "stored") in (CAMERAS, CAMERAS + 1)  # the replay, once per camera
+            assert sum(count(c, "camera_status", "stored") for c in centrals) == changes + CAMERAS + 1
             cams = {f"{c['edge_id']}/{c['camera_id']}": c["state"] for c in late.get("/api/v1/cameras")["items"]}
-            assert sum(s == "offline" for s in cams.values()) == CAMERAS // 2
+            assert sum(s == "offline" for s in cams.values()) == CAMERAS // 2 + 1
+
+            wait_until(lambda: not replaying(late), 20, "the late replay subscription taken down")
+            before = [count(c, "camera_status", "taken_once") for c in centrals]
+            stored_before = sum(count(c, "camera_status", "stored") for c in centrals)
+            pub.send("hazardwatch/v1/e1/cameras/c3/status", status(3, "offline", t0 + 3), retain=True)
+            wait_until(lambda: sum(count(c, "camera_status", "stored") for c in centrals) > stored_before, 10,
+                       "a live change after every replay")
+            time.sleep(1.0)
+            assert sum(count(c, "camera_status", "stored") for c in centrals) == stored_before + 1
+            assert [count(c, "camera_status", "taken_once") for c in centrals] == before  # it arrived once
         finally:
             pub.close()
             for c in centrals:
