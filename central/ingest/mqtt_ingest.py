@@ -186,6 +186,9 @@ class MqttIngest:
                 self._replay = ReplayWindow(state, self._subscribe(client, state, REPLAY_STATE))
             self.metrics.state_replay.set(1)
         else:
+            with self._replay_lock:  # a window left from a connection that had identifiers must not close this one
+                self._replay = None
+            self.metrics.state_replay.set(0)
             self._subscribe(client, state)  # retained: direct, idempotent
         self._connected.set()
         self.metrics.mqtt_connected.set(1)

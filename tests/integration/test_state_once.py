@@ -100,3 +100,30 @@ def test_live_state_is_stored_once_and_replayed_to_a_late_instance(tmp_path: Pat
             pub.close()
             for c in centrals:
                 c.stop()
+
+
+def test_without_subscription_identifiers_the_state_subscription_stays(tmp_path: Path, mosquitto) -> None:
+    """MQTT 3.1.1 has no subscription identifiers, so the direct subscription is the state's only way in:
+    it must never be taken down, however long the replay has been quiet."""
+    from hazardwatch.central.ingest.mqtt_ingest import REPLAY_QUIET_S
+
+    cfg = write_central_config(
+        tmp_path / "c311.yaml", broker_port=mosquitto.port, database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        broker={"host": "127.0.0.1", "port": mosquitto.port, "protocol": "3.1.1"},
+    )  # fmt: skip
+    central = CentralProcess(cfg, tmp_path / "c311.log").start()
+    pub = Publisher(mosquitto.port)
+    try:
+        time.sleep(REPLAY_QUIET_S + 1.5)  # past the moment an MQTT 5 instance would take its copy down
+        assert not replaying(central)
+        t0 = time.time()
+        pub.send("hazardwatch/v1/e9/cameras/c1/status", status(1, "offline", t0) | {"edge_id": "e9"}, retain=True)
+
+        def e9() -> dict[str, str]:
+            return {c["camera_id"]: c["state"] for c in central.get("/api/v1/cameras")["items"] if c["edge_id"] == "e9"}
+
+        wait_until(lambda: e9() == {"c1": "offline"}, 10, "the live change stored")
+        assert count(central, "camera_status", "taken_once") == 0  # no identifiers: nothing told apart
+    finally:
+        pub.close()
+        central.stop()
