@@ -9,11 +9,12 @@ group split the load. Camera status, availability and model status are retained 
 changes come through the shared subscription too, so each is stored once by one instance, while a
 direct subscription replays the retained state when an instance subscribes. The two are told apart by
 subscription identifier: from the direct one only the replay (retain flag set) is taken, from the
-shared one only live changes (Mosquitto replays retained state to shared subscriptions as well); the
-other copies are acknowledged and dropped. Once the replay has been quiet for `REPLAY_QUIET_S` the direct
-subscription is taken down, so an instance receives each live change once, not twice; a reconnect opens
-it again. Applying state is idempotent (a newer `since` wins), so the replay and a live change crossing
-it, or two instances applying one camera's changes in either order, end in the same row.
+shared one only live changes (it asks for no retained replay, MQTT 5 retain handling 2; a broker that
+replays anyway has that copy dropped); the other copies are acknowledged and dropped. Once the replay
+has been quiet for `REPLAY_QUIET_S` the direct subscription is taken down, so an instance receives each
+live change once, not twice; a reconnect opens it again. Applying state is idempotent (a newer `since`
+wins), so the replay and a live change crossing it, or two instances applying one camera's changes in
+either order, end in the same row.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hazardwatch.central.config import BrokerConfig, CentralConfig
 from hazardwatch.central.incidents.places import lock_keys
@@ -181,7 +183,7 @@ class MqttIngest:
         self._subscribing.clear()
         self._subscribe(client, [f"{shared}{p}/+/alerts/+", f"{shared}{p}/+/heartbeat"])
         if self.replay_only:
-            self._subscribe(client, [f"{shared}{t}" for t in state], LIVE_STATE)
+            self._subscribe(client, [f"{shared}{t}" for t in state], LIVE_STATE, live_only=True)
             with self._replay_lock:
                 self._replay = ReplayWindow(state, self._subscribe(client, state, REPLAY_STATE))
             self.metrics.state_replay.set(1)
@@ -194,12 +196,19 @@ class MqttIngest:
         self.metrics.mqtt_connected.set(1)
         log.info("central %s subscribed on %s:%d", self.cfg.instance_id, self.broker.host, self.broker.port)
 
-    def _subscribe(self, client: mqtt.Client, topics: list[str], ident: int | None = None) -> int | None:
+    def _subscribe(
+        self, client: mqtt.Client, topics: list[str], ident: int | None = None, live_only: bool = False
+    ) -> int | None:
+        """SUBSCRIBE at QoS 1; `live_only` (MQTT 5 retain handling 2): the broker replays no retained message
+        on it, so the shared state subscription does not repeat the direct one's replay."""
         props = None
         if ident is not None:
             props = mqtt.Properties(mqtt.PacketTypes.SUBSCRIBE)
             props.SubscriptionIdentifier = ident
-        _rc, mid = client.subscribe([(t, 1) for t in topics], properties=props)
+        qos: int | SubscribeOptions = 1
+        if live_only:
+            qos = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        _rc, mid = client.subscribe([(t, qos) for t in topics], properties=props)
         if mid is not None:
             self._subscribing.add(mid)
         return mid

@@ -77,6 +77,7 @@ def test_live_state_is_stored_once_and_replayed_to_a_late_instance(tmp_path: Pat
             wait_until(lambda: count(late, "camera_status", "stored") >= CAMERAS, 20, "the retained replay")
             assert replaying(late)  # still open: a live change now reaches it twice and is taken once
             copies = count(late, "camera_status", "taken_once")
+            assert copies == 0  # the shared subscription asked for no retained replay: it came once, directly
             pub.send("hazardwatch/v1/e1/cameras/c1/status", status(1, "offline", t0 + 2), retain=True)
             wait_until(lambda: count(late, "camera_status", "taken_once") > copies, 10, "the direct copy dropped")
             wait_until(lambda: sum(count(c, "camera_status", "stored") for c in centrals) >= changes + CAMERAS + 1,
