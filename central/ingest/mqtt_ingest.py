@@ -205,10 +205,11 @@ class MqttIngest:
         if ident is not None:
             props = mqtt.Properties(mqtt.PacketTypes.SUBSCRIBE)
             props.SubscriptionIdentifier = ident
-        qos: int | SubscribeOptions = 1
         if live_only:
-            qos = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-        _rc, mid = client.subscribe([(t, qos) for t in topics], properties=props)
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            _rc, mid = client.subscribe([(t, options) for t in topics], properties=props)
+        else:
+            _rc, mid = client.subscribe([(t, 1) for t in topics], properties=props)
         if mid is not None:
             self._subscribing.add(mid)
         return mid
