@@ -11,6 +11,8 @@ What one run does, for one and then two central instances (fresh broker and data
    the sustained rate is alerts stored per second from the first publish to the last stored alert;
 3. notification latency: new incidents at a steady `--nominal-rate` per second with group_wait 0, from
    the edge's publish to the receiver's 2xx (p50, p99); also p99 of the burst's own notifications.
+Then one more instance joins (a restart or a scale-out on a typhoon night): how long until the retained
+status of every camera is replayed to it and stored, and how many copies it received and dropped.
 A second receiver groups (`--group-by hazard,area`, `group_wait_s` 5, 10 km areas): how many messages
 carry the burst's 1,000 incidents to it, each incident in exactly one.
 
@@ -169,8 +171,8 @@ def run_phase(args: argparse.Namespace, instances: int, db_kind: str, tmp: Path)
         url = stack.enter_context(temporary_database(db_kind, tmp / f"db-{instances}"))
         receiver = stack.enter_context(Receiver(secret="s3cret"))
         centrals = []
-        for k in range(instances):
-            name = f"fleet-{instances}-{k}"
+
+        def start_central(name: str) -> CentralProcess:
             hook = {"kind": "webhook", "secret": {"value": "s3cret"}, "timeout_s": 2,
                     "backoff": {"initial_s": 0.2, "max_s": 1, "jitter": 0.1}}
             grouped = {"name": "platform", "url": receiver.url("/grouped"), **hook, "group_by": args.group_by,
@@ -182,8 +184,12 @@ def run_phase(args: argparse.Namespace, instances: int, db_kind: str, tmp: Path)
                 # incidents stay per camera: cameras are ~150 m apart on the grid
                 correlation={"cross_camera_distance_km": 0.05},
             )
-            centrals.append(CentralProcess(cfg, tmp / f"{name}.log").start())
-            stack.callback(centrals[-1].stop)
+            central = CentralProcess(cfg, tmp / f"{name}.log").start()
+            stack.callback(central.stop)
+            return central
+
+        for k in range(instances):
+            centrals.append(start_central(f"fleet-{instances}-{k}"))
         sampler = RssSampler(centrals)
         sampler.start()
         stack.callback(sampler.stop_event.set)
@@ -280,6 +286,13 @@ def run_phase(args: argparse.Namespace, instances: int, db_kind: str, tmp: Path)
         sampler.stop_event.set()
         shares = [metric(c, "alert") for c in centrals]
         dupes = [json.loads(r.body)["idempotency_key"] for r in receiver.accepted()]  # both receivers
+
+        # 4. an instance joining mid-night (a restart, a scale-out): the retained state replayed to it
+        t1 = time.monotonic()
+        late = start_central(f"fleet-{instances}-late")
+        wait_for(lambda: metric(late, "camera_status") >= len(cams), 300, "the late instance's replay")
+        replay_s = time.monotonic() - t1
+        replay_copies = metric(late, "camera_status", "taken_once")
         return {
             "instances": instances,
             "database": db_kind,
@@ -302,6 +315,8 @@ def run_phase(args: argparse.Namespace, instances: int, db_kind: str, tmp: Path)
             "grouped_incidents": len(grouped_ids),
             "duplicate_keys": len(dupes) - len(set(dupes)),
             "central_rss_mb": round(sampler.peak, 1),
+            "late_instance_replay_s": round(replay_s, 1),  # start -> every camera's retained status stored
+            "late_instance_replay_copies": replay_copies,  # statuses it received twice and dropped
         }
 
 
