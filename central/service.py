@@ -225,5 +225,6 @@ class CentralService:
         finally:
             if self.ingest:
                 await asyncio.to_thread(self.ingest.stop)
+            self.ctx.events.close()  # open pages' streams end now, or cleanup would wait on them
             await runner.cleanup()
             self.db.close()

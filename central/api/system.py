@@ -15,6 +15,7 @@ from hazardwatch.central.api.auth import COOKIE
 from hazardwatch.central.api.context import context
 from hazardwatch.central.api.http import Route, body_model, principal, problem
 from hazardwatch.central.services import health, views
+from hazardwatch.central.services.events import CLOSE
 
 INCIDENT_STATES = ("open", "acknowledged", "resolved", "false_alarm")
 KEEPALIVE_S = 15
@@ -99,6 +100,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 frame = await asyncio.wait_for(q.get(), KEEPALIVE_S)
             except TimeoutError:
                 frame = ": keepalive\n\n"
+            if frame == CLOSE:  # shutting down, or too slow to keep up: the page reconnects and reloads
+                break
             await resp.write(frame.encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass

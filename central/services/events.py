@@ -19,6 +19,7 @@ from hazardwatch.central.store import Database
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
+CLOSE = ""  # put in a subscriber's queue to end its stream; no frame is ever empty
 SENT_LIMIT = 10_000
 
 
@@ -33,14 +34,34 @@ class EventHub:
         self._since = time.time()
         self._sent: dict[tuple[str, Any, Any], float] = {}
         self._wake = asyncio.Event()
+        self._closed = False
 
     def subscribe(self) -> asyncio.Queue[str]:
         q: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._subscribers.add(q)
+        if self._closed:
+            self._end(q)
         return q
 
     def unsubscribe(self, q: asyncio.Queue[str]) -> None:
         self._subscribers.discard(q)
+
+    def close(self) -> None:
+        """End every stream now (shutdown). A page reconnects on its own and reloads what it shows; without
+        this a stream waits for its next keepalive, and an open page holds a stopping central for a minute."""
+        self._closed = True
+        for q in list(self._subscribers):
+            self._end(q)
+
+    def _end(self, q: asyncio.Queue[str]) -> None:
+        """Stop feeding q and tell its stream to end, dropping unread frames to make room for the signal."""
+        self._subscribers.discard(q)
+        while True:
+            try:
+                q.put_nowait(CLOSE)
+                return
+            except asyncio.QueueFull:
+                q.get_nowait()
 
     def poke(self) -> None:
         self._wake.set()
@@ -87,7 +108,7 @@ class EventHub:
     def _publish(self, kind: str, data: dict[str, Any]) -> None:
         frame = f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
         for q in list(self._subscribers):
-            if q.full():  # a stalled client is dropped rather than growing memory
-                self._subscribers.discard(q)
+            if q.full():  # a stalled client: its stream ends (it reconnects and reloads) rather than grow memory
+                self._end(q)
             else:
                 q.put_nowait(frame)
