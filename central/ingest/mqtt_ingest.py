@@ -278,6 +278,8 @@ class MqttIngest:
 
         Only with the queue empty: while it is full, paho's thread waits to hand over a message and
         reads nothing, so a replay still in the socket would look quiet."""
+        if self._replay is None:  # the common case, once per batch: no lock needed to see it
+            return
         with self._replay_lock:
             window = self._replay
             if window is None or not window.quiet(time.monotonic()) or not self._queue.empty():

@@ -16,8 +16,6 @@ from hazardwatch.central.services.events import CLOSE, QUEUE_SIZE, EventHub
 from hazardwatch.central.store import Database
 from hazardwatch.harness.central_proc import OPERATOR, CentralProcess, write_central_config
 
-pytestmark = pytest.mark.mqtt
-
 
 def open_stream(url: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     parts = urlsplit(url)
@@ -29,6 +27,7 @@ def open_stream(url: str) -> tuple[http.client.HTTPConnection, http.client.HTTPR
     return conn, resp
 
 
+@pytest.mark.mqtt
 def test_central_with_an_open_page_stops_at_once_and_ends_its_stream(tmp_path: Path, mosquitto) -> None:
     cfg = write_central_config(tmp_path / "c.yaml", broker_port=mosquitto.port,
                                database_url=f"sqlite:///{tmp_path / 'c.db'}")  # fmt: skip
