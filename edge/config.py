@@ -194,7 +194,18 @@ class ReferenceConfig(Strict):
 
     enabled: bool = Field(default=True, description="False: every camera runs the cold-start model only")
     path: Path | None = Field(default=None, description="Folder of the saved references; default beside the outbox")
-    min_looks: int = Field(default=16, ge=2, le=10_000, description="Quiet looks before a reference is used")
+    min_looks: int = Field(
+        default=16,
+        ge=2,
+        le=10_000,
+        description="Quiet looks before a reference is ready (used at the model's own threshold; learnt exactly "
+        "until then, after that following slow change)",
+    )
+    warmup: bool = Field(
+        default=True,
+        description="Compare looks with a reference still learning, from the first warm-up step its model's manifest "
+        "gives (reference.warmup, at that step's stricter threshold); False: run cold until min_looks",
+    )
     min_interval_s: float = Field(
         default=120.0,
         ge=0,

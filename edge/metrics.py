@@ -101,7 +101,14 @@ class EdgeMetrics:
         )
         self.reference_ready = Gauge(
             "hazardwatch_edge_reference_ready",
-            "1 when the camera's reference is used for the hazard in that light mode, 0 while it runs cold",
+            "1 once the camera's reference has its min_looks for the hazard in that light mode",
+            ["camera", "hazard", "mode"],
+            registry=r,
+        )
+        self.reference_in_use = Gauge(
+            "hazardwatch_edge_reference_in_use",
+            "1 when looks are compared with the camera's reference (ready, or still learning at the model's "
+            "stricter warm-up threshold), 0 while the camera runs cold",
             ["camera", "hazard", "mode"],
             registry=r,
         )

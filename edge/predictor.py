@@ -143,8 +143,10 @@ class Predictor:
             idx = [k for k, r in enumerate(requests) if hazard in r.hazards]
             if not idx:
                 continue
-            learns = self.learn and getattr(detector, "reference", None) is not None
+            spec = getattr(detector, "reference", None) if self.learn else None
+            learns = spec is not None
             key = model_key(detector) if learns else ""
+            first = spec.first_looks if spec is not None else None
             started = time.perf_counter()
             results = detector.detect(
                 [requests[k].frame for k in idx],
@@ -153,7 +155,7 @@ class Predictor:
                         requests[k].camera_id,
                         requests[k].at,
                         self._regions[(requests[k].camera_id, hazard)],
-                        self.references.reference(r.camera_id, hazard, r.mode, key, r.view) if learns else None,
+                        self.references.reference(r.camera_id, hazard, r.mode, key, r.view, first) if learns else None,
                     )
                     for k in idx
                     for r in (requests[k],)
@@ -188,13 +190,13 @@ class Predictor:
                 self._alert_looks.move_to_end(event.alert_id)
                 while len(self._alert_looks) > MAX_ALERT_LOOKS:
                     self._alert_looks.popitem(last=False)
-        threshold = getattr(detector, "reference_threshold", None) if result.with_reference else detector.threshold
+        threshold = detector.threshold if result.threshold is None else result.threshold
         busy = any(
             t.lifecycle.ongoing or t.burst_looks
             for (cam, h, _), t in self._tracks.items()
             if cam == req.camera_id and h == hazard
         )
-        quiet = not result.detections and result.score < self.learn_below * (threshold or detector.threshold)
+        quiet = not result.detections and result.score < self.learn_below * threshold
         if req.healthy and quiet and not busy:
             self.references.learn(req.camera_id, hazard, req.mode, key, req.view, result.embedding, req.at)
         elif not quiet or busy:  # something stirs: the quiet looks still waiting may hold its beginning

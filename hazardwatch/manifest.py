@@ -80,6 +80,13 @@ class ReferenceScale(_Strict):
         return self.dim * self.grid[0] * self.grid[1]
 
 
+class WarmupThreshold(_Strict):
+    """The operating threshold for a reference still learning: `looks` quiet looks or more behind it."""
+
+    looks: int = Field(ge=2, le=10_000, description="Quiet looks the reference holds at least")
+    threshold: float = Field(gt=0, lt=1, description="Operating threshold on the adapted score for such a reference")
+
+
 class ReferenceSpec(_Strict):
     """A model that compares each look with the camera's own learnt normal (docs/models.md, edge/reference/).
 
@@ -96,11 +103,39 @@ class ReferenceSpec(_Strict):
     scales: list[ReferenceScale] = Field(min_length=1, max_length=4)
     grid: tuple[int, int] = Field(description="Cells (rows, columns) of the adapted score map")
     threshold: float = Field(gt=0, lt=1, description="Operating threshold on the adapted score")
+    looks: int = Field(
+        default=16, ge=2, le=10_000, description="Quiet looks of the references `threshold` was chosen for"
+    )
+    warmup: list[WarmupThreshold] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Stricter thresholds for references with fewer than `looks` looks, ascending by looks: a camera "
+        "is compared with its normal from the first step on instead of running cold until its reference is ready",
+    )
+
+    @model_validator(mode="after")
+    def _warmup_ascending(self) -> ReferenceSpec:
+        steps = [w.looks for w in self.warmup]
+        if steps != sorted(set(steps)) or any(n >= self.looks for n in steps):
+            raise ValueError(f"reference.warmup: looks must be distinct, ascending and under looks ({self.looks})")
+        return self
 
     @property
     def size(self) -> int:
         """E: the embedding's length."""
         return sum(s.size for s in self.scales)
+
+    @property
+    def first_looks(self) -> int | None:
+        """The fewest quiet looks a reference still learning needs before the model may compare with it;
+        None when the model gives no warm-up steps (a reference is then used once the edge calls it ready)."""
+        return self.warmup[0].looks if self.warmup else None
+
+    def threshold_for(self, looks: int) -> float:
+        """The operating threshold for a reference of `looks` quiet looks: the last warm-up step reached,
+        or `threshold` from `looks` on (and for a reference the edge calls ready before any step)."""
+        reached = [w.threshold for w in self.warmup if w.looks <= looks]
+        return self.threshold if looks >= self.looks or not reached else reached[-1]
 
 
 class DataSource(_Strict):

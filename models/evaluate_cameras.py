@@ -27,7 +27,7 @@ import numpy as np
 
 from hazardwatch.contract import AlertState, Hazard
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
-from hazardwatch.edge.detect import Detector, ImageResult, LookContext
+from hazardwatch.edge.detect import Detector, ImageResult, LookContext, ReferenceInput
 from hazardwatch.edge.predictor import LookRequest, Predictor, model_key
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy
 from hazardwatch.models.data import list_images, read_bgr
@@ -113,8 +113,10 @@ class _Watcher:
         self.at += seconds
         self.predictor.expire(self.at)
 
-    def reference(self) -> np.ndarray | None:
-        return self.bank.reference(self.camera_id, self.hazard, "day", self.key, 0)
+    def reference(self) -> ReferenceInput | None:
+        spec = getattr(self.detector, "reference", None)
+        first = spec.first_looks if spec is not None else None
+        return self.bank.reference(self.camera_id, self.hazard, "day", self.key, 0, first)
 
 
 class _ScoredOnce:
@@ -135,7 +137,7 @@ class _ScoredOnce:
 
 
 def _score(
-    detector: Detector, paths: Sequence[Path], camera_id: str, reference: np.ndarray | None
+    detector: Detector, paths: Sequence[Path], camera_id: str, reference: ReferenceInput | None
 ) -> tuple[np.ndarray, np.ndarray, float]:
     decisions: list[bool] = []
     scores: list[float] = []
@@ -204,15 +206,16 @@ def evaluate_cameras(
             **confusion(dp, dn),
             "cold": confusion(cp, cn),
             "reference_looks": state.looks if state else 0,
-            "reference_ready": reference is not None,
+            "reference_in_use": reference is not None,  # scored against its reference (ready or warming)
+            "reference_looks_scored_with": reference.looks if reference is not None else 0,
             "false_alerts": alerts_quiet,
             "looks_to_alert": first,
             "alerted_when_it_stays": sum(stayed),
         }
     out: dict[str, Any] = dict(confusion(np.concatenate(all_pos), np.concatenate(all_neg)))
-    with_ref = any(v["reference_ready"] for v in per_camera.values())
-    ref_threshold = getattr(detector, "reference_threshold", detector.threshold)  # only reference models have one
-    out["threshold"] = float(ref_threshold if with_ref else detector.threshold)
+    with_ref = any(v["reference_in_use"] for v in per_camera.values())
+    spec = getattr(detector, "reference", None)  # only reference models have one
+    out["threshold"] = float(spec.threshold if with_ref and spec is not None else detector.threshold)
     out["ms_per_image"] = round(1000.0 * spent / max(1, n_frames), 2)
     out["model"] = f"{detector.name} {detector.version}"
     out["cold"] = {**confusion(np.concatenate(cold_pos), np.concatenate(cold_neg)), "threshold": detector.threshold}

@@ -311,14 +311,21 @@ def embed_all(
 
 # -- pairs and training ------------------------------------------------------------------------------
 def reference_for(
-    i: int, samples: Sequence[Sample], prints: np.ndarray, pool: np.ndarray, rng: np.random.Generator, k: int
+    i: int,
+    samples: Sequence[Sample],
+    prints: np.ndarray,
+    pool: np.ndarray,
+    rng: np.random.Generator,
+    k: int,
+    among: int | None = None,
 ) -> np.ndarray | None:
-    """K smoke-free frames of sample i's view group, drawn among the 2K nearest by layout; None if too few."""
+    """K smoke-free frames of sample i's view group, drawn among the `among` (default 2K) nearest by
+    layout; None if too few."""
     group = samples[i].group
     cands = np.array([j for j in np.where(pool)[0] if j != i and samples[j].group == group], int)
     if len(cands) < 4:
         return None
-    near = cands[np.argsort(-(prints[cands] @ prints[i]))[: 2 * k]]
+    near = cands[np.argsort(-(prints[cands] @ prints[i]))[: among or 2 * k]]
     return rng.choice(near, min(k, len(near)), replace=False)
 
 
@@ -480,15 +487,22 @@ def _hardest(
 
 
 def score_pairs(
-    head: MultiScaleHead, samples: Sequence[Sample], data: Embedded, idx: np.ndarray, pool: np.ndarray, seed: int = 1
+    head: MultiScaleHead,
+    samples: Sequence[Sample],
+    data: Embedded,
+    idx: np.ndarray,
+    pool: np.ndarray,
+    seed: int = 1,
+    looks: int = K_REFERENCE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image scores (max cell of the combined map) of the samples at idx against references drawn from
-    pool; (scores, positive, plume area)."""
+    """Image scores (max cell of the combined map) of the samples at idx against references of `looks`
+    frames drawn from pool, among the same nearest frames whatever `looks` is (a shorter reference
+    is fewer looks of the same conditions, not nearer ones); (scores, positive, plume area)."""
     rng = np.random.default_rng(seed)
     scores, labels, areas = [], [], []
     with torch.no_grad():
         for i in idx:
-            ref = reference_for(int(i), samples, data.prints, pool, rng, K_REFERENCE)
+            ref = reference_for(int(i), samples, data.prints, pool, rng, looks, among=2 * K_REFERENCE)
             if ref is None:
                 continue
             e, r = _pair(head, data, int(i), ref, False)

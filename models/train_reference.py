@@ -34,6 +34,13 @@ LAYOUT_FILE = "validation-cameras.txt"
 # Quiet frames a validation camera watches first: more than the edge's min_looks (16), because a frame
 # the cold path finds suspicious is not learnt, and a camera short of min_looks would stay cold.
 VALIDATION_REFERENCE_LOOKS = 20
+# Warm-up steps: a reference of this many looks is already compared with, at a threshold of its own
+# picked at half the main one's false-positive budget (1 per 400 smoke-free frames of unseen views, the
+# main one 1 per 200): a short reference's statistics are noisier than the split's draw shows.
+WARMUP_LOOKS = (4, 6, 8, 12)
+WARMUP_FPR = 0.0025
+# The warm-up measured per camera: each validation camera watches only this many quiet frames first.
+WARMUP_CAMERA_FRAMES = 8
 
 
 def cold_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -74,6 +81,21 @@ def camera_layout(val: Sequence[Sample], data_root: Path) -> list[str]:
                 f"{camera}\t{role}\t{s.path.resolve().relative_to(data_root.resolve()).as_posix()}" for s in items
             ]
     return lines
+
+
+def warming_layout(lines: Sequence[str], frames: int = WARMUP_CAMERA_FRAMES) -> list[str]:
+    """The camera layout with each camera's reference/ cut to its first `frames` quiet frames: cameras
+    whose references are still learning."""
+    kept: list[str] = []
+    seen: dict[str, int] = {}
+    for line in lines:
+        camera, role, _ = line.split("\t")
+        if role == "reference":
+            seen[camera] = seen.get(camera, 0) + 1
+            if seen[camera] > frames:
+                continue
+        kept.append(line)
+    return kept
 
 
 def build_layout(lines: Sequence[str], data_root: Path, out: Path) -> Path:
@@ -125,6 +147,14 @@ def _embedded(
     for n, p in raw_path.items():  # one array per scale, memory-mapped when read back (1.4 GB for s16)
         np.save(p, data.raw[n])
     return proj, data
+
+
+def _operating_threshold(labels: np.ndarray, scores: np.ndarray, fpr: float = 0.005) -> float:
+    """At most `fpr` false positives (default 1 per 200) among smoke-free frames of unseen views. The score
+    combines the scales' probabilities, so it may sit under 0.5 (one scale sure, the other unsure)."""
+    from hazardwatch.models import smoke_reference as sr
+
+    return float(min(0.999, max(0.05, sr.recall_at_fpr(labels, scores, fpr)[1])))
 
 
 def _cold_command(base: dict[str, Any]) -> str:
@@ -193,11 +223,19 @@ def train_smoke_reference(
     for fpr, key in ((0.005, "1_per_200"), (0.01, "1pct"), (0.02, "2pct")):
         recall, _ = sr.recall_at_fpr(labels, scores, fpr)
         figures[f"reference_recall_at_{key}_fp"] = round(recall, 4)
-    # The operating point: at most 1 false positive per 200 smoke-free frames of unseen views. The score
-    # combines the scales' probabilities, so it may sit under 0.5 (one scale sure, the other unsure).
-    threshold = float(min(0.999, max(0.05, sr.recall_at_fpr(labels, scores, 0.005)[1])))
+    threshold = _operating_threshold(labels, scores)
     for band, recall in sr.recall_by_size(labels, areas, scores, threshold).items():
         figures[f"reference_recall_{band}_plumes"] = round(recall, 4)
+    # A camera still learning its normal: the same head against shorter references, each at its own
+    # threshold, so the first minutes of a camera are not spent on the cold path alone.
+    warmup = []
+    for looks in WARMUP_LOOKS:
+        w_scores, w_labels, _ = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive, looks=looks)
+        w_threshold = max(threshold, _operating_threshold(w_labels, w_scores, WARMUP_FPR))
+        warmup.append({"looks": looks, "threshold": round(w_threshold, 4)})
+        figures[f"reference_warmup_{looks}_recall_at_1_per_400_fp"] = round(
+            float((w_scores[w_labels] > w_threshold).mean()), 4
+        )
     data_root = Path(data_dirs[0]).resolve().parent
     layout_lines = camera_layout(val, data_root)
     (model_dir / LAYOUT_FILE).write_text("\n".join(layout_lines) + "\n", encoding="utf-8")
@@ -205,6 +243,8 @@ def train_smoke_reference(
         "scales": [{"dim": sc.dim, "grid": list(sc.grid)} for sc in sr.SCALES],
         "grid": list(sr.FINEST.grid),
         "threshold": round(threshold, 4),
+        "looks": sr.K_REFERENCE,
+        "warmup": warmup,
     }
     split_dir = work_dir / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
@@ -223,6 +263,15 @@ def train_smoke_reference(
     figures["reference_false_alerts_per_1000_quiet_looks"] = per_camera["events"]["false_alerts_per_1000_quiet_looks"]
     figures["reference_median_looks_to_alert"] = per_camera["events"]["median_looks_to_alert"] or -1
     figures["reference_cameras"] = len(per_camera["per_camera"])
+    warming = evaluate_cameras(
+        OnnxDetector(split_manifest, threads=1),
+        Hazard.SMOKE,
+        build_layout(warming_layout(layout_lines), data_root, work_dir / "layout-warming"),
+    )
+    for key in ("precision", "recall", "tp", "fp"):
+        figures[f"reference_warmup_cameras_{key}"] = warming[key]
+    warming_events = warming["events"]
+    figures["reference_warmup_false_alerts_per_1000_quiet_looks"] = warming_events["false_alerts_per_1000_quiet_looks"]
     log.info("view-disjoint figures: %s", figures)
 
     # 2. the shipped head: the same recipe on every view group (the fitted projection stays the training
@@ -245,7 +294,10 @@ def train_smoke_reference(
         + " Since 1.2.0 the graph also compares each look with its camera's learnt normal (input `reference`, "
         "outputs `embedding` and `adapted`; docs/models.md). The reference head was trained on every view group "
         "after its recipe was measured on the view-disjoint split: the reference_* metrics are those view-disjoint "
-        "figures, reference_cameras_* per camera through the edge's predictor on validation-cameras.txt.",
+        "figures, reference_cameras_* per camera through the edge's predictor on validation-cameras.txt. Since 1.6.0 a "
+        "camera's reference is used while it still learns, from its first warm-up step (reference.warmup: each step "
+        "a stricter threshold, picked at 1 false positive per 400 smoke-free frames of unseen views); "
+        f"reference_warmup_cameras_* are the validation cameras after their first {WARMUP_CAMERA_FRAMES} quiet frames.",
     }
     shipped = _ship_graph(graph, manifest, model_dir, name)
     return {"manifest": str(shipped), "threshold": threshold, **figures}

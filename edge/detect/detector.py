@@ -59,6 +59,18 @@ class ImageResult:
     # embedding [E], and whether the camera's reference scored this look (False: the cold-start path).
     embedding: np.ndarray | None = field(default=None, repr=False)
     with_reference: bool = False
+    # The operating threshold this look was decided at when it is not the detector's `threshold` (a look
+    # judged against its camera's reference; stricter while that reference is still learning).
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceInput:
+    """A camera's learnt normal as a reference model takes it: the [3E] statistics (means, stds, maxima)
+    and how many quiet looks are behind them (a reference still learning is judged more strictly)."""
+
+    stats: np.ndarray = field(repr=False)
+    looks: int
 
 
 @dataclass(frozen=True)
@@ -67,13 +79,13 @@ class LookContext:
 
     Stateless models only need `region`; a detector that keeps per-camera state (the fallen-tree
     scene-change detector) keys it by `camera_id`. `reference` is the camera's learnt normal for a
-    model with a manifest `reference` section ([3E] statistics), None while it runs cold.
+    model with a manifest `reference` section, None while it runs cold.
     """
 
     camera_id: str
     at: float
     region: RegionFilter = field(default_factory=RegionFilter)
-    reference: np.ndarray | None = field(default=None, repr=False)
+    reference: ReferenceInput | None = field(default=None, repr=False)
 
 
 class Detector(Protocol):

@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from hazardwatch.edge.detect.decode import regions_from_map, sigmoid, softmax, yolo_boxes
-from hazardwatch.edge.detect.detector import ImageResult, LookContext
+from hazardwatch.edge.detect.detector import ImageResult, LookContext, ReferenceInput
 from hazardwatch.edge.detect.regions import RegionFilter
 from hazardwatch.manifest import ManifestError, ModelManifest, OutputKind, verify_model_file
 
@@ -67,7 +67,6 @@ class OnnxDetector:
         except Exception as exc:  # onnxruntime raises its own opaque types
             raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load the model: {exc}") from None
         self.reference = m.reference
-        self.reference_threshold = m.reference.threshold if m.reference else None
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
         ref_names = {m.reference.input} if m.reference else set()
@@ -162,19 +161,19 @@ class OnnxDetector:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return x
 
-    def _feeds(self, x: np.ndarray, references: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
+    def _feeds(self, x: np.ndarray, references: Sequence[ReferenceInput | None]) -> dict[str, np.ndarray]:
         feeds = {self._input.name: x}
         ref = self.reference
         if ref is not None:  # cameras still running cold get zeros; their adapted output is not used
             stats = np.zeros((len(x), 3 * ref.size), np.float32)
             for k, r in enumerate(references):
                 if r is not None:
-                    stats[k] = r
+                    stats[k] = r.stats
             feeds[ref.input] = stats
         return feeds
 
     def _run(
-        self, frames: Sequence[np.ndarray], references: Sequence[np.ndarray | None]
+        self, frames: Sequence[np.ndarray], references: Sequence[ReferenceInput | None]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """The main output and, for a reference model, [embedding, adapted] for the batch.
 
@@ -197,7 +196,8 @@ class OnnxDetector:
 
     def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
         """Score frames; `contexts[k].region` masks and zones frame k (default: whole view), and
-        `contexts[k].reference` (a reference model only) scores it against its camera's normal."""
+        `contexts[k].reference` (a reference model only) scores it against its camera's normal, at the
+        manifest's threshold for a reference of that many looks."""
         if not frames:
             return []
         references = [c.reference for c in contexts] if contexts else [None] * len(frames)
@@ -209,13 +209,15 @@ class OnnxDetector:
             if not extra:
                 results.append(self._decode(raw[k], out.kind, region))
                 continue
-            embedding, adapted = extra[0][k], extra[1][k]
-            if references[k] is None:
+            embedding, adapted, ref = extra[0][k], extra[1][k], references[k]
+            if ref is None:
                 base = self._decode(raw[k], out.kind, region)
-            else:
-                assert self.reference_threshold is not None
-                base = self._map_result(sigmoid(adapted[0]), region, self.reference_threshold)
-            results.append(ImageResult(base.score, base.detections, embedding, references[k] is not None))
+                results.append(ImageResult(base.score, base.detections, embedding))
+                continue
+            assert self.reference is not None
+            threshold = self.reference.threshold_for(ref.looks)
+            base = self._map_result(sigmoid(adapted[0]), region, threshold)
+            results.append(ImageResult(base.score, base.detections, embedding, True, threshold))
         return results
 
     def _decode(self, raw: np.ndarray, kind: OutputKind, region: RegionFilter) -> ImageResult:

@@ -55,6 +55,7 @@ def refresh_metrics(engine: EdgeEngine) -> None:
         for ref in engine.references.states(cam.cfg.id, now):
             m.reference_looks.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(ref.looks)
             m.reference_ready.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(1 if ref.ready else 0)
+            m.reference_in_use.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(1 if ref.in_use else 0)
         m.reference_bytes.labels(cam.cfg.id).set(engine.references.nbytes(cam.cfg.id))
     for (cam_id, hazard), interval in engine.scheduler.intervals(now).items():
         m.interval.labels(cam_id, hazard.value).set(interval)

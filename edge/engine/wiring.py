@@ -99,7 +99,9 @@ def start_readers(cameras: dict[str, CameraRuntime], patrol: PatrolConfig) -> No
 def build_references(cfg: EdgeConfig, camera_ids: set[str]) -> tuple[ReferenceBank, ReferenceStore]:
     """The learnt normals, loaded from disk; a damaged file costs its camera's learning, not the start."""
     rcfg = cfg.reference
-    bank = ReferenceBank(ReferencePolicy(rcfg.min_looks, rcfg.min_interval_s, rcfg.horizon_looks, rcfg.settle_looks))
+    bank = ReferenceBank(
+        ReferencePolicy(rcfg.min_looks, rcfg.min_interval_s, rcfg.horizon_looks, rcfg.settle_looks, rcfg.warmup)
+    )
     store = ReferenceStore(rcfg.path or cfg.outbox.path.parent / "references")
     for problem in store.load(bank, camera_ids):
         log.warning("%s", problem)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hazardwatch.contract import Hazard
+from hazardwatch.edge.detect.detector import ReferenceInput
 from hazardwatch.edge.reference.cells import CellReference
 
 MODES = ("day", "ir")
@@ -29,6 +30,7 @@ class ReferencePolicy:
     min_interval_s: float = 120.0
     horizon_looks: int = 500
     settle_looks: int = 2
+    warmup: bool = True
 
     @property
     def settle_s(self) -> float:
@@ -52,6 +54,7 @@ class CameraReferences:
     model_key: str
     view: int
     modes: dict[str, CellReference] = field(default_factory=dict)
+    first_looks: int | None = None  # the model's first warm-up step, as the predictor last asked with it
 
     @property
     def nbytes(self) -> int:
@@ -70,6 +73,7 @@ class ReferenceState:
     age_s: float
     bytes: int
     waiting: int = 0  # quiet looks taken, learnt once the camera has stayed quiet after them
+    in_use: bool = False  # looks are compared with it (ready, or warming at a stricter threshold)
 
 
 class ReferenceBank:
@@ -94,12 +98,22 @@ class ReferenceBank:
             self._waiting.pop((camera_id, hazard), None)  # looks of another model or view
         return entry
 
-    def reference(self, camera_id: str, hazard: Hazard, mode: str, model_key: str, view: int) -> np.ndarray | None:
-        """The model's reference input for this look, or None while the camera still runs cold."""
-        ref = self._entry(camera_id, hazard, model_key, view).modes.get(mode)
-        if ref is None or not ref.is_ready(self.policy.min_looks):
+    def reference(
+        self, camera_id: str, hazard: Hazard, mode: str, model_key: str, view: int, first_looks: int | None = None
+    ) -> ReferenceInput | None:
+        """The model's reference input for this look, or None while the camera still runs cold. A reference
+        is used once ready, or while still learning once it holds `first_looks` looks (the model's first
+        warm-up step; the model then judges the look at that step's stricter threshold)."""
+        entry = self._entry(camera_id, hazard, model_key, view)
+        entry.first_looks = first_looks
+        ref = entry.modes.get(mode)
+        if ref is None or not self._in_use(ref, first_looks):
             return None
-        return ref.stats(self.policy.min_looks)
+        return ReferenceInput(ref.stats(self.policy.min_looks), ref.looks)
+
+    def _in_use(self, ref: CellReference, first_looks: int | None) -> bool:
+        warming = self.policy.warmup and first_looks is not None and ref.looks >= max(2, first_looks)
+        return ref.is_ready(self.policy.min_looks) or warming
 
     def learn(
         self, camera_id: str, hazard: Hazard, mode: str, model_key: str, view: int, emb: np.ndarray, at: float
@@ -186,6 +200,7 @@ class ReferenceBank:
                         age_s=round(max(0.0, now - ref.created_at), 1),
                         bytes=ref.nbytes,
                         waiting=sum(w.mode == mode for w in self._waiting.get((cam, hazard), [])),
+                        in_use=self._in_use(ref, entry.first_looks),
                     )
                 )
         return out

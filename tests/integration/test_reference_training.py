@@ -84,3 +84,6 @@ def test_training_learns_the_fine_embedding_and_the_graph_matches_torch(shared_d
     quiet = ~np.array([s.positive for s in samples])
     scores, labels, _ = sr.score_pairs(head, samples, data, every, quiet)
     assert len(scores) == len(samples) and labels.sum() == 6 and np.isfinite(scores).all()
+    # a warming reference (4 looks, drawn among the same nearest frames) gives other statistics
+    short, short_labels, _ = sr.score_pairs(head, samples, data, every, quiet, looks=4)
+    assert np.array_equal(short_labels, labels) and np.isfinite(short).all() and not np.allclose(short, scores)

@@ -139,6 +139,34 @@ def test_smoke_reference_head_on_the_validation_cameras(shared_data, tmp_path):
     assert res["events"]["positive_event_recall"] >= res["recall"] - 0.02
 
 
+def test_smoke_reference_warming_up_on_the_validation_cameras(shared_data, tmp_path):
+    """Cameras that have watched only their first few quiet frames: compared with their references from the
+    manifest's first warm-up step, each step at its own stricter threshold, they find clearly more plumes
+    than the cold path at the precision of a ready reference (the manifest's reference_warmup_cameras_*)."""
+    from hazardwatch.contract import Hazard
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.models.evaluate_cameras import evaluate_cameras
+    from hazardwatch.models.train_reference import LAYOUT_FILE, WARMUP_CAMERA_FRAMES, build_layout, warming_layout
+
+    manifest = MODELS / "smoke-hpwren" / "smoke-hpwren-int8.json"
+    m = read_manifest(manifest)
+    assert m.reference is not None and m.reference.first_looks is not None
+    assert [w.threshold for w in m.reference.warmup] == sorted((w.threshold for w in m.reference.warmup), reverse=True)
+    assert all(w.threshold >= m.reference.threshold for w in m.reference.warmup)  # a shorter reference: stricter
+    lines = warming_layout((manifest.parent / LAYOUT_FILE).read_text().splitlines())
+    if not all((shared_data / line.split("\t")[2]).is_file() for line in lines):
+        pytest.skip("frames of validation-cameras.txt missing under ../shared/data")
+    res = evaluate_cameras(
+        OnnxDetector(manifest, threads=1), Hazard.SMOKE, build_layout(lines, shared_data, tmp_path / "cams")
+    )
+    cams = res["per_camera"].values()
+    scored = [c["reference_looks_scored_with"] for c in cams if c["reference_in_use"]]
+    assert len(scored) >= 8 and all(m.reference.first_looks <= n <= WARMUP_CAMERA_FRAMES for n in scored), scored
+    assert res["recall"] >= m.metrics["reference_warmup_cameras_recall"] - TOLERANCE
+    assert res["precision"] >= 0.95 and res["recall"] >= res["cold"]["recall"] + 0.2
+    assert res["events"]["false_alerts_per_1000_quiet_looks"] <= 5
+
+
 def test_waterlogging_ships_disabled_by_default():
     """90 of 101 non-flood frames from other countries alarmed: it runs only where a site names it."""
     from hazardwatch.demo import shipped_models

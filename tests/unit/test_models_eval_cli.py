@@ -109,7 +109,7 @@ def test_eval_cameras_runs_any_model_and_names_a_bad_camera_folder(tmp_path):
     out = subprocess.run([*cli, str(root)], capture_output=True, text=True, check=True, cwd=ROOT)
     res = json.loads(out.stdout)
     assert set(res) >= KEYS and (res["n_pos"], res["n_neg"], res["tp"], res["fp"]) == (3, 4, 3, 0)
-    assert res["per_camera"]["cam-1"]["reference_ready"] is False and res["cold"]["recall"] == 1.0
+    assert res["per_camera"]["cam-1"]["reference_in_use"] is False and res["cold"]["recall"] == 1.0
     assert res["events"]["quiet_looks"] == 4 and res["events"]["cameras_alerted"] == 1
     (root / "cam two" / "positives").mkdir(parents=True)
     bad = subprocess.run([*cli, str(root)], capture_output=True, text=True, cwd=ROOT)

@@ -20,6 +20,7 @@ from hazardwatch.edge.reference import (
     embedding_mask,
 )
 from hazardwatch.edge.reference.store import ReferenceStore
+from hazardwatch.manifest import ReferenceSpec
 
 pytestmark = pytest.mark.quick
 
@@ -109,8 +110,27 @@ def test_cold_until_min_looks_and_looks_too_close_are_skipped() -> None:
         bank.learn("c1", SMOKE, "day", "m@1", 0, e, t)
     assert bank.reference("c1", SMOKE, "day", "m@1", 0) is None  # 3 looks: still cold
     bank.learn("c1", SMOKE, "day", "m@1", 0, e, 30.0)
-    stats = bank.reference("c1", SMOKE, "day", "m@1", 0)
-    assert stats is not None and stats.shape == (24, 3, 4)
+    ref = bank.reference("c1", SMOKE, "day", "m@1", 0)
+    assert ref is not None and ref.stats.shape == (24, 3, 4) and ref.looks == 4
+
+
+def test_a_warming_reference_is_used_from_the_models_first_step() -> None:
+    """Before min_looks, a reference is handed out once it holds the model's first warm-up step of looks
+    (with its look count, so the model can judge at that step's threshold), unless the policy says no."""
+    bank = _bank(min_looks=16, interval=10.0)
+    _teach(bank, "c1", "day", 3)
+    assert bank.reference("c1", SMOKE, "day", "m@1", 0, first_looks=4) is None  # 3 looks: cold
+    (state,) = bank.states("c1", now=100.0)
+    assert not state.in_use and not state.ready
+    _teach(bank, "c1", "day", 5, t0=1000.0)
+    assert bank.reference("c1", SMOKE, "day", "m@1", 0) is None  # a model without warm-up steps waits for 16
+    ref = bank.reference("c1", SMOKE, "day", "m@1", 0, first_looks=4)
+    assert ref is not None and ref.looks == 8
+    (state,) = bank.states("c1", now=2000.0)
+    assert state.in_use and not state.ready
+    strict = ReferenceBank(ReferencePolicy(min_looks=16, min_interval_s=10.0, settle_looks=0, warmup=False))
+    _teach(strict, "c1", "day", 8)
+    assert strict.reference("c1", SMOKE, "day", "m@1", 0, first_looks=4) is None  # warm-up off in the config
 
 
 def test_day_and_ir_modes_learn_apart() -> None:
@@ -120,7 +140,7 @@ def test_day_and_ir_modes_learn_apart() -> None:
     assert bank.reference("c1", SMOKE, "ir", "m@1", 0) is None  # night starts cold
     _teach(bank, "c1", "ir", 4, t0=1000.0)
     day, ir = bank.reference("c1", SMOKE, "day", "m@1", 0), bank.reference("c1", SMOKE, "ir", "m@1", 0)
-    assert day is not None and ir is not None and not np.array_equal(day, ir)
+    assert day is not None and ir is not None and not np.array_equal(day.stats, ir.stats)
     states = {s.mode: s for s in bank.states("c1", now=2000.0)}
     assert states["day"].ready and states["ir"].looks == 4 and states["day"].bytes == 3 * 4 * 8 * 3 * 4
 
@@ -159,9 +179,9 @@ def test_store_round_trip_and_restart(tmp_path: Path) -> None:
     again = _bank()
     assert store.load(again, {"c1", "..", "c3"}) == []
     for cam, mode in (("c1", "day"), ("..", "ir")):
-        np.testing.assert_array_equal(
-            again.reference(cam, SMOKE, mode, "m@1", 0), bank.reference(cam, SMOKE, mode, "m@1", 0)
-        )
+        loaded, kept = again.reference(cam, SMOKE, mode, "m@1", 0), bank.reference(cam, SMOKE, mode, "m@1", 0)
+        assert loaded is not None and kept is not None and loaded.looks == kept.looks
+        np.testing.assert_array_equal(loaded.stats, kept.stats)
     (state,) = again.states("c1", now=100.0)
     assert state.looks == 5 and state.absorbed == 1
 
@@ -175,8 +195,9 @@ def test_a_restart_keeps_what_a_re_aimed_camera_learnt(tmp_path: Path) -> None:
     store.save(bank)
     again = _bank()
     assert store.load(again, {"c1"}) == []
-    want = bank.reference("c1", SMOKE, "day", "m@1", 2)
-    np.testing.assert_array_equal(again.reference("c1", SMOKE, "day", "m@1", 0), want)
+    want, got = bank.reference("c1", SMOKE, "day", "m@1", 2), again.reference("c1", SMOKE, "day", "m@1", 0)
+    assert want is not None and got is not None
+    np.testing.assert_array_equal(got.stats, want.stats)
     assert again.reference("c1", SMOKE, "day", "m@1", 1) is None  # a re-aim after the restart still resets
 
 
@@ -257,8 +278,9 @@ def test_a_quiet_look_is_learnt_only_once_the_camera_stayed_quiet_after_it() -> 
     assert learnt() == 4
     bank.settle(3_600.0)
     assert learnt() == 6
-    stats = bank.reference("c1", SMOKE, "day", "m@1", 0)
-    assert stats is not None  # ready at 6 looks, all in the exact phase
+    ref = bank.reference("c1", SMOKE, "day", "m@1", 0)
+    assert ref is not None  # ready at 6 looks, all in the exact phase
+    stats = ref.stats
     # what was learnt is the quiet looks (float16 while waiting), never the dropped ones
     kept = np.stack([looks[k] for k in (0, 1, 4, 5, 6, 7)])
     np.testing.assert_allclose(stats[: kept.shape[1]], kept.mean(0), rtol=2e-3, atol=2e-3)
@@ -277,8 +299,8 @@ def test_waiting_looks_go_with_a_new_view_or_model() -> None:
 class _Scripted:
     """A reference-model plug-in whose looks are scripted: (score, region or None) per call."""
 
-    name, version, hazard, threshold, reference_threshold = "scripted", "1", SMOKE, 0.9, 0.3
-    reference = object()  # a model with a reference head (its scales are read only for alerts)
+    name, version, hazard, threshold = "scripted", "1", SMOKE, 0.9
+    reference = ReferenceSpec(scales=[{"dim": SHAPE[0], "grid": SHAPE[1:]}], grid=SHAPE[1:], threshold=0.3)
 
     def __init__(self, script: list[tuple[float, bool]]) -> None:
         self.script = list(script)
@@ -290,7 +312,9 @@ class _Scripted:
         score, region = self.script.pop(0)
         dets = [Detection(0.4, 0.4, 0.5, 0.5, score)] if region else []
         emb = self.rng.normal(1.0, 0.5, SHAPE).astype(np.float32).ravel()
-        return [ImageResult(score, dets, emb, contexts[0].reference is not None) for _ in frames]
+        ref = contexts[0].reference
+        threshold = None if ref is None else self.reference.threshold_for(ref.looks)
+        return [ImageResult(score, dets, emb, ref is not None, threshold) for _ in frames]
 
 
 def test_the_predictor_drops_waiting_looks_when_a_look_stirs() -> None:
@@ -311,3 +335,34 @@ def test_the_predictor_drops_waiting_looks_when_a_look_stirs() -> None:
     predictor.expire(1_000.0)
     (state,) = bank.states("c1", now=1_000.0)
     assert state.looks == 4  # 0, 10, then 50 and 60 s (settled by time passing); never 20 or 30 s
+
+
+def test_a_manifest_gives_each_warm_up_step_its_threshold() -> None:
+    spec = ReferenceSpec(
+        scales=[{"dim": 8, "grid": (3, 4)}],
+        grid=(3, 4),
+        threshold=0.26,
+        warmup=[{"looks": 4, "threshold": 0.88}, {"looks": 8, "threshold": 0.35}],
+    )
+    assert spec.first_looks == 4 and spec.looks == 16
+    assert [spec.threshold_for(n) for n in (4, 7, 8, 15, 16, 500)] == [0.88, 0.88, 0.35, 0.35, 0.26, 0.26]
+    assert spec.threshold_for(2) == 0.26  # an edge that calls 2 looks ready uses the model's own threshold
+    assert ReferenceSpec(scales=[{"dim": 8, "grid": (3, 4)}], grid=(3, 4), threshold=0.26).first_looks is None
+    for steps in ([8, 4], [4, 4], [4, 16]):
+        with pytest.raises(ValueError, match=r"reference\.warmup: looks must be distinct, ascending and under looks"):
+            ReferenceSpec(
+                scales=[{"dim": 8, "grid": (3, 4)}],
+                grid=(3, 4),
+                threshold=0.26,
+                warmup=[{"looks": n, "threshold": 0.5} for n in steps],
+            )
+
+
+def test_the_warming_layout_keeps_each_cameras_first_quiet_frames_only() -> None:
+    from hazardwatch.models.train_reference import warming_layout
+
+    lines = [f"cam{c}\treference\tr{c}{k}.jpg" for c in "ab" for k in range(5)]
+    lines += ["cama\tpositives\tp.jpg", "camb\tnegatives\tn.jpg"]
+    kept = warming_layout(lines, frames=2)
+    assert kept == ["cama\treference\tra0.jpg", "cama\treference\tra1.jpg", "camb\treference\trb0.jpg",
+                    "camb\treference\trb1.jpg", "cama\tpositives\tp.jpg", "camb\tnegatives\tn.jpg"]  # fmt: skip
