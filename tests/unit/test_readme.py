@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.quick
 
 REPO = Path(__file__).resolve().parents[2]
-PYTEST = ".venv/bin/python -m pytest -q -n 2"
+PYTEST = ".venv/bin/python -m pytest -q -n 2 --dist worksteal"
 
 
 def readme_commands() -> list[str]:
