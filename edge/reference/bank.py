@@ -112,7 +112,7 @@ class ReferenceBank:
         return ReferenceInput(ref.stats(self.policy.min_looks), ref.looks)
 
     def _in_use(self, ref: CellReference, first_looks: int | None) -> bool:
-        warming = self.policy.warmup and first_looks is not None and ref.looks >= max(2, first_looks)
+        warming = self.policy.warmup and first_looks is not None and ref.looks >= first_looks
         return ref.is_ready(self.policy.min_looks) or warming
 
     def learn(

@@ -66,9 +66,10 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
     cold_scores = [r.score for r in cold.detect([cv2.imread(str(p)) for p in plumes])]
     assert max(cold_scores) < cold.threshold, cold_scores  # cold, this camera would raise nothing
 
-    # 40 s of quiet looks (the view's 20 quiet frames twice: a reference in use from its first warm-up step
-    # judges some quiet looks too unusual to learn, so the first pass alone may not make it ready), then
-    # 12 s of plume, looped by the server.
+    # 40 s of quiet looks (the view's 20 quiet frames twice), then 12 s of plume, looped by the server. A
+    # reference in use from its first warm-up step already alerts on the plume, and nothing is learnt while an
+    # alert lasts, so the camera must reach min_looks before the first plume (the cold path missed the plume
+    # and learnt it as quiet, which is how one pass of 20 s used to be enough).
     frames = [*quiet, *quiet, *[p for p in plumes for _ in range(3)]]
     clip = frames_to_clip(frames, tmp_path / "tower.mp4", fps=10, hold=10)
     server = rtsp_server_factory({"/tower": clip})
