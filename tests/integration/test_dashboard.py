@@ -548,3 +548,44 @@ def test_every_english_string_has_a_chinese_one() -> None:
     latin = {k: v for k, v in pairs.items()
              if not re.search(r"[\u3000-\u9fff\uff00-\uffef]", v) and re.sub(r"\{\w+\}|[\s\d:;.,()+\-—]", "", v)}
     assert latin == {}, latin
+
+
+@e2e
+def test_a_close_confirmation_outlives_a_new_alert_on_the_incident(env: Env) -> None:
+    """CI found it: the edge kept alerting on a severe fire while the officer was asked to confirm the false
+    alarm, each alert re-drew the panel, and the question (and the chosen suppression) vanished under the
+    officer's pointer. Both must survive an update of the incident."""
+    def alert() -> tuple[str, dict]:  # a camera far from the others: its fire merges with none of theirs
+        seq = env.next_seq()
+        return alert_topic("e3", "hill"), alert_payload(seq, edge="e3", cam="hill", alert_id=f"alert-hill-{seq}",
+                                                        hazard="fire", lat=23.4, lon=115.2, bearing=90.0)
+
+    env.pub.send(*alert())
+    inc = wait_until(lambda: env.incident_for("e3/hill", "fire"), 10, "the fire on the far camera")
+    assert inc["severity"] in ("severe", "extreme")  # closing it needs the confirmation
+    page = env.page()
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.wait_for_selector("#detail .timeline li.tl-alert")
+    alerts = page.locator("#detail .timeline li.tl-alert").count()
+    page.fill("#detail textarea.note", "red signboard, not a fire")
+    page.select_option("#detail select.suppress", "3600")
+    page.click("#detail button[data-action='false_alarm']")
+    page.wait_for_selector("#detail .close-confirm")
+
+    env.pub.send(*alert())
+    wait_until(lambda: page.locator("#detail .timeline li.tl-alert").count() > alerts, 10,
+               "the panel to show the new alert")
+    assert page.locator("#detail .close-confirm").count() == 1
+    assert page.input_value("#detail select.suppress") == "3600"
+    assert page.input_value("#detail textarea.note") == "red signboard, not a fire"
+
+    page.click("#detail .close-confirm button[data-confirm='false_alarm']")
+    after = wait_until(lambda: (v := env.central.get(f"/api/v1/incidents/{inc['id']}"))["state"] == "false_alarm"
+                       and v, 5, "the false alarm in the API")
+    assert after["note"] == "red signboard, not a fire"
+    (sup,) = env.central.get(f"/api/v1/suppressions?incident_id={inc['id']}")["items"]
+    assert abs(sup["ends_at"] - sup["created_at"] - 3600) < 1, sup
+    page.wait_for_selector("#detail .sup-list li.active")
+    assert page.locator("#detail .close-confirm").count() == 0
+    no_errors(page)
+    page.context.close()

@@ -55,6 +55,7 @@ const S = {
   supSettings: null, // false_alarm settings from central
   calibrated: [], // model names with a confidence calibration table
   confirmClose: ["severe", "extreme"], // severities whose closing needs a confirmation and a note
+  confirming: null, // {id, action}: the close question on screen; kept when an update re-draws the panel
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -523,8 +524,10 @@ function renderDetail() {
     panel.replaceChildren(el("p.empty", {}, t("detail.none")));
     return;
   }
+  // what the officer has typed or chosen survives the re-draw that each update of the incident causes
   const note = panel.querySelector("textarea.note")?.value || "";
   const msg = panel.querySelector(".action-msg")?.textContent || "";
+  const suppress = panel.querySelector("select.suppress")?.value;
   let loc = t("detail.no_location");
   if (v.location) {
     loc = v.location.estimated
@@ -563,7 +566,7 @@ function renderDetail() {
     ...who,
     ...[severityBlock(v)].filter(Boolean),
     ...[procedureBlock(v, { canAct: canAct(), onTick: (pid, index, done) => tickStep(v.id, pid, index, done) })].filter(Boolean),
-    actionsBlock(v, note, msg),
+    actionsBlock(v, { note, msg, suppress }),
     ...[suppressionsBlock(v, { canAct: canAct(), cameraName, onLift: liftSuppression, settings: S.supSettings })].filter(Boolean),
     el("h3", {}, t("detail.evidence")),
     snapshotsBlock(v, { cameraName, confidenceText }),
@@ -578,9 +581,10 @@ function renderDetail() {
   );
 }
 
-function actionsBlock(v, note, msg) {
+function actionsBlock(v, { note, msg, suppress }) {
   if (!canAct()) return el("p.viewer-note", {}, t("detail.viewer"));
-  const buttons = ACTIONS.filter(([, , states]) => states.includes(v.state)).map(([action, path]) =>
+  const open = ACTIONS.filter(([, , states]) => states.includes(v.state));
+  const buttons = open.map(([action, path]) =>
     el(`button.btn.act-${action}`, { type: "button", dataset: { action }, onclick: () => act(v.id, action, path) }, t(`action.${action}`)));
   const silence = v.cameras.map((c) => {
     const key = `${c.edge_id}/${c.camera_id}`;
@@ -589,14 +593,17 @@ function actionsBlock(v, note, msg) {
   });
   const area = el("textarea.note", { rows: 2, maxlength: 2000, placeholder: t("detail.note") });
   area.value = note;
+  const slot = el("div.confirm-slot", {});
+  const asked = S.confirming?.id === v.id && open.find(([a]) => a === S.confirming.action);
+  if (asked && S.confirmClose.includes(v.severity)) askClose(slot, v, asked[0], asked[1]);
+  else S.confirming = null;
   return el("div.actions", {},
     el("h3", {}, t("detail.actions")),
     area,
     el("div.buttons", {}, buttons),
-    ACTIONS.some(([a, , states]) => a === "false_alarm" && states.includes(v.state))
-      ? suppressSelect(S.supSettings?.suppress_s ?? 7200) : null,
+    open.some(([a]) => a === "false_alarm") ? suppressSelect(Number(suppress ?? S.supSettings?.suppress_s ?? 7200)) : null,
     el("div.buttons.silence", {}, silence),
-    el("div.confirm-slot", {}),
+    slot,
     el("p.action-msg", {}, msg));
 }
 
@@ -613,6 +620,15 @@ async function tickStep(id, procedureId, index, done) {
   await loadDetail(id);
 }
 
+/** Closing a severe or extreme incident: say what is left and ask again, with a note. */
+function askClose(slot, v, action, path) {
+  S.confirming = { id: v.id, action };
+  slot.replaceChildren(closeConfirm(v, action, {
+    onConfirm: () => act(v.id, action, path, true),
+    onCancel: () => { S.confirming = null; slot.replaceChildren(); },
+  }));
+}
+
 async function act(id, action, path, confirmed = false) {
   const panel = $("#detail");
   const note = panel.querySelector("textarea.note").value.trim();
@@ -627,11 +643,7 @@ async function act(id, action, path, confirmed = false) {
     return;
   }
   if (closing && !confirmed) {
-    // closing a severe or extreme incident: say what is left and ask again, with a note
-    slot.replaceChildren(closeConfirm(v, action, {
-      onConfirm: () => act(id, action, path, true),
-      onCancel: () => slot.replaceChildren(),
-    }));
+    askClose(slot, v, action, path);
     panel.querySelector("textarea.note").focus();
     return;
   }
@@ -641,6 +653,7 @@ async function act(id, action, path, confirmed = false) {
     panel.querySelector("textarea.note").focus();
     return;
   }
+  S.confirming = null;
   slot.replaceChildren();
   for (const b of panel.querySelectorAll("button[data-action]")) b.disabled = true;
   try {
