@@ -589,3 +589,35 @@ def test_a_close_confirmation_outlives_a_new_alert_on_the_incident(env: Env) -> 
     assert page.locator("#detail .close-confirm").count() == 0
     no_errors(page)
     page.context.close()
+
+
+@e2e
+def test_an_officer_typing_a_note_keeps_typing_into_it_when_the_incident_updates(env: Env) -> None:
+    """Each alert re-draws the detail panel. Before, the note lost its focus there: the rest of what the
+    officer typed went to the page, where its letters are the labelling shortcuts ("board" chose a false
+    alarm of kind "other"), and the raw scores the officer had opened closed again."""
+    def alert() -> tuple[str, dict]:
+        seq = env.next_seq()
+        return alert_topic("e4", "cliff"), alert_payload(seq, edge="e4", cam="cliff", alert_id=f"alert-cliff-{seq}",
+                                                         hazard="fire", lat=21.9, lon=113.1, bearing=270.0)
+
+    env.pub.send(*alert())
+    inc = wait_until(lambda: env.incident_for("e4/cliff", "fire"), 10, "the fire on the cliff camera")
+    page = env.page()
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    page.wait_for_selector("#detail .timeline li.tl-alert")
+    alerts = page.locator("#detail .timeline li.tl-alert").count()
+    page.click("#detail details.raw-scores summary")
+    page.click("#detail textarea.note")
+    page.keyboard.type("red sign")
+
+    env.pub.send(*alert())
+    wait_until(lambda: page.locator("#detail .timeline li.tl-alert").count() > alerts, 10,
+               "the panel to show the new alert")
+    page.keyboard.type("board")
+    assert page.input_value("#detail textarea.note") == "red signboard"
+    assert page.evaluate("document.activeElement.matches('#detail textarea.note')")
+    assert page.locator("#detail section.detail-label button.on").count() == 0  # no shortcut was taken
+    assert page.locator("#detail details.raw-scores[open]").count() == 1
+    no_errors(page)
+    page.context.close()

@@ -524,10 +524,13 @@ function renderDetail() {
     panel.replaceChildren(el("p.empty", {}, t("detail.none")));
     return;
   }
-  // what the officer has typed or chosen survives the re-draw that each update of the incident causes
+  // what the officer has typed, chosen, opened or is typing in survives the re-draw that each update of
+  // the incident causes (an officer typing a note when an alert arrives keeps typing into it, and the
+  // keys never reach the labelling shortcuts)
   const note = panel.querySelector("textarea.note")?.value || "";
   const msg = panel.querySelector(".action-msg")?.textContent || "";
   const suppress = panel.querySelector("select.suppress")?.value;
+  const kept = keptView(panel);
   let loc = t("detail.no_location");
   if (v.location) {
     loc = v.location.estimated
@@ -579,6 +582,30 @@ function renderDetail() {
     el("h3", {}, t("detail.timeline")),
     timelineBlock(v),
   );
+  restoreView(panel, kept);
+}
+
+const KEEP_FOCUS = ["textarea.note", "select.suppress"]; // the detail's fields an officer types or chooses in
+
+/** Focus, caret, opened sections and scroll of the detail panel, read before a re-draw. */
+function keptView(panel) {
+  const active = document.activeElement;
+  const focus = panel.contains(active) ? KEEP_FOCUS.find((sel) => active.matches(sel)) : undefined;
+  return {
+    focus,
+    caret: focus && "selectionStart" in active && active.type === "textarea" ? [active.selectionStart, active.selectionEnd] : null,
+    open: [...panel.querySelectorAll("details[open]")].map((d) => d.className),
+    scroll: panel.scrollTop,
+  };
+}
+
+function restoreView(panel, kept) {
+  for (const d of panel.querySelectorAll("details")) if (kept.open.includes(d.className)) d.open = true;
+  panel.scrollTop = kept.scroll;
+  const node = kept.focus && panel.querySelector(kept.focus);
+  if (!node) return;
+  node.focus({ preventScroll: true });
+  if (kept.caret) node.setSelectionRange(...kept.caret);
 }
 
 function actionsBlock(v, { note, msg, suppress }) {
