@@ -8,7 +8,9 @@ A model that learns each camera's normal also gets "reference": what the referen
 (`added_ms_per_look`: a predictor look scored against a learnt reference, with the bank's update,
 minus the same look through the graph without the reference head, interleaved in this process,
 medians) and `bytes_per_camera`
-(day and IR references learnt). An int8 graph also gets "precision_mode": the same look with ORT's
+(day and IR references learnt), and for a model with `reference.zoom` what a camera looking at its
+horizon band closer costs ("zoom": per look against a plain look, and its references' memory). An int8
+graph also gets "precision_mode": the same look with ORT's
 x64 precision mode (what the edge runs: the same scores on every CPU) and without it (faster on
 AVX2-only CPUs, but their saturating kernels change the scores), interleaved, with `cost_ratio`
 and whether this CPU has VNNI (where the mode should cost nothing).
@@ -63,14 +65,18 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
         det = OnnxDetector(path, threads=threads)
         hazard = det.hazard
         cams = [CameraConfig(id=f"c{k}", source="rtsp://127.0.0.1/x", hazards={hazard: {}}) for k in range(2)]
+        zooms = det.reference is not None and det.reference.zoom is not None
+        if zooms:  # z0 looks at its horizon band closer (camera config hazards.<h>.zoom)
+            cams.append(CameraConfig(id="z0", source="rtsp://127.0.0.1/x", hazards={hazard: {"zoom": {}}}))
         # Looks 1 s apart, each taken and learnt two intervals later (as the edge's default settle_looks):
         # the memory then includes the looks waiting to be learnt.
         bank = ReferenceBank(ReferencePolicy(min_looks=4, min_interval_s=1.0, horizon_looks=500, settle_looks=2))
         confirm = {(c.id, hazard): ConfirmConfig() for c in cams}
         pred = Predictor(cams, {hazard: det}, confirm, bank, learn_below=1.0)
         baseline = Predictor(cams, {hazard: cold}, confirm)  # the same look without the reference head
-        for k in range(12):  # c0 learns day and IR, c1 stays cold
-            pred.process([LookRequest("c0", frame, float(k), frozenset({hazard}), mode=("day", "ir")[k % 2])])
+        for k in range(12):  # c0 (and z0 with its crops) learn day and IR, c1 stays cold
+            for cam in ("c0", "z0") if zooms else ("c0",):
+                pred.process([LookRequest(cam, frame, float(k), frozenset({hazard}), mode=("day", "ir")[k % 2])])
 
         def with_reference(at: float) -> None:
             pred.process([LookRequest("c0", frame, at, frozenset({hazard}))])
@@ -91,13 +97,29 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
             with_reference(200.0 + k)
             ref_t.append(time.perf_counter() - t0)
         cold_ms, ref_ms = 1000.0 * float(np.median(cold_t)), 1000.0 * float(np.median(ref_t))
-    return {
-        "cold_graph_ms": round(cold_ms, 2),
-        "with_reference_ms": round(ref_ms, 2),
-        "added_ms_per_look": round(ref_ms - cold_ms, 2),
-        "bytes_per_camera": bank.nbytes("c0"),
-        "mib_per_camera": round(bank.nbytes("c0") / 2**20, 3),
-    }
+        out = {
+            "cold_graph_ms": round(cold_ms, 2),
+            "with_reference_ms": round(ref_ms, 2),
+            "added_ms_per_look": round(ref_ms - cold_ms, 2),
+            "bytes_per_camera": bank.nbytes("c0"),
+            "mib_per_camera": round(bank.nbytes("c0") / 2**20, 3),
+        }
+        if zooms:  # the zoomed look against the plain one, interleaved
+            plain_t, zoom_t = [], []
+            for k in range(max(reps, 10)):
+                t0 = time.perf_counter()
+                with_reference(300.0 + k)
+                plain_t.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                pred.process([LookRequest("z0", frame, 300.0 + k, frozenset({hazard}))])
+                zoom_t.append(time.perf_counter() - t0)
+            zoom_ms = 1000.0 * float(np.median(zoom_t))
+            out["zoom"] = {
+                "with_zoom_ms": round(zoom_ms, 2),
+                "x_of_a_plain_look": round(zoom_ms / (1000.0 * float(np.median(plain_t))), 2),
+                "mib_per_camera": round(bank.nbytes("z0") / 2**20, 3),
+            }
+    return out
 
 
 def _cpu_has_vnni() -> bool | None:
@@ -175,6 +197,13 @@ def main() -> None:
                 f"{ref['mib_per_camera']:.3f} MiB per camera (day + IR)",
                 flush=True,
             )
+            if "zoom" in ref:
+                z = ref["zoom"]
+                print(
+                    f"{m.name:28s} horizon zoom: {z['with_zoom_ms']:.2f} ms per look ({z['x_of_a_plain_look']:.2f}x), "
+                    f"{z['mib_per_camera']:.3f} MiB per camera (day + IR, view and crops)",
+                    flush=True,
+                )
     for entry in out.values():  # the baseline: the fp32 graph, timed in this same process
         if "fp32" in entry and "int8" in entry:
             entry["int8_speedup_batch1"] = round(entry["fp32"]["batch1_ms"] / entry["int8"]["batch1_ms"], 2)

@@ -41,12 +41,30 @@ class ConfirmConfig(Strict):
         return self
 
 
+class ZoomConfig(Strict):
+    """Look at the camera's horizon band closer (edge/detect/zoom.py): crops of it, each compared with a
+    normal of its own, find plumes under 1 % of the frame. Costs one more model run per crop and look, and
+    a reference per crop; only models whose manifest has `reference.zoom` use it."""
+
+    band: tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default=(0.3, 0.8), description="Top and bottom of the band, shares of the frame's height: where the horizon is"
+    )
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[1] - v[0] >= 0.1:
+            raise ValueError(f"band must be [top, bottom] with bottom at least 0.1 below top, got {list(v)}")
+        return v
+
+
 class HazardSettings(Strict):
     enabled: bool = True
     interval_s: float | None = Field(default=None, gt=0, description="Revisit interval; default from patrol")
     threshold: float | None = Field(default=None, gt=0, lt=1, description="Per-look threshold override")
     zones: list[Id] | None = Field(default=None, description="Restrict to these zones; None: whole view")
     confirm: ConfirmConfig | None = None
+    zoom: ZoomConfig | None = Field(default=None, description="Look at the horizon band closer; None: off")
 
 
 class Zone(Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from hazardwatch.edge.confirm.lifecycle import AlertLifecycle, LifecycleEvent
 from hazardwatch.edge.confirm.vote import SlidingVote
 from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContext
 from hazardwatch.edge.detect.regions import RegionFilter
-from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, embedding_mask
+from hazardwatch.edge.detect.zoom import Crop, band_crops, merge, quiet_part
+from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, embedding_mask, part_id
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,37 @@ class _AlertLook:
     embedding: np.ndarray
     boxes: tuple[Detection, ...]
     scales: tuple[tuple[int, tuple[int, int]], ...]  # the embedding's layout (manifest reference.scales)
+    parts: tuple[_PartLook, ...] = ()  # the zoom crops' embeddings of the same look
 
 
-MAX_ALERT_LOOKS = 32  # bounded: about 115 KB each for the shipped smoke model (3.7 MB)
+@dataclass(frozen=True)
+class _PartLook:
+    """One zoom crop of a look: its reference key, where it lies and what the model saw in it."""
+
+    key: str
+    crop: Crop
+    result: ImageResult
+
+    def kept(self) -> _PartLook:
+        """A copy that holds its own embedding, not a view of the batch's output."""
+        emb = self.result.embedding
+        return replace(self, result=replace(self.result, embedding=None if emb is None else emb.copy()))
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """One look at one hazard: the merged result, and the parts it was merged from. `key`: the model's
+    reference key, empty when no reference is learnt for it."""
+
+    index: int
+    hazard: Hazard
+    detector: Detector
+    key: str
+    result: ImageResult
+    parts: tuple[_PartLook, ...]
+
+
+MAX_ALERT_LOOKS = 32  # bounded: about 115 KB each for the shipped smoke model (3.7 MB; x4 with zoom crops)
 
 
 def model_key(detector: Detector) -> str:
@@ -115,6 +144,7 @@ class Predictor:
         self.detectors = dict(detectors)
         self._confirm = dict(confirm_for)
         self._regions = {(c.id, h): self._region_filter(c, h) for c in cameras for h in c.hazards}
+        self._bands = {(c.id, h): s.zoom.band for c in cameras for h, s in c.hazards.items() if s.zoom is not None}
         self._tracks: dict[tuple[str, Hazard, str | None], _Track] = {}
         self.references = references if references is not None else ReferenceBank(ReferencePolicy())
         self.learn_below = learn_below
@@ -137,42 +167,81 @@ class Predictor:
         return track
 
     def process(self, requests: Sequence[LookRequest]) -> list[LookOutcome]:
-        """Run every requested hazard on its frames, batched per model, and update temporal state."""
+        """Run every requested hazard on its frames (and their zoom crops), batched per model, and update
+        temporal state."""
         outcomes = [LookOutcome(r.camera_id) for r in requests]
+        for j in self._judge(requests):
+            req, out = requests[j.index], outcomes[j.index]
+            self._apply(req, j.hazard, j.detector, j.result, out)
+            if j.key and j.result.embedding is not None:
+                self._learn(req, j.hazard, j.detector, j.key, j.result, j.parts, out)
+        return outcomes
+
+    def judge(self, requests: Sequence[LookRequest]) -> list[dict[Hazard, ImageResult]]:
+        """What each look's models decide, zoom crops merged in, against the references as they stand:
+        nothing votes, alerts or learns (`models eval --cameras` scores held-out frames with it)."""
+        out: list[dict[Hazard, ImageResult]] = [{} for _ in requests]
+        for j in self._judge(requests):
+            out[j.index][j.hazard] = j.result
+        return out
+
+    def _judge(self, requests: Sequence[LookRequest]) -> list[_Judged]:
+        judged: list[_Judged] = []
         for hazard, detector in self.detectors.items():
             idx = [k for k, r in enumerate(requests) if hazard in r.hazards]
             if not idx:
                 continue
             spec = getattr(detector, "reference", None) if self.learn else None
-            learns = spec is not None
-            key = model_key(detector) if learns else ""
+            key = model_key(detector) if spec is not None else ""
             first = spec.first_looks if spec is not None else None
+            frames: list[np.ndarray] = []
+            contexts: list[LookContext] = []
+            crops: list[list[tuple[str, Crop]]] = []
+            for k in idx:
+                r = requests[k]
+                ref = self.references.reference(r.camera_id, hazard, r.mode, key, r.view, first) if key else None
+                frames.append(r.frame)
+                contexts.append(LookContext(r.camera_id, r.at, self._regions[(r.camera_id, hazard)], ref))
+                crops.append(self._crops(r.camera_id, hazard, detector) if key else [])
+                for part, crop in crops[-1]:
+                    frames.append(crop.cut(r.frame, detector.manifest.input.size))  # type: ignore[attr-defined]
+                    part_ref = self.references.reference(part, hazard, r.mode, key, r.view, first)
+                    contexts.append(LookContext(part, r.at, RegionFilter(), part_ref))
             started = time.perf_counter()
-            results = detector.detect(
-                [requests[k].frame for k in idx],
-                [
-                    LookContext(
-                        requests[k].camera_id,
-                        requests[k].at,
-                        self._regions[(requests[k].camera_id, hazard)],
-                        self.references.reference(r.camera_id, hazard, r.mode, key, r.view, first) if learns else None,
-                    )
-                    for k in idx
-                    for r in (requests[k],)
-                ],
-            )
+            results = iter(detector.detect(frames, contexts))
             if self.on_inference is not None:
                 self.on_inference(detector.name, time.perf_counter() - started)
-            for k, result in zip(idx, results, strict=True):
-                self._apply(requests[k], hazard, detector, result, outcomes[k])
-                if learns and result.embedding is not None:
-                    self._learn(requests[k], hazard, detector, key, result, outcomes[k])
-        return outcomes
+            for k, look_crops in zip(idx, crops, strict=True):
+                full = next(results)
+                parts = tuple(_PartLook(part, crop, next(results)) for part, crop in look_crops)
+                result = full
+                if parts:
+                    zoom = detector.reference.zoom  # type: ignore[attr-defined]
+                    region = self._regions[(requests[k].camera_id, hazard)]
+                    result = merge(full, [(p.crop, p.result) for p in parts], zoom.threshold, region)
+                judged.append(_Judged(k, hazard, detector, key, result, parts))
+        return judged
+
+    def _crops(self, camera_id: str, hazard: Hazard, detector: Detector) -> list[tuple[str, Crop]]:
+        """The zoom crops of this camera's looks for this model (none unless both ask for them)."""
+        band = self._bands.get((camera_id, hazard))
+        zoom = detector.reference.zoom  # type: ignore[attr-defined]
+        if band is None or zoom is None:
+            return []
+        return [(part_id(camera_id, n), c) for n, c in enumerate(band_crops(band, zoom.crops, zoom.width))]
 
     def _learn(
-        self, req: LookRequest, hazard: Hazard, detector: Detector, key: str, result: ImageResult, out: LookOutcome
+        self,
+        req: LookRequest,
+        hazard: Hazard,
+        detector: Detector,
+        key: str,
+        result: ImageResult,
+        parts: tuple[_PartLook, ...],
+        out: LookOutcome,
     ) -> None:
-        """Keep the embedding of an alerting look; fold a quiet look into the camera's reference."""
+        """Keep the embeddings of an alerting look; fold a quiet look into the camera's references (the
+        whole view's and each zoom crop's: a look is quiet only when every part of it is)."""
         assert result.embedding is not None
         for event in out.events:
             if event.hazard == hazard and event.state != AlertState.END:
@@ -186,6 +255,7 @@ class Predictor:
                     result.embedding.copy(),
                     event.boxes,
                     tuple((sc.dim, sc.grid) for sc in spec.scales),
+                    tuple(p.kept() for p in parts),
                 )
                 self._alert_looks.move_to_end(event.alert_id)
                 while len(self._alert_looks) > MAX_ALERT_LOOKS:
@@ -197,10 +267,18 @@ class Predictor:
             if cam == req.camera_id and h == hazard
         )
         quiet = not result.detections and result.score < self.learn_below * threshold
+        if parts:
+            zoom = detector.reference.zoom  # type: ignore[attr-defined]
+            quiet = quiet and all(quiet_part(p.result, zoom.threshold, self.learn_below) for p in parts)
         if req.healthy and quiet and not busy:
             self.references.learn(req.camera_id, hazard, req.mode, key, req.view, result.embedding, req.at)
+            for p in parts:
+                if p.result.embedding is not None:
+                    self.references.learn(p.key, hazard, req.mode, key, req.view, p.result.embedding, req.at)
         elif not quiet or busy:  # something stirs: the quiet looks still waiting may hold its beginning
             self.references.unsettle(req.camera_id, hazard)
+            for p in parts:
+                self.references.unsettle(p.key, hazard)
 
     def absorb_false_alarm(self, alert_id: str, at: float, box: Detection | None = None) -> bool:
         """An operator marked this alert a false alarm: teach its camera that what it saw there is normal.
@@ -212,13 +290,22 @@ class Predictor:
         if look is None:
             return False
         boxes = (box,) if box is not None else look.boxes
+        taught = False
         cells = embedding_mask(boxes, look.scales)
-        if not cells.any():
-            return False
-        self.references.absorb(
-            look.camera_id, look.hazard, look.mode, look.model_key, look.view, look.embedding, cells, at
-        )
-        return True
+        if cells.any():
+            self.references.absorb(
+                look.camera_id, look.hazard, look.mode, look.model_key, look.view, look.embedding, cells, at
+            )
+            taught = True
+        for part in look.parts:  # each zoom crop the region falls in learns it too, in the crop's coordinates
+            inside = [d for d in (part.crop.from_frame(b) for b in boxes) if d is not None]
+            part_cells = embedding_mask(inside, look.scales)
+            if part.result.embedding is not None and part_cells.any():
+                self.references.absorb(
+                    part.key, look.hazard, look.mode, look.model_key, look.view, part.result.embedding, part_cells, at
+                )
+                taught = True
+        return taught
 
     def _apply(
         self, req: LookRequest, hazard: Hazard, detector: Detector, result: ImageResult, out: LookOutcome

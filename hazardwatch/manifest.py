@@ -48,6 +48,11 @@ class InputSpec(_Strict):
             raise ValueError("std values must be > 0")
         return self
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as OpenCV takes a size."""
+        return self.width, self.height
+
 
 class OutputSpec(_Strict):
     kind: OutputKind
@@ -87,6 +92,21 @@ class WarmupThreshold(_Strict):
     threshold: float = Field(gt=0, lt=1, description="Operating threshold on the adapted score for such a reference")
 
 
+class ZoomSpec(_Strict):
+    """How a camera's horizon band is looked at closer where the camera asks for it (edge camera config
+    `hazards.<hazard>.zoom`; edge/detect/zoom.py): crops of the band, each with a reference of its own."""
+
+    crops: int = Field(default=3, ge=1, le=8, description="Crops across the band, evenly spread")
+    width: float = Field(default=0.5, gt=0, le=1, description="Each crop's width, a share of the frame's")
+    threshold: float = Field(gt=0, lt=1, description="A crop flags a region at this adapted score or above")
+
+    @model_validator(mode="after")
+    def _covers(self) -> ZoomSpec:
+        if self.crops * self.width < 1.0:
+            raise ValueError(f"reference.zoom: {self.crops} crops of width {self.width} leave parts of the band out")
+        return self
+
+
 class ReferenceSpec(_Strict):
     """A model that compares each look with the camera's own learnt normal (docs/models.md, edge/reference/).
 
@@ -111,6 +131,9 @@ class ReferenceSpec(_Strict):
         max_length=16,
         description="Stricter thresholds for references with fewer than `looks` looks, ascending by looks: a camera "
         "is compared with its normal from the first step on instead of running cold until its reference is ready",
+    )
+    zoom: ZoomSpec | None = Field(
+        default=None, description="Crops of a camera's horizon band for small plumes, where the camera asks for them"
     )
 
     @model_validator(mode="after")

@@ -115,12 +115,29 @@ def _eval(args: argparse.Namespace) -> int:
     if getattr(det, "hazard", None) is not None and det.hazard.value != args.hazard:
         print(f"{model} is a {det.hazard.value} model, not {args.hazard}", file=sys.stderr)
         return 2
+    if args.zoom_band and not args.cameras:
+        print("--zoom-band: only with --cameras (each camera's crops learn references of their own)", file=sys.stderr)
+        return 2
     if args.cameras:
+        from pydantic import ValidationError
+
         from hazardwatch.contract import Hazard
+        from hazardwatch.edge.camera_config import ZoomConfig
         from hazardwatch.models.evaluate_cameras import LayoutError, evaluate_cameras
 
+        zoom = None
+        if args.zoom_band:
+            spec = getattr(det, "reference", None)
+            if spec is None or spec.zoom is None:
+                print(f"--zoom-band: {model} has no reference.zoom in its manifest", file=sys.stderr)
+                return 2
+            try:
+                zoom = ZoomConfig(band=tuple(args.zoom_band))
+            except ValidationError as exc:
+                print(f"--zoom-band: {exc.errors()[0]['msg']}", file=sys.stderr)
+                return 2
         try:
-            res = evaluate_cameras(det, Hazard(args.hazard), Path(args.cameras))
+            res = evaluate_cameras(det, Hazard(args.hazard), Path(args.cameras), zoom=zoom)
         except LayoutError as exc:
             print(f"--cameras: {exc}", file=sys.stderr)
             return 2
@@ -262,6 +279,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ev.add_argument(
         "--cameras",
         help="ROOT/<camera>/{reference,positives,negatives}/: each camera learns its normal from reference/ first",
+    )
+    ev.add_argument(
+        "--zoom-band",
+        nargs=2,
+        type=float,
+        metavar=("TOP", "BOTTOM"),
+        help="with --cameras: every camera looks at this band of its height closer (camera config hazards.<h>.zoom)",
     )
     ev.add_argument("--model", help="manifest or ONNX path (default: the shipped model)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -11,7 +11,9 @@ and again without one (the cold-start path, `cold`). Finally the predictor watch
 then `positives/` as patrol looks (`events`): alerts raised on quiet looks are false alerts, and the
 looks it takes to alert on the hazard are what a duty officer waits. Each positive is also looked at
 for one vote window on its own (`events.positives_alerted`): a hazard that stays in view that long is
-alerted on or missed at the event level, whatever the other frames of its camera show.
+alerted on or missed at the event level, whatever the other frames of its camera show. With `zoom`,
+every camera looks at its horizon band closer as an edge camera configured so would (its crops learn
+references of their own, edge/detect/zoom.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hazardwatch.contract import AlertState, Hazard
+from hazardwatch.edge.camera_config import ZoomConfig
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
 from hazardwatch.edge.detect import Detector, ImageResult, LookContext, ReferenceInput
 from hazardwatch.edge.predictor import LookRequest, Predictor, model_key
@@ -73,14 +76,28 @@ class _Watcher:
     """One camera's predictor with a clock of its own, so replayed looks are spaced as on an edge."""
 
     def __init__(
-        self, detector: Detector, hazard: Hazard, camera_id: str, folder: Path, policy: ReferencePolicy
+        self,
+        detector: Detector,
+        hazard: Hazard,
+        camera_id: str,
+        folder: Path,
+        policy: ReferencePolicy,
+        zoom: ZoomConfig | None = None,
     ) -> None:
         self.detector = detector
         self.hazard = hazard
         self.camera_id = camera_id
         self.bank = ReferenceBank(policy)
-        camera = CameraConfig.model_validate({"id": camera_id, "source": str(folder), "hazards": {hazard: {}}})
-        self.predictor = Predictor([camera], {hazard: detector}, {(camera_id, hazard): ConfirmConfig()}, self.bank)
+        settings = {"zoom": zoom.model_dump()} if zoom is not None else {}
+        camera = CameraConfig.model_validate({"id": camera_id, "source": str(folder), "hazards": {hazard: settings}})
+        confirm = {(camera_id, hazard): ConfirmConfig()}
+        self.predictor = Predictor([camera], {hazard: detector}, confirm, self.bank)
+        # the cold-start path: no reference, no zoom
+        self.cold = Predictor([camera], {hazard: detector}, confirm, ReferenceBank(policy), learn=False)
+        # with zoom, the same references judged by the whole view alone: what the crops add
+        unzoomed = camera.hazards[hazard].model_copy(update={"zoom": None})
+        plain = camera.model_copy(update={"hazards": {hazard: unzoomed}})
+        self.view_only = Predictor([plain], {hazard: detector}, confirm, self.bank) if zoom is not None else None
         self.at = 1_000_000.0
         self.key = model_key(detector)
 
@@ -120,7 +137,8 @@ class _Watcher:
 
 
 class _ScoredOnce:
-    """A detector that scores a frame once however often it is shown (a replayed look costs nothing)."""
+    """A detector that scores a frame once however often it is shown (a replayed look costs nothing; a look
+    is the same when its first frame is: its zoom crops are cut from that frame)."""
 
     def __init__(self, detector: Detector) -> None:
         self._detector = detector
@@ -131,31 +149,37 @@ class _ScoredOnce:
         return getattr(self._detector, name)
 
     def detect(self, frames: Sequence[np.ndarray], contexts: Sequence[LookContext] | None = None) -> list[ImageResult]:
-        if len(frames) != len(self._frames) or any(a is not b for a, b in zip(frames, self._frames, strict=False)):
+        if len(frames) != len(self._frames) or not frames or frames[0] is not self._frames[0]:
             self._frames, self._results = list(frames), self._detector.detect(frames, contexts)
         return self._results
 
 
 def _score(
-    detector: Detector, paths: Sequence[Path], camera_id: str, reference: ReferenceInput | None
+    predictor: Predictor, paths: Sequence[Path], camera_id: str, hazard: Hazard
 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each frame judged by the predictor against the references as they stand (nothing learnt)."""
     decisions: list[bool] = []
     scores: list[float] = []
     spent = 0.0
     for path in paths:
         frame = read_bgr(path)
         t0 = time.perf_counter()
-        (result,) = detector.detect([frame], [LookContext(camera_id, 0.0, reference=reference)])
+        (judged,) = predictor.judge([LookRequest(camera_id, frame, 0.0, frozenset({hazard}))])
         spent += time.perf_counter() - t0
-        decisions.append(bool(result.detections))
-        scores.append(result.score)
+        decisions.append(bool(judged[hazard].detections))
+        scores.append(judged[hazard].score)
     return np.array(decisions, bool), np.array(scores, float), spent
 
 
 def evaluate_cameras(
-    detector: Detector, hazard: Hazard, root: Path, policy: ReferencePolicy | None = None
+    detector: Detector,
+    hazard: Hazard,
+    root: Path,
+    policy: ReferencePolicy | None = None,
+    zoom: ZoomConfig | None = None,
 ) -> dict[str, Any]:
-    """The `models eval --cameras --json` object (folder-mode keys, `cold`, `events`, `per_camera`)."""
+    """The `models eval --cameras --json` object (folder-mode keys, `cold`, `events`, `per_camera`);
+    `zoom`: every camera looks at this horizon band closer (a model whose manifest has `reference.zoom`)."""
     policy = policy or ReferencePolicy()
     step_ref = max(policy.min_interval_s, 1.0)
     learns = getattr(detector, "reference", None) is not None
@@ -163,6 +187,8 @@ def evaluate_cameras(
     all_neg: list[np.ndarray] = []
     cold_pos: list[np.ndarray] = []
     cold_neg: list[np.ndarray] = []
+    view_pos: list[np.ndarray] = []
+    view_neg: list[np.ndarray] = []
     pos_scores: list[np.ndarray] = []
     neg_scores: list[np.ndarray] = []
     spent, n_frames = 0.0, 0
@@ -170,19 +196,22 @@ def evaluate_cameras(
     quiet_looks = false_alerts = plumes = plumes_alerted = 0
     looks_to_alert: list[int] = []
     for cam in read_layout(root):
-        watcher = _Watcher(detector, hazard, cam.camera_id, root / cam.camera_id, policy)
+        watcher = _Watcher(detector, hazard, cam.camera_id, root / cam.camera_id, policy, zoom)
         for path in cam.reference:
             watcher.look(path, step_ref)
         watcher.idle(policy.settle_s)  # the camera stays quiet a while: its last quiet looks are learnt too
         reference = watcher.reference() if learns else None
-        dp, sp, tp_ = _score(detector, cam.positives, cam.camera_id, reference)
+        dp, sp, tp_ = _score(watcher.predictor, cam.positives, cam.camera_id, hazard)
         # Each positive kept in view for a vote window, against the same reference as the per-frame scores.
         stayed = [watcher.alerts_when_it_stays(p) for p in cam.positives]
         plumes += len(stayed)
         plumes_alerted += sum(stayed)
-        dn, sn, tn_ = _score(detector, cam.negatives, cam.camera_id, reference)
-        cp, _, _ = _score(detector, cam.positives, cam.camera_id, None)
-        cn, _, _ = _score(detector, cam.negatives, cam.camera_id, None)
+        dn, sn, tn_ = _score(watcher.predictor, cam.negatives, cam.camera_id, hazard)
+        cp, _, _ = _score(watcher.cold, cam.positives, cam.camera_id, hazard)
+        cn, _, _ = _score(watcher.cold, cam.negatives, cam.camera_id, hazard)
+        if watcher.view_only is not None:
+            view_pos.append(_score(watcher.view_only, cam.positives, cam.camera_id, hazard)[0])
+            view_neg.append(_score(watcher.view_only, cam.negatives, cam.camera_id, hazard)[0])
         spent += tp_ + tn_
         n_frames += len(cam.positives) + len(cam.negatives)
         all_pos.append(dp)
@@ -219,6 +248,8 @@ def evaluate_cameras(
     out["ms_per_image"] = round(1000.0 * spent / max(1, n_frames), 2)
     out["model"] = f"{detector.name} {detector.version}"
     out["cold"] = {**confusion(np.concatenate(cold_pos), np.concatenate(cold_neg)), "threshold": detector.threshold}
+    if zoom is not None:  # the same references, the whole view alone
+        out["without_zoom"] = confusion(np.concatenate(view_pos), np.concatenate(view_neg))
     caught = [n for n in looks_to_alert if n > 0]
     out["events"] = {
         "quiet_looks": quiet_looks,

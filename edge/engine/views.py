@@ -53,6 +53,8 @@ def refresh_metrics(engine: EdgeEngine) -> None:
         if isinstance(today, float):
             m.availability_today.labels(cam.cfg.id).set(today)
         for ref in engine.references.states(cam.cfg.id, now):
+            if ref.part:  # zoom crops: shown in /api/cameras, their bytes in reference_bytes
+                continue
             m.reference_looks.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(ref.looks)
             m.reference_ready.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(1 if ref.ready else 0)
             m.reference_in_use.labels(cam.cfg.id, ref.hazard.value, ref.mode).set(1 if ref.in_use else 0)

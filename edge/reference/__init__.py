@@ -1,9 +1,17 @@
 """Each camera's learnt normal: per-cell reference statistics that reference-aware models compare a look with."""
 
-from hazardwatch.edge.reference.bank import CameraReferences, ReferenceBank, ReferencePolicy, ReferenceState
+from hazardwatch.edge.reference.bank import (
+    MAX_PARTS,
+    CameraReferences,
+    ReferenceBank,
+    ReferencePolicy,
+    ReferenceState,
+    part_id,
+)
 from hazardwatch.edge.reference.cells import CellReference, boxes_to_cells, embedding_mask
 
 __all__ = [
+    "MAX_PARTS",
     "CameraReferences",
     "CellReference",
     "ReferenceBank",
@@ -11,4 +19,5 @@ __all__ = [
     "ReferenceState",
     "boxes_to_cells",
     "embedding_mask",
+    "part_id",
 ]

@@ -20,6 +20,18 @@ from hazardwatch.edge.detect.detector import ReferenceInput
 from hazardwatch.edge.reference.cells import CellReference
 
 MODES = ("day", "ir")
+PART_SEP = "#"  # never in a camera id (contract Id: letters, digits, _ . -)
+MAX_PARTS = 8  # zoom crops a camera may have (manifest reference.zoom.crops)
+
+
+def part_id(camera_id: str, k: int) -> str:
+    """The reference key of a camera's k-th zoom crop (edge/detect/zoom.py): a part learns like a camera."""
+    return f"{camera_id}{PART_SEP}zoom{k}"
+
+
+def _belongs(key: str, camera_id: str) -> bool:
+    """The camera's own key or one of its parts'."""
+    return key == camera_id or key.startswith(camera_id + PART_SEP)
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class ReferenceState:
     bytes: int
     waiting: int = 0  # quiet looks taken, learnt once the camera has stayed quiet after them
     in_use: bool = False  # looks are compared with it (ready, or warming at a stricter threshold)
+    part: str = ""  # "": the whole view; "zoom0", "zoom1"...: a crop of its horizon band
 
 
 class ReferenceBank:
@@ -180,14 +193,16 @@ class ReferenceBank:
         ref.absorb(emb, cells, at, self.policy.min_looks)
 
     def reset(self, camera_id: str, hazard: Hazard | None = None) -> None:
-        for key in [k for k in self._refs if k[0] == camera_id and (hazard is None or k[1] == hazard)]:
+        """Forget what the camera (and each of its zoom crops) learnt."""
+        for key in [k for k in self._refs if _belongs(k[0], camera_id) and (hazard is None or k[1] == hazard)]:
             del self._refs[key]
             self._waiting.pop(key, None)
 
     def states(self, camera_id: str, now: float) -> list[ReferenceState]:
+        """The camera's references, its whole view's first, then its zoom crops' (`part`)."""
         out = []
         for (cam, hazard), entry in sorted(list(self._refs.items())):
-            if cam != camera_id:
+            if not _belongs(cam, camera_id):
                 continue
             for mode, ref in sorted(entry.modes.items()):
                 out.append(
@@ -201,15 +216,21 @@ class ReferenceBank:
                         bytes=ref.nbytes,
                         waiting=sum(w.mode == mode for w in self._waiting.get((cam, hazard), [])),
                         in_use=self._in_use(ref, entry.first_looks),
+                        part=cam[len(camera_id) + len(PART_SEP) :] if cam != camera_id else "",
                     )
                 )
         return out
 
     def nbytes(self, camera_id: str | None = None) -> int:
-        """References and the looks waiting to be learnt."""
-        refs = sum(e.nbytes for (cam, _), e in list(self._refs.items()) if camera_id is None or cam == camera_id)
+        """References and the looks waiting to be learnt (a camera's zoom crops' included)."""
+        refs = sum(
+            e.nbytes for (cam, _), e in list(self._refs.items()) if camera_id is None or _belongs(cam, camera_id)
+        )
         waiting = sum(
-            w.emb.nbytes for (cam, _), ws in list(self._waiting.items()) for w in ws if camera_id in (None, cam)
+            w.emb.nbytes
+            for (cam, _), ws in list(self._waiting.items())
+            for w in ws
+            if camera_id is None or _belongs(cam, camera_id)
         )
         return refs + waiting
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 import numpy as np
 
 from hazardwatch.contract import Hazard
-from hazardwatch.edge.reference.bank import MODES, CameraReferences, ReferenceBank
+from hazardwatch.edge.reference.bank import MAX_PARTS, MODES, CameraReferences, ReferenceBank, part_id
 from hazardwatch.edge.reference.cells import CellReference
 
 FORMAT = 1
@@ -84,11 +84,14 @@ class ReferenceStore:
         return written
 
     def load(self, bank: ReferenceBank, camera_ids: set[str]) -> list[str]:
-        """Read the references of the configured cameras into the bank; returns one line per problem."""
+        """Read the references of the configured cameras (and their zoom crops) into the bank; returns one
+        line per problem."""
         problems: list[str] = []
         if not self.root.is_dir():
             return problems
-        for cam in sorted(camera_ids):
+        # each camera's file, then its zoom crops' (a crop's reference is keyed like a camera of its own)
+        keys = [k for c in sorted(camera_ids) for k in (c, *(part_id(c, n) for n in range(MAX_PARTS)))]
+        for cam in keys:
             path = _file_for(self.root, cam)
             if not path.is_file():
                 continue

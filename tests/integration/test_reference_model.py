@@ -114,6 +114,41 @@ def test_a_camera_is_compared_with_its_normal_while_it_still_learns(detector, sh
     assert found > cold_found and quiet_flagged == 0, (found, cold_found, quiet_flagged)
 
 
+def test_a_camera_that_looks_closer_at_its_horizon_finds_smaller_plumes(detector, shared_data) -> None:
+    """Zoom on (camera config hazards.smoke.zoom): the horizon band's three crops learn references of their
+    own from the same quiet looks, and a look is flagged when the view or a crop is (manifest
+    reference.zoom). On validation cameras whose plumes start small, more plumes are found than by the
+    whole view alone, and their quiet frames stay quiet."""
+    from hazardwatch.edge.camera_config import ZoomConfig
+
+    spec = detector.reference
+    assert spec.zoom is not None
+    cams = _layout(shared_data)
+    found = {"view": 0, "zoom": 0}
+    quiet_flagged = 0
+    for name in ("smoke-hpwren-view016", "smoke-hpwren-view017"):
+        cam = cams[name]
+        bank = ReferenceBank(ReferencePolicy(min_looks=16, min_interval_s=60, horizon_looks=500))
+        confirm = {("c1", SMOKE): ConfirmConfig()}
+        zoomed = CameraConfig(id="c1", source="rtsp://127.0.0.1/x", hazards={SMOKE: {"zoom": ZoomConfig()}})
+        plain = CameraConfig(id="c1", source="rtsp://127.0.0.1/x", hazards={SMOKE: {}})
+        pred = Predictor([zoomed], {SMOKE: detector}, confirm, bank)
+        view_only = Predictor([plain], {SMOKE: detector}, confirm, bank)  # the same references, no crops
+        for k, path in enumerate(cam["reference"]):
+            _look(pred, cv2.imread(str(path)), 1000.0 + 120.0 * k)
+        pred.expire(1000.0 + 120.0 * (len(cam["reference"]) + 2))  # the last quiet looks settle
+        states = bank.states("c1", 1e9)
+        assert [s.part for s in states] == ["", "zoom0", "zoom1", "zoom2"] and all(s.ready for s in states)
+        for path in cam["positives"]:
+            req = [LookRequest("c1", cv2.imread(str(path)), 0.0, frozenset({SMOKE}))]
+            found["zoom"] += bool(pred.judge(req)[0][SMOKE].detections)
+            found["view"] += bool(view_only.judge(req)[0][SMOKE].detections)
+        for path in cam["negatives"][:10]:
+            req = [LookRequest("c1", cv2.imread(str(path)), 0.0, frozenset({SMOKE}))]
+            quiet_flagged += bool(pred.judge(req)[0][SMOKE].detections)
+    assert found["zoom"] > found["view"] and quiet_flagged == 0, (found, quiet_flagged)
+
+
 def _key(det: OnnxDetector) -> str:
     from hazardwatch.edge.predictor import model_key
 

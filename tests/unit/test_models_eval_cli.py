@@ -114,3 +114,22 @@ def test_eval_cameras_runs_any_model_and_names_a_bad_camera_folder(tmp_path):
     (root / "cam two" / "positives").mkdir(parents=True)
     bad = subprocess.run([*cli, str(root)], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "cam two" in bad.stderr
+
+
+def test_eval_zoom_band_needs_cameras_a_model_that_zooms_and_a_real_band(tmp_path):
+    pos, neg = _folders(tmp_path)
+    root = tmp_path / "cams"
+    (root / "cam-1").mkdir(parents=True)
+    pos.rename(root / "cam-1" / "positives")
+    cli = [sys.executable, "-m", "hazardwatch.cli", "models", "eval"]
+
+    def refused(*args: str) -> str:
+        run = subprocess.run([*cli, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert run.returncode == 2, run.stdout
+        return run.stderr
+
+    assert "only with --cameras" in refused("fire", "--model", str(DEMO), "--positives", str(root / "cam-1"),
+                                            "--negatives", str(neg), "--zoom-band", "0.3", "0.8")
+    no_zoom = refused("fire", "--model", str(DEMO), "--cameras", str(root), "--zoom-band", "0.3", "0.8")
+    assert "no reference.zoom" in no_zoom
+    assert "band must be" in refused("smoke", "--cameras", str(root), "--zoom-band", "0.5", "0.55")
