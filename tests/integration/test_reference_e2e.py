@@ -10,6 +10,10 @@ messages, and `hazardwatch central` on SQLite is where the duty officer marks th
 3. The officer marks the incident a false alarm; central sends learn_normal; the edge folds that look
    into the camera's reference (absorbed = 1).
 4. The reference survives a restart of the edge: it is ready again at once.
+
+The camera also looks at its horizon band closer (`hazards.smoke.zoom`): each of the band's three crops
+learns a reference of its own from the same quiet looks, shown in /api/cameras with its `part`, taught
+the false alarm where the region falls in it, and kept across the restart.
 """
 
 from __future__ import annotations
@@ -52,8 +56,15 @@ def _frames(shared_data: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _smoke_ref(edge: EdgeProcess) -> dict | None:
+    """The whole view's day reference."""
     refs = edge.camera("tower")["references"]
-    return next((r for r in refs if r["hazard"] == "smoke" and r["mode"] == "day"), None)
+    return next((r for r in refs if r["hazard"] == "smoke" and r["mode"] == "day" and not r["part"]), None)
+
+
+def _zoom_refs(edge: EdgeProcess) -> dict[str, dict]:
+    """The zoom crops' day references by part."""
+    refs = edge.camera("tower")["references"]
+    return {r["part"]: r for r in refs if r["hazard"] == "smoke" and r["mode"] == "day" and r["part"]}
 
 
 def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns_a_false_alarm(
@@ -74,7 +85,8 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
     clip = frames_to_clip(frames, tmp_path / "tower.mp4", fps=10, hold=10)
     server = rtsp_server_factory({"/tower": clip})
     cams = [{"id": "tower", "name": "Tower", "source": server.url("/tower"), "mode": "persistent",
-             "hazards": {"smoke": {}}, "location": {"lat": 32.9, "lon": -116.8}, "bearing_deg": 80, "fov_deg": 60}]
+             "hazards": {"smoke": {"zoom": {"band": [0.3, 0.8]}}}, "location": {"lat": 32.9, "lon": -116.8},
+             "bearing_deg": 80, "fov_deg": 60}]
     edge_cfg = write_edge_config(
         tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=MODEL,
         hazard="smoke", confirm={"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 30},
@@ -95,6 +107,9 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
             assert first <= warming["looks"] < 16 and not warming["ready"], warming
             ref = wait_until(lambda: (r := _smoke_ref(edge)) and r["ready"] and r, 90, "a ready smoke reference")
             assert ref["looks"] >= 16 and ref["bytes"] <= 1 << 20 and ref["absorbed"] == 0
+            crops = wait_until(lambda: (z := _zoom_refs(edge)) and all(r["ready"] for r in z.values()) and z, 30,
+                               "the zoom crops' references ready")
+            assert sorted(crops) == ["zoom0", "zoom1", "zoom2"], crops
             metrics = edge.get_text("/metrics")
             assert 'hazardwatch_edge_reference_ready{camera="tower",hazard="smoke",mode="day"} 1.0' in metrics
             assert 'hazardwatch_edge_reference_in_use{camera="tower",hazard="smoke",mode="day"} 1.0' in metrics
@@ -123,6 +138,9 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
             )[0]
             assert command["alert_id"] == new["alert_id"] and command["camera_id"] == "tower"
             taught = wait_until(lambda: (r := _smoke_ref(edge)) and r["absorbed"] == 1 and r, 20, "absorbed")
+            # the crops the alert's regions fall in learnt it too (the plume is in the band's right half)
+            crops_taught = {part for part, r in _zoom_refs(edge).items() if r["absorbed"] == 1}
+            assert crops_taught and crops_taught <= {"zoom1", "zoom2"}, crops_taught
             assert 'hazardwatch_edge_commands_total{result="applied"}' in edge.get_text("/metrics")
             _, central_metrics = central.request("GET", "/metrics", token=None)
             assert 'hazardwatch_central_learn_normal_commands_total{result="sent"} 1.0' in central_metrics
@@ -132,4 +150,7 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
         with EdgeProcess(edge_cfg, tmp_path / "edge.log") as edge:
             again = wait_until(lambda: _smoke_ref(edge), 20, "the reference after a restart")
             assert again["ready"] and again["looks"] >= taught["looks"] and again["absorbed"] == 1
+            crops_again = _zoom_refs(edge)
+            assert sorted(crops_again) == ["zoom0", "zoom1", "zoom2"] and all(r["ready"] for r in crops_again.values())
+            assert {part for part, r in crops_again.items() if r["absorbed"] == 1} == crops_taught
     watcher.stop()
