@@ -11,9 +11,9 @@ medians) and `bytes_per_camera`
 (day and IR references learnt), and for a model with `reference.zoom` what a camera looking at its
 horizon band closer costs ("zoom": per look against a plain look, and its references' memory). An int8
 graph also gets "precision_mode": the same look with ORT's
-x64 precision mode (what the edge runs: the same scores on every CPU) and without it (faster on
-AVX2-only CPUs, but their saturating kernels change the scores), interleaved, with `cost_ratio`
-and whether this CPU has VNNI (where the mode should cost nothing).
+x64 precision mode (what the edge runs where the default int8 kernels saturate: AVX2 without VNNI) and
+without it (what it runs where they are exact: VNNI or AMX), interleaved, with `cost_ratio` and
+`exact_int8_kernels` (this CPU's choice).
 Usage: .venv/bin/python bench/models.py [--reps 20] [--threads 2]
 """
 
@@ -122,19 +122,14 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
     return out
 
 
-def _cpu_has_vnni() -> bool | None:
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return None
-    return "avx512_vnni" in flags or "avx_vnni" in flags
-
-
 def _precision_mode_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> dict:
     """The edge's precise sessions against ORT's default kernels, interleaved look by look."""
-    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector, exact_int8_kernels
 
-    dets = {"precise": OnnxDetector(path, threads=threads), "fast": OnnxDetector(path, threads=threads, precise=False)}
+    dets = {
+        "precise": OnnxDetector(path, threads=threads, precise=True),
+        "fast": OnnxDetector(path, threads=threads, precise=False),
+    }
     spent: dict[str, list[float]] = {k: [] for k in dets}
     for _ in range(reps):
         for key, det in dets.items():
@@ -146,7 +141,7 @@ def _precision_mode_cost(path: Path, frame: np.ndarray, reps: int, threads: int)
         "precise_ms": round(precise, 2),
         "default_kernels_ms": round(fast, 2),
         "cost_ratio": round(precise / fast, 3),
-        "cpu_vnni": _cpu_has_vnni(),
+        "exact_int8_kernels": exact_int8_kernels(),  # then the edge runs the default kernels
     }
 
 
@@ -186,7 +181,8 @@ def main() -> None:
             entry["precision_mode"] = pm = _precision_mode_cost(path, frame, args.reps, args.threads)
             print(
                 f"{m.name:28s} precision mode: {pm['precise_ms']:.2f} ms vs {pm['default_kernels_ms']:.2f} ms with "
-                f"the default kernels ({pm['cost_ratio']:.2f}x; CPU with VNNI: {pm['cpu_vnni']})",
+                f"the default kernels ({pm['cost_ratio']:.2f}x; exact default kernels, which the edge then runs: "
+                f"{pm['exact_int8_kernels']})",
                 flush=True,
             )
         if m.reference is not None and path.parent.parent == MODELS:
