@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,20 @@ def _time(det, frames, reps: int) -> float:
     for _ in range(reps):
         det.detect(frames)
     return 1000.0 * (time.perf_counter() - t0) / (reps * len(frames))
+
+
+def _interleaved_ms(
+    first: Callable[[float], object], second: Callable[[float], object], n: int, start: float
+) -> tuple[float, float]:
+    """Median ms of each of two looks taken in turn (`at` = start, start + 1, ...): another process on the
+    box slows both sides alike."""
+    spent: tuple[list[float], list[float]] = ([], [])
+    for k in range(n):
+        for look, times in zip((first, second), spent, strict=True):
+            t0 = time.perf_counter()
+            look(start + k)
+            times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(spent[0])), 1000.0 * float(np.median(spent[1]))
 
 
 def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> dict:
@@ -87,16 +102,7 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
         for k in range(3):  # warm
             with_reference(100.0 + k)
             without(100.0 + k)
-        # Interleaved and medians: another process on the box slows both sides alike.
-        cold_t, ref_t = [], []
-        for k in range(max(reps, 30)):
-            t0 = time.perf_counter()
-            without(200.0 + k)
-            cold_t.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            with_reference(200.0 + k)
-            ref_t.append(time.perf_counter() - t0)
-        cold_ms, ref_ms = 1000.0 * float(np.median(cold_t)), 1000.0 * float(np.median(ref_t))
+        cold_ms, ref_ms = _interleaved_ms(without, with_reference, max(reps, 30), 200.0)
         out = {
             "cold_graph_ms": round(cold_ms, 2),
             "with_reference_ms": round(ref_ms, 2),
@@ -105,18 +111,14 @@ def _reference_cost(path: Path, frame: np.ndarray, reps: int, threads: int) -> d
             "mib_per_camera": round(bank.nbytes("c0") / 2**20, 3),
         }
         if zooms:  # the zoomed look against the plain one, interleaved
-            plain_t, zoom_t = [], []
-            for k in range(max(reps, 10)):
-                t0 = time.perf_counter()
-                with_reference(300.0 + k)
-                plain_t.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                pred.process([LookRequest("z0", frame, 300.0 + k, frozenset({hazard}))])
-                zoom_t.append(time.perf_counter() - t0)
-            zoom_ms = 1000.0 * float(np.median(zoom_t))
+
+            def zoomed(at: float) -> None:
+                pred.process([LookRequest("z0", frame, at, frozenset({hazard}))])
+
+            plain_ms, zoom_ms = _interleaved_ms(with_reference, zoomed, max(reps, 10), 300.0)
             out["zoom"] = {
                 "with_zoom_ms": round(zoom_ms, 2),
-                "x_of_a_plain_look": round(zoom_ms / (1000.0 * float(np.median(plain_t))), 2),
+                "x_of_a_plain_look": round(zoom_ms / plain_ms, 2),
                 "mib_per_camera": round(bank.nbytes("z0") / 2**20, 3),
             }
     return out
@@ -126,17 +128,11 @@ def _precision_mode_cost(path: Path, frame: np.ndarray, reps: int, threads: int)
     """The edge's precise sessions against ORT's default kernels, interleaved look by look."""
     from hazardwatch.edge.detect.onnx_detector import OnnxDetector, exact_int8_kernels
 
-    dets = {
-        "precise": OnnxDetector(path, threads=threads, precise=True),
-        "fast": OnnxDetector(path, threads=threads, precise=False),
-    }
-    spent: dict[str, list[float]] = {k: [] for k in dets}
-    for _ in range(reps):
-        for key, det in dets.items():
-            t0 = time.perf_counter()
-            det.detect([frame])
-            spent[key].append(1000.0 * (time.perf_counter() - t0))
-    precise, fast = (float(np.median(spent[k])) for k in ("precise", "fast"))
+    precise_det = OnnxDetector(path, threads=threads, precise=True)
+    fast_det = OnnxDetector(path, threads=threads, precise=False)
+    precise, fast = _interleaved_ms(
+        lambda _at: precise_det.detect([frame]), lambda _at: fast_det.detect([frame]), reps, 0.0
+    )
     return {
         "precise_ms": round(precise, 2),
         "default_kernels_ms": round(fast, 2),

@@ -21,6 +21,7 @@ from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContex
 from hazardwatch.edge.detect.regions import RegionFilter
 from hazardwatch.edge.detect.zoom import Crop, band_crops, merge, quiet_part
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, embedding_mask, part_id
+from hazardwatch.manifest import ZoomSpec
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class Predictor:
             spec = getattr(detector, "reference", None) if self.learn else None
             key = model_key(detector) if spec is not None else ""
             first = spec.first_looks if spec is not None else None
+            zoom = spec.zoom if spec is not None else None
             frames: list[np.ndarray] = []
             contexts: list[LookContext] = []
             crops: list[list[tuple[str, Crop]]] = []
@@ -202,7 +204,7 @@ class Predictor:
                 ref = self.references.reference(r.camera_id, hazard, r.mode, key, r.view, first) if key else None
                 frames.append(r.frame)
                 contexts.append(LookContext(r.camera_id, r.at, self._regions[(r.camera_id, hazard)], ref))
-                crops.append(self._crops(r.camera_id, hazard, detector) if key else [])
+                crops.append(self._crops(r.camera_id, hazard, zoom))
                 for part, crop in crops[-1]:
                     frames.append(crop.cut(r.frame, detector.manifest.input.size))  # type: ignore[attr-defined]
                     part_ref = self.references.reference(part, hazard, r.mode, key, r.view, first)
@@ -215,17 +217,15 @@ class Predictor:
                 full = next(results)
                 parts = tuple(_PartLook(part, crop, next(results)) for part, crop in look_crops)
                 result = full
-                if parts:
-                    zoom = detector.reference.zoom  # type: ignore[attr-defined]
+                if parts and zoom is not None:
                     region = self._regions[(requests[k].camera_id, hazard)]
                     result = merge(full, [(p.crop, p.result) for p in parts], zoom.threshold, region)
                 judged.append(_Judged(k, hazard, detector, key, result, parts))
         return judged
 
-    def _crops(self, camera_id: str, hazard: Hazard, detector: Detector) -> list[tuple[str, Crop]]:
+    def _crops(self, camera_id: str, hazard: Hazard, zoom: ZoomSpec | None) -> list[tuple[str, Crop]]:
         """The zoom crops of this camera's looks for this model (none unless both ask for them)."""
         band = self._bands.get((camera_id, hazard))
-        zoom = detector.reference.zoom  # type: ignore[attr-defined]
         if band is None or zoom is None:
             return []
         return [(part_id(camera_id, n), c) for n, c in enumerate(band_crops(band, zoom.crops, zoom.width))]

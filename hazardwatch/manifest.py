@@ -96,6 +96,7 @@ class ZoomSpec(_Strict):
     """How a camera's horizon band is looked at closer where the camera asks for it (edge camera config
     `hazards.<hazard>.zoom`; edge/detect/zoom.py): crops of the band, each with a reference of its own."""
 
+    # at most edge.reference.bank.MAX_PARTS: the edge loads that many crop references per camera
     crops: int = Field(default=3, ge=1, le=8, description="Crops across the band, evenly spread")
     width: float = Field(default=0.5, gt=0, le=1, description="Each crop's width, a share of the frame's")
     threshold: float = Field(gt=0, lt=1, description="A crop flags a region at this adapted score or above")

@@ -1,7 +1,6 @@
 """Each camera's learnt normal: per-cell reference statistics that reference-aware models compare a look with."""
 
 from hazardwatch.edge.reference.bank import (
-    MAX_PARTS,
     CameraReferences,
     ReferenceBank,
     ReferencePolicy,
@@ -11,7 +10,6 @@ from hazardwatch.edge.reference.bank import (
 from hazardwatch.edge.reference.cells import CellReference, boxes_to_cells, embedding_mask
 
 __all__ = [
-    "MAX_PARTS",
     "CameraReferences",
     "CellReference",
     "ReferenceBank",

@@ -97,3 +97,10 @@ def test_a_restart_loads_a_cameras_crops(tmp_path: Path) -> None:
     assert [(s.part, s.looks) for s in again.states("cam", 9000.0)] == [("", 5), ("zoom2", 5)]
     ref = again.reference(part_id("cam", 2), SMOKE, "day", "m@1", 0)
     assert ref is not None and ref.looks == 5
+
+
+def test_the_edge_loads_as_many_crop_references_as_a_manifest_may_ask_for() -> None:
+    from hazardwatch.edge.reference.bank import MAX_PARTS
+
+    (most,) = [m.le for m in ZoomSpec.model_fields["crops"].metadata if getattr(m, "le", None) is not None]
+    assert most == MAX_PARTS
