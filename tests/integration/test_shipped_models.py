@@ -167,7 +167,7 @@ def test_smoke_reference_warming_up_on_the_validation_cameras(shared_data, tmp_p
     assert res["events"]["false_alerts_per_1000_quiet_looks"] <= 5
 
 
-@pytest.mark.timeout(1200)  # four model runs a look: 3 min on a Xeon with VNNI, 4x that on an AVX2 EPYC
+@pytest.mark.timeout(1200)  # four model runs a look: 3 min on a Xeon with VNNI, about 10 on an AVX2 EPYC
 def test_smoke_reference_zoom_on_the_validation_cameras(shared_data, tmp_path):
     """Every validation camera looking at its horizon band closer (reference.zoom, camera config
     hazards.smoke.zoom): at least the manifest's zoom recall (measured on the split head, 0.81 without
