@@ -160,6 +160,7 @@ def test_boxes_sit_on_the_picture_thumbnail_and_enlarged(
     rect, green = drawn_vs_green(page, fig)
     assert_same(rect, green, f"{cam} thumbnail")
     assert page.get_attribute(f"{fig} .frame", "data-ratio") == f"{size[0]}x{size[1]}"
+    assert page.locator("#detail .closeup").count() == 0  # a region this large is judged on the picture
 
     page.click(fig)
     page.wait_for_selector("#detail .snap.zoomed")
@@ -175,6 +176,49 @@ def test_boxes_sit_on_the_picture_thumbnail_and_enlarged(
     env.shots.joinpath(f"evidence-enlarged-{cam}.png").write_bytes(page.screenshot())
     page.keyboard.press("Escape")
     assert page.locator("#detail .snap.zoomed").count() == 0
+    assert page.errors == []
+    page.context.close()
+
+
+SMALL = (0.47, 0.50, 0.51, 0.53)  # a plume far away: 4 % of the picture's width, 3 % of its height
+
+
+@pytest.mark.parametrize(("cam", "size"), [("far43", (640, 480)), ("far169", (1280, 720))])
+def test_a_small_region_is_shown_in_a_close_up_beside_the_picture(env: Env, cam: str, size: tuple[int, int]) -> None:
+    """A plume at the horizon is a few pixels of the thumbnail; the officer gets the same picture enlarged
+    around it beside the thumbnail, with its box on the plume's own pixels and the picture's aspect kept."""
+    inc = env.alert(cam, "smoke", green_snapshot(*size, SMALL), box=SMALL)
+    page = env.page()
+    open_detail(page, inc["id"])
+    fig = "#detail .evidence .snap:first-child"  # newest first: this alert's (alerts of one hazard share an incident)
+    close = f"{fig} .closeup"
+    page.wait_for_selector(f"{fig} .pair > .frame[data-ratio]")
+    page.wait_for_selector(f"{close} .frame[data-ratio]")
+    page.locator(close).scroll_into_view_if_needed()
+    page.wait_for_timeout(100)
+    main = page.locator(f"{fig} .pair > .frame").bounding_box()
+    zoom = page.locator(f"{close} .frame").bounding_box()
+    rect = page.locator(f"{close} rect.box").bounding_box()
+    assert main is not None and zoom is not None and rect is not None
+    page.locator(f"{fig} svg.boxes").evaluate_all("ns => ns.forEach(n => { n.style.visibility = 'hidden'; })")
+    shot = page.screenshot()
+    env.shots.joinpath(f"evidence-closeup-{cam}.png").write_bytes(shot)
+    on_picture, in_closeup = green_bounds(shot, main), green_bounds(shot, zoom)
+    assert_same(rect, in_closeup, f"{cam} close-up")
+    assert abs(zoom["width"] / zoom["height"] - size[0] / size[1]) < 0.02, zoom
+    side = float(page.get_attribute(close, "data-side") or "nan")
+    wide = (in_closeup[2] - in_closeup[0]) / (on_picture[2] - on_picture[0])
+    tall = (in_closeup[3] - in_closeup[1]) / (on_picture[3] - on_picture[1])
+    expected = zoom["width"] / main["width"] / side
+    assert wide >= 2.0 and abs(wide - expected) / expected < 0.15, (wide, expected, side)
+    assert abs(tall - wide) / wide < 0.15, (wide, tall)  # enlarged as much down as across: not stretched
+    assert "×" in page.inner_text(f"{close} .closeup-label")
+
+    page.click(fig)  # enlarged, the picture fills the screen and the close-up gives way
+    page.wait_for_selector("#detail .snap.zoomed")
+    assert not page.locator("#detail .snap.zoomed .closeup").is_visible()
+    assert page.locator("#detail .snap.zoomed .pair > .frame").bounding_box()["width"] > main["width"] * 1.5
+    page.keyboard.press("Escape")
     assert page.errors == []
     page.context.close()
 

@@ -1,4 +1,5 @@
-// Evidence in the incident detail: alert snapshots with their regions (enlarged on click), and the
+// Evidence in the incident detail: alert snapshots with their regions (enlarged on click; small regions
+// also in a close-up beside the picture), and the
 // clips and full-resolution snapshots the edge uploaded (GET /api/v1/incidents/{id}/labels).
 import { evidenceSrc } from "./api.js";
 import { el, svg, time } from "./fmt.js";
@@ -32,6 +33,43 @@ export function mediaFrame(media, boxes, size = {}) {
   return frame;
 }
 
+// A close-up is shown where the alert's regions together span less than this share of the picture's
+// width and height: a plume far away is a few pixels of a thumbnail, and the officer must judge it.
+const CLOSEUP_BELOW = 0.2;
+
+/** The square (relative to the picture, so it keeps the picture's aspect) a close-up shows: the boxes with
+ * twice their size around them, between 15 % and half of the picture; null when the boxes are large
+ * enough to judge on the picture itself. */
+export function closeupRegion(boxes) {
+  if (!boxes || !boxes.length) return null;
+  const x1 = Math.min(...boxes.map((b) => b.x1)), x2 = Math.max(...boxes.map((b) => b.x2));
+  const y1 = Math.min(...boxes.map((b) => b.y1)), y2 = Math.max(...boxes.map((b) => b.y2));
+  const span = Math.max(x2 - x1, y2 - y1);
+  if (!(span < CLOSEUP_BELOW)) return null;
+  const side = Math.min(0.5, Math.max(0.15, 3 * span));
+  const start = (lo, hi) => Math.min(1 - side, Math.max(0, (lo + hi) / 2 - side / 2));
+  return { x: start(x1, x2), y: start(y1, y2), side };
+}
+
+/** The picture again, enlarged onto `region` with the boxes where they fall in it. The image keeps the
+ * picture's aspect (its box is the frame's, scaled by 1/side), so its pixels are not stretched. */
+function closeup(src, alt, boxes, region) {
+  const { x, y, side } = region;
+  const img = el("img.closeup-img", { src, alt, loading: "lazy" });
+  Object.assign(img.style, { position: "absolute", maxWidth: "none", width: `${100 / side}%`, height: `${100 / side}%`,
+    left: `${(-100 * x) / side}%`, top: `${(-100 * y) / side}%` });
+  const inside = boxes.map((b) => ({ ...b, x1: (b.x1 - x) / side, x2: (b.x2 - x) / side, y1: (b.y1 - y) / side, y2: (b.y2 - y) / side }));
+  return el("div.closeup", { dataset: { side: side.toFixed(3) } }, mediaFrame(img, inside),
+    el("span.closeup-label", {}, t("detail.closeup", { x: (1 / side).toFixed(1) })));
+}
+
+/** A snapshot with its boxes and, where they are small, a close-up of them beside it. */
+function snapPicture(src, alt, boxes, size) {
+  const frame = mediaFrame(el("img", { src, alt, loading: "lazy" }), boxes, size);
+  const region = closeupRegion(boxes);
+  return region ? el("div.pair", {}, frame, closeup(src, alt, boxes, region)) : frame;
+}
+
 function zoomable(fig) {
   fig.tabIndex = 0;
   fig.addEventListener("click", () => fig.classList.toggle("zoomed"));
@@ -43,7 +81,7 @@ function zoomable(fig) {
 export function snapshotsBlock(v, { cameraName, confidenceText }) {
   if (!v.evidence.length) return el("p.empty", {}, t("detail.no_evidence"));
   return el("div.evidence", {}, v.evidence.map((e) => zoomable(el("figure.snap", { dataset: { id: e.id } },
-    mediaFrame(el("img", { src: evidenceSrc(e), alt: `${e.camera} ${time(e.at)}`, loading: "lazy" }), e.boxes),
+    snapPicture(evidenceSrc(e), `${e.camera} ${time(e.at)}`, e.boxes || []),
     el("figcaption", {}, `${cameraName(e.camera)} · ${time(e.at, "clock")} · ${t("detail.snap_confidence", { c: confidenceText(e.confidence ?? e.vote_score) })}`)))));
 }
 
@@ -124,6 +162,6 @@ export function filesBlock(files, { cameraName }) {
   return el("div.files", {},
     clips.map((f) => clipFigure(f, cameraName)),
     el("div.evidence.full-snaps", {}, snaps.map((f) => zoomable(el("figure.snap", { dataset: { id: f.id, state: f.alert_state } },
-      mediaFrame(el("img", { src: f.url, alt: f.id, loading: "lazy" }), asBoxes((f.meta || {}).boxes), f.meta || {}),
+      snapPicture(f.url, f.id, asBoxes((f.meta || {}).boxes), f.meta || {}),
       el("figcaption", {}, `${t(`clip.state.${f.alert_state}`)} · ${cameraName(`${f.edge_id}/${f.camera_id}`)} · ${time(f.captured_at, "clock")}`))))));
 }
