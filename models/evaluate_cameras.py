@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,12 +91,14 @@ class _Watcher:
         settings = {"zoom": zoom.model_dump()} if zoom is not None else {}
         camera = CameraConfig.model_validate({"id": camera_id, "source": str(folder), "hazards": {hazard: settings}})
         confirm = {(camera_id, hazard): ConfirmConfig()}
-        self.predictor = Predictor([camera], {hazard: detector}, confirm, self.bank)
-        # the cold-start path: no reference, no zoom
-        self.cold = Predictor([camera], {hazard: detector}, confirm, ReferenceBank(policy), learn=False)
-        # with zoom, the same references judged by the whole view alone: what the crops add
+        # A frame judged and then kept in view for a vote window (`alerts_when_it_stays`) is scored once.
+        self.scored = _ScoredOnce(detector)
+        self.predictor = Predictor([camera], {hazard: self.scored}, confirm, self.bank)
         unzoomed = camera.hazards[hazard].model_copy(update={"zoom": None})
         plain = camera.model_copy(update={"hazards": {hazard: unzoomed}})
+        # the cold-start path: no reference, so no zoom either (a crop counts only against its own reference)
+        self.cold = Predictor([plain], {hazard: detector}, confirm, ReferenceBank(policy), learn=False)
+        # with zoom, the same references judged by the whole view alone: what the crops add
         self.view_only = Predictor([plain], {hazard: detector}, confirm, self.bank) if zoom is not None else None
         self.at = 1_000_000.0
         self.key = model_key(detector)
@@ -106,19 +108,19 @@ class _Watcher:
         out = self.predictor.process([LookRequest(self.camera_id, read_bgr(path), self.at, frozenset({self.hazard}))])
         return [e.state for e in out[0].events]
 
-    def alerts_when_it_stays(self, path: Path) -> bool:
+    def alerts_when_it_stays(self, frame: np.ndarray) -> bool:
         """Look at one frame for a whole vote window with a fresh vote (the camera's reference as
-        learnt, nothing more learnt): does the hazard in it raise an alert?"""
+        learnt, nothing more learnt): does the hazard in it raise an alert? The frame as just judged
+        is not scored again."""
         cfg = ConfirmConfig()
-        once = _ScoredOnce(self.detector)
         predictor = Predictor(
             list(self.predictor.cameras.values()),
-            {self.hazard: once},
+            {self.hazard: self.scored},
             {(self.camera_id, self.hazard): cfg},
             self.bank,
             learn_below=0.0,  # score < 0: no look is learnt
         )
-        frame, at = read_bgr(path), self.at
+        at = self.at
         for _ in range(cfg.window):
             at += PATROL_INTERVAL_S
             out = predictor.process([LookRequest(self.camera_id, frame, at, frozenset({self.hazard}))])
@@ -155,11 +157,17 @@ class _ScoredOnce:
 
 
 def _score(
-    predictor: Predictor, paths: Sequence[Path], camera_id: str, hazard: Hazard
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Each frame judged by the predictor against the references as they stand (nothing learnt)."""
+    predictor: Predictor,
+    paths: Sequence[Path],
+    camera_id: str,
+    hazard: Hazard,
+    then: Callable[[np.ndarray], bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, list[bool]]:
+    """Each frame judged by the predictor against the references as they stand (nothing learnt), and
+    `then` asked of each frame right after (its answers last)."""
     decisions: list[bool] = []
     scores: list[float] = []
+    answers: list[bool] = []
     spent = 0.0
     for path in paths:
         frame = read_bgr(path)
@@ -168,7 +176,9 @@ def _score(
         spent += time.perf_counter() - t0
         decisions.append(bool(judged[hazard].detections))
         scores.append(judged[hazard].score)
-    return np.array(decisions, bool), np.array(scores, float), spent
+        if then is not None:
+            answers.append(then(frame))
+    return np.array(decisions, bool), np.array(scores, float), spent, answers
 
 
 def evaluate_cameras(
@@ -201,14 +211,15 @@ def evaluate_cameras(
             watcher.look(path, step_ref)
         watcher.idle(policy.settle_s)  # the camera stays quiet a while: its last quiet looks are learnt too
         reference = watcher.reference() if learns else None
-        dp, sp, tp_ = _score(watcher.predictor, cam.positives, cam.camera_id, hazard)
-        # Each positive kept in view for a vote window, against the same reference as the per-frame scores.
-        stayed = [watcher.alerts_when_it_stays(p) for p in cam.positives]
+        # Each positive also kept in view for a vote window, against the same reference.
+        dp, sp, tp_, stayed = _score(
+            watcher.predictor, cam.positives, cam.camera_id, hazard, watcher.alerts_when_it_stays
+        )
         plumes += len(stayed)
         plumes_alerted += sum(stayed)
-        dn, sn, tn_ = _score(watcher.predictor, cam.negatives, cam.camera_id, hazard)
-        cp, _, _ = _score(watcher.cold, cam.positives, cam.camera_id, hazard)
-        cn, _, _ = _score(watcher.cold, cam.negatives, cam.camera_id, hazard)
+        dn, sn, tn_, _ = _score(watcher.predictor, cam.negatives, cam.camera_id, hazard)
+        cp = _score(watcher.cold, cam.positives, cam.camera_id, hazard)[0]
+        cn = _score(watcher.cold, cam.negatives, cam.camera_id, hazard)[0]
         if watcher.view_only is not None:
             view_pos.append(_score(watcher.view_only, cam.positives, cam.camera_id, hazard)[0])
             view_neg.append(_score(watcher.view_only, cam.negatives, cam.camera_id, hazard)[0])

@@ -42,9 +42,11 @@ WARMUP_FPR = 0.0025
 # The warm-up measured per camera: each validation camera watches only this many quiet frames first.
 WARMUP_CAMERA_FRAMES = 8
 # The horizon zoom (edge/detect/zoom.py) a camera may ask for: three half-width crops of its band, each
-# flagging at 0.5 on its own reference. The threshold was read off the validation cameras with the split
-# head (0.4: P 0.92; 0.5: P 0.95, R 0.89; 0.8: P 0.98, R 0.88), so the zoom figures are not independent of it.
-ZOOM = {"crops": 3, "width": 0.5, "threshold": 0.5}
+# against its own reference. Its crop threshold is picked on the split's pairs (models/zoom_threshold.py)
+# over the band every camera of the evaluation looks at (camera config default, 0.3-0.8 of the height),
+# at 1 false positive per 200 smoke-free frames of unseen views: at most that many more than the view's own.
+ZOOM = {"crops": 3, "width": 0.5}
+ZOOM_FPR = 0.005
 
 
 def cold_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -161,6 +163,22 @@ def _operating_threshold(labels: np.ndarray, scores: np.ndarray, fpr: float = 0.
     return float(min(0.999, max(0.05, sr.recall_at_fpr(labels, scores, fpr)[1])))
 
 
+def _zoom_figures(
+    labels: np.ndarray, areas: np.ndarray, view: np.ndarray, threshold: float, zoom: np.ndarray, zoom_threshold: float
+) -> dict[str, float]:
+    """Per frame on the split, a frame flagged by its whole view or by any crop of its band."""
+    from hazardwatch.models import smoke_reference as sr
+
+    flagged = ((view > threshold) | (zoom > zoom_threshold)).astype(float)
+    figures = {
+        "reference_zoom_fp_per_200": round(200 * float(flagged[~labels].mean()), 2),
+        "reference_zoom_recall": round(float(flagged[labels].mean()), 4),
+    }
+    for band, recall in sr.recall_by_size(labels, areas, flagged, 0.5).items():
+        figures[f"reference_zoom_recall_{band}_plumes"] = round(recall, 4)
+    return figures
+
+
 def _cold_command(base: dict[str, Any]) -> str:
     """How the cold-start path was trained (kept across re-runs of this recipe)."""
     training = base.get("training", {})
@@ -199,6 +217,7 @@ def train_smoke_reference(
     from hazardwatch.models.evaluate_cameras import evaluate_cameras
     from hazardwatch.models.smoke_reference_graph import build_graph, check_graph
     from hazardwatch.models.train import training_record
+    from hazardwatch.models.zoom_threshold import pick_zoom_threshold, zoom_pair_scores
 
     torch.set_num_threads(1)  # the head is small; training shares 2-core machines
     name = f"{model_dir.name}-int8"
@@ -250,13 +269,22 @@ def train_smoke_reference(
         "threshold": round(threshold, 4),
         "looks": sr.K_REFERENCE,
         "warmup": warmup,
-        "zoom": ZOOM,
+        "zoom": {**ZOOM, "threshold": round(threshold, 4)},  # until its own is picked below
     }
     split_dir = work_dir / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
-    split_manifest = _ship_graph(
-        build_graph(cold, proj, head), {**base, "reference": spec, "metrics": {}}, split_dir, name
-    )
+    split_graph = build_graph(cold, proj, head)
+    split_manifest = _ship_graph(split_graph, {**base, "reference": spec, "metrics": {}}, split_dir, name)
+    zoom = zoom_pair_scores(
+        OnnxDetector(split_manifest, threads=1), everything, data.prints, val_idx, val_pool & ~positive,
+        ZoomConfig().band,
+    )  # fmt: skip
+    if len(zoom.labels) != len(labels) or (zoom.labels != labels).any():
+        raise RuntimeError("the zoom pairs were not drawn as the view's pairs were")
+    zoom_threshold = pick_zoom_threshold(zoom, threshold, ZOOM_FPR)
+    spec["zoom"] = {**ZOOM, "threshold": round(zoom_threshold, 4)}
+    figures.update(_zoom_figures(labels, areas, scores, threshold, zoom.scores, zoom_threshold))
+    split_manifest = _ship_graph(split_graph, {**base, "reference": spec, "metrics": {}}, split_dir, name)
     per_camera = evaluate_cameras(
         OnnxDetector(split_manifest, threads=1),
         Hazard.SMOKE,
@@ -313,7 +341,8 @@ def train_smoke_reference(
         "a stricter threshold, picked at 1 false positive per 400 smoke-free frames of unseen views); "
         f"reference_warmup_cameras_* are the validation cameras after their first {WARMUP_CAMERA_FRAMES} quiet frames; "
         "reference_zoom_cameras_* the same cameras looking at their horizon band closer (reference.zoom, camera config "
-        "hazards.smoke.zoom; its crop threshold was read off these cameras).",
+        "hazards.smoke.zoom; its crop threshold picked on the split's pairs at 1 false positive per 200, "
+        "reference_zoom_recall* per frame on that split with it).",
     }
     shipped = _ship_graph(graph, manifest, model_dir, name)
     return {"manifest": str(shipped), "threshold": threshold, **figures}

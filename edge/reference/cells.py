@@ -36,7 +36,6 @@ class CellReference:
     updated_at: float = 0.0
     ready_at: float | None = None
     _last_learnt_at: float | None = field(default=None, repr=False)
-    _stats: tuple[int, np.ndarray] | None = field(default=None, repr=False)  # read every look, changed by learning
 
     @classmethod
     def empty(cls, shape: tuple[int, ...], at: float) -> CellReference:
@@ -80,7 +79,6 @@ class CellReference:
             np.maximum(self.max, emb, out=self.max)
         self.updated_at = at
         self._last_learnt_at = at
-        self._stats = None
 
     def since_last_learnt(self, at: float) -> float:
         return np.inf if self._last_learnt_at is None else at - self._last_learnt_at
@@ -99,16 +97,23 @@ class CellReference:
         self.max = np.where(sel, np.maximum(self.max, emb), self.max).astype(np.float32)
         self.absorbed += 1
         self.updated_at = at
-        self._stats = None
 
     def stats(self, min_looks: int) -> np.ndarray:
         """mean, std and max concatenated on the first axis: the layout of the model's `reference` input.
-        Kept until the next learn or absorb (do not modify the array)."""
-        if self._stats is None or self._stats[0] != min_looks:
-            std = np.sqrt(np.maximum(self.variance(min_looks), 0.0))
-            top = np.where(np.isfinite(self.max), self.max, self.mean)
-            self._stats = (min_looks, np.concatenate([self.mean, std, top]).astype(np.float32))
-        return self._stats[1]
+        A new array every call, computed in place (about 20 us for 28,800 elements): a cached copy would
+        double every reference's memory, and the look that reads it costs a thousand times more."""
+        n = self.mean.shape[0]
+        out = np.empty((3 * n, *self.mean.shape[1:]), np.float32)
+        out[:n] = self.mean
+        std = out[n : 2 * n]
+        np.maximum(self.variance(min_looks), 0.0, out=std)
+        np.sqrt(std, out=std)
+        top = out[2 * n :]
+        top[...] = self.max
+        unset = ~np.isfinite(top)  # cells no look reached yet (an absorb before any learning)
+        if unset.any():
+            top[unset] = self.mean[unset]
+        return out
 
     # -- persistence (the store writes these arrays; no file I/O here) -----------------------------
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:

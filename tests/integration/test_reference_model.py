@@ -149,6 +149,52 @@ def test_a_camera_that_looks_closer_at_its_horizon_finds_smaller_plumes(detector
     assert found["zoom"] > found["view"] and quiet_flagged == 0, (found, quiet_flagged)
 
 
+def test_the_zoom_threshold_is_picked_on_pairs_the_way_the_edge_judges_crops(detector, shared_data) -> None:
+    """`train-reference` picks the crop threshold on the split's pairs (models/zoom_threshold.py): every
+    frame's horizon crops against the same crops of quiet frames of its view, drawn as the view's own
+    pairs are. On two validation cameras with small plumes the crops score plumes the whole view misses,
+    quiet frames stay under the shipped crop threshold, and the threshold picked at 1 in 200 is never
+    under the view's ready threshold."""
+    from hazardwatch.edge.detect.detector import LookContext
+    from hazardwatch.models.data import Sample, fingerprint, read_bgr
+    from hazardwatch.models.smoke_reference import reference_for, reference_stats
+    from hazardwatch.models.zoom_threshold import pick_zoom_threshold, zoom_pair_scores
+
+    spec = detector.reference
+    assert spec is not None and spec.zoom is not None
+    cams = _layout(shared_data)
+    samples = [
+        Sample(path, role == "positives", group=name)
+        for name in ("smoke-hpwren-view016", "smoke-hpwren-view017")
+        for role in ("reference", "negatives", "positives")
+        for path in cams[name][role]
+    ]
+    prints = np.stack([fingerprint(read_bgr(s.path, cv2.IMREAD_REDUCED_COLOR_4)) for s in samples])
+    quiet = np.array([not s.positive for s in samples])
+    idx = np.arange(len(samples))
+    pairs = zoom_pair_scores(detector, samples, prints, idx, quiet, (0.3, 0.8), looks=8)
+    assert len(pairs.scores) == len(samples) and (pairs.labels == ~quiet).all()
+    # the view against its own draw of the same frames (same seed: the same reference frames)
+    frames = [cv2.imread(str(s.path)) for s in samples]
+    embedded = np.stack([r.embedding for r in detector.detect(frames)])
+    rng = np.random.default_rng(1)
+    view = []
+    for i in idx:
+        ref = reference_for(int(i), samples, prints, quiet, rng, 8, among=32)
+        assert ref is not None
+        ctx = LookContext("pairs", 0.0, reference=ReferenceInput(reference_stats(embedded[ref]), 8))
+        view.append(detector.detect([frames[i]], [ctx])[0].score)
+    view_scores = np.array(view)
+    plumes = pairs.labels
+    by_view = view_scores[plumes] >= spec.threshold
+    by_zoom = pairs.scores[plumes] >= spec.zoom.threshold
+    assert (by_zoom & ~by_view).sum() >= 2, (by_zoom.sum(), by_view.sum())
+    assert (pairs.scores[~plumes] >= spec.zoom.threshold).sum() <= 1
+    picked = pick_zoom_threshold(pairs, spec.threshold, 0.005)
+    assert spec.threshold <= picked < 1.0
+    assert (pairs.scores[~plumes] > picked).mean() <= 0.005
+
+
 def _key(det: OnnxDetector) -> str:
     from hazardwatch.edge.predictor import model_key
 

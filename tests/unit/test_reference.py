@@ -233,8 +233,13 @@ def test_stats_follow_learning_and_absorbing() -> None:
     ref = CellReference.empty(SHAPE, 0.0)
     for k, e in enumerate(_looks(16)):
         ref.learn(e, float(k), 16, 100)
-    first = ref.stats(16).copy()
-    assert ref.stats(16) is ref.stats(16)  # one computation per change, not per look
+    first = ref.stats(16)
+    np.testing.assert_array_equal(ref.stats(16), first)
+    assert ref.stats(16) is not first  # computed per look: no cached copy doubling the reference's memory
+    n = SHAPE[0]
+    np.testing.assert_array_equal(first[:n], ref.mean)
+    np.testing.assert_allclose(first[n : 2 * n], np.sqrt(ref.m2), rtol=1e-6)
+    np.testing.assert_array_equal(first[2 * n :], ref.max)
     ref.learn(np.full(SHAPE, 50.0, np.float32), 100.0, 16, 100)
     assert not np.array_equal(ref.stats(16), first)
 
