@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-import cv2
 import numpy as np
 
 from hazardwatch.edge.detect.detector import LookContext, ReferenceInput
 from hazardwatch.edge.detect.onnx_detector import OnnxDetector
 from hazardwatch.edge.detect.zoom import Crop, band_crops
-from hazardwatch.models.data import Sample
+from hazardwatch.models.data import Sample, read_bgr
 from hazardwatch.models.smoke_reference import K_REFERENCE, plume_area, recall_at_fpr, reference_for, reference_stats
 
 
@@ -33,10 +33,8 @@ class ZoomPairs:
     areas: np.ndarray
 
 
-def _crops_of(detector: OnnxDetector, path: str, crops: Sequence[Crop]) -> list[np.ndarray]:
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
-    if frame is None:
-        raise ValueError(f"{path}: not a readable image")
+def _crops_of(detector: OnnxDetector, path: Path, crops: Sequence[Crop]) -> list[np.ndarray]:
+    frame = read_bgr(path)
     size = (detector.manifest.input.width, detector.manifest.input.height)
     return [c.cut(frame, size) for c in crops]
 
@@ -62,7 +60,7 @@ def zoom_pair_scores(
 
     def embeddings(j: int) -> np.ndarray:
         if j not in embedded:
-            results = detector.detect(_crops_of(detector, str(samples[j].path), crops))
+            results = detector.detect(_crops_of(detector, samples[j].path, crops))
             embedded[j] = np.stack([r.embedding for r in results if r.embedding is not None])
         return embedded[j]
 
@@ -77,7 +75,7 @@ def zoom_pair_scores(
             LookContext("pairs", 0.0, reference=ReferenceInput(reference_stats(refs[:, k]), looks))
             for k in range(len(crops))
         ]
-        results = detector.detect(_crops_of(detector, str(samples[int(i)].path), crops), contexts)
+        results = detector.detect(_crops_of(detector, samples[int(i)].path, crops), contexts)
         scores.append(max(r.score for r in results))
         labels.append(samples[int(i)].positive)
         areas.append(plume_area(samples[int(i)]))
