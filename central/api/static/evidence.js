@@ -34,8 +34,9 @@ export function mediaFrame(media, boxes, size = {}) {
 }
 
 // A close-up is shown where the alert's regions together span less than this share of the picture's
-// width and height: a plume far away is a few pixels of a thumbnail, and the officer must judge it.
-const CLOSEUP_BELOW = 0.2;
+// width and height (so it enlarges at least 2.4x): a plume far away is a few pixels of a thumbnail, and
+// the officer must judge it.
+const CLOSEUP_BELOW = 0.14;
 
 /** The square (relative to the picture, so it keeps the picture's aspect) a close-up shows: the boxes with
  * twice their size around them, between 15 % and half of the picture; null when the boxes are large
