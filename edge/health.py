@@ -4,14 +4,17 @@ with) or offline.
 State changes are returned to the caller, which publishes them retained on the camera's status
 topic; the status changes within `offline_after_s` of the last good frame. A frame's diagnosis
 (edge/diagnose) makes a delivering camera degraded ("covered (0.93)") or adds information to an
-online one ("night-ir"); a change in *which* diagnoses hold is news, a new confidence is not.
+online one ("night-ir"); a change in *which* diagnoses hold is news, a new confidence is not, and so is
+a change in how far the camera has learnt its normal (`normal`, from the predictor).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hazardwatch.contract import CameraState
+from hazardwatch.contract import CameraState, Hazard
+from hazardwatch.contract.messages import NormalPhase
 from hazardwatch.edge.diagnose import Diagnosis
 
 
@@ -24,6 +27,7 @@ class HealthChange:
     last_frame_at: float | None
     diagnoses: dict[str, float] = field(default_factory=dict)
     night: bool = False
+    normal: dict[Hazard, NormalPhase] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class CameraHealth:
     frames: int = 0
     failures: int = 0
     diagnosis: Diagnosis = field(default_factory=Diagnosis)
+    normal: dict[Hazard, NormalPhase] = field(default_factory=dict)  # as last sent
 
     def on_frame(self, frame_at: float, now: float, diagnosis: Diagnosis | None = None) -> HealthChange | None:
         self.last_frame_at = frame_at
@@ -64,18 +69,32 @@ class CameraHealth:
             return self._set(CameraState.OFFLINE, f"no frame for {now - seen:.0f} s", now)
         return None
 
+    def on_normal(self, normal: Mapping[Hazard, NormalPhase]) -> HealthChange | None:
+        """How far the camera has learnt its normal, per hazard looked at: news when a phase changes (a few
+        times per camera and view, not every look), sent with the state as it stands (its `since` kept)."""
+        merged = {**self.normal, **normal}
+        if merged == self.normal or self.state is None:
+            return None
+        self.normal = merged
+        return self._change()
+
     def _set(self, state: CameraState, reason: str, now: float, force: bool = False) -> HealthChange | None:
         # State changes are news, and so is a different set of diagnoses; a new reason text alone
         # (a retry's error message, a confidence) is not, so the topic does not flap.
         if state == self.state and not force:
             return None
         self.state, self.reason, self.since = state, reason, now
+        return self._change()
+
+    def _change(self) -> HealthChange:
+        assert self.state is not None
         return HealthChange(
             self.camera_id,
-            state,
-            reason,
-            now,
+            self.state,
+            self.reason,
+            self.since,
             self.last_frame_at,
             self.diagnosis.all_confidences(),
             self.diagnosis.night,
+            dict(self.normal),
         )

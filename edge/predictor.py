@@ -14,10 +14,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hazardwatch.contract import AlertState, Hazard
+from hazardwatch.contract.messages import NormalPhase
 from hazardwatch.edge.config import CameraConfig, ConfirmConfig
 from hazardwatch.edge.confirm.lifecycle import AlertLifecycle, LifecycleEvent
 from hazardwatch.edge.confirm.vote import SlidingVote
-from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContext
+from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContext, ReferenceInput
 from hazardwatch.edge.detect.regions import RegionFilter
 from hazardwatch.edge.detect.zoom import Crop, band_crops, merge, quiet_part
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, embedding_mask, part_id
@@ -65,6 +66,8 @@ class LookOutcome:
     candidates: set[Hazard] = field(default_factory=set)
     # The regions each model found in this look (the evidence clip draws every frame's own boxes).
     regions: dict[Hazard, list[Detection]] = field(default_factory=dict)
+    # How far the camera has learnt its normal, per hazard whose model uses one (contract NormalPhase).
+    normal: dict[Hazard, NormalPhase] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +119,7 @@ class _Judged:
     key: str
     result: ImageResult
     parts: tuple[_PartLook, ...]
+    phase: NormalPhase | None = None  # the view's reference (None: the model learns none)
 
 
 MAX_ALERT_LOOKS = 32  # bounded: about 115 KB each for the shipped smoke model (3.7 MB; x4 with zoom crops)
@@ -174,6 +178,8 @@ class Predictor:
         for j in self._judge(requests):
             req, out = requests[j.index], outcomes[j.index]
             self._apply(req, j.hazard, j.detector, j.result, out)
+            if j.phase is not None:
+                out.normal[j.hazard] = j.phase
             if j.key and j.result.embedding is not None:
                 self._learn(req, j.hazard, j.detector, j.key, j.result, j.parts, out)
         return outcomes
@@ -199,9 +205,11 @@ class Predictor:
             frames: list[np.ndarray] = []
             contexts: list[LookContext] = []
             crops: list[list[tuple[str, Crop]]] = []
+            phases: list[NormalPhase | None] = []
             for k in idx:
                 r = requests[k]
                 ref = self.references.reference(r.camera_id, hazard, r.mode, key, r.view, first) if key else None
+                phases.append(self._phase(key, ref))
                 frames.append(r.frame)
                 contexts.append(LookContext(r.camera_id, r.at, self._regions[(r.camera_id, hazard)], ref))
                 crops.append(self._crops(r.camera_id, hazard, zoom))
@@ -213,15 +221,24 @@ class Predictor:
             results = iter(detector.detect(frames, contexts))
             if self.on_inference is not None:
                 self.on_inference(detector.name, time.perf_counter() - started)
-            for k, look_crops in zip(idx, crops, strict=True):
+            for k, look_crops, phase in zip(idx, crops, phases, strict=True):
                 full = next(results)
                 parts = tuple(_PartLook(part, crop, next(results)) for part, crop in look_crops)
                 result = full
                 if parts and zoom is not None:
                     region = self._regions[(requests[k].camera_id, hazard)]
                     result = merge(full, [(p.crop, p.result) for p in parts], zoom.threshold, region)
-                judged.append(_Judged(k, hazard, detector, key, result, parts))
+                judged.append(_Judged(k, hazard, detector, key, result, parts, phase))
         return judged
+
+    def _phase(self, key: str, ref: ReferenceInput | None) -> NormalPhase | None:
+        """Where the camera's own reference stands for this look (shown to the duty officer: a camera still
+        learning finds fewer small plumes)."""
+        if not key:
+            return None
+        if ref is None:
+            return "learning"
+        return "ready" if ref.looks >= self.references.policy.min_looks else "warming"
 
     def _crops(self, camera_id: str, hazard: Hazard, zoom: ZoomSpec | None) -> list[tuple[str, Crop]]:
         """The zoom crops of this camera's looks for this model (none unless both ask for them)."""

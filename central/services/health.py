@@ -17,10 +17,11 @@ def apply_camera_status(tx: Tx, msg: CameraStatus, now: float) -> None:
     keep = ", ".join(f"{c} = COALESCE(excluded.{c}, cameras.{c})" for c in PLACED)
     tx.write(
         "INSERT INTO cameras(edge_id, camera_id, state, reason, since, last_frame_at, updated_at, diagnoses, night, "
-        f"name, {', '.join(PLACED)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"normal, name, {', '.join(PLACED)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (edge_id, camera_id) DO UPDATE SET state = excluded.state, "
         "reason = excluded.reason, since = excluded.since, last_frame_at = excluded.last_frame_at, "
         "updated_at = excluded.updated_at, diagnoses = excluded.diagnoses, night = excluded.night, "
+        "normal = excluded.normal, "
         f"name = CASE WHEN excluded.name = '' THEN cameras.name ELSE excluded.name END, {keep} "
         "WHERE cameras.since IS NULL OR cameras.since <= excluded.since",
         (
@@ -33,6 +34,7 @@ def apply_camera_status(tx: Tx, msg: CameraStatus, now: float) -> None:
             now,
             json.dumps(msg.diagnoses, separators=(",", ":")),
             1 if msg.night else 0,
+            json.dumps({h.value: p for h, p in msg.normal.items()}, separators=(",", ":")),
             msg.camera_name or "",
             msg.lat,
             msg.lon,

@@ -228,7 +228,7 @@ def timeline(tx: Tx, incident_id: int, limit: int = 500) -> list[dict[str, Any]]
 def cameras(tx: Tx) -> list[dict[str, Any]]:
     rows = tx.execute(
         "SELECT edge_id, camera_id, name, lat, lon, bearing_deg, fov_deg, state, reason, since, last_frame_at, "
-        "updated_at, diagnoses, night, height_m, tilt_deg, range_near_m, range_far_m FROM cameras "
+        "updated_at, diagnoses, night, height_m, tilt_deg, range_near_m, range_far_m, normal FROM cameras "
         "ORDER BY edge_id, camera_id"
     )
     keys = (
@@ -253,6 +253,7 @@ def cameras(tx: Tx) -> list[dict[str, Any]]:
         cam["blind"] = blind_because(cam["state"], cam["diagnoses"])
         cam["height_m"], cam["tilt_deg"] = r[14], r[15]
         cam["view_range_m"] = [r[16], r[17]] if r[16] is not None else None
+        cam["normal"] = json.loads(r[18] or "{}")
         out.append(cam)
     return out
 

@@ -220,6 +220,7 @@ class EdgeEngine:
         cam.looked_at.update(dict.fromkeys(hazards, frame.captured_at))
         cam.candidates = set(outcome.candidates) | (cam.candidates & seen)
         cam.scores.update(outcome.scores)
+        self.emit.camera_status(cam.health.on_normal(outcome.normal))
         if self.evidence:
             self.evidence.note_regions(cam.cfg.id, frame.captured_at, outcome.regions)
             if not outcome.events and not outcome.candidates:

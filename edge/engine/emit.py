@@ -133,6 +133,7 @@ class Emitter:
             last_frame_at=change.last_frame_at,
             diagnoses=change.diagnoses,
             night=change.night,
+            normal=change.normal,
             **placement(self.cfg, change.camera_id),
         )
         try:

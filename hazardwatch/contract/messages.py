@@ -150,6 +150,9 @@ class Alert(_Message):
     snapshot_jpeg_b64: str | None = Field(default=None, max_length=MAX_SNAPSHOT_B64)
 
 
+NormalPhase = Literal["learning", "warming", "ready"]
+
+
 class CameraStatus(_Message):
     """A camera's health and placement. `diagnoses`, `night` and the placement fields (position, bearing,
     field of view, height, tilt, view range) are optional additions within version 1: producers leave them
@@ -169,6 +172,12 @@ class CameraStatus(_Message):
         "view_shifted, frozen (the camera is degraded) or night_ir, fog (informational, it stays online)",
     )
     night: bool = Field(default=False, description="The camera is in night / infrared (greyscale) mode")
+    normal: dict[Hazard, NormalPhase] = Field(
+        default_factory=dict,
+        description="How far the camera has learnt its normal, per hazard whose model compares each look with it "
+        "(docs/models.md): learning (the model runs alone, at its cold-start threshold), warming (compared with "
+        "a reference still learning, at a stricter threshold) or ready",
+    )
     camera_name: Text | None = Field(default=None, description="The camera's name in its edge's config")
     lat: float | None = Field(default=None, ge=-90, le=90, description="Where the camera stands (its edge's config)")
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -183,7 +192,7 @@ class CameraStatus(_Message):
     def wire_json(self) -> str:
         """JSON without the optional fields at their defaults, so older strict consumers still accept it."""
         unset = {k for k in PLACEMENT if getattr(self, k) is None}  # 0.0 is a position, None is not
-        exclude = unset | {k for k in ("diagnoses", "night") if not getattr(self, k)}
+        exclude = unset | {k for k in ("diagnoses", "night", "normal") if not getattr(self, k)}
         return self.model_dump_json(exclude=exclude)
 
     @field_validator("view_range_m")

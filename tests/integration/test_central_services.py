@@ -226,6 +226,15 @@ def test_silence_then_expiry_and_inhibition(db):
             tx, CameraStatus(edge_id="e3", sent_at=1600, camera_id="west", state="online", since=1600), 1730
         )
         assert tx.scalar("SELECT state FROM cameras WHERE camera_id = 'west'") == "offline"
+    with db.tx() as tx:  # how far it has learnt its normal comes with its status, the state's since kept
+        health.apply_camera_status(
+            tx,
+            CameraStatus(edge_id="e3", sent_at=1740, camera_id="west", state="offline", reason="no frame",
+                         since=1700, normal={"smoke": "warming"}),
+            1740,
+        )  # fmt: skip
+        (west,) = [c for c in views.cameras(tx) if c["camera_id"] == "west"]
+        assert west["normal"] == {"smoke": "warming"} and west["since"] == 1700
 
 
 def _burst(db: Database, n: int, at: float) -> list[int]:

@@ -419,6 +419,44 @@ def test_camera_going_offline_turns_its_marker(env: Env) -> None:
 
 
 @e2e
+def test_a_camera_still_learning_its_normal_says_so_on_the_health_view(env: Env) -> None:
+    """Issue 14: a camera whose smoke model has no reference in use yet finds fewer small plumes; its Health
+    row says so (in both languages) until its status says the reference is ready, and a blind-camera
+    reason is kept beside it."""
+    now = time.time()
+
+    def status(normal: dict[str, str]) -> None:
+        env.pub.send("hazardwatch/v1/e2/cameras/park/status",
+                     {"schema_version": 1, "kind": "camera_status", "edge_id": "e2", "sent_at": time.time(),
+                      "camera_id": "park", "state": "online", "since": now, "normal": normal}, retain=True)
+
+    status({"smoke": "learning"})
+    page = env.page()
+    page.click(".tab[data-view='health']")
+    row = page.locator("#cameras-table tr[data-key='e2/park']")
+    row.wait_for()
+    wait_until(lambda: "Smoke: learning its normal" in row.inner_text(), 5, "the learning note")
+    status({"smoke": "warming"})
+    wait_until(lambda: "Smoke: still learning its normal" in row.inner_text(), 5, "the warming note")
+    status({"smoke": "ready"})
+    wait_until(lambda: "normal" not in row.inner_text(), 5, "no note once the reference is ready")
+    cams = {f"{c['edge_id']}/{c['camera_id']}": c for c in env.central.get("/api/v1/cameras")["items"]}
+    assert cams["e2/park"]["normal"] == {"smoke": "ready"}
+    no_errors(page)
+    page.context.close()
+
+    status({"smoke": "learning"})
+    page = env.page(lang="zh")
+    page.click(".tab[data-view='health']")
+    row = page.locator("#cameras-table tr[data-key='e2/park']")
+    row.wait_for()
+    wait_until(lambda: "烟雾：正在学习常态" in row.inner_text(), 5, "the Chinese learning note")
+    no_errors(page)
+    page.context.close()
+    status({"smoke": "ready"})
+
+
+@e2e
 def test_chinese_locale_renders_in_site_time_zone(env: Env) -> None:
     inc = wait_until(lambda: env.incident_for("e1/north", "smoke"), 10, "the smoke incident")
     page = env.page(lang="zh")

@@ -55,6 +55,17 @@ def _frames(shared_data: Path) -> tuple[list[Path], list[Path]]:
     return quiet, plumes
 
 
+def _normal_phases(watcher: MqttWatcher, since: int = 0) -> list[str]:
+    """The smoke phases the camera's statuses said, in order, from its `since`-th status on (a status sent for
+    other news repeats the phase it is in; only a change of phase is counted)."""
+    phases: list[str] = []
+    for m in watcher.of_kind("camera_status")[since:]:
+        phase = m.payload.get("normal", {}).get("smoke")
+        if phase and (not phases or phases[-1] != phase):
+            phases.append(phase)
+    return phases
+
+
 def _smoke_ref(edge: EdgeProcess) -> dict | None:
     """The whole view's day reference."""
     refs = edge.camera("tower")["references"]
@@ -84,9 +95,18 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
     frames = [*quiet, *quiet, *[p for p in plumes for _ in range(3)]]
     clip = frames_to_clip(frames, tmp_path / "tower.mp4", fps=10, hold=10)
     server = rtsp_server_factory({"/tower": clip})
-    cams = [{"id": "tower", "name": "Tower", "source": server.url("/tower"), "mode": "persistent",
-             "hazards": {"smoke": {"zoom": {"band": [0.3, 0.8]}}}, "location": {"lat": 32.9, "lon": -116.8},
-             "bearing_deg": 80, "fov_deg": 60}]
+    cams = [
+        {
+            "id": "tower",
+            "name": "Tower",
+            "source": server.url("/tower"),
+            "mode": "persistent",
+            "hazards": {"smoke": {"zoom": {"band": [0.3, 0.8]}}},
+            "location": {"lat": 32.9, "lon": -116.8},
+            "bearing_deg": 80,
+            "fov_deg": 60,
+        }
+    ]
     edge_cfg = write_edge_config(
         tmp_path / "edge.yaml", broker_port=mosquitto.port, cameras=cams, manifest=MODEL,
         hazard="smoke", confirm={"window": 3, "min_votes": 2, "threshold": 0.5, "end_after_s": 30},
@@ -107,9 +127,24 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
             assert first <= warming["looks"] < 16 and not warming["ready"], warming
             ref = wait_until(lambda: (r := _smoke_ref(edge)) and r["ready"] and r, 90, "a ready smoke reference")
             assert ref["looks"] >= 16 and ref["bytes"] <= 1 << 20 and ref["absorbed"] == 0
-            crops = wait_until(lambda: (z := _zoom_refs(edge)) and all(r["ready"] for r in z.values()) and z, 30,
-                               "the zoom crops' references ready")
+            crops = wait_until(
+                lambda: (z := _zoom_refs(edge)) and all(r["ready"] for r in z.values()) and z,
+                30,
+                "the zoom crops' references ready",
+            )
             assert sorted(crops) == ["zoom0", "zoom1", "zoom2"], crops
+            # ... and tells central how far it is, once per phase: the duty officer's Health view shows it
+            phases = wait_until(
+                lambda: (p := _normal_phases(watcher)) and p[-1] == "ready" and p,
+                20,
+                "the ready phase in the camera's status",
+            )
+            assert phases == ["learning", "warming", "ready"], phases
+            wait_until(
+                lambda: central.get("/api/v1/cameras")["items"][0]["normal"] == {"smoke": "ready"},
+                20,
+                "central's camera ready",
+            )
             metrics = edge.get_text("/metrics")
             assert 'hazardwatch_edge_reference_ready{camera="tower",hazard="smoke",mode="day"} 1.0' in metrics
             assert 'hazardwatch_edge_reference_in_use{camera="tower",hazard="smoke",mode="day"} 1.0' in metrics
@@ -147,8 +182,11 @@ def test_a_camera_learns_its_normal_alerts_on_a_plume_cold_would_miss_and_learns
             time.sleep(3)  # one save interval
 
         # 4. a restart keeps what the camera learnt: ready at once, false alarm included
+        said = len(watcher.of_kind("camera_status"))
         with EdgeProcess(edge_cfg, tmp_path / "edge.log") as edge:
             again = wait_until(lambda: _smoke_ref(edge), 20, "the reference after a restart")
+            after = wait_until(lambda: _normal_phases(watcher, since=said), 20, "the phase after a restart")
+            assert after[0] == "ready", after  # learnt before: ready from the first look, never learning again
             assert again["ready"] and again["looks"] >= taught["looks"] and again["absorbed"] == 1
             crops_again = _zoom_refs(edge)
             assert sorted(crops_again) == ["zoom0", "zoom1", "zoom2"] and all(r["ready"] for r in crops_again.values())

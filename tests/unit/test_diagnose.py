@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from hazardwatch.contract import CameraState, CameraStatus, parse_message
+from hazardwatch.contract.messages import ContractError
 from hazardwatch.edge.config import DiagnoseConfig
 from hazardwatch.edge.diagnose import CameraDiagnoser, Diagnosis
 from hazardwatch.edge.diagnose.availability import AvailabilityLog
@@ -198,14 +199,38 @@ def test_health_maps_diagnoses_to_status_and_publishes_only_news():
 
 
 @pytest.mark.quick
+def test_how_far_a_camera_has_learnt_its_normal_is_news_only_when_it_changes():
+    """Issue 14: the predictor's phase per hazard reaches central with the camera's status; a look in the same
+    phase sends nothing (a status per look would load central at 40,000 cameras), and the state's `since` is
+    kept (it says since when the camera is online, not when it learnt)."""
+    from hazardwatch.contract import Hazard
+
+    h = CameraHealth("cam", offline_after_s=10, started_at=0)
+    assert h.on_normal({Hazard.SMOKE: "learning"}) is None  # no state yet: the first frame's status carries it
+    h.on_frame(1, 1, Diagnosis())
+    change = h.on_normal({Hazard.SMOKE: "learning"})
+    assert change.normal == {Hazard.SMOKE: "learning"} and change.since == 1 and change.state == CameraState.ONLINE
+    assert h.on_normal({Hazard.SMOKE: "learning"}) is None
+    assert h.on_normal({}) is None  # a look at another hazard keeps what smoke said
+    assert h.on_normal({Hazard.SMOKE: "warming"}).normal == {Hazard.SMOKE: "warming"}
+    assert h.on_frame(9, 9, Diagnosis(active={"covered": 0.9})).normal == {Hazard.SMOKE: "warming"}
+    assert h.on_normal({Hazard.SMOKE: "ready"}).since == 9
+
+
+@pytest.mark.quick
 def test_camera_status_diagnoses_are_optional_on_the_wire():
     plain = CameraStatus(edge_id="e", sent_at=1, camera_id="c", state="online", since=1)
     assert "diagnoses" not in json.loads(plain.wire_json()) and "night" not in json.loads(plain.wire_json())
     rich = CameraStatus(
         edge_id="e", sent_at=1, camera_id="c", state="degraded", since=1, diagnoses={"covered": 0.9}, night=True
     )
+    assert "normal" not in json.loads(plain.wire_json())
     back = parse_message(rich.wire_json())
     assert back.diagnoses == {"covered": 0.9} and back.night
+    learning = CameraStatus(edge_id="e", sent_at=1, camera_id="c", state="online", since=1, normal={"smoke": "warming"})
+    assert parse_message(learning.wire_json()).normal == {"smoke": "warming"}
+    with pytest.raises(ContractError, match="normal"):
+        parse_message(learning.wire_json().replace('"warming"', '"almost"'))
     assert parse_message(plain.wire_json()) == plain
 
 

@@ -10,7 +10,7 @@ import { MapView, placeText } from "./map.js";
 import { ModelsView } from "./models.js";
 import {
   againLine, blindStrip, closeConfirm, confidenceMeaning, confidenceText, isBlind, procedureBlock, rawScoresBlock,
-  severityBlock, successorLines, suppressionRows, suppressionsBlock, suppressSelect, whyText,
+  normalText, severityBlock, successorLines, suppressionRows, suppressionsBlock, suppressSelect, whyText,
 } from "./response.js";
 
 const HAZARDS = ["smoke", "fire", "waterlogging", "fallen_tree"];
@@ -796,7 +796,8 @@ function renderHealth() {
       el("td", {}, el("span.badge", { dataset: { state: c.state } }, t(`cam.${c.state}`))),
       el("td", { title: c.reason || "" }, isBlind(c) ? el("strong.blind-why", {}, whyText(c)) : whyText(c),
         // the edge's own words (English) add detail on the English page; the Chinese page keeps them in the tooltip
-        getLang() === "en" && c.reason && c.reason !== whyText(c) ? el("span.muted", {}, ` · ${c.reason}`) : null),
+        getLang() === "en" && c.reason && c.reason !== whyText(c) ? el("span.muted", {}, ` · ${c.reason}`) : null,
+        normalText(c) ? el("span.normal-note", { title: t("normal.why") }, `${whyText(c) || c.reason ? " · " : ""}${normalText(c)}`) : null),
       el("td", {}, c.since ? [time(c.since, "short"), " · ", el("span.age", { dataset: { age: c.since } }, ago(c.since))] : t("none")),
       el("td", {}, lastFrameCell(c)),
       el("td.mono", {}, c.lat !== null ? `${coord(c.lat)}, ${coord(c.lon)}${c.bearing_deg !== null ? ` · ${Math.round(c.bearing_deg)}°/${Math.round(c.fov_deg)}°` : ""}` : t("none")));

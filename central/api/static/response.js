@@ -181,6 +181,13 @@ export function whyText(c) {
   return "";
 }
 
+/** "smoke: learning its normal" for each hazard whose reference is not ready yet (its model then finds fewer
+ * small plumes: docs/models.md); empty once every one is ready. */
+export function normalText(c) {
+  return Object.entries(c.normal || {}).filter(([, phase]) => phase !== "ready")
+    .map(([hazard, phase]) => t(`normal.${phase}`, { hazard: t(`hazard.${hazard}`) })).join("; ");
+}
+
 export function isBlind(c) {
   return Boolean(c && ((c.blind && c.blind.length) || c.state === "offline"));
 }
