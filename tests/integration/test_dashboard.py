@@ -425,10 +425,11 @@ def test_a_camera_still_learning_its_normal_says_so_on_the_health_view(env: Env)
     reason is kept beside it."""
     now = time.time()
 
-    def status(normal: dict[str, str]) -> None:
+    def status(normal: dict[str, str], reason: str = "") -> None:
         env.pub.send("hazardwatch/v1/e2/cameras/park/status",
                      {"schema_version": 1, "kind": "camera_status", "edge_id": "e2", "sent_at": time.time(),
-                      "camera_id": "park", "state": "online", "since": now, "normal": normal}, retain=True)
+                      "camera_id": "park", "state": "online", "since": now, "normal": normal, "reason": reason},
+                     retain=True)
 
     status({"smoke": "learning"})
     page = env.page()
@@ -445,12 +446,11 @@ def test_a_camera_still_learning_its_normal_says_so_on_the_health_view(env: Env)
     no_errors(page)
     page.context.close()
 
-    status({"smoke": "learning"})
+    status({"smoke": "learning"}, reason="sun glare, morning")  # the edge's English words: a tooltip on this page
     page = env.page(lang="zh")
     page.click(".tab[data-view='health']")
-    row = page.locator("#cameras-table tr[data-key='e2/park']")
-    row.wait_for()
-    wait_until(lambda: "烟雾：正在学习常态" in row.inner_text(), 5, "the Chinese learning note")
+    reason = page.locator("#cameras-table tr[data-key='e2/park'] td").nth(2)
+    wait_until(lambda: reason.inner_text().strip() == "烟雾：正在学习常态", 5, "the Chinese learning note alone")
     no_errors(page)
     page.context.close()
     status({"smoke": "ready"})

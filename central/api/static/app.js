@@ -791,13 +791,14 @@ function renderHealth() {
   cams.sort((a, b) => (order[a.state] ?? 2) - (order[b.state] ?? 2) || `${a.edge_id}/${a.camera_id}`.localeCompare(`${b.edge_id}/${b.camera_id}`));
   $("#cameras-table tbody").replaceChildren(...cams.map((c) => {
     const key = `${c.edge_id}/${c.camera_id}`;
+    const ownWords = getLang() === "en" && c.reason && c.reason !== whyText(c);
     return el("tr", { dataset: { key, state: c.state } },
       el("td", {}, el("strong", {}, c.name || c.camera_id), el("span.muted", {}, ` ${key}`)),
       el("td", {}, el("span.badge", { dataset: { state: c.state } }, t(`cam.${c.state}`))),
       el("td", { title: c.reason || "" }, isBlind(c) ? el("strong.blind-why", {}, whyText(c)) : whyText(c),
         // the edge's own words (English) add detail on the English page; the Chinese page keeps them in the tooltip
-        getLang() === "en" && c.reason && c.reason !== whyText(c) ? el("span.muted", {}, ` · ${c.reason}`) : null,
-        normalText(c) ? el("span.normal-note", { title: t("normal.why") }, `${whyText(c) || c.reason ? " · " : ""}${normalText(c)}`) : null),
+        ownWords ? el("span.muted", {}, ` · ${c.reason}`) : null,
+        normalText(c) ? el("span.normal-note", { title: t("normal.why") }, `${whyText(c) || ownWords ? " · " : ""}${normalText(c)}`) : null),
       el("td", {}, c.since ? [time(c.since, "short"), " · ", el("span.age", { dataset: { age: c.since } }, ago(c.since))] : t("none")),
       el("td", {}, lastFrameCell(c)),
       el("td.mono", {}, c.lat !== null ? `${coord(c.lat)}, ${coord(c.lon)}${c.bearing_deg !== null ? ` · ${Math.round(c.bearing_deg)}°/${Math.round(c.fov_deg)}°` : ""}` : t("none")));
