@@ -22,7 +22,7 @@ from hazardwatch.edge.detect import Detection, Detector, ImageResult, LookContex
 from hazardwatch.edge.detect.regions import RegionFilter
 from hazardwatch.edge.detect.zoom import Crop, band_crops, merge, quiet_part
 from hazardwatch.edge.reference import ReferenceBank, ReferencePolicy, embedding_mask, part_id
-from hazardwatch.manifest import ZoomSpec
+from hazardwatch.manifest import ReferenceSpec, ZoomSpec
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class _Judged:
     key: str
     result: ImageResult
     parts: tuple[_PartLook, ...]
+    spec: ReferenceSpec | None = None  # the model's reference section, read once per batch
     phase: NormalPhase | None = None  # the view's reference (None: the model learns none)
 
 
@@ -181,7 +182,7 @@ class Predictor:
             if j.phase is not None:
                 out.normal[j.hazard] = j.phase
             if j.key and j.result.embedding is not None:
-                self._learn(req, j.hazard, j.detector, j.key, j.result, j.parts, out)
+                self._learn(req, j, out)
         return outcomes
 
     def judge(self, requests: Sequence[LookRequest]) -> list[dict[Hazard, ImageResult]]:
@@ -228,7 +229,7 @@ class Predictor:
                 if parts and zoom is not None:
                     region = self._regions[(requests[k].camera_id, hazard)]
                     result = merge(full, [(p.crop, p.result) for p in parts], zoom.threshold, region)
-                judged.append(_Judged(k, hazard, detector, key, result, parts, phase))
+                judged.append(_Judged(k, hazard, detector, key, result, parts, spec, phase))
         return judged
 
     def _phase(self, key: str, ref: ReferenceInput | None) -> NormalPhase | None:
@@ -247,22 +248,13 @@ class Predictor:
             return []
         return [(part_id(camera_id, n), c) for n, c in enumerate(band_crops(band, zoom.crops, zoom.width))]
 
-    def _learn(
-        self,
-        req: LookRequest,
-        hazard: Hazard,
-        detector: Detector,
-        key: str,
-        result: ImageResult,
-        parts: tuple[_PartLook, ...],
-        out: LookOutcome,
-    ) -> None:
+    def _learn(self, req: LookRequest, j: _Judged, out: LookOutcome) -> None:
         """Keep the embeddings of an alerting look; fold a quiet look into the camera's references (the
         whole view's and each zoom crop's: a look is quiet only when every part of it is)."""
-        assert result.embedding is not None
+        hazard, key, result, parts, spec = j.hazard, j.key, j.result, j.parts, j.spec
+        assert result.embedding is not None and spec is not None
         for event in out.events:
             if event.hazard == hazard and event.state != AlertState.END:
-                spec = detector.reference  # type: ignore[attr-defined]
                 self._alert_looks[event.alert_id] = _AlertLook(
                     req.camera_id,
                     hazard,
@@ -277,16 +269,15 @@ class Predictor:
                 self._alert_looks.move_to_end(event.alert_id)
                 while len(self._alert_looks) > MAX_ALERT_LOOKS:
                     self._alert_looks.popitem(last=False)
-        threshold = detector.threshold if result.threshold is None else result.threshold
+        threshold = j.detector.threshold if result.threshold is None else result.threshold
         busy = any(
             t.lifecycle.ongoing or t.burst_looks
             for (cam, h, _), t in self._tracks.items()
             if cam == req.camera_id and h == hazard
         )
         quiet = not result.detections and result.score < self.learn_below * threshold
-        if parts:
-            zoom = detector.reference.zoom  # type: ignore[attr-defined]
-            quiet = quiet and all(quiet_part(p.result, zoom.threshold, self.learn_below) for p in parts)
+        if parts and spec.zoom is not None:
+            quiet = quiet and all(quiet_part(p.result, spec.zoom.threshold, self.learn_below) for p in parts)
         if req.healthy and quiet and not busy:
             self.references.learn(req.camera_id, hazard, req.mode, key, req.view, result.embedding, req.at)
             for p in parts:
