@@ -160,7 +160,7 @@ def test_a_camera_that_looks_closer_at_its_horizon_finds_smaller_plumes(detector
 def test_the_zoom_threshold_is_picked_on_pairs_the_way_the_edge_judges_crops(detector, shared_data) -> None:
     """`train-reference` picks the crop threshold on the split's pairs (models/zoom_threshold.py): every
     frame's horizon crops against the same crops of quiet frames of its view, drawn as the view's own
-    pairs are. On two validation cameras with small plumes the crops score plumes the whole view misses,
+    pairs are. On two validation cameras with small plumes the crops score a plume the whole view misses,
     quiet frames stay under the shipped crop threshold, and the threshold picked at 1 in 200 is never
     under the view's ready threshold."""
     from hazardwatch.edge.detect.detector import LookContext
@@ -196,7 +196,7 @@ def test_the_zoom_threshold_is_picked_on_pairs_the_way_the_edge_judges_crops(det
     plumes = pairs.labels
     by_view = view_scores[plumes] >= spec.threshold
     by_zoom = pairs.scores[plumes] >= spec.zoom.threshold
-    assert (by_zoom & ~by_view).sum() >= 2, (by_zoom.sum(), by_view.sum())
+    assert (by_zoom & ~by_view).sum() >= 1, (by_zoom.sum(), by_view.sum())  # 1.7.0: 2 (1.8.0 view finds more)
     assert (pairs.scores[~plumes] >= spec.zoom.threshold).sum() <= 1
     picked = pick_zoom_threshold(pairs, spec.threshold, 0.005)
     assert spec.threshold <= picked < 1.0
