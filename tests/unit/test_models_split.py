@@ -92,3 +92,21 @@ def test_shipped_smoke_exclusions_are_not_in_its_validation_split():
     excluded = read_exclusions(folder / "excluded.txt")
     listed = {line.split("\t")[1].rsplit("/", 1)[-1] for line in (folder / "validation.txt").read_text().splitlines()}
     assert excluded and not (set(excluded) & listed)
+
+
+def test_every_shipped_smoke_exclusion_names_an_unlabelled_frame_of_the_data(shared_data):
+    """An exclusion that names no frame (a typo, a renamed file) silently leaves a smoke frame among the
+    negatives; one that names a boxed frame would drop a positive. Each must be an unlabelled frame."""
+    from pathlib import Path
+
+    from hazardwatch.models.data import read_exclusions
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "smoke-hpwren"
+    excluded = read_exclusions(folder / "excluded.txt")
+    unlabelled = shared_data / "smoke-hpwren" / "unlabeled_hpwren"
+    if not unlabelled.is_dir():
+        pytest.skip(f"{unlabelled} missing")
+    names = {p.name for p in unlabelled.iterdir()}
+    assert len(excluded) >= 95
+    assert sorted(set(excluded) - names) == []
+    assert not set(excluded) & {p.name for p in (shared_data / "smoke-hpwren" / "smoke").iterdir()}
