@@ -192,8 +192,8 @@ def test_smoke_reference_zoom_on_the_validation_cameras(shared_data, tmp_path):
         zoom=ZoomConfig(),
     )
     assert res["recall"] >= m.metrics["reference_zoom_cameras_recall"] - TOLERANCE
-    # The shipped head trained on these views too: it finds nearly all the zoom adds on views it never saw
-    # (the split head: 109 -> 117), and the crops still find one more (118 against 117, view 011).
+    # The shipped head trained on these views too: it finds most of what the zoom adds on views it never saw
+    # (1.8.0's split head: 113 -> 122), and the crops still find more (1.8.0: 128 against 125, 4 false positives).
     assert res["tp"] >= res["without_zoom"]["tp"] + 1, (res["tp"], res["without_zoom"])
     assert res["precision"] >= 0.95
     assert res["events"]["false_alerts_per_1000_quiet_looks"] <= 5
