@@ -93,6 +93,35 @@ def _train_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review_sheet(args: argparse.Namespace) -> int:
+    from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples
+    from hazardwatch.models.review_sheet import region, write_review_sheets
+
+    data = [Path(d) for d in args.data]
+    missing = [d for d in data if not d.is_dir()]
+    if missing:
+        print(f"no such data folder: {missing[0]}", file=sys.stderr)
+        return 2
+    try:
+        part = region(*args.region)
+    except ValueError as exc:
+        print(f"--region: {exc}", file=sys.stderr)
+        return 2
+    exclusions = _exclusions(args.exclude)
+    if exclusions is None:
+        return 2
+    samples = drop_excluded(assign_view_groups(smoke_samples(data)), exclusions)
+    want = {"negatives": (False,), "positives": (True,), "all": (False, True)}[args.frames]
+    chosen = [s for s in samples if s.group.rsplit("/", 1)[-1] == args.view and s.positive in want]
+    if not chosen:
+        groups = sorted({s.group.rsplit("/", 1)[-1] for s in samples})
+        print(f"--view {args.view}: no such {args.frames} frames; view groups: {', '.join(groups)}", file=sys.stderr)
+        return 2
+    sheets, index = write_review_sheets(chosen, part, Path(args.out))
+    print(json.dumps({"frames": len(chosen), "sheets": [str(p) for p in sheets], "index": str(index)}, indent=2))
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from hazardwatch.models.evaluate import DEFAULT_MODELS, MODELS_DIR, evaluate_folders, load_detector, plot_pr
 
@@ -271,6 +300,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tr_ref.add_argument("--work", default="var/models", help="checkpoints and the validation camera layout")
     tr_ref.add_argument("--exclude", action="append", default=[], help="reviewed list of frames to leave out")
     tr_ref.set_defaults(func=_train_reference)
+
+    rs = sub.add_parser(
+        "review-sheet",
+        help="contact sheets of one smoke view group's frames (overlay time, magnified region) to read by eye",
+    )
+    rs.add_argument("--data", nargs="+", action="extend", required=True, help="smoke data folder(s)")
+    rs.add_argument("--view", required=True, help="view group, as in validation-cameras.txt (e.g. view017)")
+    rs.add_argument(
+        "--region", nargs=4, type=float, default=(0.0, 0.3, 1.0, 0.8), metavar=("X1", "Y1", "X2", "Y2"),
+        help="part of the frame to magnify, relative (default: the horizon band 0.3-0.8 of the height)",
+    )  # fmt: skip
+    rs.add_argument("--frames", choices=("negatives", "positives", "all"), default="negatives")
+    rs.add_argument("--exclude", action="append", default=[], help="reviewed list of frames already left out")
+    rs.add_argument("--out", required=True, help="path prefix of the sheets (-0.png, -1.png ...) and index (.tsv)")
+    rs.set_defaults(func=_review_sheet)
 
     ev = sub.add_parser("eval", help="measure a model on folders of positives and negatives, as the edge runs it")
     ev.add_argument("hazard", choices=(*HAZARDS, "fire"))
