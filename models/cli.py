@@ -1,5 +1,5 @@
-"""`hazardwatch models ...`: train, eval, export, export-dataset, check. torch is imported only inside train/export,
-so `hazardwatch --help`, `models eval` and the edge never load it."""
+"""`hazardwatch models ...`: train, eval, export, export-dataset, review-sheet, check. torch is imported only
+inside train/export, so `hazardwatch --help`, `models eval` and the edge never load it."""
 
 from __future__ import annotations
 
@@ -94,6 +94,11 @@ def _train_reference(args: argparse.Namespace) -> int:
 
 
 def _review_sheet(args: argparse.Namespace) -> int:
+    try:
+        import scipy  # noqa: F401  (the view groups are clusters of the frames' layouts)
+    except ImportError:
+        print("review-sheet groups frames by view with scipy: pip install 'hazardwatch[train]'", file=sys.stderr)
+        return 2
     from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples
     from hazardwatch.models.review_sheet import region, write_review_sheets
 
