@@ -109,6 +109,7 @@ def test_fallen_tree_reference_matches_its_manifest(shared_data):
         assert abs(res[key] - m["metrics"][key]) <= TOLERANCE, (key, res[key], m["metrics"][key])
 
 
+@pytest.mark.timeout(900)  # one thread: about 2 min on a Xeon with VNNI, over 5 on a busy AVX2 EPYC
 def test_smoke_reference_head_on_the_validation_cameras(shared_data, tmp_path):
     """The reference path through the edge's own predictor, camera by camera (validation-cameras.txt).
 
@@ -139,6 +140,7 @@ def test_smoke_reference_head_on_the_validation_cameras(shared_data, tmp_path):
     assert res["events"]["positive_event_recall"] >= res["recall"] - 0.02
 
 
+@pytest.mark.timeout(900)  # one thread: about 2 min on a Xeon with VNNI, over 5 on a busy AVX2 EPYC
 def test_smoke_reference_warming_up_on_the_validation_cameras(shared_data, tmp_path):
     """Cameras that have watched only their first few quiet frames: compared with their references from the
     manifest's first warm-up step, each step at its own stricter threshold, they find clearly more plumes
