@@ -208,8 +208,9 @@ def train_smoke(
             "Validation = whole camera-view groups never seen in training (clustered by image layout). "
             "The operating threshold was picked on that validation split (precision >= 0.9, "
             "<= 1 FP per 200 negatives), so the figures are optimistic by that choice. Negatives are the "
-            "unlabelled HPWREN frames, 1-2 % of which show real plumes; frames where a reviewer saw a plume "
-            "are listed in the exclusion file and left out of both splits. No flame data: fire is not covered."
+            "unlabelled HPWREN frames, many taken minutes from a fire's boxed frames: every view group was read "
+            "frame by frame and the frames where a reviewer saw smoke (about a quarter) are listed in the "
+            "exclusion file and left out of both splits. No flame data: fire is not covered."
         ),
     )  # fmt: skip
     example = torch.zeros(1, 3, smoke.HEIGHT, smoke.WIDTH)
