@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,6 +185,67 @@ def _cold_command(base: dict[str, Any]) -> str:
     return str(training.get("cold_path") or training.get("command", ""))
 
 
+def shipped_zoom_threshold(
+    manifest_path: Path, data_root: Path, work_dir: Path, step: float = 0.04, precision: float = 0.01
+) -> float:
+    """The shipped head's crop threshold, through the edge's own predictor on the validation cameras.
+
+    Why: the split head's crop threshold does not carry over to the head trained on every view (1.9.0: 11
+    false positives on the validation cameras with the zoom at the split's 0.32, 2 without it). It is the
+    lowest threshold, from the manifest's, at which the zoom adds no more false positives to the view's own
+    than the split head's zoom added on the same cameras (`reference_zoom_cameras_fp` less
+    `reference_cameras_fp`). The threshold also decides which crop looks are quiet enough to learn, so each
+    candidate runs the predictor again: a coarse `step` up, then halves down to `precision`.
+    """
+    from hazardwatch.contract import Hazard
+    from hazardwatch.edge.camera_config import ZoomConfig
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.models.evaluate_cameras import evaluate_cameras
+
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    metrics = manifest["metrics"]
+    allowed = int(metrics["reference_zoom_cameras_fp"]) - int(metrics["reference_cameras_fp"])
+    lines = (manifest_path.parent / LAYOUT_FILE).read_text(encoding="utf-8").splitlines()
+    layout = build_layout(lines, data_root, work_dir / "layout")
+    trial_dir = work_dir / "zoom-trial"
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(manifest_path.parent / manifest["file"], trial_dir / manifest["file"])
+
+    def added(threshold: float) -> int:
+        zoom = {**manifest["reference"]["zoom"], "threshold": round(threshold, 4)}
+        trial = {**manifest, "reference": {**manifest["reference"], "zoom": zoom}}
+        path = trial_dir / manifest_path.name
+        path.write_text(json.dumps(trial, indent=2) + "\n", encoding="utf-8")
+        res = evaluate_cameras(OnnxDetector(path, threads=1), Hazard.SMOKE, layout, zoom=ZoomConfig())
+        extra = int(res["fp"]) - int(res["without_zoom"]["fp"])
+        log.info(
+            "zoom crop threshold %.4f: %d false positives more than the view's (%d allowed)", threshold, extra, allowed
+        )
+        return extra
+
+    return lowest_threshold(added, float(manifest["reference"]["zoom"]["threshold"]), allowed, step, precision)
+
+
+def lowest_threshold(
+    extra_fp: Callable[[float], int], start: float, allowed: int, step: float = 0.04, precision: float = 0.01
+) -> float:
+    """The lowest threshold from `start` (to within `precision`, never over 0.999) whose `extra_fp` is at
+    most `allowed`, for an `extra_fp` that does not grow as the threshold rises: steps up, then halves."""
+    low = start
+    if extra_fp(low) <= allowed:
+        return round(low, 4)
+    high = min(0.999, low + step)
+    while high < 0.999 and extra_fp(high) > allowed:
+        low, high = high, min(0.999, high + step)
+    while high - low > precision:
+        mid = (low + high) / 2
+        if extra_fp(mid) <= allowed:
+            high = mid
+        else:
+            low = mid
+    return round(high, 4)
+
+
 def _ship_graph(model: onnx.ModelProto, manifest: dict[str, Any], out_dir: Path, name: str) -> Path:
     path = out_dir / f"{name}.onnx"
     onnx.save(model, path)
@@ -342,7 +403,15 @@ def train_smoke_reference(
         f"reference_warmup_cameras_* are the validation cameras after their first {WARMUP_CAMERA_FRAMES} quiet frames; "
         "reference_zoom_cameras_* the same cameras looking at their horizon band closer (reference.zoom, camera config "
         "hazards.smoke.zoom; its crop threshold picked on the split's pairs at 1 false positive per 200, "
-        "reference_zoom_recall* per frame on that split with it).",
+        "reference_zoom_recall* per frame on that split with it; since 1.9.0 the shipped head's own crop threshold "
+        "is raised until its zoom adds no more false positives on those cameras than the split head's did, "
+        "reference_zoom_threshold_split the split's).",
     }
     shipped = _ship_graph(graph, manifest, model_dir, name)
+    crop_threshold = shipped_zoom_threshold(shipped, data_root, work_dir / "shipped")
+    if crop_threshold != round(zoom_threshold, 4):
+        figures["reference_zoom_threshold_split"] = round(zoom_threshold, 4)
+        spec["zoom"] = {**ZOOM, "threshold": crop_threshold}
+        manifest = {**manifest, "reference": spec, "metrics": {**metrics, **figures}}
+        shipped = _ship_graph(graph, manifest, model_dir, name)
     return {"manifest": str(shipped), "threshold": threshold, **figures}

@@ -195,8 +195,13 @@ def test_the_zoom_threshold_is_picked_on_pairs_the_way_the_edge_judges_crops(det
     view_scores = np.array(view)
     plumes = pairs.labels
     by_view = view_scores[plumes] >= spec.threshold
-    by_zoom = pairs.scores[plumes] >= spec.zoom.threshold
-    assert (by_zoom & ~by_view).sum() >= 1, (by_zoom.sum(), by_view.sum())  # 1.7.0: 2 (1.8.0 view finds more)
+    # the threshold picked on the split's pairs; since 1.9.0 the shipped head's own is raised over it through
+    # the edge's predictor (train_reference.shipped_zoom_threshold), and the manifest keeps the pairs' pick
+    on_pairs = float(detector.manifest.metrics.get("reference_zoom_threshold_split", spec.zoom.threshold))
+    assert on_pairs <= spec.zoom.threshold
+    by_zoom = pairs.scores[plumes] >= on_pairs
+    # 1.7.0: 2; 1.9.0: 1 (view 017, crops 0.379 where the view scores 0.017; under the shipped 0.385)
+    assert (by_zoom & ~by_view).sum() >= 1, (by_zoom.sum(), by_view.sum())
     assert (pairs.scores[~plumes] >= spec.zoom.threshold).sum() <= 1
     picked = pick_zoom_threshold(pairs, spec.threshold, 0.005)
     assert spec.threshold <= picked < 1.0

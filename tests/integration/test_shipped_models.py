@@ -195,7 +195,8 @@ def test_smoke_reference_zoom_on_the_validation_cameras(shared_data, tmp_path):
     )
     assert res["recall"] >= m.metrics["reference_zoom_cameras_recall"] - TOLERANCE
     # The shipped head trained on these views too: it finds most of what the zoom adds on views it never saw
-    # (1.8.0's split head: 113 -> 122), and the crops still find more (1.8.0: 128 against 125, 4 false positives).
+    # (1.8.0's split head: 113 -> 122), and the crops still find more (1.8.0: 128 against 125, 4 false positives;
+    # 1.9.0: its crop threshold raised to 0.385 until the crops add 2 false positives here, as the split head's did).
     assert res["tp"] >= res["without_zoom"]["tp"] + 1, (res["tp"], res["without_zoom"])
     assert res["precision"] >= 0.95
     assert res["events"]["false_alerts_per_1000_quiet_looks"] <= 5
