@@ -186,7 +186,7 @@ def _cold_command(base: dict[str, Any]) -> str:
 
 
 def shipped_zoom_threshold(
-    manifest_path: Path, data_root: Path, work_dir: Path, step: float = 0.04, precision: float = 0.01
+    manifest_path: Path, layout: Path, work_dir: Path, step: float = 0.04, precision: float = 0.01
 ) -> float:
     """The shipped head's crop threshold, through the edge's own predictor on the validation cameras.
 
@@ -195,7 +195,8 @@ def shipped_zoom_threshold(
     lowest threshold, from the manifest's, at which the zoom adds no more false positives to the view's own
     than the split head's zoom added on the same cameras (`reference_zoom_cameras_fp` less
     `reference_cameras_fp`). The threshold also decides which crop looks are quiet enough to learn, so each
-    candidate runs the predictor again: a coarse `step` up, then halves down to `precision`.
+    candidate runs the predictor again: a coarse `step` up, then halves down to `precision`. `layout` is
+    the validation cameras' folder (`build_layout` of the manifest's validation-cameras.txt).
     """
     from hazardwatch.contract import Hazard
     from hazardwatch.edge.camera_config import ZoomConfig
@@ -205,8 +206,6 @@ def shipped_zoom_threshold(
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     metrics = manifest["metrics"]
     allowed = int(metrics["reference_zoom_cameras_fp"]) - int(metrics["reference_cameras_fp"])
-    lines = (manifest_path.parent / LAYOUT_FILE).read_text(encoding="utf-8").splitlines()
-    layout = build_layout(lines, data_root, work_dir / "layout")
     trial_dir = work_dir / "zoom-trial"
     trial_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(manifest_path.parent / manifest["file"], trial_dir / manifest["file"])
@@ -408,7 +407,7 @@ def train_smoke_reference(
         "reference_zoom_threshold_split the split's).",
     }
     shipped = _ship_graph(graph, manifest, model_dir, name)
-    crop_threshold = shipped_zoom_threshold(shipped, data_root, work_dir / "shipped")
+    crop_threshold = shipped_zoom_threshold(shipped, work_dir / "layout", work_dir)
     if crop_threshold != round(zoom_threshold, 4):
         figures["reference_zoom_threshold_split"] = round(zoom_threshold, 4)
         spec["zoom"] = {**ZOOM, "threshold": crop_threshold}
