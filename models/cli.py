@@ -7,25 +7,41 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hazardwatch.models.compare_cli import add_parser as add_compare  # argparse only
 from hazardwatch.models.dataset_cli import add_parser as add_export_dataset  # argparse only
 
+if TYPE_CHECKING:
+    from hazardwatch.models.data import Review, ReviewedBox
+
 HAZARDS = ("smoke", "waterlogging", "fallen_tree")
+BOXES_HELP = (
+    "reviewed boxes of unlabelled frames that hold smoke ('<file name><TAB><x1> <y1> <x2> <y2><TAB><what>' per line, "
+    "pixels; smoke only): trained on as positives"
+)
 
 
-def _exclusions(paths: list[str]) -> dict[str, str] | None:
-    """The reviewed lists of frames to leave out, merged; None (after saying why) when one is unreadable."""
-    from hazardwatch.models.data import read_exclusions
+def _review(exclude: list[str], boxes: list[str]) -> Review | None:
+    """The reviewed lists (frames to leave out, frames boxed), merged; None (after saying why) when one is
+    unreadable."""
+    from hazardwatch.models.data import Review, read_boxes, read_exclusions
 
-    exclusions: dict[str, str] = {}
-    for path in paths:
-        try:
-            exclusions.update(read_exclusions(Path(path)))
-        except (OSError, ValueError) as exc:
-            print(f"--exclude: {exc}", file=sys.stderr)
-            return None
-    return exclusions
+    excluded: dict[str, str] = {}
+    boxed: dict[str, ReviewedBox] = {}
+    try:
+        for path in exclude:
+            excluded.update(read_exclusions(Path(path)))
+    except (OSError, ValueError) as exc:
+        print(f"--exclude: {exc}", file=sys.stderr)
+        return None
+    try:
+        for path in boxes:
+            boxed.update(read_boxes(Path(path)))
+    except (OSError, ValueError) as exc:
+        print(f"--boxes: {exc}", file=sys.stderr)
+        return None
+    return Review(excluded, boxed)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -42,17 +58,19 @@ def _train(args: argparse.Namespace) -> int:
         if not d.is_dir():
             print(f"no such data folder: {d}", file=sys.stderr)
             return 2
-    if args.exclude and args.hazard != "smoke":
-        print(f"--exclude applies to smoke only (its unlabelled negatives), not {args.hazard}", file=sys.stderr)
+    if (args.exclude or args.boxes) and args.hazard != "smoke":
+        print(
+            f"--exclude and --boxes apply to smoke only (its unlabelled negatives), not {args.hazard}", file=sys.stderr
+        )
         return 2
     out = Path(args.out)
     work = Path(args.work) / out.name
     if args.hazard == "smoke":
-        exclusions = _exclusions(args.exclude)
-        if exclusions is None:
+        review = _review(args.exclude, args.boxes)
+        if review is None:
             return 2
         summary = train.train_smoke(
-            data, out, args.epochs, work, Path(args.cache), command, exclusions, version=args.version
+            data, out, args.epochs, work, Path(args.cache), command, review, version=args.version
         )
     elif args.hazard == "waterlogging":
         summary = train.train_waterlogging(data, out, work, command, version=args.version)
@@ -81,11 +99,11 @@ def _train_reference(args: argparse.Namespace) -> int:
     if not manifest.is_file():
         print(f"{manifest}: no cold-start model to add the reference head to", file=sys.stderr)
         return 2
-    exclusions = _exclusions(args.exclude)
-    if exclusions is None:
+    review = _review(args.exclude, args.boxes)
+    if review is None:
         return 2
     summary = train_smoke_reference(
-        data, out, Path(args.work) / out.name, train.command_line(), exclusions, args.version, args.epochs,
+        data, out, Path(args.work) / out.name, train.command_line(), review, args.version, args.epochs,
         combine=args.combine, hard_share=args.hard_negatives, pca_cells=args.pca_cells,
         fine_projection=args.projection,
     )  # fmt: skip
@@ -99,7 +117,7 @@ def _review_sheet(args: argparse.Namespace) -> int:
     except ImportError:
         print("review-sheet groups frames by view with scipy: pip install 'hazardwatch[train]'", file=sys.stderr)
         return 2
-    from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples
+    from hazardwatch.models.data import assign_view_groups, smoke_samples
     from hazardwatch.models.review_sheet import region, write_review_sheets
 
     data = [Path(d) for d in args.data]
@@ -112,10 +130,14 @@ def _review_sheet(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--region: {exc}", file=sys.stderr)
         return 2
-    exclusions = _exclusions(args.exclude)
-    if exclusions is None:
+    review = _review(args.exclude, args.boxes)
+    if review is None:
         return 2
-    samples = drop_excluded(assign_view_groups(smoke_samples(data)), exclusions)
+    try:
+        samples = review.apply(assign_view_groups(smoke_samples(data)))
+    except (OSError, ValueError) as exc:
+        print(f"--boxes: {exc}", file=sys.stderr)
+        return 2
     want = {"negatives": (False,), "positives": (True,), "all": (False, True)}[args.frames]
     chosen = [s for s in samples if s.group.rsplit("/", 1)[-1] == args.view and s.positive in want]
     if not chosen:
@@ -277,6 +299,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         help="reviewed list of frames to leave out ('<file name><TAB><reason>' per line; smoke only)",
     )
+    tr.add_argument("--boxes", action="append", default=[], help=BOXES_HELP)
     tr.set_defaults(func=_train)
 
     tr_ref = sub.add_parser(
@@ -304,6 +327,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tr_ref.add_argument("--version", required=True, help="version of the model with the reference head")
     tr_ref.add_argument("--work", default="var/models", help="checkpoints and the validation camera layout")
     tr_ref.add_argument("--exclude", action="append", default=[], help="reviewed list of frames to leave out")
+    tr_ref.add_argument("--boxes", action="append", default=[], help=BOXES_HELP)
     tr_ref.set_defaults(func=_train_reference)
 
     rs = sub.add_parser(
@@ -318,6 +342,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )  # fmt: skip
     rs.add_argument("--frames", choices=("negatives", "positives", "all"), default="negatives")
     rs.add_argument("--exclude", action="append", default=[], help="reviewed list of frames already left out")
+    rs.add_argument("--boxes", action="append", default=[], help=BOXES_HELP + "; shown as positives with their box")
     rs.add_argument("--out", required=True, help="path prefix of the sheets (-0.png, -1.png ...) and index (.tsv)")
     rs.set_defaults(func=_review_sheet)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -166,9 +166,72 @@ def read_exclusions(path: Path) -> dict[str, str]:
     return out
 
 
-def drop_excluded(samples: Sequence[Sample], exclusions: dict[str, str]) -> list[Sample]:
-    """The samples whose file name is not on the reviewed list."""
-    return [s for s in samples if s.path.name not in exclusions]
+@dataclass(frozen=True)
+class ReviewedBox:
+    """A reviewer's box around the smoke of an unlabelled frame, in the frame's pixels, and what was seen."""
+
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    note: str
+
+
+def read_boxes(path: Path) -> dict[str, ReviewedBox]:
+    """`file name<TAB>x1 y1 x2 y2<TAB>what was seen` per line (`#` comments), pixels of the frame.
+
+    Why: a frame whose plume a reviewer saw is only left out (`excluded.txt`) until someone boxes it;
+    boxed, it is a positive like the dataset's own. The frames cannot be committed, so the boxes are.
+    """
+    out: dict[str, ReviewedBox] = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t")
+        where = f"{path}:{n}"
+        if len(parts) != 3 or not parts[2].strip():
+            raise ValueError(f"{where}: expected '<file name><TAB><x1> <y1> <x2> <y2><TAB><what was seen>'")
+        name, box = parts[0].strip(), parts[1].split()
+        try:
+            x1, y1, x2, y2 = (int(v) for v in box)
+        except ValueError:
+            raise ValueError(f"{where}: box {parts[1]!r} is not four whole pixel numbers") from None
+        if not (0 <= x1 < x2 and 0 <= y1 < y2):
+            raise ValueError(f"{where}: box {parts[1]!r} needs 0 <= x1 < x2 and 0 <= y1 < y2")
+        if name in out:
+            raise ValueError(f"{where}: {name} is boxed twice")
+        out[name] = ReviewedBox(x1, y1, x2, y2, parts[2].strip())
+    return out
+
+
+@dataclass(frozen=True)
+class Review:
+    """What reviewers found among the unlabelled frames: frames to leave out and frames they boxed.
+
+    A boxed frame wins over its exclusion (the exclusion records the finding, the box what to learn).
+    Applied after the split, so a review never moves the camera-view groups.
+    """
+
+    excluded: Mapping[str, str] = field(default_factory=dict)
+    boxed: Mapping[str, ReviewedBox] = field(default_factory=dict)
+
+    def apply(self, samples: Sequence[Sample]) -> list[Sample]:
+        """Boxed frames become positives with their box (relative); excluded ones not boxed are dropped."""
+        out = []
+        for s in samples:
+            found = self.boxed.get(s.path.name)
+            if found is None:
+                if s.path.name not in self.excluded:
+                    out.append(s)
+                continue
+            if s.positive:
+                raise ValueError(f"{s.path}: boxed by a reviewer but already a labelled positive")
+            h, w = read_bgr(s.path, cv2.IMREAD_GRAYSCALE).shape[:2]
+            if found.x2 > w or found.y2 > h:
+                raise ValueError(f"{s.path}: reviewed box {found} reaches outside the {w}x{h} frame")
+            box = (found.x1 / w, found.y1 / h, found.x2 / w, found.y2 / h)
+            out.append(Sample(s.path, True, box, s.group))
+        return out
 
 
 def read_source_md(folder: Path) -> dict[str, str]:

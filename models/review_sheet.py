@@ -5,7 +5,8 @@ fire their camera's boxed frames show, and only some of those frames were boxed 
 1.8.0). Reading a view group frame by frame, with the camera's own time stamp and the part of the
 picture where its plumes rise, is how the second review found 75 validation frames that held smoke.
 The sheets and their index (`<n><TAB><pos|neg><TAB><file name>`) are what a reviewer reads and then
-copies names from into `excluded.txt`.
+copies names from into `excluded.txt`; a frame's box (the dataset's or a reviewer's, `boxes.txt`) is drawn
+in red on its tile, so a reviewed box is checked the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ def _tile(sample: Sample, n: int, part: Crop, width: int) -> np.ndarray:
     h, w = frame.shape[:2]
     stamp = cv2.resize(frame[: STAMP[0], : STAMP[1]], (width, max(1, width * STAMP[0] // STAMP[1])))
     height = max(1, round(width * (part.y2 - part.y1) * h / ((part.x2 - part.x1) * w)))
-    tile = np.concatenate([stamp, part.cut(frame, (width, height))])
+    zoomed = part.cut(frame, (width, height))
+    if sample.box is not None:  # the labelled or reviewed box, in red, so a reviewer can check it
+        sx, sy = width / (part.x2 - part.x1), height / (part.y2 - part.y1)
+        x1, y1, x2, y2 = sample.box
+        corners = (round((x1 - part.x1) * sx), round((y1 - part.y1) * sy)), (
+            round((x2 - part.x1) * sx), round((y2 - part.y1) * sy)
+        )  # fmt: skip
+        cv2.rectangle(zoomed, *corners, (0, 0, 255), 1)
+    tile = np.concatenate([stamp, zoomed])
     label = f"{n} {'P' if sample.positive else 'N'}"
     cv2.putText(tile, label, (4, tile.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1)
     return tile

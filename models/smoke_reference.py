@@ -378,7 +378,8 @@ def train_head(
     fitted: Projection | None = None,
     projection_lr: float = 1e-3,
 ) -> MultiScaleHead:
-    """Pairs (frame, its view's reference) from the training frames; every positive, twice as many negatives.
+    """Pairs (frame, its view's reference) from the training frames; every positive, twice as many negatives
+    (all of them when there are fewer).
     Each scale's head learns on its own grid's targets; `combine` is how the graph will join them. From the
     second pass on, `hard_share` of the negatives are the ones the head scores highest (haze, clouds and
     glare it still mistakes for smoke), the rest drawn at random. The scales in `learn` (scale name ->
@@ -411,7 +412,7 @@ def train_head(
     neg_idx = train_idx[~positive[train_idx]]
     head.train()
     for epoch in range(epochs):
-        n_neg = 2 * len(pos_idx)
+        n_neg = min(2 * len(pos_idx), len(neg_idx))  # every negative once a pass when there are too few
         n_hard = int(hard_share * n_neg) if epoch > 0 else 0
         hard = _hardest(head, samples, data, neg_idx, pool, rng, n_hard) if n_hard else np.zeros(0, int)
         rest = rng.choice(np.setdiff1d(neg_idx, hard), n_neg - len(hard), replace=False)

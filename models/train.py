@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hazardwatch.manifest import sha256_file
-from hazardwatch.models.data import Sample, read_bgr, read_source_md
+from hazardwatch.models.data import Review, Sample, read_bgr, read_source_md
 from hazardwatch.models.evaluate import evaluate_paths, pick_threshold
 
 log = logging.getLogger(__name__)
@@ -178,22 +178,24 @@ def train_smoke(
     work_dir: Path,
     cache_dir: Path,
     command: str,
-    exclusions: dict[str, str] | None = None,
+    review: Review | None = None,
     version: str = "1.0.0",
 ) -> dict[str, Any]:
     import torch
 
     from hazardwatch.models import smoke
-    from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples, split_samples
+    from hazardwatch.models.data import assign_view_groups, smoke_samples, split_samples
 
+    review = review or Review()
     samples = assign_view_groups(smoke_samples(data_dirs))
-    # Excluded after the split, so a reviewed list never moves the camera-view groups.
-    train, val = (drop_excluded(part, exclusions or {}) for part in split_samples(samples))
+    # Reviewed after the split, so a reviewed list never moves the camera-view groups.
+    train, val = (review.apply(part) for part in split_samples(samples))
     n_excluded = len(samples) - len(train) - len(val)
+    n_boxed = sum(s.path.name in review.boxed for s in [*train, *val])
     log.info(
-        "smoke split: train %d (%d pos), val %d (%d pos) from %d view groups; %d reviewed frames excluded",
+        "smoke split: train %d (%d pos), val %d (%d pos) from %d view groups; %d reviewed frames excluded, %d boxed",
         len(train), sum(s.positive for s in train), len(val), sum(s.positive for s in val),
-        len({s.group for s in samples}), n_excluded,
+        len({s.group for s in samples}), n_excluded, n_boxed,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_validation_list(out_dir, val, data_dirs)
@@ -216,7 +218,8 @@ def train_smoke(
     example = torch.zeros(1, 3, smoke.HEIGHT, smoke.WIDTH)
     return ship(
         net, example, out_dir, base, val, _calibration(train), {"min_precision": 0.9, "max_fpr": 0.005},
-        extra_metrics={"excluded_reviewed_frames": n_excluded}, fp32_dir=work_dir / "fp32",
+        extra_metrics={"excluded_reviewed_frames": n_excluded, "boxed_reviewed_frames": n_boxed},
+        fp32_dir=work_dir / "fp32",
     )
 
 

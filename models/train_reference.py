@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from hazardwatch.models.data import Sample
+from hazardwatch.models.data import Review, Sample
 
 if TYPE_CHECKING:
     from hazardwatch.models.smoke_reference import Embedded, Projection
@@ -259,7 +259,7 @@ def train_smoke_reference(
     model_dir: Path,
     work_dir: Path,
     command: str,
-    exclusions: dict[str, str],
+    review: Review,
     version: str,
     epochs: int = 6,
     combine: str = "geo",
@@ -273,7 +273,7 @@ def train_smoke_reference(
     from hazardwatch.edge.camera_config import ZoomConfig
     from hazardwatch.edge.detect.onnx_detector import OnnxDetector
     from hazardwatch.models import smoke_reference as sr
-    from hazardwatch.models.data import assign_view_groups, drop_excluded, smoke_samples, split_samples
+    from hazardwatch.models.data import assign_view_groups, smoke_samples, split_samples
     from hazardwatch.models.evaluate_cameras import evaluate_cameras
     from hazardwatch.models.smoke_reference_graph import build_graph, check_graph
     from hazardwatch.models.train import training_record
@@ -285,11 +285,14 @@ def train_smoke_reference(
     base = json.loads(base_path.read_text(encoding="utf-8"))
     cold = cold_graph(onnx.load(model_dir / base["file"]))
     samples = assign_view_groups(smoke_samples(data_dirs))
-    train, val = (drop_excluded(part, exclusions) for part in split_samples(samples))
+    train, val = (review.apply(part) for part in split_samples(samples))
     everything = [*train, *val]
     train_idx = np.arange(len(train))
     val_idx = np.arange(len(train), len(everything))
-    log.info("reference head: %d training frames, %d validation frames", len(train), len(val))
+    log.info(
+        "reference head: %d training frames (%d positives, %d of them boxed by a reviewer), %d validation frames",
+        len(train), sum(s.positive for s in train), sum(s.path.name in review.boxed for s in train), len(val),
+    )
 
     learn = {} if fine_projection == "pca" else {sr.FINE.name: fine_projection}
     proj, data = _embedded(cold, train, everything, work_dir, pca_cells, keep_raw=list(learn))
@@ -304,6 +307,7 @@ def train_smoke_reference(
     val_pool[val_idx] = True
     scores, labels, areas = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
     figures: dict[str, float | int | str] = {"reference_auc": round(sr.auc(labels, scores), 4)}
+    figures["reference_boxed_reviewed_frames"] = sum(s.path.name in review.boxed for s in everything)
     for fpr, key in ((0.005, "1_per_200"), (0.01, "1pct"), (0.02, "2pct")):
         recall, _ = sr.recall_at_fpr(labels, scores, fpr)
         figures[f"reference_recall_at_{key}_fp"] = round(recall, 4)

@@ -60,6 +60,10 @@ def test_training_learns_the_fine_embedding_and_the_graph_matches_torch(shared_d
     with pytest.raises(ValueError, match="s32 needs their raw features"):
         sr.train_head(samples, data, every, epochs=1, learn={sr.COARSE.name: kind}, fitted=proj)
 
+    # reviewed boxes turn negatives into positives: with fewer than two negatives per positive
+    # (6 positives, 8 negatives) a pass takes every negative instead of failing to draw 12
+    few = np.arange(14)
+    assert sr.train_head(samples, data, few, epochs=1, learn={sr.FINE.name: kind}, fitted=proj) is not None
     head = sr.train_head(samples, data, every, epochs=2, learn={sr.FINE.name: kind}, fitted=proj)
     torch.manual_seed(0)  # train_head draws its modules right after seeding (seed 0): the same start
     start = {k: v.detach() for k, v in sr.trainable_projection(kind, sr.FINE, proj[sr.FINE.name]).named_parameters()}

@@ -78,6 +78,22 @@ def test_train_refuses_a_bad_exclusion_list_before_any_work(tmp_path):
     assert run.returncode == 2 and f"{bad}:1: expected" in run.stderr, run.stderr
     run = subprocess.run([*base, "waterlogging", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.returncode == 2 and "smoke only" in run.stderr, run.stderr
+    boxes = tmp_path / "boxes.txt"
+    boxes.write_text("frame.jpeg\t10 20 5 40\tplume\n", encoding="utf-8")
+    run = subprocess.run(
+        [*base, "smoke", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--boxes", str(boxes)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2 and f"--boxes: {boxes}:1: box '10 20 5 40' needs" in run.stderr, run.stderr
+    shipped = tmp_path / "ref"  # a model folder train-reference would add its head to
+    shipped.mkdir()
+    (shipped / "ref-int8.json").write_text("{}", encoding="utf-8")
+    reference = [*base[:-1], "train-reference", "smoke", "--data", str(tmp_path / "data"), "--out", str(shipped)]
+    run = subprocess.run(
+        [*reference, "--version", "9.9.9", "--boxes", str(boxes)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )  # fmt: skip
+    assert run.returncode == 2 and f"--boxes: {boxes}:1: box" in run.stderr, run.stderr
+    assert sorted(p.name for p in shipped.iterdir()) == ["ref-int8.json"]
     assert not (tmp_path / "m").exists()
 
 

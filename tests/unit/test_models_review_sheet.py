@@ -102,3 +102,26 @@ def test_the_command_finds_the_view_group_and_leaves_reviewed_frames_out(tmp_pat
     assert bad.returncode == 2 and "view groups: view001" in bad.stderr
     wrong = _cli("--data", str(root), "--view", "view001", "--region", "0.9", "0.1", "0.2", "0.5", "--out", "x")
     assert wrong.returncode == 2 and "--region" in wrong.stderr
+
+
+def test_a_reviewed_box_makes_its_frame_a_positive_drawn_with_its_box(tmp_path):
+    pytest.importorskip("scipy", reason="view grouping needs scipy (the [train] extra)")
+    root = _data(tmp_path)
+    excluded, boxes = tmp_path / "excluded.txt", tmp_path / "boxes.txt"
+    excluded.write_text("n03.jpeg\ta plume at the right\n")
+    boxes.write_text("n03.jpeg\t460 230 500 270\tthe plume at the right\n")
+    args = ["--data", str(root), "--view", "view001", "--frames", "positives", "--exclude", str(excluded)]
+    out = _cli(*args, "--boxes", str(boxes), "--region", "0.625", "0.4", "0.875", "0.65", "--out", str(tmp_path / "p"))
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    rows = [line.split("\t") for line in Path(res["index"]).read_text().splitlines()]
+    assert [(r[1], r[2]) for r in rows] == [("pos", "n03.jpeg"), ("pos", "p0.jpeg"), ("pos", "p1.jpeg")]
+    sheet = cv2.imread(res["sheets"][0])
+    stamp_h = 300 * STAMP[0] // STAMP[1]
+    # the region (400-560, 192-312 px) is magnified 300/160: the box's left edge at x 460 -> 112 in the tile
+    edge = sheet[stamp_h + round((250 - 192) * 300 / 160), round((460 - 400) * 300 / 160)]
+    assert edge[2] > 200 and edge[0] < 60 and edge[1] < 60, edge
+    bad = boxes.with_name("bad.txt")
+    bad.write_text("n03.jpeg\t460 230 700 270\tpast the right edge\n")
+    out = _cli(*args, "--boxes", str(bad), "--out", str(tmp_path / "q"))
+    assert out.returncode == 2 and "n03.jpeg: reviewed box" in out.stderr and "640x480" in out.stderr

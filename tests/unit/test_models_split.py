@@ -64,23 +64,81 @@ def test_smoke_split_has_no_near_duplicates_across_sides(shared_data):
     # another day (other clouds, slightly moved) stays below 0.95 and may sit on the other side.
     assert float((a @ b.T).max()) < 0.95
 
+    # The reviewed boxes are all of training view groups: boxing a validation frame would change the
+    # figures every model so far was measured on (docs/models.md).
+    from pathlib import Path
+
+    from hazardwatch.models.data import read_boxes
+
+    boxed = read_boxes(Path(__file__).resolve().parents[2] / "models" / "smoke-hpwren" / "boxes.txt")
+    assert boxed and set(boxed) <= {s.path.name for s in train}
+
 
 @pytest.mark.quick
 def test_reviewed_exclusions_parse_and_drop_only_the_listed_frames(tmp_path):
     from pathlib import Path
 
-    from hazardwatch.models.data import Sample, drop_excluded, read_exclusions
+    from hazardwatch.models.data import Review, Sample, read_exclusions
 
     listing = tmp_path / "excluded.txt"
     listing.write_text("# reviewed\n\nb.jpeg\tplume at the horizon\n", encoding="utf-8")
     exclusions = read_exclusions(listing)
     assert exclusions == {"b.jpeg": "plume at the horizon"}
     samples = [Sample(Path(f"/d/{n}.jpeg"), False, group="g") for n in "abc"]
-    assert [s.path.name for s in drop_excluded(samples, exclusions)] == ["a.jpeg", "c.jpeg"]
+    assert [s.path.name for s in Review(exclusions).apply(samples)] == ["a.jpeg", "c.jpeg"]
 
     listing.write_text("b.jpeg\n", encoding="utf-8")  # no reason: refused with file and line
     with pytest.raises(ValueError, match=r"excluded\.txt:1: expected"):
         read_exclusions(listing)
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("a.jpeg\t10 20 30\tplume", "four whole pixel numbers"),
+        ("a.jpeg\t10 20 30 x\tplume", "four whole pixel numbers"),
+        ("a.jpeg\t30 20 10 40\tplume", "x1 < x2"),
+        ("a.jpeg\t10 20 30 40", "expected '<file name><TAB>"),
+        ("a.jpeg\t10 20 30 40\t ", "expected '<file name><TAB>"),
+        ("a.jpeg\t10 20 30 40\tplume\na.jpeg\t1 2 3 4\tagain", "boxed twice"),
+    ],
+)
+def test_a_bad_reviewed_box_is_refused_naming_file_and_line(tmp_path, line, reason):
+    from hazardwatch.models.data import read_boxes
+
+    listing = tmp_path / "boxes.txt"
+    listing.write_text(f"# boxes\n{line}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"boxes\.txt:[23]: ") as exc:
+        read_boxes(listing)
+    assert reason in str(exc.value)
+
+
+@pytest.mark.quick
+def test_a_boxed_frame_becomes_a_positive_with_its_box_and_wins_over_its_exclusion(tmp_path):
+    import cv2
+
+    from hazardwatch.models.data import Review, ReviewedBox, Sample, read_boxes, read_exclusions
+
+    for name in ("a", "b", "c", "d"):
+        cv2.imwrite(str(tmp_path / f"{name}.jpeg"), np.zeros((240, 320, 3), np.uint8))
+    (tmp_path / "excluded.txt").write_text("b.jpeg\tplume\nc.jpeg\tplume, too faint to box\n", encoding="utf-8")
+    (tmp_path / "boxes.txt").write_text("b.jpeg\t32 24 96 72\tthe plume of 12:05\n", encoding="utf-8")
+    review = Review(read_exclusions(tmp_path / "excluded.txt"), read_boxes(tmp_path / "boxes.txt"))
+    samples = [Sample(tmp_path / f"{n}.jpeg", False, group="g7") for n in "abc"]
+    samples.append(Sample(tmp_path / "d.jpeg", True, (0.5, 0.5, 0.6, 0.6), "g7"))
+    out = {s.path.name: s for s in review.apply(samples)}
+    assert sorted(out) == ["a.jpeg", "b.jpeg", "d.jpeg"]  # c: excluded, not boxed
+    assert out["b.jpeg"].positive and out["b.jpeg"].group == "g7"
+    assert out["b.jpeg"].box == pytest.approx((0.1, 0.1, 0.3, 0.3))  # relative to the 320x240 frame
+    assert not out["a.jpeg"].positive and out["d.jpeg"].box == (0.5, 0.5, 0.6, 0.6)
+
+    outside = Review({}, {"a.jpeg": ReviewedBox(300, 10, 330, 20, "off the right edge")})
+    with pytest.raises(ValueError, match=r"a\.jpeg: reviewed box .* outside the 320x240 frame"):
+        outside.apply(samples[:1])
+    twice = Review({}, {"d.jpeg": review.boxed["b.jpeg"]})
+    with pytest.raises(ValueError, match="already a labelled positive"):
+        twice.apply(samples[3:])
 
 
 def test_shipped_smoke_exclusions_are_not_in_its_validation_split():
@@ -110,3 +168,24 @@ def test_every_shipped_smoke_exclusion_names_an_unlabelled_frame_of_the_data(sha
     assert len(excluded) >= 95
     assert sorted(set(excluded) - names) == []
     assert not set(excluded) & {p.name for p in (shared_data / "smoke-hpwren" / "smoke").iterdir()}
+
+
+def test_every_shipped_smoke_box_names_an_unlabelled_frame_and_lies_inside_it(shared_data):
+    """A box whose frame is missing would silently train on nothing; one on a boxed frame would label it
+    twice; one past the frame's edge would be cut where the reviewer did not mean it."""
+    from pathlib import Path
+
+    import cv2
+
+    from hazardwatch.models.data import read_boxes
+
+    boxed = read_boxes(Path(__file__).resolve().parents[2] / "models" / "smoke-hpwren" / "boxes.txt")
+    unlabelled = shared_data / "smoke-hpwren" / "unlabeled_hpwren"
+    if not unlabelled.is_dir():
+        pytest.skip(f"{unlabelled} missing")
+    assert len(boxed) >= 100
+    for name, box in boxed.items():
+        frame = cv2.imread(str(unlabelled / name), cv2.IMREAD_GRAYSCALE)
+        assert frame is not None, f"{name}: not an unlabelled frame of {unlabelled}"
+        h, w = frame.shape
+        assert box.x2 <= w and box.y2 <= h and (box.x2 - box.x1) * (box.y2 - box.y1) >= 16, (name, box)
