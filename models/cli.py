@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from hazardwatch.models.compare_cli import add_parser as add_compare  # argparse only
 from hazardwatch.models.dataset_cli import add_parser as add_export_dataset  # argparse only
 
 if TYPE_CHECKING:
-    from hazardwatch.models.data import Review, ReviewedBox
+    from hazardwatch.models.data import Review
+
+T = TypeVar("T")
 
 HAZARDS = ("smoke", "waterlogging", "fallen_tree")
 BOXES_HELP = (
@@ -22,24 +25,25 @@ BOXES_HELP = (
 )
 
 
+def _read_lists(flag: str, paths: list[str], read: Callable[[Path], Mapping[str, T]]) -> dict[str, T] | None:
+    """The reviewed lists given with `flag`, merged; None (after saying why) when one is unreadable."""
+    merged: dict[str, T] = {}
+    for path in paths:
+        try:
+            merged.update(read(Path(path)))
+        except (OSError, ValueError) as exc:
+            print(f"{flag}: {exc}", file=sys.stderr)
+            return None
+    return merged
+
+
 def _review(exclude: list[str], boxes: list[str]) -> Review | None:
-    """The reviewed lists (frames to leave out, frames boxed), merged; None (after saying why) when one is
-    unreadable."""
+    """What reviewers found: frames to leave out (--exclude) and frames they boxed (--boxes)."""
     from hazardwatch.models.data import Review, read_boxes, read_exclusions
 
-    excluded: dict[str, str] = {}
-    boxed: dict[str, ReviewedBox] = {}
-    try:
-        for path in exclude:
-            excluded.update(read_exclusions(Path(path)))
-    except (OSError, ValueError) as exc:
-        print(f"--exclude: {exc}", file=sys.stderr)
-        return None
-    try:
-        for path in boxes:
-            boxed.update(read_boxes(Path(path)))
-    except (OSError, ValueError) as exc:
-        print(f"--boxes: {exc}", file=sys.stderr)
+    excluded = _read_lists("--exclude", exclude, read_exclusions)
+    boxed = _read_lists("--boxes", boxes, read_boxes)
+    if excluded is None or boxed is None:
         return None
     return Review(excluded, boxed)
 
