@@ -218,8 +218,9 @@ def train_head(
         for m in head.modules():  # small batches: keep ImageNet BN statistics
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
-        # Every positive once per epoch, as many negatives drawn fresh.
-        order = np.concatenate([pos_idx, rng.choice(neg_idx, len(pos_idx), replace=False)])
+        # Every positive once per epoch, as many negatives drawn fresh (all of them when there are fewer).
+        negatives = rng.choice(neg_idx, min(len(pos_idx), len(neg_idx)), replace=False)
+        order = np.concatenate([pos_idx, negatives])
         rng.shuffle(order)
         total = 0.0
         bar = tqdm(range(0, len(order), batch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch")
@@ -234,7 +235,7 @@ def train_head(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             bar.set_postfix(loss=f"{total / (start + len(idx)):.4f}")
     return head.eval()
 
