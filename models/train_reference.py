@@ -225,6 +225,16 @@ def shipped_zoom_threshold(
     return lowest_threshold(added, float(manifest["reference"]["zoom"]["threshold"]), allowed, step, precision)
 
 
+def stricter_when_shorter(thresholds: Sequence[float]) -> list[float]:
+    """Warm-up thresholds in order of growing reference length, each raised to the strictest of the longer
+    steps': a camera that has learnt fewer looks is never judged more leniently than one that has learnt
+    more. Each step is picked on its own (about 150 plumes), so the picks alone need not fall in order."""
+    out = list(thresholds)
+    for k in range(len(out) - 2, -1, -1):
+        out[k] = max(out[k], out[k + 1])
+    return out
+
+
 def lowest_threshold(
     extra_fp: Callable[[float], int], start: float, allowed: int, step: float = 0.04, precision: float = 0.01
 ) -> float:
@@ -316,10 +326,14 @@ def train_smoke_reference(
         figures[f"reference_recall_{band}_plumes"] = round(recall, 4)
     # A camera still learning its normal: the same head against shorter references, each at its own
     # threshold, so the first minutes of a camera are not spent on the cold path alone.
+    warming_pairs = [
+        sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive, looks=looks)[:2]
+        for looks in WARMUP_LOOKS
+    ]
+    picks = [max(threshold, _operating_threshold(labels_, scores_, WARMUP_FPR)) for scores_, labels_ in warming_pairs]
     warmup = []
-    for looks in WARMUP_LOOKS:
-        w_scores, w_labels, _ = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive, looks=looks)
-        w_threshold = max(threshold, _operating_threshold(w_labels, w_scores, WARMUP_FPR))
+    steps = zip(WARMUP_LOOKS, stricter_when_shorter(picks), warming_pairs, strict=True)
+    for looks, w_threshold, (w_scores, w_labels) in steps:
         warmup.append({"looks": looks, "threshold": round(w_threshold, 4)})
         figures[f"reference_warmup_{looks}_recall_at_1_per_400_fp"] = round(
             float((w_scores[w_labels] > w_threshold).mean()), 4
