@@ -114,12 +114,24 @@ def test_a_camera_is_compared_with_its_normal_while_it_still_learns(detector, sh
     assert found > cold_found and quiet_flagged == 0, (found, cold_found, quiet_flagged)
 
 
+def _wider(frame: np.ndarray, scale: float = 0.4) -> np.ndarray:
+    """The frame as a wider-angle camera would see it: shrunk to `scale` inside a blurred copy of itself,
+    its horizon kept in the zoom's band, so its plumes cover a sixth of the frame they did."""
+    h, w = frame.shape[:2]
+    out = cv2.GaussianBlur(frame, (0, 0), 25)
+    sw, sh = int(w * scale), int(h * scale)
+    y0, x0 = int(h * 0.55 - sh / 2), (w - sw) // 2
+    out[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+    return out
+
+
 def test_a_camera_that_looks_closer_at_its_horizon_finds_smaller_plumes(detector, shared_data) -> None:
     """Zoom on (camera config hazards.smoke.zoom): the horizon band's three crops learn references of their
     own from the same quiet looks, and a look is flagged when the view or a crop is (manifest
-    reference.zoom). On validation cameras with small plumes at the horizon, the crops find a plume the
-    whole view misses (view 011: the shipped head trained on these views, so it misses few), its region
-    mapped back into the band, and quiet frames stay quiet."""
+    reference.zoom). On validation cameras seen wider (`_wider`: since 1.10.0 the whole view finds nearly
+    every plume of these cameras at their own size, the shipped head having trained on them), the crops
+    find plumes the whole view misses (views 011 and 016: 1 and 2 with 1.10.0), their regions mapped back
+    into the band, and quiet frames stay quiet."""
     from hazardwatch.edge.camera_config import ZoomConfig
 
     spec = detector.reference
@@ -137,12 +149,12 @@ def test_a_camera_that_looks_closer_at_its_horizon_finds_smaller_plumes(detector
         pred = Predictor([zoomed], {SMOKE: detector}, confirm, bank)
         view_only = Predictor([plain], {SMOKE: detector}, confirm, bank)  # the same references, no crops
         for k, path in enumerate(cam["reference"]):
-            _look(pred, cv2.imread(str(path)), 1000.0 + 120.0 * k)
+            _look(pred, _wider(cv2.imread(str(path))), 1000.0 + 120.0 * k)
         pred.expire(1000.0 + 120.0 * (len(cam["reference"]) + 2))  # the last quiet looks settle
         states = bank.states("c1", 1e9)
         assert [s.part for s in states] == ["", "zoom0", "zoom1", "zoom2"] and all(s.ready for s in states)
         for path in cam["positives"]:
-            req = [LookRequest("c1", cv2.imread(str(path)), 0.0, frozenset({SMOKE}))]
+            req = [LookRequest("c1", _wider(cv2.imread(str(path))), 0.0, frozenset({SMOKE}))]
             zoomed_regions = pred.judge(req)[0][SMOKE].detections
             by_view = bool(view_only.judge(req)[0][SMOKE].detections)
             found["zoom"] += bool(zoomed_regions)
@@ -150,7 +162,7 @@ def test_a_camera_that_looks_closer_at_its_horizon_finds_smaller_plumes(detector
             if zoomed_regions and not by_view:
                 only_zoom += zoomed_regions
         for path in cam["negatives"][:10]:
-            req = [LookRequest("c1", cv2.imread(str(path)), 0.0, frozenset({SMOKE}))]
+            req = [LookRequest("c1", _wider(cv2.imread(str(path))), 0.0, frozenset({SMOKE}))]
             quiet_flagged += bool(pred.judge(req)[0][SMOKE].detections)
     assert found["zoom"] > found["view"] and quiet_flagged == 0, (found, quiet_flagged)
     band = ZoomConfig().band
@@ -200,8 +212,10 @@ def test_the_zoom_threshold_is_picked_on_pairs_the_way_the_edge_judges_crops(det
     on_pairs = float(detector.manifest.metrics.get("reference_zoom_threshold_split", spec.zoom.threshold))
     assert on_pairs <= spec.zoom.threshold
     by_zoom = pairs.scores[plumes] >= on_pairs
-    # 1.7.0: 2; 1.9.0: 1 (view 017, crops 0.379 where the view scores 0.017; under the shipped 0.385)
-    assert (by_zoom & ~by_view).sum() >= 1, (by_zoom.sum(), by_view.sum())
+    # Plumes the crops found and the view missed: 1.7.0 2; 1.9.0 1 (view 017, crops 0.379 where the view scores
+    # 0.017). Since 1.10.0 the view finds 44 of these 46 plumes and the crops add none (they find 43): the
+    # crops must still see the plumes the view sees (test_a_camera_that_looks_closer... shows what they add).
+    assert by_zoom.sum() >= by_view.sum() - 3 and by_view.sum() >= 40, (by_zoom.sum(), by_view.sum())
     assert (pairs.scores[~plumes] >= spec.zoom.threshold).sum() <= 1
     picked = pick_zoom_threshold(pairs, spec.threshold, 0.005)
     assert spec.threshold <= picked < 1.0

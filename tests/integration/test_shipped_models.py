@@ -195,9 +195,13 @@ def test_smoke_reference_zoom_on_the_validation_cameras(shared_data, tmp_path):
     )
     assert res["recall"] >= m.metrics["reference_zoom_cameras_recall"] - TOLERANCE
     # The shipped head trained on these views too: it finds most of what the zoom adds on views it never saw
-    # (1.8.0's split head: 113 -> 122), and the crops still find more (1.8.0: 128 against 125, 4 false positives;
-    # 1.9.0: its crop threshold raised to 0.385 until the crops add 2 false positives here, as the split head's did).
-    assert res["tp"] >= res["without_zoom"]["tp"] + 1, (res["tp"], res["without_zoom"])
+    # (1.8.0's split head: 113 -> 122; 1.9.0's shipped head 128 against 125). Since 1.10.0 the whole view finds
+    # 132 of 134 here and the crops add none (test_reference_model.py shows them finding plumes the view
+    # misses); what is checked is the crop threshold's calibration (train_reference.shipped_zoom_threshold):
+    # the crops add no more false positives than the split head's zoom added on these cameras.
+    allowed = int(m.metrics["reference_zoom_cameras_fp"]) - int(m.metrics["reference_cameras_fp"])
+    assert res["fp"] - res["without_zoom"]["fp"] <= allowed, (res["fp"], res["without_zoom"], allowed)
+    assert res["tp"] >= res["without_zoom"]["tp"], (res["tp"], res["without_zoom"])
     assert res["precision"] >= 0.95
     assert res["events"]["false_alerts_per_1000_quiet_looks"] <= 5
 
