@@ -191,7 +191,8 @@ def shipped_zoom_threshold(
     """The shipped head's crop threshold, through the edge's own predictor on the validation cameras.
 
     Why: the split head's crop threshold does not carry over to the head trained on every view (1.9.0: 11
-    false positives on the validation cameras with the zoom at the split's 0.32, 2 without it). It is the
+    false positives on the validation cameras with the zoom at the split's 0.32, 2 without it; 1.10.0's
+    0.4628 held at once). It is the
     lowest threshold, from the manifest's, at which the zoom adds no more false positives to the view's own
     than the split head's zoom added on the same cameras (`reference_zoom_cameras_fp` less
     `reference_cameras_fp`). The threshold also decides which crop looks are quiet enough to learn, so each
