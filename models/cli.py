@@ -55,6 +55,7 @@ def _train(args: argparse.Namespace) -> int:
         print("training needs torch: pip install 'hazardwatch[train]'", file=sys.stderr)
         return 2
     from hazardwatch.models import train
+    from hazardwatch.models.data import ReviewError
 
     command = train.command_line()
     data = [Path(d) for d in args.data]
@@ -73,9 +74,13 @@ def _train(args: argparse.Namespace) -> int:
         review = _review(args.exclude, args.boxes)
         if review is None:
             return 2
-        summary = train.train_smoke(
-            data, out, args.epochs, work, Path(args.cache), command, review, version=args.version
-        )
+        try:
+            summary = train.train_smoke(
+                data, out, args.epochs, work, Path(args.cache), command, review, version=args.version
+            )
+        except ReviewError as exc:  # raised before any training: nothing written
+            print(f"--boxes: {exc}", file=sys.stderr)
+            return 2
     elif args.hazard == "waterlogging":
         summary = train.train_waterlogging(data, out, work, command, version=args.version)
     else:
@@ -91,6 +96,7 @@ def _train_reference(args: argparse.Namespace) -> int:
         print("training needs torch: pip install 'hazardwatch[train]'", file=sys.stderr)
         return 2
     from hazardwatch.models import train
+    from hazardwatch.models.data import ReviewError
     from hazardwatch.models.train_reference import train_smoke_reference
 
     data = [Path(d) for d in args.data]
@@ -106,11 +112,15 @@ def _train_reference(args: argparse.Namespace) -> int:
     review = _review(args.exclude, args.boxes)
     if review is None:
         return 2
-    summary = train_smoke_reference(
-        data, out, Path(args.work) / out.name, train.command_line(), review, args.version, args.epochs,
-        combine=args.combine, hard_share=args.hard_negatives, pca_cells=args.pca_cells,
-        fine_projection=args.projection,
-    )  # fmt: skip
+    try:
+        summary = train_smoke_reference(
+            data, out, Path(args.work) / out.name, train.command_line(), review, args.version, args.epochs,
+            combine=args.combine, hard_share=args.hard_negatives, pca_cells=args.pca_cells,
+            fine_projection=args.projection,
+        )  # fmt: skip
+    except ReviewError as exc:  # raised before any training: nothing written
+        print(f"--boxes: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -121,7 +131,7 @@ def _review_sheet(args: argparse.Namespace) -> int:
     except ImportError:
         print("review-sheet groups frames by view with scipy: pip install 'hazardwatch[train]'", file=sys.stderr)
         return 2
-    from hazardwatch.models.data import assign_view_groups, smoke_samples
+    from hazardwatch.models.data import ReviewError, assign_view_groups, smoke_samples
     from hazardwatch.models.review_sheet import region, write_review_sheets
 
     data = [Path(d) for d in args.data]
@@ -139,7 +149,7 @@ def _review_sheet(args: argparse.Namespace) -> int:
         return 2
     try:
         samples = review.apply(assign_view_groups(smoke_samples(data)))
-    except (OSError, ValueError) as exc:
+    except ReviewError as exc:
         print(f"--boxes: {exc}", file=sys.stderr)
         return 2
     want = {"negatives": (False,), "positives": (True,), "all": (False, True)}[args.frames]

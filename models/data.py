@@ -204,6 +204,10 @@ def read_boxes(path: Path) -> dict[str, ReviewedBox]:
     return out
 
 
+class ReviewError(ValueError):
+    """A reviewed box that does not fit the data (its frame is a labelled positive, or it leaves the frame)."""
+
+
 @dataclass(frozen=True)
 class Review:
     """What reviewers found among the unlabelled frames: frames to leave out and frames they boxed.
@@ -225,10 +229,10 @@ class Review:
                     out.append(s)
                 continue
             if s.positive:
-                raise ValueError(f"{s.path}: boxed by a reviewer but already a labelled positive")
+                raise ReviewError(f"{s.path}: boxed by a reviewer but already a labelled positive")
             h, w = read_bgr(s.path, cv2.IMREAD_GRAYSCALE).shape[:2]
             if found.x2 > w or found.y2 > h:
-                raise ValueError(f"{s.path}: reviewed box {found} reaches outside the {w}x{h} frame")
+                raise ReviewError(f"{s.path}: reviewed box {found} reaches outside the {w}x{h} frame")
             box = (found.x1 / w, found.y1 / h, found.x2 / w, found.y2 / h)
             out.append(Sample(s.path, True, box, s.group))
         return out

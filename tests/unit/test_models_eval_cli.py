@@ -94,6 +94,34 @@ def test_train_refuses_a_bad_exclusion_list_before_any_work(tmp_path):
     )  # fmt: skip
     assert run.returncode == 2 and f"--boxes: {boxes}:1: box" in run.stderr, run.stderr
     assert sorted(p.name for p in shipped.iterdir()) == ["ref-int8.json"]
+
+
+def test_train_refuses_a_box_that_does_not_fit_its_frame_before_any_work(tmp_path):
+    """A box past its frame's edge is only found against the data: the command names the frame and writes
+    nothing, instead of a traceback after the split."""
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy", reason="view grouping needs scipy (the [train] extra)")
+    import cv2
+    import numpy as np
+
+    data = tmp_path / "smoke-hpwren"
+    for sub in ("smoke", "unlabeled_hpwren", "annotations_voc"):
+        (data / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(8):
+        frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        cv2.imwrite(str(data / ("smoke" if k < 2 else "unlabeled_hpwren") / f"f{k}.jpeg"), frame)
+    boxes = tmp_path / "boxes.txt"
+    boxes.write_text("f5.jpeg\t300 10 330 40\tplume at the right edge\n", encoding="utf-8")
+    out = tmp_path / "m"
+    run = subprocess.run(
+        [sys.executable, "-m", "hazardwatch.cli", "models", "train", "smoke", "--data", str(data), "--out", str(out),
+         "--boxes", str(boxes), "--work", str(tmp_path / "w"), "--cache", str(tmp_path / "c")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "--boxes: " in run.stderr and "f5.jpeg: reviewed box" in run.stderr and "320x240 frame" in run.stderr
+    assert "Traceback" not in run.stderr and not out.exists()
     assert not (tmp_path / "m").exists()
 
 
