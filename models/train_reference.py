@@ -300,9 +300,10 @@ def train_smoke_reference(
     everything = [*train, *val]
     train_idx = np.arange(len(train))
     val_idx = np.arange(len(train), len(everything))
+    n_boxed = sum(s.path.name in review.boxed for s in everything)
     log.info(
-        "reference head: %d training frames (%d positives, %d of them boxed by a reviewer), %d validation frames",
-        len(train), sum(s.positive for s in train), sum(s.path.name in review.boxed for s in train), len(val),
+        "reference head: %d training frames (%d positives), %d validation frames; %d frames boxed by a reviewer",
+        len(train), sum(s.positive for s in train), len(val), n_boxed,
     )
 
     learn = {} if fine_projection == "pca" else {sr.FINE.name: fine_projection}
@@ -318,15 +319,16 @@ def train_smoke_reference(
     val_pool[val_idx] = True
     scores, labels, areas = sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive)
     figures: dict[str, float | int | str] = {"reference_auc": round(sr.auc(labels, scores), 4)}
-    figures["reference_boxed_reviewed_frames"] = sum(s.path.name in review.boxed for s in everything)
+    figures["reference_boxed_reviewed_frames"] = n_boxed
     for fpr, key in ((0.005, "1_per_200"), (0.01, "1pct"), (0.02, "2pct")):
         recall, _ = sr.recall_at_fpr(labels, scores, fpr)
         figures[f"reference_recall_at_{key}_fp"] = round(recall, 4)
     threshold = _operating_threshold(labels, scores)
     for band, recall in sr.recall_by_size(labels, areas, scores, threshold).items():
         figures[f"reference_recall_{band}_plumes"] = round(recall, 4)
-    # A camera still learning its normal: the same head against shorter references, each at its own
-    # threshold, so the first minutes of a camera are not spent on the cold path alone.
+    # A camera still learning its normal: the same head against shorter references, each at a threshold of
+    # its own (never under a longer step's), so the first minutes of a camera are not spent on the cold
+    # path alone.
     warming_pairs = [
         sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive, looks=looks)[:2]
         for looks in WARMUP_LOOKS
