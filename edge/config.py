@@ -233,6 +233,15 @@ class ReferenceConfig(Strict):
         "after it (any look that is not quiet drops the waiting ones), so a plume too faint to flag at first "
         "does not become the camera's normal; waiting looks cost 2 bytes per embedding element each",
     )
+    warming_learn_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="While a reference warms up, a look is learnt only under learn_below x a bar this share of "
+        "the way from the ready reference's threshold up to the warm-up step's stricter one (0: the ready "
+        "threshold; 1: the step's, as before 1.11), so a fire that starts while a camera learns is not learnt "
+        "as its normal for scoring under the step's bar",
+    )
     save_interval_s: float = Field(default=300.0, gt=0, description="How often references are written to disk")
 
     _path = field_validator("path")(resolve_path)

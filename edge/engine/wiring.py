@@ -100,7 +100,14 @@ def build_references(cfg: EdgeConfig, camera_ids: set[str]) -> tuple[ReferenceBa
     """The learnt normals, loaded from disk; a damaged file costs its camera's learning, not the start."""
     rcfg = cfg.reference
     bank = ReferenceBank(
-        ReferencePolicy(rcfg.min_looks, rcfg.min_interval_s, rcfg.horizon_looks, rcfg.settle_looks, rcfg.warmup)
+        ReferencePolicy(
+            rcfg.min_looks,
+            rcfg.min_interval_s,
+            rcfg.horizon_looks,
+            rcfg.settle_looks,
+            rcfg.warmup,
+            rcfg.warming_learn_share,
+        )
     )
     store = ReferenceStore(rcfg.path or cfg.outbox.path.parent / "references")
     for problem in store.load(bank, camera_ids):

@@ -43,6 +43,7 @@ class ReferencePolicy:
     horizon_looks: int = 500
     settle_looks: int = 2
     warmup: bool = True
+    warming_learn_share: float = 0.5
 
     @property
     def settle_s(self) -> float:

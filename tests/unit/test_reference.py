@@ -342,6 +342,55 @@ def test_the_predictor_drops_waiting_looks_when_a_look_stirs() -> None:
     assert state.looks == 4  # 0, 10, then 50 and 60 s (settled by time passing); never 20 or 30 s
 
 
+class _ScriptedWarming(_Scripted):
+    """The scripted model with a warm-up step: a reference of 4-15 looks judges at 0.88, a ready one at 0.26."""
+
+    reference = ReferenceSpec(
+        scales=[{"dim": SHAPE[0], "grid": SHAPE[1:]}],
+        grid=SHAPE[1:],
+        threshold=0.26,
+        warmup=[{"looks": 4, "threshold": 0.88}],
+    )
+
+
+@pytest.mark.parametrize(("share", "learnt"), [(0.5, 5), (1.0, 8)])
+def test_a_warming_reference_learns_only_under_a_bar_below_its_steps_threshold(share: float, learnt: int) -> None:
+    """A look judged against a reference still warming up (step threshold 0.88, ready 0.26) that scores 0.6
+    raises nothing at 0.88, but at the default share (bar 0.9 x (0.26 + 0.5 x 0.62) = 0.51) it is not learnt
+    as normal: a fire's first minutes while a camera learns. Share 1 is the rule before it (bar 0.9 x 0.88),
+    which learnt all three; a look at 0.3 is learnt either way."""
+    from hazardwatch.edge.config import CameraConfig, ConfirmConfig
+    from hazardwatch.edge.predictor import LookRequest, Predictor
+
+    cam = CameraConfig.model_validate({"id": "c1", "source": "rtsp://127.0.0.1/x", "hazards": {"smoke": {}}})
+    policy = ReferencePolicy(min_looks=16, min_interval_s=10.0, settle_looks=0, warming_learn_share=share)
+    bank = ReferenceBank(policy)
+    detector = _ScriptedWarming([(0.1, False)] * 4 + [(0.6, False)] * 3 + [(0.3, False)])
+    predictor = Predictor([cam], {SMOKE: detector}, {("c1", SMOKE): ConfirmConfig()}, bank)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for k in range(8):
+        predictor.process([LookRequest("c1", frame, 10.0 * k, frozenset({SMOKE}))])
+    (state,) = bank.states("c1", now=100.0)
+    assert state.in_use and state.looks == learnt
+
+
+def test_the_edge_config_passes_the_warming_share_to_its_references(tmp_path: Path) -> None:
+    from hazardwatch.edge.config import EdgeConfig
+    from hazardwatch.edge.engine.wiring import build_references
+
+    raw = {
+        "edge_id": "e1",
+        "cameras": [{"id": "c1", "source": "rtsp://127.0.0.1/x", "hazards": {"smoke": {}}}],
+        "models": [{"manifest": str(tmp_path / "m.json")}],
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "reference": {"warming_learn_share": 0.25},
+    }
+    bank, _ = build_references(EdgeConfig.model_validate(raw), {"c1"})
+    assert bank.policy.warming_learn_share == 0.25
+    with pytest.raises(ValueError, match="warming_learn_share"):
+        EdgeConfig.model_validate({**raw, "reference": {"warming_learn_share": 1.5}})
+
+
 def test_a_manifest_gives_each_warm_up_step_its_threshold() -> None:
     spec = ReferenceSpec(
         scales=[{"dim": 8, "grid": (3, 4)}],
