@@ -239,8 +239,8 @@ class ReferenceConfig(Strict):
         le=1,
         description="While a reference warms up, a look is learnt only under learn_below x a bar this share of "
         "the way from the ready reference's threshold up to the warm-up step's stricter one (0: the ready "
-        "threshold; 1: the step's, as before 1.11), so a fire that starts while a camera learns is not learnt "
-        "as its normal for scoring under the step's bar",
+        "threshold; 1: the step's own, the rule before this option), so the first minutes of a fire that starts "
+        "while a camera learns are not learnt as its normal",
     )
     save_interval_s: float = Field(default=300.0, gt=0, description="How often references are written to disk")
 
