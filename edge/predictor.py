@@ -269,7 +269,7 @@ class Predictor:
                 self._alert_looks.move_to_end(event.alert_id)
                 while len(self._alert_looks) > MAX_ALERT_LOOKS:
                     self._alert_looks.popitem(last=False)
-        threshold = self._quiet_bar(j)
+        threshold = self._quiet_bar(j.detector, result, spec)
         busy = any(
             t.lifecycle.ongoing or t.burst_looks
             for (cam, h, _), t in self._tracks.items()
@@ -288,7 +288,7 @@ class Predictor:
             for p in parts:
                 self.references.unsettle(p.key, hazard)
 
-    def _quiet_bar(self, j: _Judged) -> float:
+    def _quiet_bar(self, detector: Detector, result: ImageResult, spec: ReferenceSpec) -> float:
         """The threshold a look's score must stay well under (`learn_below`) to be learnt as normal.
 
         Against a reference still warming up, a look is decided at that step's stricter threshold; learnt
@@ -296,13 +296,11 @@ class Predictor:
         (5 fires of the validation cameras starting after 6 quiet looks: 18 fire looks learnt, 2 fires
         alerted; docs/models.md). So the bar sits `warming_learn_share` of the way from the ready
         reference's threshold up to the step's."""
-        result = j.result
         if result.threshold is None:  # the cold path
-            return j.detector.threshold
-        ready = j.spec.threshold if j.spec is not None else result.threshold
-        if result.threshold <= ready:
+            return detector.threshold
+        if result.threshold <= spec.threshold:  # a ready reference
             return result.threshold
-        return ready + self.references.policy.warming_learn_share * (result.threshold - ready)
+        return spec.threshold + self.references.policy.warming_learn_share * (result.threshold - spec.threshold)
 
     def absorb_false_alarm(self, alert_id: str, at: float, box: Detection | None = None) -> bool:
         """An operator marked this alert a false alarm: teach its camera that what it saw there is normal.
