@@ -11,7 +11,14 @@ and again without one (the cold-start path, `cold`). Finally the predictor watch
 then `positives/` as patrol looks (`events`): alerts raised on quiet looks are false alerts, and the
 looks it takes to alert on the hazard are what a duty officer waits. Each positive is also looked at
 for one vote window on its own (`events.positives_alerted`): a hazard that stays in view that long is
-alerted on or missed at the event level, whatever the other frames of its camera show. With `zoom`,
+alerted on or missed at the event level, whatever the other frames of its camera show.
+
+When every frame of a camera's `negatives/` and `positives/` is named with the time it was taken
+(`YYYYMMDD-HHMMSS...`, also `T`, `.` or `_` between; UTC), the event replay is that camera's own timeline
+instead: its frames in time order, each looked at every patrol interval until the next frame (at most
+`MAX_LOOKS_PER_FRAME` looks), so a fire's first faint minutes come before its big plume as they did, and
+the figure a duty officer cares about is measured: minutes from a fire's first frame to its alert
+(`events.fires`; a fire is a run of positives less than `FIRE_GAP_S` apart). With `zoom`,
 every camera looks at its horizon band closer as an edge camera configured so would (its crops learn
 references of their own, edge/detect/zoom.py).
 """
@@ -22,6 +29,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +45,11 @@ from hazardwatch.models.data import list_images, read_bgr
 from hazardwatch.models.evaluate import confusion
 
 PATROL_INTERVAL_S = 30.0  # the spacing of replayed patrol looks (the edge's default smoke interval)
+FIRE_GAP_S = 1800.0  # positives of one camera further apart than this are separate fires
+# A frame stands for at most this many patrol looks: when the next frame is later, what the camera saw in
+# between is unknown, and looking at one frame longer would let its score vote more often than it did.
+MAX_LOOKS_PER_FRAME = 4
+_TIME_NAME = re.compile(r"^(\d{8})[T._-]?(\d{6})")
 
 
 class LayoutError(ValueError):
@@ -132,6 +145,14 @@ class _Watcher:
         self.at += seconds
         self.predictor.expire(self.at)
 
+    def look_at(self, path: Path, at: float) -> list[AlertState]:
+        """A look at the frame's own time (a timeline replay); time passing since the last look ends
+        alerts and learns waiting looks as it would on the edge."""
+        if at > self.at:
+            self.predictor.expire(at)
+        self.at = at
+        return self.look(path, 0.0)
+
     def reference(self) -> ReferenceInput | None:
         spec = getattr(self.detector, "reference", None)
         first = spec.first_looks if spec is not None else None
@@ -181,6 +202,95 @@ def _score(
     return np.array(decisions, bool), np.array(scores, float), spent, answers
 
 
+def frame_time(path: Path) -> float | None:
+    """When a frame was taken, from a leading `YYYYMMDD-HHMMSS` in its name (UTC epoch seconds); None
+    when the name carries no valid time."""
+    m = _TIME_NAME.match(path.name)
+    if m is None:
+        return None
+    try:
+        taken = datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return taken.timestamp()
+
+
+@dataclass
+class _Fire:
+    """One run of a camera's positives, and when the replay alerted on it."""
+
+    frames: list[tuple[float, Path]]
+    looks: int = 0
+    alerted_at: float | None = None
+    looks_to_alert: int | None = None
+
+    @property
+    def start(self) -> float:
+        return self.frames[0][0]
+
+    @property
+    def end(self) -> float:
+        return self.frames[-1][0]
+
+    def report(self) -> dict[str, Any]:
+        first = self.frames[0][1].name
+        return {
+            "first_frame": first,
+            "start": datetime.fromtimestamp(self.start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "frames": len(self.frames),
+            "minutes": round((self.end - self.start) / 60.0, 1),
+            "alerted": self.alerted_at is not None,
+            "looks_to_alert": self.looks_to_alert,
+            "minutes_to_alert": None if self.alerted_at is None else round((self.alerted_at - self.start) / 60.0, 1),
+        }
+
+
+def _timeline(cam: CameraFolder) -> tuple[list[tuple[float, Path, bool]], list[_Fire]] | None:
+    """The camera's frames in time order (time, path, positive) and its fires; None unless every
+    negative and positive is named with its time."""
+    frames = []
+    for paths, positive in ((cam.negatives, False), (cam.positives, True)):
+        for path in paths:
+            at = frame_time(path)
+            if at is None:
+                return None
+            frames.append((at, path, positive))
+    frames.sort(key=lambda f: (f[0], f[1].name))
+    fires: list[_Fire] = []
+    for at, path, positive in frames:
+        if not positive:
+            continue
+        if fires and at - fires[-1].end < FIRE_GAP_S:
+            fires[-1].frames.append((at, path))
+        else:
+            fires.append(_Fire([(at, path)]))
+    return frames, fires
+
+
+def _replay_timeline(
+    watcher: _Watcher, frames: Sequence[tuple[float, Path, bool]], fires: Sequence[_Fire]
+) -> tuple[int, int]:
+    """Look at each frame every patrol interval until the next one; alerts during a fire (from its first
+    frame to `end_after_s` past its last) are that fire's, the rest false. Returns (quiet looks, false alerts)."""
+    grace = ConfirmConfig().end_after_s
+    quiet_looks = false_alerts = 0
+    for k, (at, path, positive) in enumerate(frames):
+        following = frames[k + 1][0] if k + 1 < len(frames) else at + PATROL_INTERVAL_S
+        looks = int(min(MAX_LOOKS_PER_FRAME, max(1, np.ceil((following - at) / PATROL_INTERVAL_S))))
+        for j in range(looks):
+            now = at + j * PATROL_INTERVAL_S
+            raised = watcher.look_at(path, now).count(AlertState.NEW)
+            fire = next((f for f in fires if f.start <= now <= f.end + grace), None)
+            if fire is None:
+                quiet_looks += 0 if positive else 1
+                false_alerts += raised
+                continue
+            fire.looks += 1
+            if raised and fire.alerted_at is None:
+                fire.alerted_at, fire.looks_to_alert = now, fire.looks
+    return quiet_looks, false_alerts
+
+
 def evaluate_cameras(
     detector: Detector,
     hazard: Hazard,
@@ -205,6 +315,7 @@ def evaluate_cameras(
     per_camera: dict[str, dict[str, Any]] = {}
     quiet_looks = false_alerts = plumes = plumes_alerted = 0
     looks_to_alert: list[int] = []
+    fires: list[dict[str, Any]] = []
     for cam in read_layout(root):
         watcher = _Watcher(detector, hazard, cam.camera_id, root / cam.camera_id, policy, zoom)
         for path in cam.reference:
@@ -231,13 +342,25 @@ def evaluate_cameras(
         cold_neg.append(cn)
         pos_scores.append(sp)
         neg_scores.append(sn)
-        # Event level: the same camera keeps watching, first quiet looks, then the hazard.
-        alerts_quiet = sum(watcher.look(p, PATROL_INTERVAL_S).count(AlertState.NEW) for p in cam.negatives)
-        watcher.idle(3600.0)  # an hour without looks ends whatever the quiet looks raised
-        first = next(
-            (k + 1 for k, p in enumerate(cam.positives) if AlertState.NEW in watcher.look(p, PATROL_INTERVAL_S)), None
-        )
-        quiet_looks += len(cam.negatives)
+        # Event level: the same camera keeps watching, along its own timeline when its frames carry their
+        # times, else first the quiet looks, then the hazard.
+        timeline = _timeline(cam)
+        cam_fires: list[_Fire] = []
+        if timeline is not None:
+            frames, cam_fires = timeline
+            watcher.idle(3600.0)
+            cam_quiet, alerts_quiet = _replay_timeline(watcher, frames, cam_fires)
+            first = cam_fires[0].looks_to_alert if cam_fires else None
+            fires += [{"camera": cam.camera_id, **f.report()} for f in cam_fires]
+        else:
+            cam_quiet = len(cam.negatives)
+            alerts_quiet = sum(watcher.look(p, PATROL_INTERVAL_S).count(AlertState.NEW) for p in cam.negatives)
+            watcher.idle(3600.0)  # an hour without looks ends whatever the quiet looks raised
+            first = next(
+                (k + 1 for k, p in enumerate(cam.positives) if AlertState.NEW in watcher.look(p, PATROL_INTERVAL_S)),
+                None,
+            )
+        quiet_looks += cam_quiet
         false_alerts += alerts_quiet
         if cam.positives:
             looks_to_alert.append(first if first is not None else -1)
@@ -251,6 +374,9 @@ def evaluate_cameras(
             "false_alerts": alerts_quiet,
             "looks_to_alert": first,
             "alerted_when_it_stays": sum(stayed),
+            "timeline": timeline is not None,
+            "fires": len(cam_fires),
+            "fires_alerted": sum(f.alerted_at is not None for f in cam_fires),
         }
     out: dict[str, Any] = dict(confusion(np.concatenate(all_pos), np.concatenate(all_neg)))
     with_ref = any(v["reference_in_use"] for v in per_camera.values())
@@ -272,7 +398,14 @@ def evaluate_cameras(
         "positives_looked_at_for_a_window": plumes,
         "positives_alerted": plumes_alerted,
         "positive_event_recall": round(plumes_alerted / plumes, 4) if plumes else None,
+        "fires": fires,
+        "fires_alerted": sum(f["alerted"] for f in fires),
+        "median_minutes_to_alert": _median([f["minutes_to_alert"] for f in fires if f["alerted"]]),
     }
     out["per_camera"] = per_camera
     out["_scores"] = (np.concatenate(pos_scores), np.concatenate(neg_scores))
     return out
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return round(float(np.median(values)), 1) if values else None

@@ -177,3 +177,44 @@ def test_eval_zoom_band_needs_cameras_a_model_that_zooms_and_a_real_band(tmp_pat
     no_zoom = refused("fire", "--model", str(DEMO), "--cameras", str(root), "--zoom-band", "0.3", "0.8")
     assert "no reference.zoom" in no_zoom
     assert "band must be" in refused("smoke", "--cameras", str(root), "--zoom-band", "0.5", "0.55")
+
+
+def _stamped(folder: Path, when: str, red: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    img = np.full((240, 320, 3), 90, np.uint8)
+    if red:
+        cv2.rectangle(img, (60, 40), (200, 180), (0, 0, 255), -1)
+    cv2.imwrite(str(folder / f"{when}_cam.png"), img)
+
+
+def test_eval_cameras_replays_a_camera_named_by_time_along_its_own_timeline(tmp_path):
+    """Frames named with their times are replayed in time order, each looked at every 30 s until the next:
+    a fire's minutes to alert are measured from its first frame, quiet looks between fires count as quiet."""
+    root = tmp_path / "cams"
+    cam = root / "cam-1"
+    for minute in range(0, 10):  # quiet from 12:00, a frame a minute
+        _stamped(cam / "negatives", f"20180725-12{minute:02d}00", red=False)
+    for minute in range(10, 13):  # fire A from 12:10: flagged at once
+        _stamped(cam / "positives", f"20180725-12{minute:02d}00", red=True)
+    for minute in range(13, 20):
+        _stamped(cam / "negatives", f"20180725-12{minute:02d}00", red=False)
+    _stamped(cam / "positives", "20180725-150000", red=False)  # fire B: its first minute too faint to flag
+    for minute in range(1, 4):
+        _stamped(cam / "positives", f"20180725-15{minute:02d}00", red=True)
+    cli = [sys.executable, "-m", "hazardwatch.cli", "models", "eval", "fire", "--model", str(DEMO), "--json"]
+    out = subprocess.run([*cli, "--cameras", str(root)], capture_output=True, text=True, check=True, cwd=ROOT)
+    events = json.loads(out.stdout)["events"]
+    first, second = events["fires"]
+    assert (first["start"], first["frames"], first["alerted"]) == ("2018-07-25T12:10:00Z", 3, True)
+    # two looks a frame, 3 of 5 votes: the third look, a minute after the first frame
+    assert (first["looks_to_alert"], first["minutes_to_alert"]) == (3, 1.0)
+    assert (second["start"], second["looks_to_alert"], second["minutes_to_alert"]) == ("2018-07-25T15:00:00Z", 5, 2.0)
+    assert events["fires_alerted"] == 2 and events["median_minutes_to_alert"] == 1.5
+    # quiet looks: two a frame, but the looks up to end_after_s (120 s) after fire A's last frame are the
+    # fire's (12:13:00-12:14:00), and the frame before fire B stands for at most 4 looks (the gap is hours)
+    assert events["false_alerts"] == 0 and events["quiet_looks"] == 2 * 10 + 1 + 2 * 4 + 4
+    # one frame without a time: the camera is replayed in name order, as before
+    _stamped(cam / "negatives", "noon", red=False)
+    out = subprocess.run([*cli, "--cameras", str(root)], capture_output=True, text=True, check=True, cwd=ROOT)
+    res = json.loads(out.stdout)
+    assert res["events"]["fires"] == [] and res["per_camera"]["cam-1"]["timeline"] is False
