@@ -163,6 +163,24 @@ def _review_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_stamps(args: argparse.Namespace) -> int:
+    import cv2
+
+    from hazardwatch.models.stamps import TEMPLATES, write_stamps
+
+    cv2.setNumThreads(1)
+    here = TEMPLATES.parent
+    labels = [Path(p) for p in args.labels] if args.labels else [here / "boxes.txt", here / "boxes-validation.txt"]
+    templates = Path(args.templates) if args.templates else TEMPLATES
+    try:
+        summary = write_stamps(Path(args.data), Path(args.out), labels, templates, learn=args.learn)
+    except (OSError, ValueError) as exc:
+        print(f"read-stamps: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from hazardwatch.models.evaluate import DEFAULT_MODELS, MODELS_DIR, evaluate_folders, load_detector, plot_pr
 
@@ -359,6 +377,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rs.add_argument("--boxes", action="append", default=[], help=BOXES_HELP + "; shown as positives with their box")
     rs.add_argument("--out", required=True, help="path prefix of the sheets (-0.png, -1.png ...) and index (.tsv)")
     rs.set_defaults(func=_review_sheet)
+
+    st = sub.add_parser("read-stamps", help="read the time stamp of every HPWREN smoke frame (template matching)")
+    st.add_argument("--data", required=True, help="folder holding smoke/ and unlabeled_hpwren/")
+    st.add_argument("--out", required=True, help="list to write, e.g. models/smoke-hpwren/stamps.txt")
+    st.add_argument(
+        "--labels",
+        action="append",
+        help="lists of frames with a human-read time (default: boxes.txt, boxes-validation.txt)",
+    )
+    st.add_argument("--templates", help="digit templates (default: models/smoke-hpwren/stamp-digits.npz)")
+    st.add_argument("--learn", action="store_true", help="learn the templates from --labels and write them first")
+    st.set_defaults(func=_read_stamps)
 
     ev = sub.add_parser("eval", help="measure a model on folders of positives and negatives, as the edge runs it")
     ev.add_argument("hazard", choices=(*HAZARDS, "fire"))
