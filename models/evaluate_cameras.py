@@ -236,7 +236,7 @@ class _Fire:
         first = self.frames[0][1].name
         return {
             "first_frame": first,
-            "start": datetime.fromtimestamp(self.start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "start": datetime.fromtimestamp(self.start, UTC).strftime("%Y-%m-%dT%H:%M:%S"),  # as named
             "frames": len(self.frames),
             "minutes": round((self.end - self.start) / 60.0, 1),
             "alerted": self.alerted_at is not None,

@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import onnx
 from hazardwatch.models.data import Review, Sample
 
 if TYPE_CHECKING:
+    from hazardwatch.edge.detect import Detector
     from hazardwatch.models.smoke_reference import Embedded, Projection
 
 from hazardwatch.manifest import sha256_file
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 REFERENCE_NAMES = ("reference", "embedding", "adapted")
 LAYOUT_FILE = "validation-cameras.txt"
+STAMPS_FILE = "stamps.txt"  # every frame's time, read off its stamp (`models read-stamps`)
 # Quiet frames a validation camera watches first: more than the edge's min_looks (16), because a frame
 # the cold path finds suspicious is not learnt, and a camera short of min_looks would stay cold.
 VALIDATION_REFERENCE_LOOKS = 20
@@ -104,16 +107,53 @@ def warming_layout(lines: Sequence[str], frames: int = WARMUP_CAMERA_FRAMES) -> 
     return kept
 
 
-def build_layout(lines: Sequence[str], data_root: Path, out: Path) -> Path:
-    """ROOT/<camera>/<role>/ of symbolic links to the shared frames, for `models eval --cameras`."""
+def timeline_layout(lines: Sequence[str], times: Mapping[str, datetime]) -> list[str]:
+    """The camera layout as each validation camera's own day: no reference learnt beforehand, every quiet
+    frame a negative and every plume a positive, only frames whose time is known (`stamps.txt`). Named with
+    their times by `build_layout`, they are replayed in the order they were taken: a camera connected at
+    its first frame learns its normal from the quiet hour before its fire, then meets the fire's first
+    minutes (`models eval --cameras` `events.fires`)."""
+    kept = []
+    for line in lines:
+        camera, role, rel = line.split("\t")
+        if Path(rel).name in times:
+            kept.append(f"{camera}\t{'positives' if role == 'positives' else 'negatives'}\t{rel}")
+    return kept
+
+
+def build_layout(lines: Sequence[str], data_root: Path, out: Path, times: Mapping[str, datetime] | None = None) -> Path:
+    """ROOT/<camera>/<role>/ of symbolic links to the shared frames, for `models eval --cameras`; with
+    `times`, each positive and negative is named `YYYYMMDD-HHMMSS_<name>` so it is replayed in time order."""
     if out.exists():
         shutil.rmtree(out)
     for line in lines:
         camera, role, rel = line.split("\t")
         folder = out / camera / role
         folder.mkdir(parents=True, exist_ok=True)
-        os.symlink((data_root / rel).resolve(), folder / Path(rel).name)
+        name = Path(rel).name
+        if times is not None and role != "reference":
+            name = f"{times[name]:%Y%m%d-%H%M%S}_{name}"
+        os.symlink((data_root / rel).resolve(), folder / name)
     return out
+
+
+def timeline_figures(detector: Detector, layout: Path, prefix: str = "reference_timeline") -> dict[str, Any]:
+    """Each validation camera's day replayed through the edge's predictor from its first frame (a layout
+    of `timeline_layout`): its fires alerted, minutes from a fire's first frame to the alert, false alerts."""
+    from hazardwatch.contract import Hazard
+    from hazardwatch.models.evaluate_cameras import evaluate_cameras
+
+    events = evaluate_cameras(detector, Hazard.SMOKE, layout)["events"]
+    minutes = [f["minutes_to_alert"] for f in events["fires"]]
+    log.info("timeline: %s", [(f["camera"], f["start"], f["minutes_to_alert"]) for f in events["fires"]])
+    return {
+        f"{prefix}_fires": len(minutes),
+        f"{prefix}_fires_alerted": events["fires_alerted"],
+        f"{prefix}_median_minutes_to_alert": events["median_minutes_to_alert"] or -1,
+        f"{prefix}_max_minutes_to_alert": max((m for m in minutes if m is not None), default=-1),
+        f"{prefix}_quiet_looks": events["quiet_looks"],
+        f"{prefix}_false_alerts_per_1000_quiet_looks": events["false_alerts_per_1000_quiet_looks"],
+    }
 
 
 def _embedded(
@@ -303,7 +343,10 @@ def train_smoke_reference(
     n_boxed = sum(s.path.name in review.boxed for s in everything)
     log.info(
         "reference head: %d training frames (%d positives), %d validation frames; %d frames boxed by a reviewer",
-        len(train), sum(s.positive for s in train), len(val), n_boxed,
+        len(train),
+        sum(s.positive for s in train),
+        len(val),
+        n_boxed,
     )
 
     learn = {} if fine_projection == "pca" else {sr.FINE.name: fine_projection}
@@ -330,8 +373,7 @@ def train_smoke_reference(
     # its own (never under a longer step's), so the first minutes of a camera are not spent on the cold
     # path alone.
     warming_pairs = [
-        sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive, looks=looks)[:2]
-        for looks in WARMUP_LOOKS
+        sr.score_pairs(head, everything, data, val_idx, val_pool & ~positive, looks=looks)[:2] for looks in WARMUP_LOOKS
     ]
     picks = [max(threshold, _operating_threshold(labels_, scores_, WARMUP_FPR)) for scores_, labels_ in warming_pairs]
     warmup = []
@@ -395,6 +437,14 @@ def train_smoke_reference(
         figures[f"reference_zoom_cameras_{key}"] = zoomed[key]
     warming_events = warming["events"]
     figures["reference_warmup_false_alerts_per_1000_quiet_looks"] = warming_events["false_alerts_per_1000_quiet_looks"]
+    stamps = model_dir / STAMPS_FILE
+    if stamps.is_file():
+        from hazardwatch.models.stamps import read_times
+
+        days = build_layout(
+            timeline_layout(layout_lines, (times := read_times(stamps))), data_root, work_dir / "days", times
+        )
+        figures.update(timeline_figures(OnnxDetector(split_manifest, threads=1), days))
     log.info("view-disjoint figures: %s", figures)
 
     # 2. the shipped head: the same recipe on every view group (the fitted projection stays the training

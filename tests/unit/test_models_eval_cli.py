@@ -205,10 +205,10 @@ def test_eval_cameras_replays_a_camera_named_by_time_along_its_own_timeline(tmp_
     out = subprocess.run([*cli, "--cameras", str(root)], capture_output=True, text=True, check=True, cwd=ROOT)
     events = json.loads(out.stdout)["events"]
     first, second = events["fires"]
-    assert (first["start"], first["frames"], first["alerted"]) == ("2018-07-25T12:10:00Z", 3, True)
+    assert (first["start"], first["frames"], first["alerted"]) == ("2018-07-25T12:10:00", 3, True)
     # two looks a frame, 3 of 5 votes: the third look, a minute after the first frame
     assert (first["looks_to_alert"], first["minutes_to_alert"]) == (3, 1.0)
-    assert (second["start"], second["looks_to_alert"], second["minutes_to_alert"]) == ("2018-07-25T15:00:00Z", 5, 2.0)
+    assert (second["start"], second["looks_to_alert"], second["minutes_to_alert"]) == ("2018-07-25T15:00:00", 5, 2.0)
     assert events["fires_alerted"] == 2 and events["median_minutes_to_alert"] == 1.5
     # quiet looks: two a frame, but the looks up to end_after_s (120 s) after fire A's last frame are the
     # fire's (12:13:00-12:14:00), and the frame before fire B stands for at most 4 looks (the gap is hours)
