@@ -206,6 +206,44 @@ def test_smoke_reference_zoom_on_the_validation_cameras(shared_data, tmp_path):
     assert res["events"]["false_alerts_per_1000_quiet_looks"] <= 5
 
 
+@pytest.mark.timeout(900)
+def test_smoke_on_each_validation_cameras_day_from_its_first_frame(shared_data, tmp_path):
+    """Each validation camera's own day (times read off the frames' stamps, stamps.txt) replayed through the
+    edge's predictor from its first frame: the camera learns its normal from the quiet hour before its fire,
+    then meets the fire's first minutes. The shipped head alerts on at least as many fires as the split head
+    did on views it never saw (the manifest's reference_timeline_*), without more false alerts than it had."""
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.models.stamps import read_times
+    from hazardwatch.models.train_reference import (
+        LAYOUT_FILE,
+        STAMPS_FILE,
+        build_layout,
+        timeline_figures,
+        timeline_layout,
+    )
+
+    manifest = MODELS / "smoke-hpwren" / "smoke-hpwren-int8.json"
+    m = read_manifest(manifest)
+    times = read_times(manifest.parent / STAMPS_FILE)
+    lines = timeline_layout((manifest.parent / LAYOUT_FILE).read_text().splitlines(), times)
+    if not all((shared_data / line.split("\t")[2]).is_file() for line in lines):
+        pytest.skip("frames of validation-cameras.txt missing under ../shared/data")
+    got = timeline_figures(
+        OnnxDetector(manifest, threads=1), build_layout(lines, shared_data, tmp_path / "days", times)
+    )
+    want = {k: v for k, v in m.metrics.items() if k.startswith("reference_timeline_")}
+    assert got["reference_timeline_fires"] == want["reference_timeline_fires"] >= 6
+    assert got["reference_timeline_quiet_looks"] == want["reference_timeline_quiet_looks"]
+    assert got["reference_timeline_fires_alerted"] >= want["reference_timeline_fires_alerted"]
+    assert got["reference_timeline_median_minutes_to_alert"] <= max(
+        10.0, want["reference_timeline_median_minutes_to_alert"]
+    )
+    slack = 1000.0 / got["reference_timeline_quiet_looks"]  # one false alert more than the split head's
+    assert got["reference_timeline_false_alerts_per_1000_quiet_looks"] <= (
+        want["reference_timeline_false_alerts_per_1000_quiet_looks"] + slack
+    )
+
+
 def test_waterlogging_ships_disabled_by_default():
     """90 of 101 non-flood frames from other countries alarmed: it runs only where a site names it."""
     from hazardwatch.demo import shipped_models
