@@ -14,10 +14,11 @@ for one vote window on its own (`events.positives_alerted`): a hazard that stays
 alerted on or missed at the event level, whatever the other frames of its camera show.
 
 When every frame of a camera's `negatives/` and `positives/` is named with the time it was taken
-(`YYYYMMDD-HHMMSS...`, also `T`, `.` or `_` between; UTC), the event replay is that camera's own timeline
-instead: its frames in time order, each looked at every patrol interval until the next frame (at most
-`MAX_LOOKS_PER_FRAME` looks), so a fire's first faint minutes come before its big plume as they did, and
-the figure a duty officer cares about is measured: minutes from a fire's first frame to its alert
+(`YYYYMMDD-HHMMSS...`, also `T`, `.` or `_` between; any one clock, only differences count), the event
+replay is that camera's own timeline instead: its frames in time order, each looked at every patrol
+interval until the next frame (at most `MAX_LOOKS_PER_FRAME` looks), so a fire's first faint minutes come
+before its big plume as they did, and the figure a duty officer cares about is measured: minutes from a
+fire's first frame to its alert
 (`events.fires`; a fire is a run of positives less than `FIRE_GAP_S` apart). With `zoom`,
 every camera looks at its horizon band closer as an edge camera configured so would (its crops learn
 references of their own, edge/detect/zoom.py).
@@ -203,8 +204,8 @@ def _score(
 
 
 def frame_time(path: Path) -> float | None:
-    """When a frame was taken, from a leading `YYYYMMDD-HHMMSS` in its name (UTC epoch seconds); None
-    when the name carries no valid time."""
+    """When a frame was taken, from a leading `YYYYMMDD-HHMMSS` in its name (seconds, the name's clock read
+    as UTC); None when the name carries no valid time."""
     m = _TIME_NAME.match(path.name)
     if m is None:
         return None
