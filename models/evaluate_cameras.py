@@ -224,6 +224,9 @@ class _Fire:
     looks: int = 0
     alerted_at: float | None = None
     looks_to_alert: int | None = None
+    # When a look during the fire first carried an alert of the camera, its own or one already open (raised
+    # on something else before the fire: the fire's regions then reach the duty officer in that alert).
+    shown_at: float | None = None
 
     @property
     def start(self) -> float:
@@ -242,8 +245,13 @@ class _Fire:
             "minutes": round((self.end - self.start) / 60.0, 1),
             "alerted": self.alerted_at is not None,
             "looks_to_alert": self.looks_to_alert,
-            "minutes_to_alert": None if self.alerted_at is None else round((self.alerted_at - self.start) / 60.0, 1),
+            "minutes_to_alert": _minutes(self.alerted_at, self.start),
+            "minutes_to_an_open_alert": _minutes(self.shown_at, self.start),
         }
+
+
+def _minutes(at: float | None, start: float) -> float | None:
+    return None if at is None else round((at - start) / 60.0, 1)
 
 
 def _timeline(cam: CameraFolder) -> tuple[list[tuple[float, Path, bool]], list[_Fire]] | None:
@@ -270,26 +278,31 @@ def _timeline(cam: CameraFolder) -> tuple[list[tuple[float, Path, bool]], list[_
 
 def _replay_timeline(
     watcher: _Watcher, frames: Sequence[tuple[float, Path, bool]], fires: Sequence[_Fire]
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Look at each frame every patrol interval until the next one; alerts during a fire (from its first
-    frame to `end_after_s` past its last) are that fire's, the rest false. Returns (quiet looks, false alerts)."""
+    frame to `end_after_s` past its last) are that fire's, the rest false. Returns (quiet looks, false alerts,
+    quiet looks that carried an alert: how long the false ones stayed open)."""
     grace = ConfirmConfig().end_after_s
-    quiet_looks = false_alerts = 0
+    quiet_looks = false_alerts = alerting = 0
     for k, (at, path, positive) in enumerate(frames):
         following = frames[k + 1][0] if k + 1 < len(frames) else at + PATROL_INTERVAL_S
         looks = int(min(MAX_LOOKS_PER_FRAME, max(1, np.ceil((following - at) / PATROL_INTERVAL_S))))
         for j in range(looks):
             now = at + j * PATROL_INTERVAL_S
-            raised = watcher.look_at(path, now).count(AlertState.NEW)
+            states = watcher.look_at(path, now)
+            raised = states.count(AlertState.NEW)
             fire = next((f for f in fires if f.start <= now <= f.end + grace), None)
             if fire is None:
                 quiet_looks += 0 if positive else 1
                 false_alerts += raised
+                alerting += bool(set(states) & {AlertState.NEW, AlertState.UPDATE}) and not positive
                 continue
             fire.looks += 1
             if raised and fire.alerted_at is None:
                 fire.alerted_at, fire.looks_to_alert = now, fire.looks
-    return quiet_looks, false_alerts
+            if fire.shown_at is None and set(states) & {AlertState.NEW, AlertState.UPDATE}:
+                fire.shown_at = now
+    return quiet_looks, false_alerts, alerting
 
 
 def evaluate_cameras(
@@ -314,7 +327,7 @@ def evaluate_cameras(
     neg_scores: list[np.ndarray] = []
     spent, n_frames = 0.0, 0
     per_camera: dict[str, dict[str, Any]] = {}
-    quiet_looks = false_alerts = plumes = plumes_alerted = 0
+    quiet_looks = false_alerts = plumes = plumes_alerted = quiet_alerting = 0
     looks_to_alert: list[int] = []
     fires: list[dict[str, Any]] = []
     for cam in read_layout(root):
@@ -350,7 +363,8 @@ def evaluate_cameras(
         if timeline is not None:
             frames, cam_fires = timeline
             watcher.idle(3600.0)
-            cam_quiet, alerts_quiet = _replay_timeline(watcher, frames, cam_fires)
+            cam_quiet, alerts_quiet, alerting = _replay_timeline(watcher, frames, cam_fires)
+            quiet_alerting += alerting
             first = cam_fires[0].looks_to_alert if cam_fires else None
             fires += [{"camera": cam.camera_id, **f.report()} for f in cam_fires]
         else:
@@ -401,6 +415,8 @@ def evaluate_cameras(
         "positive_event_recall": round(plumes_alerted / plumes, 4) if plumes else None,
         "fires": fires,
         "fires_alerted": sum(f["alerted"] for f in fires),
+        "fires_in_an_open_alert": sum(f["minutes_to_an_open_alert"] is not None for f in fires),
+        "quiet_looks_in_a_false_alert": quiet_alerting,
         "median_minutes_to_alert": _median([f["minutes_to_alert"] for f in fires if f["alerted"]]),
     }
     out["per_camera"] = per_camera

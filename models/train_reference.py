@@ -145,14 +145,19 @@ def timeline_figures(detector: Detector, layout: Path, prefix: str = "reference_
 
     events = evaluate_cameras(detector, Hazard.SMOKE, layout)["events"]
     minutes = [f["minutes_to_alert"] for f in events["fires"]]
-    log.info("timeline: %s", [(f["camera"], f["start"], f["minutes_to_alert"]) for f in events["fires"]])
+    log.info(
+        "timeline: %s",
+        [(f["camera"], f["start"], f["minutes_to_alert"], f["minutes_to_an_open_alert"]) for f in events["fires"]],
+    )
     return {
         f"{prefix}_fires": len(minutes),
         f"{prefix}_fires_alerted": events["fires_alerted"],
         f"{prefix}_median_minutes_to_alert": events["median_minutes_to_alert"] or -1,
         f"{prefix}_max_minutes_to_alert": max((m for m in minutes if m is not None), default=-1),
+        f"{prefix}_fires_in_an_open_alert": events["fires_in_an_open_alert"],
         f"{prefix}_quiet_looks": events["quiet_looks"],
         f"{prefix}_false_alerts_per_1000_quiet_looks": events["false_alerts_per_1000_quiet_looks"],
+        f"{prefix}_quiet_looks_in_a_false_alert": events["quiet_looks_in_a_false_alert"],
     }
 
 

@@ -210,6 +210,8 @@ def test_eval_cameras_replays_a_camera_named_by_time_along_its_own_timeline(tmp_
     assert (first["looks_to_alert"], first["minutes_to_alert"]) == (3, 1.0)
     assert (second["start"], second["looks_to_alert"], second["minutes_to_alert"]) == ("2018-07-25T15:00:00", 5, 2.0)
     assert events["fires_alerted"] == 2 and events["median_minutes_to_alert"] == 1.5
+    assert second["minutes_to_an_open_alert"] == 2.0 and events["fires_in_an_open_alert"] == 2
+    assert events["quiet_looks_in_a_false_alert"] == 0
     # quiet looks: two a frame, but the looks up to end_after_s (120 s) after fire A's last frame are the
     # fire's (12:13:00-12:14:00), and the frame before fire B stands for at most 4 looks (the gap is hours)
     assert events["false_alerts"] == 0 and events["quiet_looks"] == 2 * 10 + 1 + 2 * 4 + 4
@@ -218,3 +220,21 @@ def test_eval_cameras_replays_a_camera_named_by_time_along_its_own_timeline(tmp_
     out = subprocess.run([*cli, "--cameras", str(root)], capture_output=True, text=True, check=True, cwd=ROOT)
     res = json.loads(out.stdout)
     assert res["events"]["fires"] == [] and res["per_camera"]["cam-1"]["timeline"] is False
+
+
+def test_a_fire_that_starts_while_a_false_alert_is_open_is_shown_in_it_not_alerted_anew(tmp_path):
+    """A camera alerting on something else when its fire starts: no alert of the fire's own (the vote is per
+    camera and zone), but the open alert carries the fire's looks to the duty officer from its first frame."""
+    root = tmp_path / "cams"
+    cam = root / "cam-1"
+    for minute in range(0, 4):  # a red thing that is no fire: a false alert opens at 12:01
+        _stamped(cam / "negatives", f"20180725-12{minute:02d}00", red=True)
+    for minute in range(4, 7):
+        _stamped(cam / "positives", f"20180725-12{minute:02d}00", red=True)
+    cli = [sys.executable, "-m", "hazardwatch.cli", "models", "eval", "fire", "--model", str(DEMO), "--json"]
+    out = subprocess.run([*cli, "--cameras", str(root)], capture_output=True, text=True, check=True, cwd=ROOT)
+    events = json.loads(out.stdout)["events"]
+    (fire,) = events["fires"]
+    assert fire["alerted"] is False and fire["minutes_to_an_open_alert"] == 0.0
+    assert events["false_alerts"] == 1 and events["fires_in_an_open_alert"] == 1
+    assert events["quiet_looks_in_a_false_alert"] == 6  # 12:01:00 to 12:03:30
