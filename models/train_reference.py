@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 REFERENCE_NAMES = ("reference", "embedding", "adapted")
 LAYOUT_FILE = "validation-cameras.txt"
 STAMPS_FILE = "stamps.txt"  # every frame's time, read off its stamp (`models read-stamps`)
+DAYS_FILE = "validation-days.txt"  # each validation camera's day, the frames in it (`timeline_layout`)
 # Quiet frames a validation camera watches first: more than the edge's min_looks (16), because a frame
 # the cold path finds suspicious is not learnt, and a camera short of min_looks would stay cold.
 VALIDATION_REFERENCE_LOOKS = 20
@@ -446,9 +447,10 @@ def train_smoke_reference(
     if stamps.is_file():
         from hazardwatch.models.stamps import read_times
 
-        days = build_layout(
-            timeline_layout(layout_lines, (times := read_times(stamps))), data_root, work_dir / "days", times
-        )
+        times = read_times(stamps)
+        day_lines = timeline_layout(layout_lines, times)
+        (model_dir / DAYS_FILE).write_text("\n".join(day_lines) + "\n", encoding="utf-8")
+        days = build_layout(day_lines, data_root, work_dir / "days", times)
         figures.update(timeline_figures(OnnxDetector(split_manifest, threads=1), days))
     log.info("view-disjoint figures: %s", figures)
 

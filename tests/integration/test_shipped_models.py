@@ -208,40 +208,30 @@ def test_smoke_reference_zoom_on_the_validation_cameras(shared_data, tmp_path):
 
 @pytest.mark.timeout(900)
 def test_smoke_on_each_validation_cameras_day_from_its_first_frame(shared_data, tmp_path):
-    """Each validation camera's own day (times read off the frames' stamps, stamps.txt) replayed through the
-    edge's predictor from its first frame: the camera learns its normal from the quiet hour before its fire,
-    then meets the fire's first minutes. The shipped head alerts on at least as many fires as the split head
-    did on views it never saw (the manifest's reference_timeline_*), without more false alerts than it had."""
+    """Each validation camera's own day (validation-days.txt: its frames in the order their stamps say,
+    stamps.txt) replayed through the edge's predictor from its first frame: the camera learns its normal from
+    the quiet hour before its fire, then meets the fire's first minutes. A regression guard on the shipped
+    head with the figures measured when the replay was added (smoke 1.10.0, 2026-12-05: 4 of 7 fires alerted
+    on their own, 6 of 7 reach the duty officer in an alert, median 6.5 minutes, 6 false alerts in 754 quiet
+    looks; docs/models.md, *A camera's day*). The shipped head trained on these views, so this is not what an
+    unseen camera can expect: the view-disjoint figures are the split head's, in docs/models.md."""
     from hazardwatch.edge.detect.onnx_detector import OnnxDetector
     from hazardwatch.models.stamps import read_times
-    from hazardwatch.models.train_reference import (
-        LAYOUT_FILE,
-        STAMPS_FILE,
-        build_layout,
-        timeline_figures,
-        timeline_layout,
-    )
+    from hazardwatch.models.train_reference import DAYS_FILE, STAMPS_FILE, build_layout, timeline_figures
 
     manifest = MODELS / "smoke-hpwren" / "smoke-hpwren-int8.json"
-    m = read_manifest(manifest)
     times = read_times(manifest.parent / STAMPS_FILE)
-    lines = timeline_layout((manifest.parent / LAYOUT_FILE).read_text().splitlines(), times)
+    lines = (manifest.parent / DAYS_FILE).read_text().splitlines()
     if not all((shared_data / line.split("\t")[2]).is_file() for line in lines):
-        pytest.skip("frames of validation-cameras.txt missing under ../shared/data")
-    got = timeline_figures(
-        OnnxDetector(manifest, threads=1), build_layout(lines, shared_data, tmp_path / "days", times)
-    )
-    want = {k: v for k, v in m.metrics.items() if k.startswith("reference_timeline_")}
-    assert got["reference_timeline_fires"] == want["reference_timeline_fires"] >= 6
-    assert got["reference_timeline_quiet_looks"] == want["reference_timeline_quiet_looks"]
-    assert got["reference_timeline_fires_alerted"] >= want["reference_timeline_fires_alerted"]
-    assert got["reference_timeline_median_minutes_to_alert"] <= max(
-        10.0, want["reference_timeline_median_minutes_to_alert"]
-    )
-    slack = 1000.0 / got["reference_timeline_quiet_looks"]  # one false alert more than the split head's
-    assert got["reference_timeline_false_alerts_per_1000_quiet_looks"] <= (
-        want["reference_timeline_false_alerts_per_1000_quiet_looks"] + slack
-    )
+        pytest.skip("frames of validation-days.txt missing under ../shared/data")
+    assert all(line.split("\t")[2].rsplit("/", 1)[-1] in times for line in lines)
+    days = build_layout(lines, shared_data, tmp_path / "days", times)
+    got = timeline_figures(OnnxDetector(manifest, threads=1), days)
+    assert got["reference_timeline_fires"] == 7 and got["reference_timeline_quiet_looks"] == 754
+    assert got["reference_timeline_fires_alerted"] >= 4
+    assert got["reference_timeline_fires_in_an_open_alert"] >= 6
+    assert 0 <= got["reference_timeline_median_minutes_to_alert"] <= 10.0
+    assert got["reference_timeline_false_alerts_per_1000_quiet_looks"] <= 8.0 + 1000.0 / 754  # one more at most
 
 
 def test_waterlogging_ships_disabled_by_default():
