@@ -439,6 +439,17 @@ def test_a_camera_still_learning_its_normal_says_so_on_the_health_view(env: Env)
     wait_until(lambda: "Smoke: learning its normal" in row.inner_text(), 5, "the learning note")
     status({"smoke": "warming"})
     wait_until(lambda: "Smoke: still learning its normal" in row.inner_text(), 5, "the warming note")
+    # An alert of that camera says so where the officer judges it: a warming camera finds fewer small plumes and
+    # can alarm on clouds it has not seen yet (docs/models.md, *A camera's day*).
+    env.pub.send(*alert_for("e2/park", env.next_seq(), "smoke", (0.55, 0.62)))
+    inc = wait_until(lambda: env.incident_for("e2/park", "smoke"), 10, "the learning camera's smoke incident")
+    page.click(".tab[data-view='incidents']")
+    page.click(f"li.incident[data-id='{inc['id']}']")
+    note = page.locator("#detail dd.normal-note")
+    note.wait_for()
+    assert "still learning what is normal" in note.inner_text() and "park" in note.inner_text().lower()
+    assert "clouds or haze" in (note.get_attribute("title") or "")
+    page.click(".tab[data-view='health']")
     status({"smoke": "ready"})
     wait_until(lambda: "normal" not in row.inner_text(), 5, "no note once the reference is ready")
     cams = {f"{c['edge_id']}/{c['camera_id']}": c for c in env.central.get("/api/v1/cameras")["items"]}

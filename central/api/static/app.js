@@ -441,6 +441,16 @@ function moreRow(n) {
   return row;
 }
 
+/** The incident's cameras whose model still learns their normal for its hazard: the officer reads their alerts
+ * knowing they find fewer small plumes and may alarm on clouds they have not seen yet. */
+function learningRows(v) {
+  const learning = (v.camera_keys || []).map((k) => S.cameras.get(k))
+    .filter((c) => c && c.normal && c.normal[v.hazard] && c.normal[v.hazard] !== "ready");
+  if (!learning.length) return [];
+  const names = learning.map((c) => c.name || c.camera_id).join(", ");
+  return [el("dt", {}, t("detail.normal")), el("dd.normal-note", { title: t("normal.why") }, t("detail.normal_text", { cameras: names }))];
+}
+
 /** Cameras on raised watch and the warnings in force, while weather is on. */
 function loadWatch() {
   if (!S.weather) return;
@@ -545,6 +555,7 @@ function renderDetail() {
     el("dt", {}, t("detail.confidence")), el("dd.confidence", {}, el("strong", {}, confidenceText(v.confidence ?? v.score_max)),
       el("span.muted", {}, " · ", confidenceMeaning(v, S.calibrated))),
     el("dt", {}, t("detail.alerts_active")), el("dd", {}, String(v.alerts_active ?? 0)),
+    ...learningRows(v),
   );
   const who = [];
   if (v.acknowledged_by) who.push(el("p.who-line", {}, t("detail.acknowledged_by", { who: v.acknowledged_by, at: time(v.acknowledged_at) })));
