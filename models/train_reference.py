@@ -146,6 +146,7 @@ def timeline_figures(detector: Detector, layout: Path, prefix: str = "reference_
 
     events = evaluate_cameras(detector, Hazard.SMOKE, layout)["events"]
     minutes = [f["minutes_to_alert"] for f in events["fires"]]
+    median = events["median_minutes_to_alert"]  # 0.0 is a fire alerted at its first frame; None: none alerted
     log.info(
         "timeline: %s",
         [(f["camera"], f["start"], f["minutes_to_alert"], f["minutes_to_an_open_alert"]) for f in events["fires"]],
@@ -153,7 +154,7 @@ def timeline_figures(detector: Detector, layout: Path, prefix: str = "reference_
     return {
         f"{prefix}_fires": len(minutes),
         f"{prefix}_fires_alerted": events["fires_alerted"],
-        f"{prefix}_median_minutes_to_alert": events["median_minutes_to_alert"] or -1,
+        f"{prefix}_median_minutes_to_alert": -1 if median is None else median,
         f"{prefix}_max_minutes_to_alert": max((m for m in minutes if m is not None), default=-1),
         f"{prefix}_fires_in_an_open_alert": events["fires_in_an_open_alert"],
         f"{prefix}_quiet_looks": events["quiet_looks"],

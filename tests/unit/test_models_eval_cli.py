@@ -238,3 +238,32 @@ def test_a_fire_that_starts_while_a_false_alert_is_open_is_shown_in_it_not_alert
     assert fire["alerted"] is False and fire["minutes_to_an_open_alert"] == 0.0
     assert events["false_alerts"] == 1 and events["fires_in_an_open_alert"] == 1
     assert events["quiet_looks_in_a_false_alert"] == 6  # 12:01:00 to 12:03:30
+
+
+def test_timeline_figures_tell_a_fire_alerted_at_once_from_none_alerted(tmp_path):
+    """`train-reference`'s day figures: the median minutes to alert is -1 only when no fire alerted."""
+    from hazardwatch.edge.detect.onnx_detector import OnnxDetector
+    from hazardwatch.models.train_reference import timeline_figures
+
+    root = tmp_path / "days"
+    cam = root / "cam-1"
+    for minute in range(0, 3):
+        _stamped(cam / "negatives", f"20180725-12{minute:02d}00", red=False)
+    for minute in range(3, 6):  # a fire the model never flags
+        _stamped(cam / "positives", f"20180725-12{minute:02d}00", red=False)
+    missed = timeline_figures(OnnxDetector(DEMO, threads=1), root)
+    assert missed["reference_timeline_fires"] == 1 and missed["reference_timeline_fires_alerted"] == 0
+    assert missed["reference_timeline_median_minutes_to_alert"] == -1
+    for path in (cam / "positives").iterdir():
+        path.unlink()
+    for minute in range(3, 6):
+        _stamped(cam / "positives", f"20180725-12{minute:02d}00", red=True)
+    # the minute before the first boxed frame already shows it (two looks: short of the vote's three), so the
+    # fire alerts at its first frame: 0 minutes, not "none alerted"
+    _stamped(cam / "negatives", "20180725-120200", red=True)
+    found = timeline_figures(OnnxDetector(DEMO, threads=1), root)
+    assert found["reference_timeline_fires_alerted"] == 1
+    assert found["reference_timeline_median_minutes_to_alert"] == 0.0
+    assert found["reference_timeline_max_minutes_to_alert"] == 0.0
+    assert found["reference_timeline_quiet_looks"] == 6
+    assert found["reference_timeline_false_alerts_per_1000_quiet_looks"] == 0
