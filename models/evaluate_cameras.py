@@ -18,10 +18,9 @@ When every frame of a camera's `negatives/` and `positives/` is named with the t
 replay is that camera's own timeline instead: its frames in time order, each looked at every patrol
 interval until the next frame (at most `MAX_LOOKS_PER_FRAME` looks), so a fire's first faint minutes come
 before its big plume as they did, and the figure a duty officer cares about is measured: minutes from a
-fire's first frame to its alert
-(`events.fires`; a fire is a run of positives less than `FIRE_GAP_S` apart). With `zoom`,
-every camera looks at its horizon band closer as an edge camera configured so would (its crops learn
-references of their own, edge/detect/zoom.py).
+fire's first frame to its alert (`events.fires`; a fire is a run of positives less than `FIRE_GAP_S`
+apart). With `zoom`, every camera looks at its horizon band closer as an edge camera configured so would
+(its crops learn references of their own, edge/detect/zoom.py).
 """
 
 from __future__ import annotations
@@ -291,16 +290,17 @@ def _replay_timeline(
             now = at + j * PATROL_INTERVAL_S
             states = watcher.look_at(path, now)
             raised = states.count(AlertState.NEW)
+            carried = raised > 0 or AlertState.UPDATE in states  # this look reached central in an alert
             fire = next((f for f in fires if f.start <= now <= f.end + grace), None)
             if fire is None:
                 quiet_looks += 0 if positive else 1
                 false_alerts += raised
-                alerting += bool(set(states) & {AlertState.NEW, AlertState.UPDATE}) and not positive
+                alerting += carried and not positive
                 continue
             fire.looks += 1
             if raised and fire.alerted_at is None:
                 fire.alerted_at, fire.looks_to_alert = now, fire.looks
-            if fire.shown_at is None and set(states) & {AlertState.NEW, AlertState.UPDATE}:
+            if carried and fire.shown_at is None:
                 fire.shown_at = now
     return quiet_looks, false_alerts, alerting
 

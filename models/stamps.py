@@ -365,18 +365,17 @@ _LABELLED = re.compile(r"\b(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)\b")
 
 
 def read_labels(paths: Iterable[Path]) -> dict[str, datetime]:
-    """File name -> the time a person read off its stamp, from `<file name><TAB>...<TAB><what>` lists
-    (`boxes.txt`): the first `YYYY-MM-DD HH:MM:SS` of the line; lines with none (`#` comments, times given to
+    """File name -> the time a person read off its stamp, from reviewed box lists (`boxes.txt`, read by
+    `models.data.read_boxes`): the first `YYYY-MM-DD HH:MM:SS` of each note; notes with none (times given to
     the minute) are skipped."""
+    from hazardwatch.models.data import read_boxes
+
     out: dict[str, datetime] = {}
     for path in paths:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            name, _, rest = line.partition("\t")
-            found = _LABELLED.search(rest)
+        for name, box in read_boxes(Path(path)).items():
+            found = _LABELLED.search(box.note)
             if found:
-                out[name.strip()] = datetime.strptime(" ".join(found.groups()), "%Y-%m-%d %H:%M:%S")
+                out[name] = datetime.strptime(" ".join(found.groups()), "%Y-%m-%d %H:%M:%S")
     return out
 
 
